@@ -1,0 +1,34 @@
+// A GMainContext with its own thread and loop, so HTTP and teardown work never runs on a
+// streaming thread or on the application's main loop.
+#pragma once
+
+#include <glib.h>
+
+#include <functional>
+#include <string>
+
+namespace wish {
+
+class LoopThread {
+public:
+  explicit LoopThread(const char *name);
+  ~LoopThread();  // stops the loop and joins the thread
+  LoopThread(const LoopThread &) = delete;
+  LoopThread &operator=(const LoopThread &) = delete;
+
+  GMainContext *context() const { return context_; }
+  // Runs fn on the loop thread: at once when called from it, otherwise queued.
+  void invoke(std::function<void()> fn);
+  // Runs fn on the loop thread and waits for it (never call from the loop thread itself
+  // for work that can wait on another loop).
+  void invoke_sync(std::function<void()> fn);
+  bool is_current() const { return g_main_context_is_owner(context_); }
+
+private:
+  static gpointer run(gpointer self);
+  GMainContext *context_;
+  GMainLoop *loop_;
+  GThread *thread_;
+};
+
+}  // namespace wish

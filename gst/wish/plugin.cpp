@@ -1,0 +1,17 @@
+// The wish plugin: WHIP/WHEP elements built on webrtcbin and libsoup.
+#include <gst/gst.h>
+
+#include "whepserversink.h"
+
+GST_DEBUG_CATEGORY(wish_http_debug);
+
+static gboolean plugin_init(GstPlugin *plugin) {
+  GST_DEBUG_CATEGORY_INIT(wish_http_debug, "wishhttp", 0, "wish HTTP server");
+  gboolean ok = FALSE;
+  ok |= GST_ELEMENT_REGISTER(whepserversink, plugin);
+  return ok;
+}
+
+GST_PLUGIN_DEFINE(GST_VERSION_MAJOR, GST_VERSION_MINOR, wish,
+                  "WebRTC over HTTP: WHEP and WHIP clients and servers", plugin_init, VERSION, "LGPL",
+                  GST_PACKAGE_NAME, GST_PACKAGE_ORIGIN)

@@ -1,0 +1,72 @@
+// HTTP message model shared by the built-in server, the action signals and the tests.
+// Plain C++: no GLib, no libsoup, so protocol rules can be unit tested directly.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace wish {
+
+// Ordered header list; names compare case-insensitively, repeated names are kept
+// (several Link headers are the norm).
+class Headers {
+public:
+  void add(std::string name, std::string value);
+  void set(std::string name, std::string value);  // replaces every header of that name
+  std::optional<std::string> get(std::string_view name) const;  // first one
+  std::vector<std::string> get_all(std::string_view name) const;
+  bool has(std::string_view name) const { return get(name).has_value(); }
+  const std::vector<std::pair<std::string, std::string>> &items() const { return items_; }
+
+private:
+  std::vector<std::pair<std::string, std::string>> items_;
+};
+
+struct Request {
+  std::string method;  // upper case: "POST", "PATCH", ...
+  std::string path;    // path only, no query
+  Headers headers;
+  std::string body;
+};
+
+struct Response {
+  unsigned status = 500;
+  Headers headers;
+  std::string body;
+
+  static Response empty(unsigned status);
+  // RFC 9457 problem details with a short human readable detail.
+  static Response problem(unsigned status, std::string_view detail);
+};
+
+const char *reason_phrase(unsigned status);
+
+bool iequals(std::string_view a, std::string_view b);
+std::string_view trim(std::string_view s);
+
+// Media type of a Content-Type value, lower-cased, parameters dropped:
+// "Application/SDP; charset=utf-8" -> "application/sdp".
+std::string media_type(std::string_view content_type);
+
+// What an If-Match header asks for (RFC 9725 §4.3.1 / WHEP §4.4).
+enum class IfMatch { Missing, Any, Tags };
+struct IfMatchValue {
+  IfMatch kind = IfMatch::Missing;
+  std::vector<std::string> tags;  // quoted entity tags as sent, e.g. "\"abc\""
+};
+IfMatchValue parse_if_match(const std::optional<std::string> &header);
+// Strong comparison: weak tags (W/"...") never match.
+bool if_match_accepts(const IfMatchValue &v, std::string_view current_etag);
+
+// Constant-time check of "Authorization: Bearer <token>".
+bool bearer_token_matches(const std::optional<std::string> &authorization,
+                          std::string_view expected_token);
+
+// RFC 7231 IMF-fixdate, e.g. "Sun, 06 Nov 1994 08:49:37 GMT".
+std::string http_date(int64_t unix_seconds);
+
+}  // namespace wish

@@ -1,0 +1,296 @@
+#include "sdp.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cstdlib>
+
+#include "http.h"
+
+namespace wish {
+
+const char *direction_name(Direction d) {
+  switch (d) {
+    case Direction::SendRecv: return "sendrecv";
+    case Direction::SendOnly: return "sendonly";
+    case Direction::RecvOnly: return "recvonly";
+    case Direction::Inactive: return "inactive";
+  }
+  return "sendrecv";
+}
+
+static std::vector<std::string_view> split_lines(std::string_view text) {
+  std::vector<std::string_view> lines;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t nl = text.find('\n', pos);
+    if (nl == std::string_view::npos) nl = text.size();
+    std::string_view line = text.substr(pos, nl - pos);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    lines.push_back(line);
+    pos = nl + 1;
+  }
+  return lines;
+}
+
+static std::vector<std::string_view> split_ws(std::string_view s) {
+  std::vector<std::string_view> out;
+  size_t i = 0;
+  while (i < s.size()) {
+    while (i < s.size() && (s[i] == ' ' || s[i] == '\t')) i++;
+    size_t start = i;
+    while (i < s.size() && s[i] != ' ' && s[i] != '\t') i++;
+    if (i > start) out.push_back(s.substr(start, i - start));
+  }
+  return out;
+}
+
+static bool parse_uint(std::string_view s, unsigned long max, unsigned long *out) {
+  if (s.empty() || s.size() > 10) return false;
+  unsigned long v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return false;
+    v = v * 10 + static_cast<unsigned long>(c - '0');
+  }
+  if (v > max) return false;
+  *out = v;
+  return true;
+}
+
+static std::string upper(std::string_view s) {
+  std::string out(s);
+  std::transform(out.begin(), out.end(), out.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
+  return out;
+}
+
+static std::optional<Direction> direction_attr(std::string_view a) {
+  if (a == "sendrecv") return Direction::SendRecv;
+  if (a == "sendonly") return Direction::SendOnly;
+  if (a == "recvonly") return Direction::RecvOnly;
+  if (a == "inactive") return Direction::Inactive;
+  return std::nullopt;
+}
+
+std::optional<SessionDescription> parse_sdp(std::string_view text, std::string *error) {
+  auto fail = [&](std::string why) -> std::optional<SessionDescription> {
+    if (error) *error = std::move(why);
+    return std::nullopt;
+  };
+  auto lines = split_lines(text);
+  while (!lines.empty() && lines.back().empty()) lines.pop_back();
+  if (lines.empty() || lines.front() != "v=0") return fail("SDP must start with v=0");
+
+  SessionDescription sd;
+  std::string session_ufrag, session_pwd;
+  Direction session_dir = Direction::SendRecv;
+  MediaSection *m = nullptr;
+  std::vector<bool> has_dir;
+  size_t lineno = 0;
+  for (std::string_view line : lines) {
+    lineno++;
+    if (line.size() < 2 || line[1] != '=' || !std::islower(static_cast<unsigned char>(line[0])))
+      return fail("malformed SDP line " + std::to_string(lineno));
+    char type = line[0];
+    std::string_view value = line.substr(2);
+    if (type == 'm') {
+      auto f = split_ws(value);
+      unsigned long port = 0;
+      auto slash = f.size() > 1 ? f[1].find('/') : std::string_view::npos;
+      if (f.size() < 4 || !parse_uint(f[1].substr(0, slash), 65535, &port))
+        return fail("malformed m-line " + std::to_string(lineno));
+      sd.media.emplace_back();
+      has_dir.push_back(false);
+      m = &sd.media.back();
+      m->kind = std::string(f[0]);
+      m->port = static_cast<unsigned>(port);
+      m->proto = std::string(f[2]);
+      for (size_t i = 3; i < f.size(); i++) {
+        unsigned long pt;
+        if (parse_uint(f[i], 127, &pt)) m->formats.push_back(static_cast<int>(pt));
+        // non-numeric formats (webrtc-datachannel) are fine but carry no payload type
+      }
+      continue;
+    }
+    if (type != 'a') continue;
+    auto colon = value.find(':');
+    std::string_view name = value.substr(0, colon);
+    std::string_view arg = colon == std::string_view::npos ? std::string_view() : value.substr(colon + 1);
+    if (!m) {
+      if (name == "ice-ufrag") session_ufrag = std::string(arg);
+      else if (name == "ice-pwd") session_pwd = std::string(arg);
+      else if (name == "group") {
+        auto f = split_ws(arg);
+        if (!f.empty() && f[0] == "BUNDLE")
+          for (size_t i = 1; i < f.size(); i++) sd.bundle_mids.emplace_back(f[i]);
+      } else if (auto d = direction_attr(name)) {
+        session_dir = *d;
+      }
+      continue;
+    }
+    if (name == "mid") {
+      m->mid = std::string(arg);
+    } else if (name == "ice-ufrag") {
+      m->ice_ufrag = std::string(arg);
+    } else if (name == "ice-pwd") {
+      m->ice_pwd = std::string(arg);
+    } else if (name == "candidate") {
+      m->candidates.emplace_back(value);
+    } else if (name == "bundle-only") {
+      m->bundle_only = true;
+    } else if (name == "rtpmap" || name == "fmtp") {
+      auto sp = arg.find(' ');
+      unsigned long pt;
+      if (sp == std::string_view::npos || !parse_uint(arg.substr(0, sp), 127, &pt))
+        return fail("malformed a=" + std::string(name) + " at line " + std::to_string(lineno));
+      std::string_view rest = trim(arg.substr(sp + 1));
+      RtpMap &r = m->rtpmap[static_cast<int>(pt)];
+      if (name == "fmtp") {
+        r.fmtp = std::string(rest);
+      } else {
+        // encoding/clock[/channels]
+        auto s1 = rest.find('/');
+        if (s1 == std::string_view::npos)
+          return fail("malformed a=rtpmap at line " + std::to_string(lineno));
+        r.encoding = upper(rest.substr(0, s1));
+        std::string_view tail = rest.substr(s1 + 1);
+        auto s2 = tail.find('/');
+        unsigned long clock = 0, ch = 0;
+        if (!parse_uint(tail.substr(0, s2), 10000000, &clock))
+          return fail("malformed a=rtpmap clock rate at line " + std::to_string(lineno));
+        if (s2 != std::string_view::npos && !parse_uint(tail.substr(s2 + 1), 255, &ch))
+          return fail("malformed a=rtpmap channels at line " + std::to_string(lineno));
+        r.clock_rate = static_cast<unsigned>(clock);
+        r.channels = static_cast<unsigned>(ch);
+      }
+    } else if (auto d = direction_attr(name)) {
+      m->direction = *d;
+      has_dir[sd.media.size() - 1] = true;
+    }
+  }
+  if (sd.media.empty()) return fail("SDP has no m-line");
+  for (size_t i = 0; i < sd.media.size(); i++) {
+    auto &mm = sd.media[i];
+    if (!has_dir[i]) mm.direction = session_dir;
+    if (mm.ice_ufrag.empty()) mm.ice_ufrag = session_ufrag;
+    if (mm.ice_pwd.empty()) mm.ice_pwd = session_pwd;
+  }
+  return sd;
+}
+
+std::string fmtp_param(std::string_view fmtp, std::string_view key) {
+  size_t i = 0;
+  while (i < fmtp.size()) {
+    size_t end = fmtp.find(';', i);
+    if (end == std::string_view::npos) end = fmtp.size();
+    std::string_view kv = trim(fmtp.substr(i, end - i));
+    auto eq = kv.find('=');
+    if (eq != std::string_view::npos && iequals(trim(kv.substr(0, eq)), key))
+      return std::string(trim(kv.substr(eq + 1)));
+    i = end + 1;
+  }
+  return "";
+}
+
+// Score of an offered H.264 format for a stream of the given profile-level-id: higher is
+// better, negative means unusable. Level is not compared: WebRTC peers negotiate
+// level-asymmetry and decoders accept higher levels in practice.
+static int h264_score(const RtpMap &r, std::string_view ours) {
+  std::string mode = fmtp_param(r.fmtp, "packetization-mode");
+  if (mode != "1") return -1;  // our payloader fragments with FU-A (mode 1)
+  std::string plid = fmtp_param(r.fmtp, "profile-level-id");
+  if (ours.size() < 4) return 1;
+  if (plid.size() != 6) return 0;  // absent: baseline per RFC 6184, decodes constrained baseline
+  std::string a = upper(plid.substr(0, 4)), b = upper(ours.substr(0, 4));
+  if (a == b) return 4;
+  unsigned long their_idc = std::strtoul(plid.substr(0, 2).c_str(), nullptr, 16);
+  unsigned long our_idc = std::strtoul(std::string(ours.substr(0, 2)).c_str(), nullptr, 16);
+  unsigned long our_iop = std::strtoul(std::string(ours.substr(2, 2)).c_str(), nullptr, 16);
+  bool ours_constrained_baseline = our_idc == 0x42 && (our_iop & 0x40);
+  if (ours_constrained_baseline) {
+    // Constrained baseline decodes with baseline, main and high decoders.
+    if (their_idc == 0x42) return 3;
+    if (their_idc == 0x4d || their_idc == 0x64) return 2;
+    return -1;
+  }
+  return their_idc == our_idc ? 3 : -1;
+}
+
+std::optional<int> match_codec(const MediaSection &m, const SendCodec &codec) {
+  if (m.kind != codec.kind || m.port == 0) return std::nullopt;
+  std::optional<int> best;
+  int best_score = -1;
+  for (int pt : m.formats) {
+    auto it = m.rtpmap.find(pt);
+    if (it == m.rtpmap.end()) continue;
+    const RtpMap &r = it->second;
+    if (r.encoding != codec.encoding || r.clock_rate != codec.clock_rate) continue;
+    int score = 1;
+    if (codec.encoding == "H264") score = h264_score(r, codec.h264_profile_level_id);
+    if (score > best_score) {
+      best_score = score;
+      best = pt;
+    }
+  }
+  return best;
+}
+
+std::string finish_local_sdp(std::string_view sdp, const std::vector<std::string> &candidates) {
+  auto lines = split_lines(sdp);
+  while (!lines.empty() && lines.back().empty()) lines.pop_back();
+  std::string out;
+  bool in_media = false, media_rejected = false, have_mux_only = false, have_mux = false;
+  std::vector<std::string> section;
+  auto flush_section = [&]() {
+    if (!in_media) {
+      for (auto &l : section) out += l + "\r\n";
+      section.clear();
+      return;
+    }
+    for (auto &l : section) {
+      out += l + "\r\n";
+      if (l == "a=rtcp-mux" && !have_mux_only) out += "a=rtcp-mux-only\r\n";
+    }
+    if (!have_mux && !have_mux_only && !media_rejected) out += "a=rtcp-mux\r\na=rtcp-mux-only\r\n";
+    if (!media_rejected) {
+      for (auto &c : candidates) out += "a=" + c + "\r\n";
+      out += "a=end-of-candidates\r\n";
+    }
+    section.clear();
+  };
+  for (std::string_view line : lines) {
+    if (line.substr(0, 2) == "m=") {
+      flush_section();
+      in_media = true;
+      auto f = split_ws(line.substr(2));
+      media_rejected = f.size() > 1 && f[1] == "0";
+      have_mux_only = have_mux = false;
+    }
+    if (in_media) {
+      // Candidates are re-added at the end of the section; drop the ones webrtcbin put in.
+      if (line.substr(0, 12) == "a=candidate:" || line == "a=end-of-candidates") continue;
+      if (line == "a=rtcp-mux-only") have_mux_only = true;
+      if (line == "a=rtcp-mux") have_mux = true;
+    }
+    section.emplace_back(line);
+  }
+  flush_section();
+  return out;
+}
+
+std::string set_directions(std::string_view sdp, Direction d) {
+  auto lines = split_lines(sdp);
+  while (!lines.empty() && lines.back().empty()) lines.pop_back();
+  std::string out;
+  bool in_media = false;
+  for (std::string_view line : lines) {
+    if (line.substr(0, 2) == "m=") in_media = true;
+    if (in_media && line.substr(0, 2) == "a=" && direction_attr(line.substr(2))) {
+      out += std::string("a=") + direction_name(d) + "\r\n";
+      continue;
+    }
+    out += std::string(line) + "\r\n";
+  }
+  return out;
+}
+
+}  // namespace wish

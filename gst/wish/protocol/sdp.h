@@ -1,0 +1,69 @@
+// Just enough SDP (RFC 8866) understanding for WHIP/WHEP servers and clients: validate an
+// offer, find the payload type to send a codec with, and finish an answer before it goes out.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace wish {
+
+enum class Direction { SendRecv, SendOnly, RecvOnly, Inactive };
+const char *direction_name(Direction d);
+
+struct RtpMap {
+  std::string encoding;  // upper case: "H264", "VP8", "OPUS"
+  unsigned clock_rate = 0;
+  unsigned channels = 0;
+  std::string fmtp;      // "" when absent
+};
+
+struct MediaSection {
+  std::string kind;  // "audio", "video", "application", ...
+  unsigned port = 0;
+  std::string proto;
+  std::vector<int> formats;          // payload types in preference order
+  std::map<int, RtpMap> rtpmap;      // by payload type
+  std::string mid;
+  Direction direction = Direction::SendRecv;
+  std::string ice_ufrag, ice_pwd;    // media level, or inherited from session level
+  std::vector<std::string> candidates;  // "candidate:..." values
+  bool bundle_only = false;
+};
+
+struct SessionDescription {
+  std::vector<MediaSection> media;
+  std::vector<std::string> bundle_mids;  // from a=group:BUNDLE
+};
+
+// Parses and validates. Returns nullopt and a short reason in *error when the text is not an
+// SDP session description we can use (not "v=0" first, a malformed line, no m-line, ...).
+std::optional<SessionDescription> parse_sdp(std::string_view text, std::string *error);
+
+// Value of one key=value pair of an fmtp line, lower-cased key lookup: "" when absent.
+std::string fmtp_param(std::string_view fmtp, std::string_view key);
+
+// A codec this side can send on one m-line.
+struct SendCodec {
+  std::string kind;         // "audio" / "video"
+  std::string encoding;     // "H264", "VP8", "VP9", "OPUS"
+  unsigned clock_rate = 0;
+  std::string h264_profile_level_id;  // e.g. "42e01f" for H.264; empty: any profile
+};
+
+// The payload type the peer offered for this codec on this m-line, best match first
+// (H.264: same profile and packetization-mode=1 preferred, then any profile the stream
+// decodes with). nullopt when the m-line cannot carry the codec.
+std::optional<int> match_codec(const MediaSection &m, const SendCodec &codec);
+
+// Finishes an answer or offer made by webrtcbin for the wire: adds a=rtcp-mux-only next to
+// a=rtcp-mux, puts the given candidates (values "candidate:...") and a=end-of-candidates in
+// every m-section that is not rejected, and normalises line endings to CRLF.
+std::string finish_local_sdp(std::string_view sdp, const std::vector<std::string> &candidates);
+
+// Replaces a=sendrecv/a=recvonly/... of every m-section with the given direction.
+std::string set_directions(std::string_view sdp, Direction d);
+
+}  // namespace wish

@@ -1,0 +1,215 @@
+#include "webrtc_utils.h"
+
+#include <gio/gio.h>
+#include <nice/agent.h>
+#include <nice/interfaces.h>
+
+#include "gstptr.h"
+
+namespace wish {
+
+static std::string trim_copy(const std::string &s) {
+  size_t b = s.find_first_not_of(" \t"), e = s.find_last_not_of(" \t");
+  return b == std::string::npos ? "" : s.substr(b, e - b + 1);
+}
+
+bool resolve_local_addresses(const std::string &spec, std::vector<std::string> *out,
+                             std::string *error) {
+  out->clear();
+  size_t i = 0;
+  while (i <= spec.size()) {
+    size_t end = spec.find(',', i);
+    if (end == std::string::npos) end = spec.size();
+    std::string item = trim_copy(spec.substr(i, end - i));
+    i = end + 1;
+    if (item.empty()) continue;
+    GInetAddress *inet = g_inet_address_new_from_string(item.c_str());
+    if (inet) {
+      g_object_unref(inet);
+      out->push_back(item);
+      continue;
+    }
+    gchar *ip = nice_interfaces_get_ip_for_interface(const_cast<gchar *>(item.c_str()));
+    if (!ip) {
+      *error = "'" + item + "' is neither an IP address nor a network interface with one";
+      return false;
+    }
+    out->push_back(ip);
+    g_free(ip);
+  }
+  return true;
+}
+
+static GPtr<NiceAgent> nice_agent_of(GstElement *webrtcbin) {
+  GstWebRTCICE *ice = nullptr;
+  g_object_get(webrtcbin, "ice-agent", &ice, nullptr);
+  if (!ice) return {};
+  NiceAgent *agent = nullptr;
+  if (g_object_class_find_property(G_OBJECT_GET_CLASS(ice), "agent"))
+    g_object_get(ice, "agent", &agent, nullptr);
+  gst_object_unref(ice);
+  return GPtr<NiceAgent>::adopt(agent);
+}
+
+bool configure_webrtcbin(GstElement *webrtcbin, const std::vector<std::string> &local_addresses,
+                         const std::string &stun_server, const std::vector<std::string> &turn_servers,
+                         std::string *error) {
+  g_object_set(webrtcbin, "bundle-policy", GST_WEBRTC_BUNDLE_POLICY_MAX_BUNDLE, nullptr);
+  if (!stun_server.empty()) g_object_set(webrtcbin, "stun-server", stun_server.c_str(), nullptr);
+  for (const auto &t : turn_servers) {
+    gboolean ok = FALSE;
+    g_signal_emit_by_name(webrtcbin, "add-turn-server", t.c_str(), &ok);
+    if (!ok) {
+      *error = "webrtcbin refused TURN server " + t;
+      return false;
+    }
+  }
+  auto agent = nice_agent_of(webrtcbin);
+  if (!agent) {
+    *error = "webrtcbin has no libnice agent";
+    return false;
+  }
+  // Port mapping requests leave the host; a media server has no use for them.
+  g_object_set(agent.get(), "upnp", FALSE, nullptr);
+  // Keepalives as binding requests time out a peer that vanished without a word; libnice's
+  // consent freshness is construct-only and webrtcbin 1.22 leaves it off.
+  g_object_set(agent.get(), "keepalive-conncheck", TRUE, nullptr);
+  for (const auto &a : local_addresses) {
+    NiceAddress addr;
+    nice_address_init(&addr);
+    if (!nice_address_set_from_string(&addr, a.c_str()) ||
+        !nice_agent_add_local_address(agent.get(), &addr)) {
+      *error = "cannot gather ICE candidates on " + a;
+      return false;
+    }
+  }
+  return true;
+}
+
+// The libnice stream behind the first transceiver; with max-bundle every m-line shares it.
+static bool nice_stream_id(GstElement *webrtcbin, guint *stream_id) {
+  GstWebRTCRTPTransceiver *trans = nullptr;
+  g_signal_emit_by_name(webrtcbin, "get-transceiver", 0, &trans);
+  if (!trans) return false;
+  GstWebRTCRTPSender *sender = nullptr;
+  g_object_get(trans, "sender", &sender, nullptr);
+  gst_object_unref(trans);
+  if (!sender) return false;
+  GstWebRTCDTLSTransport *dtls = nullptr;
+  g_object_get(sender, "transport", &dtls, nullptr);
+  gst_object_unref(sender);
+  if (!dtls) return false;
+  GstWebRTCICETransport *ice_transport = nullptr;
+  g_object_get(dtls, "transport", &ice_transport, nullptr);
+  gst_object_unref(dtls);
+  if (!ice_transport) return false;
+  GObject *stream = nullptr;
+  if (g_object_class_find_property(G_OBJECT_GET_CLASS(ice_transport), "stream"))
+    g_object_get(ice_transport, "stream", &stream, nullptr);
+  gst_object_unref(ice_transport);
+  if (!stream) return false;
+  g_object_get(stream, "stream-id", stream_id, nullptr);
+  g_object_unref(stream);
+  return true;
+}
+
+static void add_candidates_to_stream(NiceAgent *agent, guint stream_id,
+                                     const std::vector<std::string> &candidates) {
+  GSList *list = nullptr;
+  for (const auto &c : candidates) {
+    std::string line = c.rfind("a=", 0) == 0 ? c : "a=" + c;
+    NiceCandidate *cand = nice_agent_parse_remote_candidate_sdp(agent, stream_id, line.c_str());
+    if (!cand) continue;  // unusable candidates are dropped silently (RFC 9725 §4.3.1)
+    if (cand->component_id != 1) {
+      nice_candidate_free(cand);
+      continue;  // rtcp-mux: component 1 only
+    }
+    list = g_slist_append(list, cand);
+  }
+  if (list) nice_agent_set_remote_candidates(agent, stream_id, 1, list);
+  g_slist_free_full(list, reinterpret_cast<GDestroyNotify>(nice_candidate_free));
+}
+
+void add_remote_candidates(GstElement *webrtcbin, const std::vector<std::string> &candidates) {
+  auto agent = nice_agent_of(webrtcbin);
+  guint stream_id = 0;
+  if (!agent || !nice_stream_id(webrtcbin, &stream_id)) return;
+  add_candidates_to_stream(agent.get(), stream_id, candidates);
+}
+
+bool set_remote_ice(GstElement *webrtcbin, const std::string &ufrag, const std::string &pwd,
+                    const std::vector<std::string> &candidates) {
+  auto agent = nice_agent_of(webrtcbin);
+  guint stream_id = 0;
+  if (!agent || !nice_stream_id(webrtcbin, &stream_id)) return false;
+  if (!nice_agent_set_remote_credentials(agent.get(), stream_id, ufrag.c_str(), pwd.c_str())) return false;
+  add_candidates_to_stream(agent.get(), stream_id, candidates);
+  return true;
+}
+
+bool restart_ice(GstElement *webrtcbin, const std::string &remote_ufrag,
+                 const std::string &remote_pwd, const std::vector<std::string> &remote_candidates,
+                 LocalIce *local, std::string *error) {
+  auto agent = nice_agent_of(webrtcbin);
+  guint stream_id = 0;
+  if (!agent || !nice_stream_id(webrtcbin, &stream_id)) {
+    *error = "no ICE stream to restart";
+    return false;
+  }
+  if (!nice_agent_restart_stream(agent.get(), stream_id)) {
+    *error = "libnice refused to restart the ICE stream";
+    return false;
+  }
+  if (!nice_agent_set_remote_credentials(agent.get(), stream_id, remote_ufrag.c_str(),
+                                         remote_pwd.c_str())) {
+    *error = "libnice refused the new remote ICE credentials";
+    return false;
+  }
+  gchar *ufrag = nullptr, *pwd = nullptr;
+  if (!nice_agent_get_local_credentials(agent.get(), stream_id, &ufrag, &pwd)) {
+    *error = "no local ICE credentials after the restart";
+    return false;
+  }
+  local->ufrag = ufrag;
+  local->pwd = pwd;
+  g_free(ufrag);
+  g_free(pwd);
+  local->candidates.clear();
+  GSList *cands = nice_agent_get_local_candidates(agent.get(), stream_id, 1);
+  for (GSList *l = cands; l; l = l->next) {
+    gchar *sdp = nice_agent_generate_local_candidate_sdp(agent.get(), static_cast<NiceCandidate *>(l->data));
+    if (sdp) {
+      std::string s(sdp);
+      if (s.rfind("a=", 0) == 0) s = s.substr(2);
+      local->candidates.push_back(s);
+      g_free(sdp);
+    }
+  }
+  g_slist_free_full(cands, reinterpret_cast<GDestroyNotify>(nice_candidate_free));
+  add_candidates_to_stream(agent.get(), stream_id, remote_candidates);
+  return true;
+}
+
+GstPromise *promise_with_callback(PromiseCallback cb) {
+  auto *heap = new PromiseCallback(std::move(cb));
+  return gst_promise_new_with_change_func(
+      [](GstPromise *promise, gpointer data) {
+        auto *fn = static_cast<PromiseCallback *>(data);
+        GstPromiseResult result = gst_promise_wait(promise);
+        const GstStructure *reply = result == GST_PROMISE_RESULT_REPLIED ? gst_promise_get_reply(promise) : nullptr;
+        GError *err = nullptr;
+        if (reply && gst_structure_has_field(reply, "error")) gst_structure_get(reply, "error", G_TYPE_ERROR, &err, nullptr);
+        if (result != GST_PROMISE_RESULT_REPLIED) {
+          (*fn)(false, nullptr, "webrtcbin did not answer");
+        } else if (err) {
+          std::string msg = err->message;
+          g_error_free(err);
+          (*fn)(false, reply, msg);
+        } else {
+          (*fn)(true, reply, "");
+        }
+      },
+      heap, [](gpointer data) { delete static_cast<PromiseCallback *>(data); });
+}
+
+}  // namespace wish

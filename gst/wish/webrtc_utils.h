@@ -1,0 +1,48 @@
+// webrtcbin plumbing shared by the elements: ICE agent set-up, ICE restart through the
+// NiceAgent (webrtcbin 1.22 cannot restart ICE itself), promise helpers.
+#pragma once
+
+#include <gst/gst.h>
+#include <gst/webrtc/webrtc.h>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace wish {
+
+// "127.0.0.1, lo, 10.0.0.2" -> IP addresses; interface names are resolved. Empty spec: {}.
+bool resolve_local_addresses(const std::string &spec, std::vector<std::string> *out,
+                             std::string *error);
+
+// Gather only on the given addresses (all when empty), UPnP off, STUN/TURN servers set.
+bool configure_webrtcbin(GstElement *webrtcbin, const std::vector<std::string> &local_addresses,
+                         const std::string &stun_server, const std::vector<std::string> &turn_servers,
+                         std::string *error);
+
+struct LocalIce {
+  std::string ufrag, pwd;
+  std::vector<std::string> candidates;  // "candidate:..." values
+};
+
+// Restarts the ICE session of the (bundled) transport: new local credentials, the peer's new
+// credentials and candidates applied. DTLS and media continue on the same transport.
+bool restart_ice(GstElement *webrtcbin, const std::string &remote_ufrag,
+                 const std::string &remote_pwd, const std::vector<std::string> &remote_candidates,
+                 LocalIce *local, std::string *error);
+
+// Sets the peer's ICE credentials and candidates on the (bundled) ICE stream without a local
+// restart: the second half of an ICE restart on the side that started it.
+bool set_remote_ice(GstElement *webrtcbin, const std::string &ufrag, const std::string &pwd,
+                    const std::vector<std::string> &candidates);
+
+// Adds trickled remote candidates ("candidate:..." values) straight to the ICE stream, so they
+// also work after a restart webrtcbin does not know about.
+void add_remote_candidates(GstElement *webrtcbin, const std::vector<std::string> &candidates);
+
+// Runs cb when the promise is answered. ok is false when it was interrupted or expired, or
+// when the reply carries an "error" (then *error says why); reply may be null on success.
+using PromiseCallback = std::function<void(bool ok, const GstStructure *reply, const std::string &error)>;
+GstPromise *promise_with_callback(PromiseCallback cb);
+
+}  // namespace wish

@@ -1,0 +1,1574 @@
+/**
+ * SECTION:element-whepserversink
+ * @title: whepserversink
+ *
+ * Serves the pipeline's audio and video to any number of WHEP players
+ * (draft-ietf-wish-whep-03) over HTTP(S). Raw input is encoded once (H.264 constrained
+ * baseline or VP8, Opus); encoded input is sent as is. Each viewer gets its own webrtcbin fed
+ * from a shared, already payloaded stream through a leaky queue.
+ *
+ * |[
+ * gst-launch-1.0 whepserversink name=s port=8889 \
+ *   videotestsrc is-live=true ! s. audiotestsrc is-live=true ! s.
+ * ]|
+ * and open http://localhost:8889/whep in a browser.
+ */
+#include "whepserversink.h"
+
+#include <gst/rtp/rtp.h>
+#include <gst/sdp/sdp.h>
+#include <gst/video/video.h>
+#include <gst/webrtc/webrtc.h>
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "gstptr.h"
+#include "http_server.h"
+#include "loop_thread.h"
+#include "player_page.h"
+#include "protocol/endpoint.h"
+#include "protocol/sdpfrag.h"
+#include "webrtc_utils.h"
+
+GST_DEBUG_CATEGORY_STATIC(whepserversink_debug);
+#define GST_CAT_DEFAULT whepserversink_debug
+
+namespace wish {
+class WhepServer;
+namespace {
+
+constexpr gint64 kKeyframeThrottleUs = 200 * 1000;
+constexpr guint kGatherTimeoutMs = 3000;
+
+struct Settings {
+  std::string address = "0.0.0.0";
+  guint port = 8889;
+  std::string path = "/whep";
+  std::string auth_token;
+  std::string stun_server;
+  std::vector<std::string> turn_servers;
+  guint max_viewers = 0;
+  std::string tls_certificate_file, tls_key_file;
+  GstWishCounterOffer counter_offer = GST_WISH_COUNTER_OFFER_WHEN_NEEDED;
+  std::string cors_allowed_origins = "*";
+  std::string ice_local_addresses;
+  GstWishVideoCodec video_codec = GST_WISH_VIDEO_CODEC_H264;
+  guint video_bitrate = 2000;  // kbit/s
+  guint audio_bitrate = 64000;  // bit/s
+  guint key_int_max = 60;
+  gboolean serve_http = TRUE;
+};
+
+// One sink pad: entry queue, encoder/parser/payloader chain, tee fanning out to viewers.
+struct Input {
+  WhepServer *server = nullptr;
+  std::string kind;  // "video" / "audio"
+  GstPad *ghost = nullptr;  // owned by the element
+  GstElement *entry = nullptr;
+  GstElement *tee = nullptr;
+  std::vector<GstElement *> chain;
+  GPtr<GstCaps> rtp_caps;  // payloader output, guarded by the server lock
+  SendCodec codec;
+  std::atomic<gint64> last_keyframe_request{0};
+};
+
+// The path from one input's tee to one viewer's webrtcbin.
+struct Branch {
+  Input *input = nullptr;
+  int pt = 0;
+  GstPad *tee_pad = nullptr;
+  GstElement *queue = nullptr;
+  GPtr<GstCaps> caps;  // what webrtcbin is told: negotiated payload type and fmtp
+  std::atomic<guint64> packets{0}, bytes{0};
+};
+
+struct Viewer {
+  std::string id;
+  GstElement *webrtc = nullptr;
+  std::vector<std::unique_ptr<Branch>> branches;
+  std::vector<std::string> local_candidates;
+  std::string local_sdp;
+  bool sdp_ready = false, gathering_done = false;
+  MediaCallback pending;  // creation waiting for candidates
+  guint gather_timeout = 0;
+  gint64 created_us = 0;
+  std::string connection_state = "new";
+  bool counted_join = false;
+  std::vector<gulong> handler_ids;
+};
+
+}  // namespace
+
+class WhepServer : public MediaBackend {
+public:
+  explicit WhepServer(GstWhepServerSink *element) : element_(element) {}
+  ~WhepServer() override { stop(); }
+
+  Settings settings;  // guarded by the element's object lock
+
+  bool start();
+  void stop();
+  void close_all_sessions();
+  void set_media_running(bool running) { running_ = running; }
+
+  GstPad *request_pad(GstPadTemplate *templ, const gchar *name);
+  void release_pad(GstPad *pad);
+
+  void handle_signal(const char *method, const GstStructure *request, GstPromise *promise);
+  GstStructure *stats();
+  guint current_port() const { return http_ ? http_->port() : 0; }
+
+  // MediaBackend
+  unsigned admission_status() override;
+  bool can_answer(const SessionDescription &offer) override;
+  void answer_offer(const std::string &id, const std::string &offer, const SessionDescription &parsed,
+                    MediaCallback done) override;
+  void make_offer(const std::string &id, MediaCallback done) override;
+  void apply_answer(const std::string &id, const std::string &answer, const SessionDescription &parsed,
+                    MediaCallback done) override;
+  void add_candidates(const std::string &id, const SdpFrag &frag) override;
+  void restart_ice(const std::string &id, const SdpFrag &frag, MediaCallback done) override;
+  void close(const std::string &id) override;
+
+private:
+  struct SignalData {
+    WhepServer *self;
+    std::string id;
+  };
+
+  EndpointConfig endpoint_config();
+  void on_input_caps(Input *input, GstCaps *caps);
+  bool build_chain(Input *input, GstCaps *caps);
+  void on_rtp_caps(Input *input, GstCaps *caps);
+  void request_keyframe(Input *input);
+
+  std::shared_ptr<Viewer> find_viewer(const std::string &id);
+  std::shared_ptr<Viewer> create_viewer(const std::string &id, std::string *error);
+  bool add_branch(Viewer &v, Input *input, int pt, GstCaps *caps, std::string *error);
+  void start_viewer(Viewer &v);
+  void negotiate_answer(const std::string &id, const std::string &offer);
+  void negotiate_offer(const std::string &id);
+  void on_local_description(const std::string &id, const std::string &sdp);
+  void on_gathering_done(const std::string &id);
+  void maybe_complete(const std::string &id);
+  void fail_viewer(const std::string &id, unsigned status, const std::string &error);
+  void teardown(const std::string &id, const char *reason);
+  void on_connection_state(const std::string &id);
+  void post_viewer_message(const char *name, const std::string &id, const char *reason);
+
+  static GstPadProbeReturn on_entry_event(GstPad *pad, GstPadProbeInfo *info, gpointer data);
+  static GstPadProbeReturn on_payloader_event(GstPad *pad, GstPadProbeInfo *info, gpointer data);
+  static GstPadProbeReturn on_keyframe_request(GstPad *pad, GstPadProbeInfo *info, gpointer data);
+  static GstPadProbeReturn rewrite_for_viewer(GstPad *pad, GstPadProbeInfo *info, gpointer data);
+
+  GstWhepServerSink *element_;
+  std::mutex mutex_;  // guards inputs_' rtp caps and viewers_; never held across GStreamer calls that can block
+  std::vector<std::unique_ptr<Input>> inputs_;
+  std::map<std::string, std::shared_ptr<Viewer>> viewers_;
+  std::unique_ptr<Endpoint> endpoint_;
+  std::shared_ptr<HttpServer> http_;
+  std::unique_ptr<LoopThread> worker_;  // topology changes and negotiation steps
+  std::vector<std::string> local_addresses_;
+  std::string registered_path_;
+  guint expiry_source_ = 0;
+  std::atomic<bool> running_{false};
+  unsigned pad_counter_[2] = {0, 0};
+};
+
+}  // namespace wish
+
+struct _GstWhepServerSink {
+  GstBin parent;
+  wish::WhepServer *server;
+};
+
+G_DEFINE_TYPE(GstWhepServerSink, gst_whep_server_sink, GST_TYPE_BIN);
+GST_ELEMENT_REGISTER_DEFINE(whepserversink, "whepserversink", GST_RANK_NONE, GST_TYPE_WHEP_SERVER_SINK);
+
+namespace wish {
+
+#define SETTINGS_LOCK() GST_OBJECT_LOCK(element_)
+#define SETTINGS_UNLOCK() GST_OBJECT_UNLOCK(element_)
+
+EndpointConfig WhepServer::endpoint_config() {
+  EndpointConfig cfg;
+  SETTINGS_LOCK();
+  cfg.kind = EndpointKind::Whep;
+  cfg.path = settings.path;
+  while (cfg.path.size() > 1 && cfg.path.back() == '/') cfg.path.pop_back();
+  cfg.auth_token = settings.auth_token;
+  cfg.cors_allowed_origins = settings.cors_allowed_origins;
+  cfg.max_sessions = settings.max_viewers;
+  cfg.counter_offer = settings.counter_offer == GST_WISH_COUNTER_OFFER_NEVER    ? CounterOfferMode::Never
+                      : settings.counter_offer == GST_WISH_COUNTER_OFFER_ALWAYS ? CounterOfferMode::Always
+                                                                                : CounterOfferMode::WhenNeeded;
+  std::vector<std::string> urls = settings.turn_servers;
+  if (!settings.stun_server.empty()) urls.insert(urls.begin(), settings.stun_server);
+  SETTINGS_UNLOCK();
+  for (const auto &u : urls)
+    if (auto s = parse_ice_server_url(u)) cfg.ice_servers.push_back(*s);
+  cfg.player_page = whep_player_page();
+  return cfg;
+}
+
+bool WhepServer::start() {
+  std::string error;
+  SETTINGS_LOCK();
+  std::string addresses = settings.ice_local_addresses;
+  HttpServer::Options opts;
+  opts.address = settings.address;
+  opts.port = settings.port;
+  opts.tls_certificate_file = settings.tls_certificate_file;
+  opts.tls_key_file = settings.tls_key_file;
+  bool serve = settings.serve_http;
+  SETTINGS_UNLOCK();
+
+  if (!resolve_local_addresses(addresses, &local_addresses_, &error)) {
+    GST_ELEMENT_ERROR(element_, RESOURCE, SETTINGS, ("Invalid ice-local-addresses"), ("%s", error.c_str()));
+    return false;
+  }
+  worker_ = std::make_unique<LoopThread>("whepserver-work");
+  EndpointConfig cfg = endpoint_config();
+  endpoint_ = std::make_unique<Endpoint>(cfg, this);
+
+  if (serve) {
+    http_ = HttpServer::acquire(opts, &error);
+    if (!http_) {
+      GST_ELEMENT_ERROR(element_, RESOURCE, OPEN_READ_WRITE, ("Cannot start the HTTP server"),
+                        ("%s", error.c_str()));
+      return false;
+    }
+    Endpoint *ep = endpoint_.get();
+    if (!http_->add_handler(cfg.path, [ep](const Request &req, HttpServer::Reply reply) {
+          ep->handle(req, std::move(reply));
+        })) {
+      GST_ELEMENT_ERROR(element_, RESOURCE, OPEN_READ_WRITE, ("Cannot serve WHEP"),
+                        ("another element already serves %s on %s:%u", cfg.path.c_str(),
+                         opts.address.c_str(), opts.port));
+      http_.reset();
+      return false;
+    }
+    registered_path_ = cfg.path;
+    GST_INFO_OBJECT(element_, "serving WHEP at %s://%s:%u%s", http_->is_tls() ? "https" : "http",
+                    opts.address.c_str(), http_->port(), cfg.path.c_str());
+    g_object_notify(G_OBJECT(element_), "current-port");
+  }
+
+  // Counter-offers nobody answered expire (default validity 30 s).
+  GSource *timer = g_timeout_source_new_seconds(1);
+  g_source_set_callback(
+      timer,
+      [](gpointer data) -> gboolean {
+        auto *self = static_cast<WhepServer *>(data);
+        for (const auto &id : self->endpoint_->expire_stale())
+          GST_INFO_OBJECT(self->element_, "counter-offer of session %s expired", id.c_str());
+        return G_SOURCE_CONTINUE;
+      },
+      this, nullptr);
+  expiry_source_ = g_source_attach(timer, worker_->context());
+  g_source_unref(timer);
+  return true;
+}
+
+void WhepServer::close_all_sessions() {
+  if (endpoint_) endpoint_->close_all();
+  // Sessions still being negotiated are not known to the endpoint as closable yet.
+  std::vector<std::string> ids;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (const auto &kv : viewers_) ids.push_back(kv.first);
+  }
+  for (const auto &id : ids) close(id);
+  if (worker_) worker_->invoke_sync([] {});  // teardowns queued before this one are done
+}
+
+void WhepServer::stop() {
+  if (http_) {
+    if (!registered_path_.empty()) http_->remove_handler(registered_path_);
+    registered_path_.clear();
+  }
+  close_all_sessions();
+  http_.reset();
+  if (worker_ && expiry_source_) {
+    worker_->invoke_sync([this] {
+      GSource *s = g_main_context_find_source_by_id(worker_->context(), expiry_source_);
+      if (s) g_source_destroy(s);
+    });
+    expiry_source_ = 0;
+  }
+  worker_.reset();
+  endpoint_.reset();
+}
+
+// ---------------------------------------------------------------------------------------
+// Inputs
+
+GstPad *WhepServer::request_pad(GstPadTemplate *templ, const gchar *name) {
+  auto input = std::make_unique<Input>();
+  input->server = this;
+  const gchar *tname = GST_PAD_TEMPLATE_NAME_TEMPLATE(templ);
+  input->kind = g_str_has_prefix(tname, "video") ? "video" : "audio";
+  unsigned &counter = pad_counter_[input->kind == "video" ? 0 : 1];
+  std::string pad_name;
+  if (name) {
+    pad_name = name;
+  } else {
+    pad_name = input->kind + "_" + std::to_string(counter);
+  }
+  counter++;
+  if (gst_element_get_static_pad(GST_ELEMENT(element_), pad_name.c_str())) {
+    GST_WARNING_OBJECT(element_, "pad %s exists already", pad_name.c_str());
+    return nullptr;
+  }
+
+  input->entry = gst_element_factory_make("queue", (pad_name + "_queue").c_str());
+  g_object_set(input->entry, "max-size-buffers", 0, "max-size-bytes", 0, "max-size-time",
+               (guint64)(2 * GST_SECOND), nullptr);
+  gst_bin_add(GST_BIN(element_), input->entry);
+  GPtr<GstPad> target = GPtr<GstPad>::adopt(gst_element_get_static_pad(input->entry, "sink"));
+  GstPad *ghost = gst_ghost_pad_new_from_template(pad_name.c_str(), target.get(), templ);
+  input->ghost = ghost;
+  gst_pad_add_probe(target.get(),
+                    static_cast<GstPadProbeType>(GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM | GST_PAD_PROBE_TYPE_QUERY_DOWNSTREAM),
+                    &WhepServer::on_entry_event, input.get(), nullptr);
+  gst_element_sync_state_with_parent(input->entry);
+  gst_pad_set_active(ghost, TRUE);
+  gst_element_add_pad(GST_ELEMENT(element_), ghost);
+  GST_DEBUG_OBJECT(element_, "new input pad %s", pad_name.c_str());
+  std::lock_guard<std::mutex> lock(mutex_);
+  inputs_.push_back(std::move(input));
+  return ghost;
+}
+
+void WhepServer::release_pad(GstPad *pad) {
+  std::unique_ptr<Input> input;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (auto it = inputs_.begin(); it != inputs_.end(); ++it) {
+      if ((*it)->ghost == pad) {
+        input = std::move(*it);
+        inputs_.erase(it);
+        break;
+      }
+    }
+  }
+  if (!input) return;
+  // Viewers fed by this input lose that stream; end their sessions rather than leave a
+  // dangling branch.
+  std::vector<std::string> affected;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (auto &kv : viewers_)
+      for (auto &b : kv.second->branches)
+        if (b->input == input.get()) affected.push_back(kv.first);
+  }
+  for (auto &id : affected) {
+    if (endpoint_) endpoint_->session_gone(id);
+    worker_->invoke_sync([this, id] { teardown(id, "input-removed"); });
+  }
+  gst_element_remove_pad(GST_ELEMENT(element_), pad);
+  std::vector<GstElement *> elements = input->chain;
+  elements.insert(elements.begin(), input->entry);
+  if (input->tee) elements.push_back(input->tee);
+  for (GstElement *e : elements) {
+    gst_element_set_state(e, GST_STATE_NULL);
+    gst_bin_remove(GST_BIN(element_), e);
+  }
+}
+
+// Until the chain exists nothing downstream answers caps queries: prefer what the encoders
+// take without conversion, and any encoded format we send as is.
+static GstCaps *entry_caps(const std::string &kind) {
+  return gst_caps_from_string(kind == "video"
+                                  ? "video/x-raw,format=I420; video/x-raw; video/x-h264; video/x-vp8; video/x-vp9"
+                                  : "audio/x-raw,rate=48000,channels=2; audio/x-raw; audio/x-opus");
+}
+
+GstPadProbeReturn WhepServer::on_entry_event(GstPad *pad, GstPadProbeInfo *info, gpointer data) {
+  auto *input = static_cast<Input *>(data);
+  if (info->type & GST_PAD_PROBE_TYPE_QUERY_DOWNSTREAM) {
+    GstQuery *query = GST_PAD_PROBE_INFO_QUERY(info);
+    if (GST_QUERY_TYPE(query) != GST_QUERY_CAPS || input->tee) return GST_PAD_PROBE_OK;
+    GstCaps *filter = nullptr;
+    gst_query_parse_caps(query, &filter);
+    GstCaps *caps = entry_caps(input->kind);
+    if (filter) {
+      GstCaps *i = gst_caps_intersect_full(filter, caps, GST_CAPS_INTERSECT_FIRST);
+      gst_caps_unref(caps);
+      caps = i;
+    }
+    gst_query_set_caps_result(query, caps);
+    gst_caps_unref(caps);
+    return GST_PAD_PROBE_HANDLED;
+  }
+  GstEvent *event = GST_PAD_PROBE_INFO_EVENT(info);
+  if (GST_EVENT_TYPE(event) != GST_EVENT_CAPS) return GST_PAD_PROBE_OK;
+  GstCaps *caps;
+  gst_event_parse_caps(event, &caps);
+  if (!input->tee) {
+    if (!input->server->build_chain(input, caps)) return GST_PAD_PROBE_DROP;
+  }
+  return GST_PAD_PROBE_OK;
+}
+
+static GstElement *make(const char *factory, std::string *missing) {
+  GstElement *e = gst_element_factory_make(factory, nullptr);
+  if (!e && missing->empty()) *missing = factory;
+  return e;
+}
+
+// Builds entry -> [convert/encode/parse] -> payloader -> tee for the first caps seen.
+bool WhepServer::build_chain(Input *input, GstCaps *caps) {
+  const GstStructure *s = gst_caps_get_structure(caps, 0);
+  const gchar *media = gst_structure_get_name(s);
+  std::string missing;
+  std::vector<GstElement *> chain;
+  SETTINGS_LOCK();
+  Settings st = settings;
+  SETTINGS_UNLOCK();
+
+  if (g_str_equal(media, "video/x-raw")) {
+    chain.push_back(make("videoconvert", &missing));
+    if (st.video_codec == GST_WISH_VIDEO_CODEC_VP8) {
+      GstElement *enc = make("vp8enc", &missing);
+      if (enc)
+        g_object_set(enc, "deadline", (gint64)1, "cpu-used", 8, "target-bitrate", (gint)(st.video_bitrate * 1000),
+                     "keyframe-max-dist", (gint)st.key_int_max, "lag-in-frames", 0, "threads", 2, nullptr);
+      gst_util_set_object_arg(G_OBJECT(enc), "end-usage", "cbr");
+      gst_util_set_object_arg(G_OBJECT(enc), "error-resilient", "default");
+      chain.push_back(enc);
+      GstElement *pay = make("rtpvp8pay", &missing);
+      if (pay) gst_util_set_object_arg(G_OBJECT(pay), "picture-id-mode", "15-bit");
+      chain.push_back(pay);
+    } else {
+      GstElement *enc = make("x264enc", &missing);
+      if (enc) {
+        g_object_set(enc, "bitrate", st.video_bitrate, "key-int-max", st.key_int_max, "bframes", 0, nullptr);
+        gst_util_set_object_arg(G_OBJECT(enc), "tune", "zerolatency");
+        gst_util_set_object_arg(G_OBJECT(enc), "speed-preset", "ultrafast");
+      }
+      chain.push_back(enc);
+      GstElement *filter = make("capsfilter", &missing);
+      GPtr<GstCaps> h264 = GPtr<GstCaps>::adopt(
+          gst_caps_from_string("video/x-h264,profile=constrained-baseline,stream-format=byte-stream"));
+      if (filter) g_object_set(filter, "caps", h264.get(), nullptr);
+      chain.push_back(filter);
+      chain.push_back(make("rtph264pay", &missing));
+    }
+  } else if (g_str_equal(media, "video/x-h264")) {
+    GstElement *parse = make("h264parse", &missing);
+    if (parse) g_object_set(parse, "config-interval", -1, nullptr);
+    chain.push_back(parse);
+    GstElement *filter = make("capsfilter", &missing);
+    GPtr<GstCaps> h264 =
+        GPtr<GstCaps>::adopt(gst_caps_from_string("video/x-h264,stream-format=byte-stream,alignment=au"));
+    if (filter) g_object_set(filter, "caps", h264.get(), nullptr);
+    chain.push_back(filter);
+    chain.push_back(make("rtph264pay", &missing));
+  } else if (g_str_equal(media, "video/x-vp8")) {
+    GstElement *pay = make("rtpvp8pay", &missing);
+    if (pay) gst_util_set_object_arg(G_OBJECT(pay), "picture-id-mode", "15-bit");
+    chain.push_back(pay);
+  } else if (g_str_equal(media, "video/x-vp9")) {
+    GstElement *pay = make("rtpvp9pay", &missing);
+    if (pay) gst_util_set_object_arg(G_OBJECT(pay), "picture-id-mode", "15-bit");
+    chain.push_back(pay);
+  } else if (g_str_equal(media, "audio/x-raw")) {
+    chain.push_back(make("audioconvert", &missing));
+    chain.push_back(make("audioresample", &missing));
+    GstElement *enc = make("opusenc", &missing);
+    if (enc) g_object_set(enc, "bitrate", (gint)st.audio_bitrate, nullptr);
+    chain.push_back(enc);
+    chain.push_back(make("rtpopuspay", &missing));
+  } else if (g_str_equal(media, "audio/x-opus")) {
+    chain.push_back(make("rtpopuspay", &missing));
+  } else {
+    GST_ELEMENT_ERROR(element_, STREAM, WRONG_TYPE, ("Unsupported input"),
+                      ("whepserversink cannot send %s", media));
+    return false;
+  }
+  if (!missing.empty()) {
+    for (GstElement *e : chain)
+      if (e) gst_object_unref(gst_object_ref_sink(e));
+    GST_ELEMENT_ERROR(element_, CORE, MISSING_PLUGIN, ("Missing element '%s'", missing.c_str()),
+                      ("needed to send %s", media));
+    return false;
+  }
+  GstElement *payloader = chain.back();
+  g_object_set(payloader, "mtu", 1200, nullptr);
+  if (g_object_class_find_property(G_OBJECT_GET_CLASS(payloader), "config-interval"))
+    g_object_set(payloader, "config-interval", -1, nullptr);
+  if (g_object_class_find_property(G_OBJECT_GET_CLASS(payloader), "aggregate-mode"))
+    gst_util_set_object_arg(G_OBJECT(payloader), "aggregate-mode", "zero-latency");
+  g_object_set(payloader, "pt", input->kind == "audio" ? 111 : 96, nullptr);
+
+  GstElement *tee = gst_element_factory_make("tee", nullptr);
+  g_object_set(tee, "allow-not-linked", TRUE, nullptr);
+  chain.push_back(tee);
+  for (GstElement *e : chain) gst_bin_add(GST_BIN(element_), e);
+  GstElement *prev = input->entry;
+  for (GstElement *e : chain) {
+    if (!gst_element_link(prev, e)) {
+      GST_ELEMENT_ERROR(element_, CORE, NEGOTIATION, ("Cannot link the %s chain", input->kind.c_str()),
+                        ("%s ! %s failed", GST_OBJECT_NAME(prev), GST_OBJECT_NAME(e)));
+      return false;
+    }
+    prev = e;
+  }
+  GPtr<GstPad> tee_sink = GPtr<GstPad>::adopt(gst_element_get_static_pad(tee, "sink"));
+  gst_pad_add_probe(tee_sink.get(), GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM, &WhepServer::on_payloader_event,
+                    input, nullptr);
+  gst_pad_add_probe(tee_sink.get(), GST_PAD_PROBE_TYPE_EVENT_UPSTREAM, &WhepServer::on_keyframe_request,
+                    input, nullptr);
+  for (auto it = chain.rbegin(); it != chain.rend(); ++it) gst_element_sync_state_with_parent(*it);
+  chain.pop_back();
+  input->chain = chain;
+  input->tee = tee;
+  GST_INFO_OBJECT(element_, "%s input %s: %" GST_PTR_FORMAT, input->kind.c_str(),
+                  GST_PAD_NAME(input->ghost), caps);
+  return true;
+}
+
+GstPadProbeReturn WhepServer::on_payloader_event(GstPad *pad, GstPadProbeInfo *info, gpointer data) {
+  GstEvent *event = GST_PAD_PROBE_INFO_EVENT(info);
+  if (GST_EVENT_TYPE(event) == GST_EVENT_CAPS) {
+    GstCaps *caps;
+    gst_event_parse_caps(event, &caps);
+    auto *input = static_cast<Input *>(data);
+    input->server->on_rtp_caps(input, caps);
+  }
+  return GST_PAD_PROBE_OK;
+}
+
+void WhepServer::on_rtp_caps(Input *input, GstCaps *caps) {
+  const GstStructure *s = gst_caps_get_structure(caps, 0);
+  SendCodec codec;
+  codec.kind = input->kind;
+  const gchar *enc = gst_structure_get_string(s, "encoding-name");
+  codec.encoding = enc ? enc : "";
+  for (auto &c : codec.encoding) c = static_cast<char>(g_ascii_toupper(c));
+  gint rate = 0;
+  gst_structure_get_int(s, "clock-rate", &rate);
+  codec.clock_rate = static_cast<unsigned>(rate);
+  const gchar *plid = gst_structure_get_string(s, "profile-level-id");
+  codec.h264_profile_level_id = plid ? plid : "";
+  GST_DEBUG_OBJECT(element_, "%s sends %s/%u %s", input->kind.c_str(), codec.encoding.c_str(),
+                   codec.clock_rate, codec.h264_profile_level_id.c_str());
+  std::lock_guard<std::mutex> lock(mutex_);
+  input->rtp_caps = GPtr<GstCaps>::ref(caps);
+  input->codec = codec;
+}
+
+// Many viewers asking for a keyframe within a few frames get one keyframe.
+GstPadProbeReturn WhepServer::on_keyframe_request(GstPad *, GstPadProbeInfo *info, gpointer data) {
+  GstEvent *event = GST_PAD_PROBE_INFO_EVENT(info);
+  if (!gst_video_event_is_force_key_unit(event)) return GST_PAD_PROBE_OK;
+  auto *input = static_cast<Input *>(data);
+  gint64 now = g_get_monotonic_time();
+  gint64 last = input->last_keyframe_request.load();
+  if (now - last < kKeyframeThrottleUs) return GST_PAD_PROBE_DROP;
+  input->last_keyframe_request = now;
+  return GST_PAD_PROBE_OK;
+}
+
+void WhepServer::request_keyframe(Input *input) {
+  if (input->kind != "video" || !input->tee) return;
+  GPtr<GstPad> sink = GPtr<GstPad>::adopt(gst_element_get_static_pad(input->tee, "sink"));
+  // Pushed from the tee's sink pad so it goes through the throttle like viewers' PLIs.
+  GstPad *peer = gst_pad_get_peer(sink.get());
+  if (!peer) return;
+  gst_pad_send_event(sink.get(), gst_video_event_new_upstream_force_key_unit(GST_CLOCK_TIME_NONE, TRUE, 0));
+  gst_object_unref(peer);
+}
+
+// ---------------------------------------------------------------------------------------
+// Sessions
+
+unsigned WhepServer::admission_status() {
+  if (!running_) return 503;
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (const auto &in : inputs_)
+    if (in->rtp_caps) return 0;
+  return 409;
+}
+
+bool WhepServer::can_answer(const SessionDescription &offer) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (const auto &m : offer.media) {
+    if (m.direction != Direction::RecvOnly && m.direction != Direction::SendRecv) continue;
+    for (const auto &in : inputs_)
+      if (in->rtp_caps && match_codec(m, in->codec)) return true;
+  }
+  return false;
+}
+
+std::shared_ptr<Viewer> WhepServer::find_viewer(const std::string &id) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto it = viewers_.find(id);
+  return it == viewers_.end() ? nullptr : it->second;
+}
+
+std::shared_ptr<Viewer> WhepServer::create_viewer(const std::string &id, std::string *error) {
+  SETTINGS_LOCK();
+  std::string stun = settings.stun_server;
+  std::vector<std::string> turn = settings.turn_servers;
+  SETTINGS_UNLOCK();
+  auto v = std::make_shared<Viewer>();
+  v->id = id;
+  v->created_us = g_get_real_time();
+  v->webrtc = gst_element_factory_make("webrtcbin", ("viewer_" + id.substr(0, 8)).c_str());
+  if (!v->webrtc) {
+    *error = "webrtcbin is not available";
+    return nullptr;
+  }
+  gst_object_ref_sink(v->webrtc);
+  if (!configure_webrtcbin(v->webrtc, local_addresses_, stun, turn, error)) {
+    gst_object_unref(v->webrtc);
+    return nullptr;
+  }
+  auto connect = [&](const char *signal, GCallback cb) {
+    v->handler_ids.push_back(g_signal_connect_data(v->webrtc, signal, cb, new SignalData{this, id},
+                          [](gpointer d, GClosure *) { delete static_cast<SignalData *>(d); },
+                          static_cast<GConnectFlags>(0)));
+  };
+  connect("on-ice-candidate", G_CALLBACK(+[](GstElement *, guint, gchar *candidate, gpointer d) {
+            auto *sd = static_cast<SignalData *>(d);
+            std::lock_guard<std::mutex> lock(sd->self->mutex_);
+            auto it = sd->self->viewers_.find(sd->id);
+            if (it != sd->self->viewers_.end() && candidate && *candidate) {
+              std::string c = candidate;
+              if (c.rfind("a=", 0) == 0) c = c.substr(2);
+              it->second->local_candidates.push_back(c);
+            }
+          }));
+  connect("notify::ice-gathering-state", G_CALLBACK(+[](GstElement *webrtc, GParamSpec *, gpointer d) {
+            auto *sd = static_cast<SignalData *>(d);
+            GstWebRTCICEGatheringState state;
+            g_object_get(webrtc, "ice-gathering-state", &state, nullptr);
+            if (state == GST_WEBRTC_ICE_GATHERING_STATE_COMPLETE) {
+              WhepServer *self = sd->self;
+              std::string id = sd->id;
+              self->worker_->invoke([self, id] { self->on_gathering_done(id); });
+            }
+          }));
+  connect("notify::connection-state", G_CALLBACK(+[](GstElement *, GParamSpec *, gpointer d) {
+            auto *sd = static_cast<SignalData *>(d);
+            WhepServer *self = sd->self;
+            std::string id = sd->id;
+            self->worker_->invoke([self, id] { self->on_connection_state(id); });
+          }));
+  connect("notify::ice-connection-state", G_CALLBACK(+[](GstElement *, GParamSpec *, gpointer d) {
+            auto *sd = static_cast<SignalData *>(d);
+            WhepServer *self = sd->self;
+            std::string id = sd->id;
+            self->worker_->invoke([self, id] { self->on_connection_state(id); });
+          }));
+  std::lock_guard<std::mutex> lock(mutex_);
+  viewers_[id] = v;
+  return v;
+}
+
+// RTP caps webrtcbin is told about for one viewer: the payload type and fmtp the viewer
+// offered, so the answer's codec intersection succeeds.
+static GstCaps *viewer_caps(GstCaps *rtp_caps, int pt, const RtpMap *offered) {
+  const GstStructure *s = gst_caps_get_structure(rtp_caps, 0);
+  GstStructure *out = gst_structure_new_empty("application/x-rtp");
+  for (const char *field : {"media", "encoding-name", "clock-rate", "encoding-params", "packetization-mode",
+                            "profile-level-id", "sprop-stereo", "stereo"}) {
+    const GValue *v = gst_structure_get_value(s, field);
+    if (v) gst_structure_set_value(out, field, v);
+  }
+  gst_structure_set(out, "payload", G_TYPE_INT, pt, nullptr);
+  const gchar *enc = gst_structure_get_string(s, "encoding-name");
+  if (enc && g_ascii_strcasecmp(enc, "OPUS") == 0 && !gst_structure_has_field(out, "encoding-params"))
+    gst_structure_set(out, "encoding-params", G_TYPE_STRING, "2", nullptr);
+  if (offered && !offered->fmtp.empty()) {
+    // Keep the peer's fmtp values so intersection with its offer is exact.
+    std::string fmtp = offered->fmtp;
+    size_t i = 0;
+    while (i < fmtp.size()) {
+      size_t end = fmtp.find(';', i);
+      if (end == std::string::npos) end = fmtp.size();
+      std::string kv = fmtp.substr(i, end - i);
+      size_t eq = kv.find('=');
+      if (eq != std::string::npos) {
+        std::string k = std::string(trim(kv.substr(0, eq))), val = std::string(trim(kv.substr(eq + 1)));
+        for (auto &c : k) c = static_cast<char>(g_ascii_tolower(c));
+        // webrtcbin adds level-asymmetry-allowed for H.264 itself
+        if (!k.empty() && g_ascii_isalpha(k[0]) && k != "level-asymmetry-allowed") gst_structure_set(out, k.c_str(), G_TYPE_STRING, val.c_str(), nullptr);
+      }
+      i = end + 1;
+    }
+  }
+  GstCaps *caps = gst_caps_new_empty();
+  gst_caps_append_structure(caps, out);
+  return caps;
+}
+
+// Rewrites the shared stream's payload type for this viewer and counts what it gets.
+GstPadProbeReturn WhepServer::rewrite_for_viewer(GstPad *, GstPadProbeInfo *info, gpointer data) {
+  auto *b = static_cast<Branch *>(data);
+  if (info->type & GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM) {
+    GstEvent *event = GST_PAD_PROBE_INFO_EVENT(info);
+    if (GST_EVENT_TYPE(event) == GST_EVENT_CAPS) {
+      GstCaps *caps;
+      gst_event_parse_caps(event, &caps);
+      GstCaps *merged = gst_caps_copy(caps);
+      GstStructure *ms = gst_caps_get_structure(merged, 0);
+      const GstStructure *want = gst_caps_get_structure(b->caps.get(), 0);
+      gst_structure_foreach(
+          want,
+          [](GQuark field, const GValue *value, gpointer s) -> gboolean {
+            gst_structure_id_set_value(static_cast<GstStructure *>(s), field, value);
+            return TRUE;
+          },
+          ms);
+      GstEvent *replacement = gst_event_new_caps(merged);
+      gst_caps_unref(merged);
+      gst_event_unref(event);
+      GST_PAD_PROBE_INFO_DATA(info) = replacement;
+    }
+    return GST_PAD_PROBE_OK;
+  }
+  auto fix = [b](GstBuffer *buf) -> GstBuffer * {
+    guint8 byte1;
+    if (gst_buffer_extract(buf, 1, &byte1, 1) != 1) return buf;
+    b->packets++;
+    b->bytes += gst_buffer_get_size(buf);
+    if ((byte1 & 0x7f) == b->pt) return buf;
+    buf = gst_buffer_make_writable(buf);
+    byte1 = static_cast<guint8>((byte1 & 0x80) | (b->pt & 0x7f));
+    gst_buffer_fill(buf, 1, &byte1, 1);
+    return buf;
+  };
+  if (info->type & GST_PAD_PROBE_TYPE_BUFFER) {
+    GST_PAD_PROBE_INFO_DATA(info) = fix(GST_PAD_PROBE_INFO_BUFFER(info));
+  } else if (info->type & GST_PAD_PROBE_TYPE_BUFFER_LIST) {
+    GstBufferList *list = gst_buffer_list_make_writable(GST_PAD_PROBE_INFO_BUFFER_LIST(info));
+    guint n = gst_buffer_list_length(list);
+    for (guint i = 0; i < n; i++) {
+      GstBuffer *buf = gst_buffer_ref(gst_buffer_list_get(list, i));
+      GstBuffer *fixed = fix(buf);
+      gst_buffer_list_remove(list, i, 1);
+      gst_buffer_list_insert(list, static_cast<gint>(i), fixed);
+    }
+    GST_PAD_PROBE_INFO_DATA(info) = list;
+  }
+  return GST_PAD_PROBE_OK;
+}
+
+bool WhepServer::add_branch(Viewer &v, Input *input, int pt, GstCaps *caps, std::string *error) {
+  auto b = std::make_unique<Branch>();
+  b->input = input;
+  b->pt = pt;
+  b->caps = GPtr<GstCaps>::ref(caps);
+  GstPadTemplate *templ = gst_element_get_pad_template(v.webrtc, "sink_%u");
+  GstPad *sink = gst_element_request_pad(v.webrtc, templ, nullptr, caps);
+  if (!sink) {
+    *error = "webrtcbin refused a sink pad";
+    return false;
+  }
+  GstWebRTCRTPTransceiver *trans = nullptr;
+  g_object_get(sink, "transceiver", &trans, nullptr);
+  if (trans) {
+    g_object_set(trans, "direction", GST_WEBRTC_RTP_TRANSCEIVER_DIRECTION_SENDONLY, "codec-preferences", caps,
+                 nullptr);
+    gst_object_unref(trans);
+  }
+  b->queue = gst_element_factory_make("queue", nullptr);
+  // A slow or dead viewer loses its oldest packets instead of holding back the others.
+  g_object_set(b->queue, "max-size-buffers", 0, "max-size-bytes", 0, "max-size-time", (guint64)(1 * GST_SECOND),
+               nullptr);
+  gst_util_set_object_arg(G_OBJECT(b->queue), "leaky", "downstream");
+  gst_bin_add(GST_BIN(element_), b->queue);
+  GPtr<GstPad> qsrc = GPtr<GstPad>::adopt(gst_element_get_static_pad(b->queue, "src"));
+  gst_pad_add_probe(qsrc.get(),
+                    static_cast<GstPadProbeType>(GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_BUFFER_LIST |
+                                                 GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM),
+                    &WhepServer::rewrite_for_viewer, b.get(), nullptr);
+  gst_pad_link(qsrc.get(), sink);
+  gst_object_unref(sink);
+  v.branches.push_back(std::move(b));
+  return true;
+}
+
+// Adds the viewer's elements to the running bin and links them to the tees.
+void WhepServer::start_viewer(Viewer &v) {
+  gst_bin_add(GST_BIN(element_), v.webrtc);
+  gst_element_sync_state_with_parent(v.webrtc);
+  for (auto &b : v.branches) {
+    gst_element_sync_state_with_parent(b->queue);
+    b->tee_pad = gst_element_request_pad_simple(b->input->tee, "src_%u");
+    GPtr<GstPad> qsink = GPtr<GstPad>::adopt(gst_element_get_static_pad(b->queue, "sink"));
+    gst_pad_link(b->tee_pad, qsink.get());
+  }
+}
+
+void WhepServer::answer_offer(const std::string &id, const std::string &offer, const SessionDescription &parsed,
+                              MediaCallback done) {
+  worker_->invoke([this, id, offer, parsed, done = std::move(done)]() mutable {
+    std::string error;
+    auto v = create_viewer(id, &error);
+    if (!v) {
+      done(MediaResult::failure(500, error));
+      return;
+    }
+    v->pending = std::move(done);
+    // Pair each m-line the player can receive with an input of that kind, first come first served.
+    std::vector<Input *> used;
+    std::vector<std::pair<Input *, std::pair<int, GPtr<GstCaps>>>> plan;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      for (const auto &m : parsed.media) {
+        if (m.port == 0 || (m.direction != Direction::RecvOnly && m.direction != Direction::SendRecv)) continue;
+        for (const auto &in : inputs_) {
+          if (!in->rtp_caps || std::find(used.begin(), used.end(), in.get()) != used.end()) continue;
+          auto pt = match_codec(m, in->codec);
+          if (!pt) continue;
+          auto it = m.rtpmap.find(*pt);
+          GPtr<GstCaps> caps = GPtr<GstCaps>::adopt(viewer_caps(in->rtp_caps.get(), *pt, it == m.rtpmap.end() ? nullptr : &it->second));
+          plan.push_back({in.get(), {*pt, caps}});
+          used.push_back(in.get());
+          break;
+        }
+      }
+    }
+    if (plan.empty()) {
+      fail_viewer(id, 422, "no codec in common with the offer");
+      return;
+    }
+    for (auto &p : plan) {
+      if (!add_branch(*v, p.first, p.second.first, p.second.second.get(), &error)) {
+        fail_viewer(id, 500, error);
+        return;
+      }
+    }
+    start_viewer(*v);
+    negotiate_answer(id, offer);
+  });
+}
+
+void WhepServer::negotiate_answer(const std::string &id, const std::string &offer) {
+  auto v = find_viewer(id);
+  if (!v) return;
+  GstSDPMessage *sdp = nullptr;
+  gst_sdp_message_new_from_text(offer.c_str(), &sdp);
+  GstWebRTCSessionDescription *desc = gst_webrtc_session_description_new(GST_WEBRTC_SDP_TYPE_OFFER, sdp);
+  GstPromise *promise = promise_with_callback([this, id](bool ok, const GstStructure *, const std::string &error) {
+    if (!ok) {
+      if (find_viewer(id)) worker_->invoke([this, id, error] { fail_viewer(id, 400, "offer rejected: " + error); });
+      return;
+    }
+    auto v = find_viewer(id);
+    if (!v) return;
+    GstPromise *answer_promise = promise_with_callback([this, id](bool ok, const GstStructure *reply,
+                                                                  const std::string &error) {
+      GstWebRTCSessionDescription *answer = nullptr;
+      if (ok && reply) gst_structure_get(reply, "answer", GST_TYPE_WEBRTC_SESSION_DESCRIPTION, &answer, nullptr);
+      if (!answer) {
+        std::string msg = error.empty() ? "webrtcbin made no answer" : error;
+        if (find_viewer(id)) worker_->invoke([this, id, msg] { fail_viewer(id, 422, msg); });
+        return;
+      }
+      auto v = find_viewer(id);
+      if (v) {
+        g_signal_emit_by_name(v->webrtc, "set-local-description", answer, nullptr);
+        gchar *text = gst_sdp_message_as_text(answer->sdp);
+        std::string s = text;
+        g_free(text);
+        worker_->invoke([this, id, s] { on_local_description(id, s); });
+      }
+      gst_webrtc_session_description_free(answer);
+    });
+    g_signal_emit_by_name(v->webrtc, "create-answer", nullptr, answer_promise);
+    gst_promise_unref(answer_promise);
+  });
+  g_signal_emit_by_name(v->webrtc, "set-remote-description", desc, promise);
+  gst_promise_unref(promise);
+  gst_webrtc_session_description_free(desc);
+}
+
+void WhepServer::make_offer(const std::string &id, MediaCallback done) {
+  worker_->invoke([this, id, done = std::move(done)]() mutable {
+    std::string error;
+    auto v = create_viewer(id, &error);
+    if (!v) {
+      done(MediaResult::failure(500, error));
+      return;
+    }
+    v->pending = std::move(done);
+    std::vector<std::pair<Input *, GPtr<GstCaps>>> plan;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      for (const auto &in : inputs_) {
+        if (!in->rtp_caps) continue;
+        gint pt = in->kind == "audio" ? 111 : 96;
+        gst_structure_get_int(gst_caps_get_structure(in->rtp_caps.get(), 0), "payload", &pt);
+        plan.push_back({in.get(), GPtr<GstCaps>::adopt(viewer_caps(in->rtp_caps.get(), pt, nullptr))});
+      }
+    }
+    for (auto &p : plan) {
+      gint pt = 0;
+      gst_structure_get_int(gst_caps_get_structure(p.second.get(), 0), "payload", &pt);
+      if (!add_branch(*v, p.first, pt, p.second.get(), &error)) {
+        fail_viewer(id, 500, error);
+        return;
+      }
+    }
+    start_viewer(*v);
+    negotiate_offer(id);
+  });
+}
+
+void WhepServer::negotiate_offer(const std::string &id) {
+  auto v = find_viewer(id);
+  if (!v) return;
+  GstPromise *promise = promise_with_callback([this, id](bool ok, const GstStructure *reply, const std::string &) {
+    GstWebRTCSessionDescription *offer = nullptr;
+    if (ok && reply) gst_structure_get(reply, "offer", GST_TYPE_WEBRTC_SESSION_DESCRIPTION, &offer, nullptr);
+    if (!offer) {
+      if (find_viewer(id)) worker_->invoke([this, id] { fail_viewer(id, 500, "webrtcbin made no offer"); });
+      return;
+    }
+    auto v = find_viewer(id);
+    if (v) {
+      g_signal_emit_by_name(v->webrtc, "set-local-description", offer, nullptr);
+      gchar *text = gst_sdp_message_as_text(offer->sdp);
+      std::string s = text;
+      g_free(text);
+      worker_->invoke([this, id, s] { on_local_description(id, s); });
+    }
+    gst_webrtc_session_description_free(offer);
+  });
+  g_signal_emit_by_name(v->webrtc, "create-offer", nullptr, promise);
+  gst_promise_unref(promise);
+}
+
+void WhepServer::on_local_description(const std::string &id, const std::string &sdp) {
+  auto v = find_viewer(id);
+  if (!v) return;
+  v->local_sdp = sdp;
+  v->sdp_ready = true;
+  // The endpoint never trickles to the player: wait for gathering, but not forever.
+  GSource *timeout = g_timeout_source_new(kGatherTimeoutMs);
+  auto *heap = new std::pair<WhepServer *, std::string>(this, id);
+  g_source_set_callback(
+      timeout,
+      [](gpointer d) -> gboolean {
+        auto *p = static_cast<std::pair<WhepServer *, std::string> *>(d);
+        auto v = p->first->find_viewer(p->second);
+        if (v) {
+          v->gather_timeout = 0;
+          GST_WARNING_OBJECT(p->first->element_, "ICE gathering for %s timed out", p->second.c_str());
+          v->gathering_done = true;
+          p->first->maybe_complete(p->second);
+        }
+        return G_SOURCE_REMOVE;
+      },
+      heap, [](gpointer d) { delete static_cast<std::pair<WhepServer *, std::string> *>(d); });
+  v->gather_timeout = g_source_attach(timeout, worker_->context());
+  g_source_unref(timeout);
+  maybe_complete(id);
+}
+
+void WhepServer::on_gathering_done(const std::string &id) {
+  auto v = find_viewer(id);
+  if (!v) return;
+  v->gathering_done = true;
+  maybe_complete(id);
+}
+
+void WhepServer::maybe_complete(const std::string &id) {
+  auto v = find_viewer(id);
+  if (!v || !v->sdp_ready || !v->gathering_done || !v->pending) return;
+  if (v->gather_timeout) {
+    GSource *s = g_main_context_find_source_by_id(worker_->context(), v->gather_timeout);
+    if (s) g_source_destroy(s);
+    v->gather_timeout = 0;
+  }
+  std::vector<std::string> candidates;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    candidates = v->local_candidates;
+  }
+  MediaCallback done = std::move(v->pending);
+  v->pending = nullptr;
+  std::string sdp = finish_local_sdp(v->local_sdp, candidates);
+  GST_DEBUG_OBJECT(element_, "session %s local description:\n%s", id.c_str(), sdp.c_str());
+  done(MediaResult::success(sdp));
+  if (!v->counted_join) {
+    v->counted_join = true;
+    post_viewer_message("wish-viewer-joined", id, nullptr);
+  }
+}
+
+void WhepServer::fail_viewer(const std::string &id, unsigned status, const std::string &error) {
+  auto v = find_viewer(id);
+  if (!v) return;
+  GST_INFO_OBJECT(element_, "session %s failed: %s", id.c_str(), error.c_str());
+  MediaCallback done = std::move(v->pending);
+  v->pending = nullptr;
+  teardown(id, "failed");
+  if (done) done(MediaResult::failure(status, error));
+}
+
+void WhepServer::apply_answer(const std::string &id, const std::string &answer, const SessionDescription &,
+                              MediaCallback done) {
+  worker_->invoke([this, id, answer, done = std::move(done)]() mutable {
+    auto v = find_viewer(id);
+    if (!v) {
+      done(MediaResult::failure(404, "no such session"));
+      return;
+    }
+    GstSDPMessage *sdp = nullptr;
+    gst_sdp_message_new_from_text(answer.c_str(), &sdp);
+    GstWebRTCSessionDescription *desc = gst_webrtc_session_description_new(GST_WEBRTC_SDP_TYPE_ANSWER, sdp);
+    auto shared_done = std::make_shared<MediaCallback>(std::move(done));
+    GstPromise *promise = promise_with_callback([shared_done](bool ok, const GstStructure *, const std::string &error) {
+      if (!ok) {
+        (*shared_done)(MediaResult::failure(400, "answer rejected: " + error));
+        return;
+      }
+      (*shared_done)(MediaResult::success(""));
+    });
+    g_signal_emit_by_name(v->webrtc, "set-remote-description", desc, promise);
+    gst_promise_unref(promise);
+    gst_webrtc_session_description_free(desc);
+  });
+}
+
+void WhepServer::add_candidates(const std::string &id, const SdpFrag &frag) {
+  std::vector<std::string> candidates;
+  for (const auto &m : frag.media) candidates.insert(candidates.end(), m.candidates.begin(), m.candidates.end());
+  if (candidates.empty()) return;
+  worker_->invoke([this, id, candidates] {
+    auto v = find_viewer(id);
+    if (v) add_remote_candidates(v->webrtc, candidates);
+  });
+}
+
+void WhepServer::restart_ice(const std::string &id, const SdpFrag &frag, MediaCallback done) {
+  worker_->invoke([this, id, frag, done = std::move(done)] {
+    auto v = find_viewer(id);
+    if (!v) {
+      done(MediaResult::failure(404, "no such session"));
+      return;
+    }
+    std::vector<std::string> remote;
+    for (const auto &m : frag.media) remote.insert(remote.end(), m.candidates.begin(), m.candidates.end());
+    LocalIce local;
+    std::string error;
+    if (!wish::restart_ice(v->webrtc, frag.ice_ufrag, frag.ice_pwd, remote, &local, &error)) {
+      done(MediaResult::failure(422, "ICE restart failed: " + error));
+      return;
+    }
+    SdpFrag answer;
+    answer.ice_ufrag = local.ufrag;
+    answer.ice_pwd = local.pwd;
+    SdpFragMedia m;
+    GstWebRTCRTPTransceiver *trans = nullptr;
+    g_signal_emit_by_name(v->webrtc, "get-transceiver", 0, &trans);
+    if (trans) {
+      gchar *mid = nullptr;
+      g_object_get(trans, "mid", &mid, nullptr);
+      if (mid) m.mid = mid;
+      g_free(mid);
+      gst_object_unref(trans);
+    }
+    m.candidates = local.candidates;
+    m.end_of_candidates = true;
+    answer.media.push_back(m);
+    GST_INFO_OBJECT(element_, "ICE restarted for session %s", id.c_str());
+    done(MediaResult::success(build_sdpfrag(answer)));
+  });
+}
+
+void WhepServer::close(const std::string &id) {
+  if (!worker_) return;
+  worker_->invoke([this, id] { teardown(id, "closed"); });
+}
+
+void WhepServer::on_connection_state(const std::string &id) {
+  auto v = find_viewer(id);
+  if (!v) return;
+  GstWebRTCPeerConnectionState pc;
+  GstWebRTCICEConnectionState ice;
+  g_object_get(v->webrtc, "connection-state", &pc, "ice-connection-state", &ice, nullptr);
+  const char *names[] = {"new", "connecting", "connected", "disconnected", "failed", "closed"};
+  std::string state = pc <= GST_WEBRTC_PEER_CONNECTION_STATE_CLOSED ? names[pc] : "unknown";
+  if (state != v->connection_state) {
+    GST_INFO_OBJECT(element_, "session %s: connection %s", id.c_str(), state.c_str());
+    v->connection_state = state;
+    if (pc == GST_WEBRTC_PEER_CONNECTION_STATE_CONNECTED) {
+      // A new viewer starts decoding at once instead of waiting for the next GOP.
+      for (auto &b : v->branches) request_keyframe(b->input);
+    }
+  }
+  if (pc == GST_WEBRTC_PEER_CONNECTION_STATE_FAILED || pc == GST_WEBRTC_PEER_CONNECTION_STATE_CLOSED ||
+      ice == GST_WEBRTC_ICE_CONNECTION_STATE_FAILED || ice == GST_WEBRTC_ICE_CONNECTION_STATE_CLOSED) {
+    if (endpoint_) endpoint_->session_gone(id);
+    teardown(id, "connection-lost");
+  }
+}
+
+void WhepServer::post_viewer_message(const char *name, const std::string &id, const char *reason) {
+  guint count;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    count = static_cast<guint>(viewers_.size());
+  }
+  GstStructure *s = gst_structure_new(name, "session-id", G_TYPE_STRING, id.c_str(), "viewers", G_TYPE_UINT, count,
+                                      nullptr);
+  if (reason) gst_structure_set(s, "reason", G_TYPE_STRING, reason, nullptr);
+  gst_element_post_message(GST_ELEMENT(element_), gst_message_new_element(GST_OBJECT(element_), s));
+}
+
+// Runs on the worker thread: unlinks the viewer from the tees and frees its elements.
+void WhepServer::teardown(const std::string &id, const char *reason) {
+  std::shared_ptr<Viewer> v;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = viewers_.find(id);
+    if (it == viewers_.end()) return;
+    v = it->second;
+    viewers_.erase(it);
+  }
+  if (v->gather_timeout) {
+    GSource *s = g_main_context_find_source_by_id(worker_->context(), v->gather_timeout);
+    if (s) g_source_destroy(s);
+  }
+  // Each handler's SignalData is freed with its closure.
+  for (gulong h : v->handler_ids) g_signal_handler_disconnect(v->webrtc, h);
+  v->handler_ids.clear();
+  for (auto &b : v->branches) {
+    if (b->tee_pad) {
+      GPtr<GstPad> qsink = GPtr<GstPad>::adopt(gst_element_get_static_pad(b->queue, "sink"));
+      gst_pad_unlink(b->tee_pad, qsink.get());
+      gst_element_release_request_pad(b->input->tee, b->tee_pad);
+      gst_object_unref(b->tee_pad);
+      b->tee_pad = nullptr;
+    }
+    gst_element_set_state(b->queue, GST_STATE_NULL);
+    if (GST_OBJECT_PARENT(b->queue)) gst_bin_remove(GST_BIN(element_), b->queue);
+  }
+  gst_element_set_state(v->webrtc, GST_STATE_NULL);
+  if (GST_OBJECT_PARENT(v->webrtc)) gst_bin_remove(GST_BIN(element_), v->webrtc);
+  gst_object_unref(v->webrtc);
+  v->webrtc = nullptr;
+  if (v->pending) {
+    MediaCallback done = std::move(v->pending);
+    v->pending = nullptr;
+    done(MediaResult::failure(500, "session closed while being set up"));
+  }
+  GST_INFO_OBJECT(element_, "session %s ended (%s)", id.c_str(), reason);
+  if (v->counted_join) post_viewer_message("wish-viewer-left", id, reason);
+}
+
+GstStructure *WhepServer::stats() {
+  GValue list = G_VALUE_INIT;
+  gst_value_list_init(&list, 0);
+  guint count = 0;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (const auto &kv : viewers_) {
+      const Viewer &v = *kv.second;
+      guint64 packets = 0, bytes = 0;
+      for (const auto &b : v.branches) {
+        packets += b->packets;
+        bytes += b->bytes;
+      }
+      GstStructure *s = gst_structure_new("viewer", "session-id", G_TYPE_STRING, v.id.c_str(), "connection-state",
+                                          G_TYPE_STRING, v.connection_state.c_str(), "packets-sent", G_TYPE_UINT64,
+                                          packets, "bytes-sent", G_TYPE_UINT64, bytes, "duration", G_TYPE_UINT64,
+                                          (guint64)((g_get_real_time() - v.created_us) * GST_USECOND), nullptr);
+      GValue sv = G_VALUE_INIT;
+      g_value_init(&sv, GST_TYPE_STRUCTURE);
+      g_value_take_boxed(&sv, s);
+      gst_value_list_append_and_take_value(&list, &sv);
+      count++;
+    }
+  }
+  GstStructure *out = gst_structure_new("application/x-whepserversink-stats", "viewer-count", G_TYPE_UINT, count,
+                                        nullptr);
+  gst_structure_take_value(out, "viewers", &list);
+  return out;
+}
+
+void WhepServer::handle_signal(const char *method, const GstStructure *request, GstPromise *promise) {
+  Request req;
+  req.method = method;
+  const gchar *path = request ? gst_structure_get_string(request, "path") : nullptr;
+  SETTINGS_LOCK();
+  req.path = path ? path : settings.path;
+  SETTINGS_UNLOCK();
+  if (request) {
+    const std::pair<const char *, const char *> fields[] = {{"content-type", "Content-Type"},
+                                                            {"if-match", "If-Match"},
+                                                            {"authorization", "Authorization"},
+                                                            {"origin", "Origin"},
+                                                            {"accept", "Accept"}};
+    for (const auto &f : fields) {
+      const gchar *v = gst_structure_get_string(request, f.first);
+      if (v) req.headers.add(f.second, v);
+    }
+    const gchar *body = gst_structure_get_string(request, "body");
+    if (body) req.body = body;
+  }
+  GstPromise *p = promise ? gst_promise_ref(promise) : nullptr;
+  auto reply = [p](Response resp) {
+    if (!p) return;
+    GstStructure *headers = gst_structure_new_empty("headers");
+    for (const auto &kv : resp.headers.items()) {
+      std::string name = kv.first;
+      for (auto &c : name) c = static_cast<char>(g_ascii_tolower(c));
+      const gchar *prev = gst_structure_get_string(headers, name.c_str());
+      std::string value = prev ? std::string(prev) + ", " + kv.second : kv.second;
+      gst_structure_set(headers, name.c_str(), G_TYPE_STRING, value.c_str(), nullptr);
+    }
+    GstStructure *s = gst_structure_new("wish-response", "status", G_TYPE_UINT, resp.status, "body", G_TYPE_STRING,
+                                        resp.body.c_str(), "headers", GST_TYPE_STRUCTURE, headers, nullptr);
+    gst_structure_free(headers);
+    gst_promise_reply(p, s);
+    gst_promise_unref(p);
+  };
+  if (!endpoint_) {
+    reply(Response::problem(503, "element is not started"));
+    return;
+  }
+  endpoint_->handle(req, reply);
+}
+
+}  // namespace wish
+
+// ---------------------------------------------------------------------------------------
+// GObject glue
+
+enum {
+  PROP_0,
+  PROP_ADDRESS,
+  PROP_PORT,
+  PROP_CURRENT_PORT,
+  PROP_PATH,
+  PROP_AUTH_TOKEN,
+  PROP_STUN_SERVER,
+  PROP_TURN_SERVERS,
+  PROP_MAX_VIEWERS,
+  PROP_TLS_CERTIFICATE_FILE,
+  PROP_TLS_KEY_FILE,
+  PROP_COUNTER_OFFER,
+  PROP_CORS_ALLOWED_ORIGINS,
+  PROP_ICE_LOCAL_ADDRESSES,
+  PROP_VIDEO_CODEC,
+  PROP_VIDEO_BITRATE,
+  PROP_AUDIO_BITRATE,
+  PROP_KEY_INT_MAX,
+  PROP_SERVE_HTTP,
+  PROP_STATS,
+};
+
+enum { SIGNAL_POST, SIGNAL_PATCH, SIGNAL_DELETE, N_SIGNALS };
+static guint signals[N_SIGNALS];
+
+GType gst_wish_counter_offer_get_type(void) {
+  static GType type = 0;
+  static const GEnumValue values[] = {
+      {GST_WISH_COUNTER_OFFER_NEVER, "Never counter-offer; refuse offers without a common codec with 422", "never"},
+      {GST_WISH_COUNTER_OFFER_WHEN_NEEDED, "Counter-offer (406) only when the player's offer cannot be answered",
+       "when-needed"},
+      {GST_WISH_COUNTER_OFFER_ALWAYS, "Always answer a POST with a 406 counter-offer", "always"},
+      {0, nullptr, nullptr}};
+  if (g_once_init_enter(&type)) g_once_init_leave(&type, g_enum_register_static("GstWishCounterOffer", values));
+  return type;
+}
+
+GType gst_wish_video_codec_get_type(void) {
+  static GType type = 0;
+  static const GEnumValue values[] = {
+      {GST_WISH_VIDEO_CODEC_H264, "H.264 constrained baseline (x264enc)", "h264"},
+      {GST_WISH_VIDEO_CODEC_VP8, "VP8 (vp8enc)", "vp8"},
+      {0, nullptr, nullptr}};
+  if (g_once_init_enter(&type)) g_once_init_leave(&type, g_enum_register_static("GstWishVideoCodec", values));
+  return type;
+}
+
+static GstStaticPadTemplate video_template = GST_STATIC_PAD_TEMPLATE(
+    "video_%u", GST_PAD_SINK, GST_PAD_REQUEST,
+    GST_STATIC_CAPS("video/x-raw; video/x-h264; video/x-vp8; video/x-vp9"));
+static GstStaticPadTemplate audio_template =
+    GST_STATIC_PAD_TEMPLATE("audio_%u", GST_PAD_SINK, GST_PAD_REQUEST, GST_STATIC_CAPS("audio/x-raw; audio/x-opus"));
+
+static void gst_whep_server_sink_init(GstWhepServerSink *self) {
+  self->server = new wish::WhepServer(self);
+  GST_OBJECT_FLAG_SET(self, GST_ELEMENT_FLAG_SINK);
+}
+
+static void gst_whep_server_sink_finalize(GObject *object) {
+  auto *self = GST_WHEP_SERVER_SINK(object);
+  delete self->server;
+  self->server = nullptr;
+  G_OBJECT_CLASS(gst_whep_server_sink_parent_class)->finalize(object);
+}
+
+static std::string dup_string(const GValue *v) {
+  const gchar *s = g_value_get_string(v);
+  return s ? s : "";
+}
+
+static void gst_whep_server_sink_set_property(GObject *object, guint prop_id, const GValue *value,
+                                              GParamSpec *pspec) {
+  auto *self = GST_WHEP_SERVER_SINK(object);
+  wish::Settings &s = self->server->settings;
+  GST_OBJECT_LOCK(self);
+  switch (prop_id) {
+    case PROP_ADDRESS: s.address = dup_string(value); break;
+    case PROP_PORT: s.port = g_value_get_uint(value); break;
+    case PROP_PATH: s.path = dup_string(value); break;
+    case PROP_AUTH_TOKEN: s.auth_token = dup_string(value); break;
+    case PROP_STUN_SERVER: s.stun_server = dup_string(value); break;
+    case PROP_TURN_SERVERS: {
+      s.turn_servers.clear();
+      for (guint i = 0; i < gst_value_array_get_size(value); i++) {
+        const GValue *v = gst_value_array_get_value(value, i);
+        if (G_VALUE_HOLDS_STRING(v) && g_value_get_string(v)) s.turn_servers.push_back(g_value_get_string(v));
+      }
+      break;
+    }
+    case PROP_MAX_VIEWERS: s.max_viewers = g_value_get_uint(value); break;
+    case PROP_TLS_CERTIFICATE_FILE: s.tls_certificate_file = dup_string(value); break;
+    case PROP_TLS_KEY_FILE: s.tls_key_file = dup_string(value); break;
+    case PROP_COUNTER_OFFER: s.counter_offer = static_cast<GstWishCounterOffer>(g_value_get_enum(value)); break;
+    case PROP_CORS_ALLOWED_ORIGINS: s.cors_allowed_origins = dup_string(value); break;
+    case PROP_ICE_LOCAL_ADDRESSES: s.ice_local_addresses = dup_string(value); break;
+    case PROP_VIDEO_CODEC: s.video_codec = static_cast<GstWishVideoCodec>(g_value_get_enum(value)); break;
+    case PROP_VIDEO_BITRATE: s.video_bitrate = g_value_get_uint(value); break;
+    case PROP_AUDIO_BITRATE: s.audio_bitrate = g_value_get_uint(value); break;
+    case PROP_KEY_INT_MAX: s.key_int_max = g_value_get_uint(value); break;
+    case PROP_SERVE_HTTP: s.serve_http = g_value_get_boolean(value); break;
+    default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec); break;
+  }
+  GST_OBJECT_UNLOCK(self);
+}
+
+static void gst_whep_server_sink_get_property(GObject *object, guint prop_id, GValue *value, GParamSpec *pspec) {
+  auto *self = GST_WHEP_SERVER_SINK(object);
+  if (prop_id == PROP_STATS) {
+    g_value_take_boxed(value, self->server->stats());
+    return;
+  }
+  if (prop_id == PROP_CURRENT_PORT) {
+    g_value_set_uint(value, self->server->current_port());
+    return;
+  }
+  const wish::Settings &s = self->server->settings;
+  GST_OBJECT_LOCK(self);
+  switch (prop_id) {
+    case PROP_ADDRESS: g_value_set_string(value, s.address.c_str()); break;
+    case PROP_PORT: g_value_set_uint(value, s.port); break;
+    case PROP_PATH: g_value_set_string(value, s.path.c_str()); break;
+    case PROP_AUTH_TOKEN: g_value_set_string(value, s.auth_token.c_str()); break;
+    case PROP_STUN_SERVER: g_value_set_string(value, s.stun_server.empty() ? nullptr : s.stun_server.c_str()); break;
+    case PROP_TURN_SERVERS:
+      for (const auto &t : s.turn_servers) {
+        GValue v = G_VALUE_INIT;
+        g_value_init(&v, G_TYPE_STRING);
+        g_value_set_string(&v, t.c_str());
+        gst_value_array_append_and_take_value(value, &v);
+      }
+      break;
+    case PROP_MAX_VIEWERS: g_value_set_uint(value, s.max_viewers); break;
+    case PROP_TLS_CERTIFICATE_FILE: g_value_set_string(value, s.tls_certificate_file.c_str()); break;
+    case PROP_TLS_KEY_FILE: g_value_set_string(value, s.tls_key_file.c_str()); break;
+    case PROP_COUNTER_OFFER: g_value_set_enum(value, s.counter_offer); break;
+    case PROP_CORS_ALLOWED_ORIGINS: g_value_set_string(value, s.cors_allowed_origins.c_str()); break;
+    case PROP_ICE_LOCAL_ADDRESSES: g_value_set_string(value, s.ice_local_addresses.c_str()); break;
+    case PROP_VIDEO_CODEC: g_value_set_enum(value, s.video_codec); break;
+    case PROP_VIDEO_BITRATE: g_value_set_uint(value, s.video_bitrate); break;
+    case PROP_AUDIO_BITRATE: g_value_set_uint(value, s.audio_bitrate); break;
+    case PROP_KEY_INT_MAX: g_value_set_uint(value, s.key_int_max); break;
+    case PROP_SERVE_HTTP: g_value_set_boolean(value, s.serve_http); break;
+    default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec); break;
+  }
+  GST_OBJECT_UNLOCK(self);
+}
+
+static GstStateChangeReturn gst_whep_server_sink_change_state(GstElement *element, GstStateChange transition) {
+  auto *self = GST_WHEP_SERVER_SINK(element);
+  switch (transition) {
+    case GST_STATE_CHANGE_NULL_TO_READY:
+      if (!self->server->start()) {
+        self->server->stop();
+        return GST_STATE_CHANGE_FAILURE;
+      }
+      break;
+    case GST_STATE_CHANGE_READY_TO_PAUSED:
+      self->server->set_media_running(true);
+      break;
+    case GST_STATE_CHANGE_PAUSED_TO_READY:
+      self->server->set_media_running(false);
+      self->server->close_all_sessions();
+      break;
+    default:
+      break;
+  }
+  GstStateChangeReturn ret = GST_ELEMENT_CLASS(gst_whep_server_sink_parent_class)->change_state(element, transition);
+  if (transition == GST_STATE_CHANGE_READY_TO_NULL) self->server->stop();
+  return ret;
+}
+
+static GstPad *gst_whep_server_sink_request_new_pad(GstElement *element, GstPadTemplate *templ, const gchar *name,
+                                                    const GstCaps *) {
+  return GST_WHEP_SERVER_SINK(element)->server->request_pad(templ, name);
+}
+
+static void gst_whep_server_sink_release_pad(GstElement *element, GstPad *pad) {
+  GST_WHEP_SERVER_SINK(element)->server->release_pad(pad);
+}
+
+static void gst_whep_server_sink_post(GstWhepServerSink *self, GstStructure *request, GstPromise *promise) {
+  self->server->handle_signal("POST", request, promise);
+}
+static void gst_whep_server_sink_patch(GstWhepServerSink *self, GstStructure *request, GstPromise *promise) {
+  self->server->handle_signal("PATCH", request, promise);
+}
+static void gst_whep_server_sink_delete(GstWhepServerSink *self, GstStructure *request, GstPromise *promise) {
+  self->server->handle_signal("DELETE", request, promise);
+}
+
+static void gst_whep_server_sink_class_init(GstWhepServerSinkClass *klass) {
+  GObjectClass *gobject_class = G_OBJECT_CLASS(klass);
+  GstElementClass *element_class = GST_ELEMENT_CLASS(klass);
+  GST_DEBUG_CATEGORY_INIT(whepserversink_debug, "whepserversink", 0, "WHEP server sink");
+
+  gobject_class->finalize = gst_whep_server_sink_finalize;
+  gobject_class->set_property = gst_whep_server_sink_set_property;
+  gobject_class->get_property = gst_whep_server_sink_get_property;
+  element_class->change_state = gst_whep_server_sink_change_state;
+  element_class->request_new_pad = gst_whep_server_sink_request_new_pad;
+  element_class->release_pad = gst_whep_server_sink_release_pad;
+
+  auto flags = static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY);
+  auto ro = static_cast<GParamFlags>(G_PARAM_READABLE | G_PARAM_STATIC_STRINGS);
+
+  g_object_class_install_property(gobject_class, PROP_ADDRESS,
+      g_param_spec_string("address", "Address", "IP address the HTTP server listens on", "0.0.0.0", flags));
+  g_object_class_install_property(gobject_class, PROP_PORT,
+      g_param_spec_uint("port", "Port",
+                        "TCP port of the HTTP server (0 = pick a free one, see current-port). Server elements of "
+                        "the process on the same address:port share one server",
+                        0, 65535, 8889, flags));
+  g_object_class_install_property(gobject_class, PROP_CURRENT_PORT,
+      g_param_spec_uint("current-port", "Current port", "The port the HTTP server listens on (0 when not started)",
+                        0, 65535, 0, ro));
+  g_object_class_install_property(gobject_class, PROP_PATH,
+      g_param_spec_string("path", "Path", "HTTP path of the WHEP endpoint; sessions live under <path>/sessions/",
+                          "/whep", flags));
+  g_object_class_install_property(gobject_class, PROP_AUTH_TOKEN,
+      g_param_spec_string("auth-token", "Authorization token",
+                          "Bearer token every request but the CORS preflight must carry (empty = no authentication)",
+                          "", flags));
+  g_object_class_install_property(gobject_class, PROP_STUN_SERVER,
+      g_param_spec_string("stun-server", "STUN server",
+                          "STUN server as stun://host:port, used for gathering and advertised in Link headers",
+                          nullptr, flags));
+  g_object_class_install_property(gobject_class, PROP_TURN_SERVERS,
+      gst_param_spec_array("turn-servers", "TURN servers",
+                           "TURN servers as turn(s)://user:password@host:port?transport=udp|tcp, used for "
+                           "gathering and advertised in Link headers",
+                           g_param_spec_string("turn-server", "TURN server", "One TURN server URL", nullptr,
+                                               static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS)),
+                           flags));
+  g_object_class_install_property(gobject_class, PROP_MAX_VIEWERS,
+      g_param_spec_uint("max-viewers", "Maximum viewers",
+                        "Viewers served at once; more get 503 with Retry-After (0 = unlimited)", 0, G_MAXUINT, 0,
+                        flags));
+  g_object_class_install_property(gobject_class, PROP_TLS_CERTIFICATE_FILE,
+      g_param_spec_string("tls-certificate-file", "TLS certificate file",
+                          "PEM certificate (chain) for HTTPS; empty = plain HTTP", "", flags));
+  g_object_class_install_property(gobject_class, PROP_TLS_KEY_FILE,
+      g_param_spec_string("tls-key-file", "TLS key file",
+                          "PEM private key for HTTPS (empty = taken from tls-certificate-file)", "", flags));
+  g_object_class_install_property(gobject_class, PROP_COUNTER_OFFER,
+      g_param_spec_enum("counter-offer", "Counter-offer",
+                        "When to answer a POST with a 406 counter-offer carrying the server's own SDP offer",
+                        gst_wish_counter_offer_get_type(), GST_WISH_COUNTER_OFFER_WHEN_NEEDED, flags));
+  g_object_class_install_property(gobject_class, PROP_CORS_ALLOWED_ORIGINS,
+      g_param_spec_string("cors-allowed-origins", "CORS allowed origins",
+                          "Origins browsers may call the endpoint from: * or a comma-separated list", "*", flags));
+  g_object_class_install_property(gobject_class, PROP_ICE_LOCAL_ADDRESSES,
+      g_param_spec_string("ice-local-addresses", "ICE local addresses",
+                          "Comma-separated IP addresses or interface names ICE may gather on (empty = all)", "",
+                          flags));
+  g_object_class_install_property(gobject_class, PROP_VIDEO_CODEC,
+      g_param_spec_enum("video-codec", "Video codec", "Codec raw video is encoded to", gst_wish_video_codec_get_type(),
+                        GST_WISH_VIDEO_CODEC_H264, flags));
+  g_object_class_install_property(gobject_class, PROP_VIDEO_BITRATE,
+      g_param_spec_uint("video-bitrate", "Video bitrate", "Bitrate of encoded raw video in kbit/s", 50, 100000, 2000,
+                        flags));
+  g_object_class_install_property(gobject_class, PROP_AUDIO_BITRATE,
+      g_param_spec_uint("audio-bitrate", "Audio bitrate", "Bitrate of encoded raw audio (Opus) in bit/s", 6000,
+                        510000, 64000, flags));
+  g_object_class_install_property(gobject_class, PROP_KEY_INT_MAX,
+      g_param_spec_uint("key-int-max", "Keyframe interval",
+                        "Longest distance between keyframes of encoded raw video, in frames (new viewers get a "
+                        "keyframe at once anyway)",
+                        1, 100000, 60, flags));
+  g_object_class_install_property(gobject_class, PROP_SERVE_HTTP,
+      g_param_spec_boolean("serve-http", "Serve HTTP",
+                           "Run the built-in HTTP server; when false, requests come only through the post, patch "
+                           "and delete action signals",
+                           TRUE, flags));
+  g_object_class_install_property(gobject_class, PROP_STATS,
+      g_param_spec_boxed("stats", "Statistics",
+                         "viewer-count and a list of viewers with session-id, connection-state, packets-sent, "
+                         "bytes-sent and duration",
+                         GST_TYPE_STRUCTURE, ro));
+
+  /**
+   * GstWhepServerSink::post:
+   * @request: a #GstStructure with optional string fields path, content-type, authorization,
+   *   origin, accept and body
+   * @promise: replied with a "wish-response" structure: status (uint), body (string) and
+   *   headers (a structure of lower-case header names)
+   *
+   * Handles a POST as if it reached the built-in HTTP server, so an application can serve
+   * WHEP from its own HTTP stack.
+   */
+  signals[SIGNAL_POST] = g_signal_new_class_handler(
+      "post", G_TYPE_FROM_CLASS(klass), static_cast<GSignalFlags>(G_SIGNAL_RUN_LAST | G_SIGNAL_ACTION),
+      G_CALLBACK(gst_whep_server_sink_post), nullptr, nullptr, nullptr, G_TYPE_NONE, 2, GST_TYPE_STRUCTURE,
+      GST_TYPE_PROMISE);
+  /**
+   * GstWhepServerSink::patch:
+   * @request: as for #GstWhepServerSink::post, with path set to the session URL path and
+   *   if-match for trickle and ICE restart
+   * @promise: replied with a "wish-response" structure
+   */
+  signals[SIGNAL_PATCH] = g_signal_new_class_handler(
+      "patch", G_TYPE_FROM_CLASS(klass), static_cast<GSignalFlags>(G_SIGNAL_RUN_LAST | G_SIGNAL_ACTION),
+      G_CALLBACK(gst_whep_server_sink_patch), nullptr, nullptr, nullptr, G_TYPE_NONE, 2, GST_TYPE_STRUCTURE,
+      GST_TYPE_PROMISE);
+  /**
+   * GstWhepServerSink::delete:
+   * @request: as for #GstWhepServerSink::post, with path set to the session URL path
+   * @promise: replied with a "wish-response" structure
+   */
+  signals[SIGNAL_DELETE] = g_signal_new_class_handler(
+      "delete", G_TYPE_FROM_CLASS(klass), static_cast<GSignalFlags>(G_SIGNAL_RUN_LAST | G_SIGNAL_ACTION),
+      G_CALLBACK(gst_whep_server_sink_delete), nullptr, nullptr, nullptr, G_TYPE_NONE, 2, GST_TYPE_STRUCTURE,
+      GST_TYPE_PROMISE);
+
+  gst_element_class_add_static_pad_template(element_class, &video_template);
+  gst_element_class_add_static_pad_template(element_class, &audio_template);
+  gst_element_class_set_static_metadata(
+      element_class, "WHEP server sink", "Sink/Network/WebRTC",
+      "Serves audio and video to WHEP players (draft-ietf-wish-whep-03) over HTTP(S); posts "
+      "wish-viewer-joined / wish-viewer-left element messages",
+      "wish project");
+  gst_type_mark_as_plugin_api(gst_wish_counter_offer_get_type(), static_cast<GstPluginAPIFlags>(0));
+  gst_type_mark_as_plugin_api(gst_wish_video_codec_get_type(), static_cast<GstPluginAPIFlags>(0));
+}

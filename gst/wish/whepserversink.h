@@ -1,0 +1,26 @@
+#pragma once
+
+#include <gst/gst.h>
+
+G_BEGIN_DECLS
+
+#define GST_TYPE_WHEP_SERVER_SINK (gst_whep_server_sink_get_type())
+G_DECLARE_FINAL_TYPE(GstWhepServerSink, gst_whep_server_sink, GST, WHEP_SERVER_SINK, GstBin)
+
+GST_ELEMENT_REGISTER_DECLARE(whepserversink);
+
+typedef enum {
+  GST_WISH_COUNTER_OFFER_NEVER,
+  GST_WISH_COUNTER_OFFER_WHEN_NEEDED,
+  GST_WISH_COUNTER_OFFER_ALWAYS,
+} GstWishCounterOffer;
+
+typedef enum {
+  GST_WISH_VIDEO_CODEC_H264,
+  GST_WISH_VIDEO_CODEC_VP8,
+} GstWishVideoCodec;
+
+GType gst_wish_counter_offer_get_type(void);
+GType gst_wish_video_codec_get_type(void);
+
+G_END_DECLS

@@ -1,0 +1,32 @@
+// A blocking libsoup client for tests: every request is a real HTTP exchange on 127.0.0.1.
+#pragma once
+
+#include <libsoup/soup.h>
+
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace wish_test {
+
+struct HttpResult {
+  unsigned status = 0;
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string header(const std::string &name) const;  // first, "" when absent
+  std::vector<std::string> all(const std::string &name) const;
+};
+
+class HttpClient {
+public:
+  HttpClient();
+  ~HttpClient();
+  HttpResult request(const std::string &method, const std::string &url,
+                     const std::vector<std::pair<std::string, std::string>> &headers = {},
+                     const std::string &body = "");
+
+private:
+  SoupSession *session_;
+};
+
+}  // namespace wish_test

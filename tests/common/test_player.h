@@ -1,0 +1,58 @@
+// A WHEP player built from webrtcbin in the test process: makes recvonly offers, answers
+// counter-offers, decodes what arrives and counts it, and can restart its ICE session.
+#pragma once
+
+#include <gst/gst.h>
+
+#include <atomic>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace wish_test {
+
+struct PlayerOptions {
+  bool video = true, audio = true;
+  // Offered video codecs in order: "H264", "VP8", "VP9".
+  std::vector<std::string> video_codecs = {"H264", "VP8"};
+};
+
+class TestPlayer {
+public:
+  explicit TestPlayer(const PlayerOptions &opts = {});
+  ~TestPlayer();
+
+  // Full offer: gathered on 127.0.0.1, candidates included. "" on failure.
+  std::string create_offer();
+  bool set_remote_answer(const std::string &sdp);
+  // Counter-offer flow: applies the server's offer and returns the local answer.
+  std::string answer_remote_offer(const std::string &sdp);
+
+  bool wait_video_frames(guint64 count, int timeout_ms);
+  bool wait_audio_buffers(guint64 count, int timeout_ms);
+  guint64 video_frames() const { return video_frames_; }
+  guint64 audio_buffers() const { return audio_buffers_; }
+  std::string video_caps() const;  // decoder input caps seen, for codec checks
+
+  // ICE restart on the player side: new local credentials; remote ones applied after.
+  bool restart_ice(std::string *ufrag, std::string *pwd, std::vector<std::string> *candidates);
+  bool apply_remote_ice(const std::string &ufrag, const std::string &pwd,
+                        const std::vector<std::string> &candidates);
+  std::string ice_connection_state() const;
+
+  GstElement *webrtcbin() const { return webrtc_; }
+
+private:
+  std::string local_description_with_candidates(int timeout_ms);
+  static void on_pad_added(GstElement *webrtc, GstPad *pad, TestPlayer *self);
+  static void on_decoded_pad(GstElement *decodebin, GstPad *pad, TestPlayer *self);
+
+  GstElement *pipeline_ = nullptr;
+  GstElement *webrtc_ = nullptr;
+  mutable std::mutex mutex_;
+  std::vector<std::string> candidates_;
+  std::string video_caps_;
+  std::atomic<guint64> video_frames_{0}, audio_buffers_{0};
+};
+
+}  // namespace wish_test

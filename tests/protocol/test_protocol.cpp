@@ -1,0 +1,454 @@
+// Unit tests of the protocol library: no pipeline, no network.
+#include <gst/check/gstcheck.h>
+
+#include <map>
+#include <string>
+
+#include "protocol/endpoint.h"
+#include "protocol/http.h"
+#include "protocol/ice_servers.h"
+#include "protocol/sdp.h"
+#include "protocol/sdpfrag.h"
+
+using namespace wish;
+
+// Compares as std::string: fail_unless_equals_string would keep a pointer into a temporary.
+#define assert_str(a, b)                                                        \
+  do {                                                                          \
+    std::string first_ = (a), second_ = (b);                                    \
+    fail_unless(first_ == second_, "'%s' != '%s'", first_, second_); \
+  } while (0)
+
+static const char *kOffer =
+    "v=0\r\n"
+    "o=- 1 2 IN IP4 127.0.0.1\r\n"
+    "s=-\r\n"
+    "t=0 0\r\n"
+    "a=group:BUNDLE 0 1\r\n"
+    "a=ice-ufrag:sess\r\n"
+    "m=video 9 UDP/TLS/RTP/SAVPF 96 102 108\r\n"
+    "a=mid:0\r\n"
+    "a=recvonly\r\n"
+    "a=ice-pwd:abcdefghijklmnopqrstuvwx\r\n"
+    "a=rtpmap:96 VP8/90000\r\n"
+    "a=rtpmap:102 H264/90000\r\n"
+    "a=fmtp:102 level-asymmetry-allowed=1;packetization-mode=0;profile-level-id=42e01f\r\n"
+    "a=rtpmap:108 h264/90000\r\n"
+    "a=fmtp:108 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f\r\n"
+    "a=candidate:1 1 udp 2130706431 127.0.0.1 5000 typ host\r\n"
+    "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\n"
+    "a=mid:1\r\n"
+    "a=rtpmap:111 opus/48000/2\r\n";
+
+GST_START_TEST(test_header_helpers) {
+  assert_str(media_type("Application/SDP; charset=utf-8"), "application/sdp");
+  assert_str(media_type(" application/trickle-ice-sdpfrag "),
+                            "application/trickle-ice-sdpfrag");
+  Headers h;
+  h.add("Link", "a");
+  h.add("link", "b");
+  fail_unless_equals_int(h.get_all("LINK").size(), 2);
+  h.set("LINK", "c");
+  fail_unless_equals_int(h.get_all("link").size(), 1);
+  assert_str(h.get("Link")->c_str(), "c");
+  assert_str(http_date(784111777), "Sun, 06 Nov 1994 08:49:37 GMT");
+}
+GST_END_TEST;
+
+GST_START_TEST(test_if_match) {
+  fail_unless(parse_if_match(std::nullopt).kind == IfMatch::Missing);
+  fail_unless(parse_if_match(std::string("*")).kind == IfMatch::Any);
+  fail_unless(parse_if_match(std::string("\"*\"")).kind == IfMatch::Any);
+  auto v = parse_if_match(std::string("\"abc\", W/\"def\""));
+  fail_unless(v.kind == IfMatch::Tags);
+  fail_unless_equals_int(v.tags.size(), 2);
+  fail_unless(if_match_accepts(v, "\"abc\""));
+  fail_if(if_match_accepts(v, "\"def\""));  // weak tags never match strongly
+  fail_if(if_match_accepts(parse_if_match(std::string("abc")), "\"abc\""));
+}
+GST_END_TEST;
+
+GST_START_TEST(test_bearer) {
+  fail_unless(bearer_token_matches(std::string("Bearer s3cret"), "s3cret"));
+  fail_unless(bearer_token_matches(std::string("bearer  s3cret "), "s3cret"));
+  fail_if(bearer_token_matches(std::string("Bearer s3cre"), "s3cret"));
+  fail_if(bearer_token_matches(std::string("Basic s3cret"), "s3cret"));
+  fail_if(bearer_token_matches(std::nullopt, "s3cret"));
+  fail_if(bearer_token_matches(std::string("Bearer "), ""));
+}
+GST_END_TEST;
+
+GST_START_TEST(test_sdp_parse) {
+  std::string err;
+  auto sd = parse_sdp(kOffer, &err);
+  fail_unless(sd.has_value(), "%s", err);
+  fail_unless_equals_int(sd->media.size(), 2);
+  assert_str(sd->media[0].kind, "video");
+  fail_unless(sd->media[0].direction == Direction::RecvOnly);
+  fail_unless(sd->media[1].direction == Direction::SendRecv);
+  assert_str(sd->media[1].ice_ufrag, "sess");  // inherited
+  assert_str(sd->media[0].rtpmap[108].encoding, "H264");
+  fail_unless_equals_int(sd->media[1].rtpmap[111].channels, 2);
+  fail_unless_equals_int(sd->media[0].candidates.size(), 1);
+  fail_unless_equals_int(sd->bundle_mids.size(), 2);
+
+  fail_if(parse_sdp("", &err).has_value());
+  fail_if(parse_sdp("hello", &err).has_value());
+  fail_if(parse_sdp("v=0\r\ns=-\r\n", &err).has_value());
+  fail_unless(err.find("no m-line") != std::string::npos);
+  fail_if(parse_sdp("v=0\r\nm=video x UDP 96\r\n", &err).has_value());
+  fail_if(parse_sdp("v=0\r\nm=video 9 UDP 96\r\na=rtpmap:96\r\n", &err).has_value());
+  fail_if(parse_sdp("v=0\r\nm=video 9 UDP 96\r\nbogus\r\n", &err).has_value());
+}
+GST_END_TEST;
+
+GST_START_TEST(test_codec_match) {
+  std::string err;
+  auto sd = parse_sdp(kOffer, &err);
+  SendCodec h264{"video", "H264", 90000, "42c01f"};
+  auto pt = match_codec(sd->media[0], h264);
+  fail_unless(pt.has_value());
+  fail_unless_equals_int(*pt, 108);  // packetization-mode=1 only
+  SendCodec vp8{"video", "VP8", 90000, ""};
+  fail_unless_equals_int(*match_codec(sd->media[0], vp8), 96);
+  SendCodec vp9{"video", "VP9", 90000, ""};
+  fail_if(match_codec(sd->media[0], vp9).has_value());
+  SendCodec opus{"audio", "OPUS", 48000, ""};
+  fail_unless_equals_int(*match_codec(sd->media[1], opus), 111);
+  fail_if(match_codec(sd->media[0], opus).has_value());
+  // High profile source cannot go to a baseline-only player.
+  SendCodec high{"video", "H264", 90000, "640028"};
+  fail_if(match_codec(sd->media[0], high).has_value());
+}
+GST_END_TEST;
+
+GST_START_TEST(test_finish_local_sdp) {
+  std::string in =
+      "v=0\no=- 1 1 IN IP4 0.0.0.0\ns=-\nt=0 0\nm=video 9 UDP/TLS/RTP/SAVPF 96\na=mid:0\na=rtcp-mux\n"
+      "a=candidate:9 1 UDP 1 10.0.0.1 1 typ host\nm=audio 0 UDP/TLS/RTP/SAVPF 111\na=mid:1\n";
+  std::string out = finish_local_sdp(in, {"candidate:1 1 UDP 2015364095 127.0.0.1 40000 typ host"});
+  fail_unless(out.find("a=rtcp-mux\r\na=rtcp-mux-only\r\n") != std::string::npos);
+  fail_unless(out.find("10.0.0.1") == std::string::npos);
+  fail_unless(out.find("a=candidate:1 1 UDP 2015364095 127.0.0.1 40000 typ host\r\na=end-of-candidates\r\n"
+                       "m=audio 0") != std::string::npos);
+  // rejected m-line gets no candidates
+  fail_unless(out.rfind("a=end-of-candidates") < out.find("m=audio"));
+  std::string dirs = set_directions("v=0\r\nm=video 9 X 96\r\na=sendrecv\r\n", Direction::SendOnly);
+  fail_unless(dirs.find("a=sendonly") != std::string::npos);
+  fail_unless(dirs.find("a=sendrecv") == std::string::npos);
+}
+GST_END_TEST;
+
+GST_START_TEST(test_sdpfrag) {
+  std::string err;
+  auto f = parse_sdpfrag(
+      "a=ice-ufrag:EsAw\r\na=ice-pwd:bP+XJMM09aR8AiX1jdukzR6Y\r\nm=audio 9 RTP/AVP 0\r\na=mid:0\r\n"
+      "a=candidate:1 1 UDP 2130706431 203.0.113.1 9 typ host\r\na=end-of-candidates\r\n",
+      &err);
+  fail_unless(f.has_value());
+  assert_str(f->ice_ufrag, "EsAw");
+  fail_unless_equals_int(f->media.size(), 1);
+  assert_str(f->media[0].mid, "0");
+  assert_str(f->media[0].candidates[0], "candidate:1 1 UDP 2130706431 203.0.113.1 9 typ host");
+  fail_unless(f->end_of_candidates);
+  // Candidates without an m-line (seen in the wild) still count.
+  auto g = parse_sdpfrag("a=candidate:1 1 UDP 1 127.0.0.1 9 typ host\n", &err);
+  fail_unless_equals_int(g->candidate_count(), 1);
+  fail_if(parse_sdpfrag("garbage line\n", &err).has_value());
+  // Round trip
+  auto h = parse_sdpfrag(build_sdpfrag(*f), &err);
+  assert_str(h->ice_pwd, f->ice_pwd);
+  fail_unless_equals_int(h->candidate_count(), 1);
+}
+GST_END_TEST;
+
+GST_START_TEST(test_ice_servers) {
+  auto s = parse_ice_server_url("turn://us%40er:p%3Ass@turn.example.net:3478?transport=tcp");
+  fail_unless(s.has_value());
+  assert_str(s->username, "us@er");
+  assert_str(s->credential, "p:ss");
+  fail_unless_equals_int(s->port, 3478);
+  assert_str(s->link_value(),
+                            "<turn:turn.example.net:3478?transport=tcp>; rel=\"ice-server\"; username=\"us@er\"; "
+                            "credential=\"p:ss\"; credential-type=\"password\"");
+  assert_str(s->gst_url(), "turn://us%40er:p%3Ass@turn.example.net:3478?transport=tcp");
+  auto stun = parse_ice_server_url("stun://stun.example.net:19302");
+  assert_str(stun->link_value(), "<stun:stun.example.net:19302>; rel=\"ice-server\"");
+  fail_unless(parse_ice_server_url("stun:[::1]:3478")->host == "[::1]");
+  fail_if(parse_ice_server_url("http://x").has_value());
+  fail_if(parse_ice_server_url("stun://host:99999").has_value());
+
+  auto links = parse_link_header(
+      "<stun:stun.example.net>; rel=\"ice-server\", <turn:t.example.net?transport=udp>; rel=ice-server; "
+      "username=u; credential=\"p,w\"; credential-type=\"password\", <https://x/sse>; "
+      "rel=\"urn:ietf:params:whep:ext:core:server-sent-events\" events=\"active,inactive\"");
+  fail_unless_equals_int(links.size(), 3);
+  assert_str(links[2].param("events"), "active,inactive");
+  auto servers = ice_servers_from_links(links);
+  fail_unless_equals_int(servers.size(), 2);
+  assert_str(servers[1].credential, "p,w");
+  assert_str(servers[1].transport, "udp");
+  fail_unless_equals_int(random_hex(16).size(), 32);
+  fail_if(random_hex(16) == random_hex(16));
+}
+GST_END_TEST;
+
+// A media side that completes at once, so the endpoint's HTTP rules can be checked alone.
+class FakeBackend : public MediaBackend {
+public:
+  unsigned admission = 0;
+  bool answerable = true;
+  bool restart_ok = true;
+  std::vector<std::string> closed;
+  size_t candidates = 0;
+  unsigned admission_status() override { return admission; }
+  bool can_answer(const SessionDescription &) override { return answerable; }
+  void answer_offer(const std::string &, const std::string &, const SessionDescription &, MediaCallback done) override {
+    done(MediaResult::success("v=0\r\nanswer\r\n"));
+  }
+  void make_offer(const std::string &, MediaCallback done) override { done(MediaResult::success("v=0\r\noffer\r\n")); }
+  void apply_answer(const std::string &, const std::string &, const SessionDescription &, MediaCallback done) override {
+    done(MediaResult::success(""));
+  }
+  void add_candidates(const std::string &, const SdpFrag &f) override { candidates += f.candidate_count(); }
+  void restart_ice(const std::string &, const SdpFrag &, MediaCallback done) override {
+    done(restart_ok ? MediaResult::success("a=ice-ufrag:new\r\n") : MediaResult::failure(422, "no"));
+  }
+  void close(const std::string &id) override { closed.push_back(id); }
+};
+
+static Response call(Endpoint &ep, const std::string &method, const std::string &path,
+                     std::map<std::string, std::string> headers = {}, const std::string &body = "") {
+  Request req;
+  req.method = method;
+  req.path = path;
+  for (auto &kv : headers) req.headers.add(kv.first, kv.second);
+  req.body = body;
+  Response out;
+  bool called = false;
+  ep.handle(req, [&](Response r) {
+    out = std::move(r);
+    called = true;
+  });
+  fail_unless(called);
+  return out;
+}
+
+static const std::map<std::string, std::string> kSdpType = {{"Content-Type", "application/sdp"}};
+
+GST_START_TEST(test_endpoint_post_and_delete) {
+  FakeBackend be;
+  EndpointConfig cfg;
+  cfg.ice_servers.push_back(*parse_ice_server_url("stun://127.0.0.1:3478"));
+  Endpoint ep(cfg, &be);
+  Response r = call(ep, "POST", "/whep", {{"Content-Type", "application/sdp; charset=utf-8"}}, kOffer);
+  fail_unless_equals_int(r.status, 201);
+  std::string loc = *r.headers.get("Location");
+  fail_unless(loc.rfind("/whep/sessions/", 0) == 0);
+  fail_unless_equals_int(loc.size() - strlen("/whep/sessions/"), 32);  // 128 bits
+  std::string etag = *r.headers.get("ETag");
+  fail_unless(etag.size() > 2 && etag.front() == '"' && etag.back() == '"');
+  assert_str(r.headers.get("Link")->c_str(), "<stun:127.0.0.1:3478>; rel=\"ice-server\"");
+  assert_str(r.headers.get("Access-Control-Allow-Origin")->c_str(), "*");
+  fail_unless(r.headers.get("Access-Control-Expose-Headers")->find("ETag") != std::string::npos);
+  fail_unless_equals_int(ep.session_count(), 1);
+  fail_unless_equals_int(call(ep, "GET", loc).status, 200);
+  fail_unless_equals_int(call(ep, "DELETE", loc).status, 200);
+  fail_unless_equals_int(be.closed.size(), 1);
+  fail_unless_equals_int(call(ep, "DELETE", loc).status, 404);
+  fail_unless_equals_int(ep.session_count(), 0);
+}
+GST_END_TEST;
+
+GST_START_TEST(test_endpoint_errors) {
+  FakeBackend be;
+  EndpointConfig cfg;
+  cfg.max_sessions = 1;
+  Endpoint ep(cfg, &be);
+  fail_unless_equals_int(call(ep, "POST", "/whep", {{"Content-Type", "text/plain"}}, kOffer).status, 415);
+  fail_unless_equals_int(call(ep, "POST", "/whep", {}, kOffer).status, 415);
+  Response bad = call(ep, "POST", "/whep", kSdpType, "not sdp");
+  fail_unless_equals_int(bad.status, 400);
+  assert_str(bad.headers.get("Content-Type")->c_str(), "application/problem+json");
+  fail_unless_equals_int(call(ep, "POST", "/whep", kSdpType, "v=0\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n").status, 400);
+  // sendonly from a WHEP player offers nothing to receive
+  fail_unless_equals_int(call(ep, "POST", "/whep", kSdpType, "v=0\r\nm=video 9 X 96\r\na=sendonly\r\na=rtpmap:96 VP8/90000\r\n").status, 400);
+  fail_unless_equals_int(call(ep, "POST", "/whep", kSdpType, std::string(70000, 'a')).status, 413);
+  be.admission = 409;
+  Response conflict = call(ep, "POST", "/whep", kSdpType, kOffer);
+  fail_unless_equals_int(conflict.status, 409);
+  fail_unless(conflict.headers.get("Retry-After").has_value());
+  be.admission = 0;
+  fail_unless_equals_int(call(ep, "POST", "/whep", kSdpType, kOffer).status, 201);
+  Response full = call(ep, "POST", "/whep", kSdpType, kOffer);
+  fail_unless_equals_int(full.status, 503);
+  fail_unless(full.headers.get("Retry-After").has_value());
+  fail_unless_equals_int(call(ep, "PUT", "/whep", kSdpType, kOffer).status, 405);
+  fail_unless_equals_int(call(ep, "GET", "/other").status, 404);
+  fail_unless_equals_int(call(ep, "DELETE", "/whep/sessions/unknown").status, 404);
+  Response head = call(ep, "HEAD", "/whep");
+  fail_unless_equals_int(head.status, 200);
+  assert_str(head.headers.get("Content-Type")->c_str(), "application/sdp");
+  Response opt = call(ep, "OPTIONS", "/whep");
+  fail_unless_equals_int(opt.status, 200);
+  assert_str(opt.headers.get("Accept-Post")->c_str(), "application/sdp");
+}
+GST_END_TEST;
+
+GST_START_TEST(test_endpoint_auth_and_cors) {
+  FakeBackend be;
+  EndpointConfig cfg;
+  cfg.auth_token = "tok";
+  cfg.cors_allowed_origins = "http://a.example, http://b.example";
+  Endpoint ep(cfg, &be);
+  Response r = call(ep, "POST", "/whep", kSdpType, kOffer);
+  fail_unless_equals_int(r.status, 401);
+  assert_str(r.headers.get("WWW-Authenticate")->c_str(), "Bearer");
+  fail_unless_equals_int(call(ep, "POST", "/whep", {{"Content-Type", "application/sdp"}, {"Authorization", "Bearer nope"}}, kOffer).status, 401);
+  Response ok = call(ep, "POST", "/whep", {{"Content-Type", "application/sdp"}, {"Authorization", "Bearer tok"}, {"Origin", "http://b.example"}}, kOffer);
+  fail_unless_equals_int(ok.status, 201);
+  assert_str(ok.headers.get("Access-Control-Allow-Origin")->c_str(), "http://b.example");
+  // Preflight: no auth, no Link
+  Response pre = call(ep, "OPTIONS", "/whep", {{"Access-Control-Request-Method", "POST"}, {"Origin", "http://a.example"}});
+  fail_unless_equals_int(pre.status, 200);
+  fail_if(pre.headers.has("Link"));
+  fail_unless(pre.headers.get("Access-Control-Allow-Methods")->find("POST") != std::string::npos);
+  assert_str(pre.headers.get("Access-Control-Allow-Origin")->c_str(), "http://a.example");
+  Response other = call(ep, "OPTIONS", "/whep", {{"Access-Control-Request-Method", "POST"}, {"Origin", "http://evil.example"}});
+  fail_if(other.headers.has("Access-Control-Allow-Origin"));
+  // Non-preflight OPTIONS needs the token like everything else
+  fail_unless_equals_int(call(ep, "OPTIONS", "/whep").status, 401);
+}
+GST_END_TEST;
+
+GST_START_TEST(test_endpoint_patch_rules) {
+  FakeBackend be;
+  Endpoint ep(EndpointConfig{}, &be);
+  Response created = call(ep, "POST", "/whep", kSdpType, kOffer);
+  std::string loc = *created.headers.get("Location"), etag = *created.headers.get("ETag");
+  std::string frag = "a=ice-ufrag:u\r\na=ice-pwd:pppppppppppppppppppppp\r\nm=audio 9 RTP/AVP 0\r\na=mid:0\r\n"
+                     "a=candidate:1 1 UDP 1 127.0.0.1 5 typ host\r\n";
+  std::map<std::string, std::string> h = {{"Content-Type", "application/trickle-ice-sdpfrag"}};
+  fail_unless_equals_int(call(ep, "PATCH", loc, h, frag).status, 428);
+  h["If-Match"] = "\"stale\"";
+  fail_unless_equals_int(call(ep, "PATCH", loc, h, frag).status, 412);
+  h["If-Match"] = etag;
+  fail_unless_equals_int(call(ep, "PATCH", loc, h, frag).status, 204);
+  fail_unless_equals_int(be.candidates, 1);
+  fail_unless_equals_int(call(ep, "PATCH", loc, {{"Content-Type", "text/plain"}, {"If-Match", etag}}, frag).status, 415);
+  fail_unless_equals_int(call(ep, "PATCH", "/whep/sessions/nope", h, frag).status, 404);
+  // An SDP PATCH outside the counter-offer flow
+  fail_unless_equals_int(call(ep, "PATCH", loc, kSdpType, kOffer).status, 422);
+  // ICE restart: new ETag, the old one is stale afterwards
+  h["If-Match"] = "\"*\"";
+  Response rs = call(ep, "PATCH", loc, h, frag);
+  fail_unless_equals_int(rs.status, 200);
+  assert_str(rs.headers.get("Content-Type")->c_str(), "application/trickle-ice-sdpfrag");
+  std::string etag2 = *rs.headers.get("ETag");
+  fail_if(etag2 == etag);
+  h["If-Match"] = etag;
+  fail_unless_equals_int(call(ep, "PATCH", loc, h, frag).status, 412);
+  h["If-Match"] = etag2;
+  fail_unless_equals_int(call(ep, "PATCH", loc, h, frag).status, 204);
+  // Restart without credentials is malformed; a failed restart keeps the ETag
+  h["If-Match"] = "*";
+  fail_unless_equals_int(call(ep, "PATCH", loc, h, "a=candidate:1 1 UDP 1 127.0.0.1 5 typ host\r\n").status, 400);
+  be.restart_ok = false;
+  fail_unless_equals_int(call(ep, "PATCH", loc, h, frag).status, 422);
+  h["If-Match"] = etag2;
+  fail_unless_equals_int(call(ep, "PATCH", loc, h, frag).status, 204);
+}
+GST_END_TEST;
+
+GST_START_TEST(test_endpoint_counter_offer) {
+  FakeBackend be;
+  int64_t now = 1000000;
+  EndpointConfig cfg;
+  cfg.counter_offer = CounterOfferMode::Always;
+  Endpoint ep(cfg, &be, [&] { return now; });
+  Response r = call(ep, "POST", "/whep", kSdpType, kOffer);
+  fail_unless_equals_int(r.status, 406);
+  fail_unless(r.headers.get("Content-Type")->rfind("application/sdp; valid-until=\"", 0) == 0);
+  fail_unless(r.headers.get("Content-Type")->find(http_date(now + 30)) != std::string::npos);
+  std::string loc = *r.headers.get("Location");
+  // A trickle before the answer is refused
+  fail_unless_equals_int(call(ep, "PATCH", loc, {{"Content-Type", "application/trickle-ice-sdpfrag"}, {"If-Match", *r.headers.get("ETag")}}, "a=ice-ufrag:x\r\n").status, 409);
+  fail_unless_equals_int(call(ep, "PATCH", loc, kSdpType, "garbage").status, 400);
+  fail_unless_equals_int(call(ep, "PATCH", loc, kSdpType, kOffer).status, 204);
+  fail_unless_equals_int(call(ep, "PATCH", loc, kSdpType, kOffer).status, 422);  // only once
+
+  // An unanswered counter-offer expires after 30 s
+  Response r2 = call(ep, "POST", "/whep", kSdpType, kOffer);
+  fail_unless_equals_int(r2.status, 406);
+  now += 29;
+  fail_unless_equals_int(ep.expire_stale().size(), 0);
+  now += 1;
+  fail_unless_equals_int(ep.expire_stale().size(), 1);
+  fail_unless_equals_int(call(ep, "PATCH", *r2.headers.get("Location"), kSdpType, kOffer).status, 404);
+  fail_unless_equals_int(ep.session_count(), 1);
+
+  // when-needed: only when the offer cannot be answered; never: 422
+  cfg.counter_offer = CounterOfferMode::WhenNeeded;
+  ep.set_config(cfg);
+  fail_unless_equals_int(call(ep, "POST", "/whep", kSdpType, kOffer).status, 201);
+  be.answerable = false;
+  fail_unless_equals_int(call(ep, "POST", "/whep", kSdpType, kOffer).status, 406);
+  cfg.counter_offer = CounterOfferMode::Never;
+  ep.set_config(cfg);
+  fail_unless_equals_int(call(ep, "POST", "/whep", kSdpType, kOffer).status, 422);
+}
+GST_END_TEST;
+
+// Bounded fuzzing of the parsers that see network input: random mutations of valid bodies
+// must never crash or hang.
+GST_START_TEST(test_parsers_fuzz) {
+  GRand *rand = g_rand_new_with_seed(1234);
+  const std::string seeds[] = {kOffer, "a=ice-ufrag:x\r\na=ice-pwd:y\r\nm=audio 9 RTP/AVP 0\r\na=mid:0\r\n",
+                               "<turn:h?transport=udp>; rel=\"ice-server\"; username=\"u\", <stun:x>; rel=ice-server"};
+  for (int i = 0; i < 20000; i++) {
+    std::string s = seeds[i % 3];
+    int edits = g_rand_int_range(rand, 1, 12);
+    for (int e = 0; e < edits && !s.empty(); e++) {
+      size_t pos = g_rand_int_range(rand, 0, static_cast<gint32>(s.size()));
+      switch (g_rand_int_range(rand, 0, 3)) {
+        case 0: s[pos] = static_cast<char>(g_rand_int_range(rand, 0, 256)); break;
+        case 1: s.erase(pos, g_rand_int_range(rand, 1, 20)); break;
+        default: s.insert(pos, s.substr(0, g_rand_int_range(rand, 0, 30))); break;
+      }
+    }
+    std::string err;
+    auto sd = parse_sdp(s, &err);
+    if (sd)
+      for (auto &m : sd->media) match_codec(m, SendCodec{"video", "H264", 90000, "42e01f"});
+    parse_sdpfrag(s, &err);
+    parse_link_header(s);
+    parse_ice_server_url(s);
+    parse_if_match(s);
+    finish_local_sdp(s, {"candidate:1 1 UDP 1 127.0.0.1 1 typ host"});
+  }
+  g_rand_free(rand);
+}
+GST_END_TEST;
+
+static Suite *protocol_suite(void) {
+  Suite *s = suite_create("protocol");
+  TCase *tc = tcase_create("general");
+  suite_add_tcase(s, tc);
+  tcase_add_test(tc, test_header_helpers);
+  tcase_add_test(tc, test_if_match);
+  tcase_add_test(tc, test_bearer);
+  tcase_add_test(tc, test_sdp_parse);
+  tcase_add_test(tc, test_codec_match);
+  tcase_add_test(tc, test_finish_local_sdp);
+  tcase_add_test(tc, test_sdpfrag);
+  tcase_add_test(tc, test_ice_servers);
+  tcase_add_test(tc, test_endpoint_post_and_delete);
+  tcase_add_test(tc, test_endpoint_errors);
+  tcase_add_test(tc, test_endpoint_auth_and_cors);
+  tcase_add_test(tc, test_endpoint_patch_rules);
+  tcase_add_test(tc, test_endpoint_counter_offer);
+  tcase_add_test(tc, test_parsers_fuzz);
+  return s;
+}
+
+GST_CHECK_MAIN(protocol);
