@@ -150,6 +150,7 @@ static void set_problem(SoupServerMessage *msg, unsigned status, const char *det
   soup_server_message_set_status(msg, status, nullptr);
   SoupMessageHeaders *h = soup_server_message_get_response_headers(msg);
   soup_message_headers_replace(h, "Access-Control-Allow-Origin", "*");
+  soup_message_headers_replace(h, "Connection", "close");
   soup_server_message_set_response(msg, "application/problem+json", SOUP_MEMORY_COPY,
                                    r.body.data(), r.body.size());
 }
@@ -215,13 +216,18 @@ void HttpServer::on_request(SoupServer *, SoupServerMessage *msg, const char *pa
   handler(req, [loop, pending, once](Response resp) {
     if (once->exchange(true)) return;
     // The loop outlives every handler: elements unregister and finish replies before the
-    // last reference to the server goes.
-    loop->invoke([pending, resp = std::move(resp)]() {
+    // last reference to the server goes. Always deferred: libsoup wants the message paused
+    // when its handler returns and unpaused later, never both inside the handler.
+    loop->post([pending, resp = std::move(resp)]() {
       SoupServerMessage *m = pending->msg;
       g_signal_handler_disconnect(m, pending->finished_id);
       if (!pending->finished) {
         soup_server_message_set_status(m, resp.status, reason_phrase(resp.status));
         SoupMessageHeaders *rh = soup_server_message_get_response_headers(m);
+        // libsoup 3.2 never notices a client closing an idle keep-alive connection, which
+        // would leave one socket in CLOSE_WAIT per connection; WHIP/WHEP clients make few
+        // requests, so close after each response.
+        soup_message_headers_replace(rh, "Connection", "close");
         std::string content_type;
         for (const auto &kv : resp.headers.items()) {
           if (iequals(kv.first, "Content-Type"))

@@ -42,6 +42,21 @@ void LoopThread::invoke(std::function<void()> fn) {
       heap, [](gpointer d) { delete static_cast<std::function<void()> *>(d); });
 }
 
+void LoopThread::post(std::function<void()> fn) {
+  auto *heap = new std::function<void()>(std::move(fn));
+  GSource *source = g_idle_source_new();
+  g_source_set_priority(source, G_PRIORITY_DEFAULT);
+  g_source_set_callback(
+      source,
+      [](gpointer d) -> gboolean {
+        (*static_cast<std::function<void()> *>(d))();
+        return G_SOURCE_REMOVE;
+      },
+      heap, [](gpointer d) { delete static_cast<std::function<void()> *>(d); });
+  g_source_attach(source, context_);
+  g_source_unref(source);
+}
+
 void LoopThread::invoke_sync(std::function<void()> fn) {
   if (g_main_context_is_owner(context_)) {
     fn();

@@ -19,6 +19,8 @@ public:
   GMainContext *context() const { return context_; }
   // Runs fn on the loop thread: at once when called from it, otherwise queued.
   void invoke(std::function<void()> fn);
+  // Queues fn to run on the loop thread in a later iteration, even when called from it.
+  void post(std::function<void()> fn);
   // Runs fn on the loop thread and waits for it (never call from the loop thread itself
   // for work that can wait on another loop).
   void invoke_sync(std::function<void()> fn);

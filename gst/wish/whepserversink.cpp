@@ -62,6 +62,7 @@ struct Settings {
   guint audio_bitrate = 64000;  // bit/s
   guint key_int_max = 60;
   gboolean serve_http = TRUE;
+  guint viewer_timeout = 10;  // seconds without a packet from a connected viewer
 };
 
 // One sink pad: entry queue, encoder/parser/payloader chain, tee fanning out to viewers.
@@ -75,6 +76,15 @@ struct Input {
   GPtr<GstCaps> rtp_caps;  // payloader output, guarded by the server lock
   SendCodec codec;
   std::atomic<gint64> last_keyframe_request{0};
+  std::atomic<bool> eos{false};
+
+  // entry, chain and tee are also the bin's children; the extra references keep them valid
+  // when the bin disposes its children before releasing the request pads.
+  ~Input() {
+    if (entry) gst_object_unref(entry);
+    for (GstElement *e : chain) gst_object_unref(e);
+    if (tee) gst_object_unref(tee);
+  }
 };
 
 // The path from one input's tee to one viewer's webrtcbin.
@@ -100,6 +110,10 @@ struct Viewer {
   std::string connection_state = "new";
   bool counted_join = false;
   std::vector<gulong> handler_ids;
+  // Time anything last arrived from the viewer (RTCP, DTLS); shared with pad probes.
+  std::shared_ptr<std::atomic<gint64>> last_rx = std::make_shared<std::atomic<gint64>>(0);
+  bool watching = false;
+  bool closing = false;  // being torn down: invisible to find_viewer, still counted in stats
 };
 
 }  // namespace
@@ -153,6 +167,7 @@ private:
   void start_viewer(Viewer &v);
   void negotiate_answer(const std::string &id, const std::string &offer);
   void negotiate_offer(const std::string &id);
+  void set_local_description(const std::string &id, GstWebRTCSessionDescription *desc);
   void on_local_description(const std::string &id, const std::string &sdp);
   void on_gathering_done(const std::string &id);
   void maybe_complete(const std::string &id);
@@ -165,6 +180,15 @@ private:
   static GstPadProbeReturn on_payloader_event(GstPad *pad, GstPadProbeInfo *info, gpointer data);
   static GstPadProbeReturn on_keyframe_request(GstPad *pad, GstPadProbeInfo *info, gpointer data);
   static GstPadProbeReturn rewrite_for_viewer(GstPad *pad, GstPadProbeInfo *info, gpointer data);
+  static GstPadProbeReturn isolate_branch_caps(GstPad *pad, GstPadProbeInfo *info, gpointer data);
+  static GstPadProbeReturn on_input_eos(GstPad *pad, GstPadProbeInfo *info, gpointer data);
+
+  void watch_viewer(Viewer &v);
+  void drop_silent_viewers();
+
+public:
+  // Children's EOS is not ours: the element is EOS when every input is.
+  bool all_inputs_eos();
 
   GstWhepServerSink *element_;
   std::mutex mutex_;  // guards inputs_' rtp caps and viewers_; never held across GStreamer calls that can block
@@ -267,6 +291,7 @@ bool WhepServer::start() {
         auto *self = static_cast<WhepServer *>(data);
         for (const auto &id : self->endpoint_->expire_stale())
           GST_INFO_OBJECT(self->element_, "counter-offer of session %s expired", id.c_str());
+        self->drop_silent_viewers();
         return G_SOURCE_CONTINUE;
       },
       this, nullptr);
@@ -329,7 +354,7 @@ GstPad *WhepServer::request_pad(GstPadTemplate *templ, const gchar *name) {
   input->entry = gst_element_factory_make("queue", (pad_name + "_queue").c_str());
   g_object_set(input->entry, "max-size-buffers", 0, "max-size-bytes", 0, "max-size-time",
                (guint64)(2 * GST_SECOND), nullptr);
-  gst_bin_add(GST_BIN(element_), input->entry);
+  gst_bin_add(GST_BIN(element_), GST_ELEMENT(gst_object_ref(input->entry)));
   GPtr<GstPad> target = GPtr<GstPad>::adopt(gst_element_get_static_pad(input->entry, "sink"));
   GstPad *ghost = gst_ghost_pad_new_from_template(pad_name.c_str(), target.get(), templ);
   input->ghost = ghost;
@@ -376,6 +401,7 @@ void WhepServer::release_pad(GstPad *pad) {
   elements.insert(elements.begin(), input->entry);
   if (input->tee) elements.push_back(input->tee);
   for (GstElement *e : elements) {
+    if (GST_OBJECT_PARENT(e) != GST_OBJECT(element_)) continue;  // the bin is being disposed
     gst_element_set_state(e, GST_STATE_NULL);
     gst_bin_remove(GST_BIN(element_), e);
   }
@@ -407,6 +433,19 @@ GstPadProbeReturn WhepServer::on_entry_event(GstPad *pad, GstPadProbeInfo *info,
     return GST_PAD_PROBE_HANDLED;
   }
   GstEvent *event = GST_PAD_PROBE_INFO_EVENT(info);
+  if (GST_EVENT_TYPE(event) == GST_EVENT_EOS) {
+    input->eos = true;
+    if (input->server->all_inputs_eos()) {
+      GST_INFO_OBJECT(input->server->element_, "all inputs are EOS");
+      gst_element_post_message(GST_ELEMENT(input->server->element_),
+                               gst_message_new_eos(GST_OBJECT(input->server->element_)));
+    }
+    return GST_PAD_PROBE_OK;
+  }
+  if (GST_EVENT_TYPE(event) == GST_EVENT_FLUSH_STOP || GST_EVENT_TYPE(event) == GST_EVENT_STREAM_START) {
+    input->eos = false;
+    return GST_PAD_PROBE_OK;
+  }
   if (GST_EVENT_TYPE(event) != GST_EVENT_CAPS) return GST_PAD_PROBE_OK;
   GstCaps *caps;
   gst_event_parse_caps(event, &caps);
@@ -527,8 +566,9 @@ bool WhepServer::build_chain(Input *input, GstCaps *caps) {
                     input, nullptr);
   for (auto it = chain.rbegin(); it != chain.rend(); ++it) gst_element_sync_state_with_parent(*it);
   chain.pop_back();
+  for (GstElement *e : chain) gst_object_ref(e);
   input->chain = chain;
-  input->tee = tee;
+  input->tee = GST_ELEMENT(gst_object_ref(tee));
   GST_INFO_OBJECT(element_, "%s input %s: %" GST_PTR_FORMAT, input->kind.c_str(),
                   GST_PAD_NAME(input->ghost), caps);
   return true;
@@ -580,10 +620,7 @@ void WhepServer::request_keyframe(Input *input) {
   if (input->kind != "video" || !input->tee) return;
   GPtr<GstPad> sink = GPtr<GstPad>::adopt(gst_element_get_static_pad(input->tee, "sink"));
   // Pushed from the tee's sink pad so it goes through the throttle like viewers' PLIs.
-  GstPad *peer = gst_pad_get_peer(sink.get());
-  if (!peer) return;
-  gst_pad_send_event(sink.get(), gst_video_event_new_upstream_force_key_unit(GST_CLOCK_TIME_NONE, TRUE, 0));
-  gst_object_unref(peer);
+  gst_pad_push_event(sink.get(), gst_video_event_new_upstream_force_key_unit(GST_CLOCK_TIME_NONE, TRUE, 0));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -595,6 +632,13 @@ unsigned WhepServer::admission_status() {
   for (const auto &in : inputs_)
     if (in->rtp_caps) return 0;
   return 409;
+}
+
+bool WhepServer::all_inputs_eos() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (const auto &in : inputs_)
+    if (!in->eos) return false;
+  return !inputs_.empty();
 }
 
 bool WhepServer::can_answer(const SessionDescription &offer) {
@@ -610,7 +654,7 @@ bool WhepServer::can_answer(const SessionDescription &offer) {
 std::shared_ptr<Viewer> WhepServer::find_viewer(const std::string &id) {
   std::lock_guard<std::mutex> lock(mutex_);
   auto it = viewers_.find(id);
-  return it == viewers_.end() ? nullptr : it->second;
+  return it == viewers_.end() || it->second->closing ? nullptr : it->second;
 }
 
 std::shared_ptr<Viewer> WhepServer::create_viewer(const std::string &id, std::string *error) {
@@ -710,6 +754,23 @@ static GstCaps *viewer_caps(GstCaps *rtp_caps, int pt, const RtpMap *offered) {
   return caps;
 }
 
+GstPadProbeReturn WhepServer::isolate_branch_caps(GstPad *, GstPadProbeInfo *info, gpointer) {
+  GstQuery *query = GST_PAD_PROBE_INFO_QUERY(info);
+  if (GST_QUERY_TYPE(query) == GST_QUERY_CAPS) {
+    GstCaps *filter = nullptr;
+    gst_query_parse_caps(query, &filter);
+    GstCaps *any = gst_caps_new_any();
+    gst_query_set_caps_result(query, filter ? filter : any);
+    gst_caps_unref(any);
+    return GST_PAD_PROBE_HANDLED;
+  }
+  if (GST_QUERY_TYPE(query) == GST_QUERY_ACCEPT_CAPS) {
+    gst_query_set_accept_caps_result(query, TRUE);
+    return GST_PAD_PROBE_HANDLED;
+  }
+  return GST_PAD_PROBE_OK;
+}
+
 // Rewrites the shared stream's payload type for this viewer and counts what it gets.
 GstPadProbeReturn WhepServer::rewrite_for_viewer(GstPad *, GstPadProbeInfo *info, gpointer data) {
   auto *b = static_cast<Branch *>(data);
@@ -767,6 +828,9 @@ bool WhepServer::add_branch(Viewer &v, Input *input, int pt, GstCaps *caps, std:
   b->input = input;
   b->pt = pt;
   b->caps = GPtr<GstCaps>::ref(caps);
+  // Pads only link within one bin: the viewer's webrtcbin joins ours first.
+  if (!GST_OBJECT_PARENT(v.webrtc)) gst_bin_add(GST_BIN(element_), v.webrtc);
+  GST_DEBUG_OBJECT(element_, "viewer %s gets %" GST_PTR_FORMAT, v.id.c_str(), caps);
   GstPadTemplate *templ = gst_element_get_pad_template(v.webrtc, "sink_%u");
   GstPad *sink = gst_element_request_pad(v.webrtc, templ, nullptr, caps);
   if (!sink) {
@@ -791,15 +855,22 @@ bool WhepServer::add_branch(Viewer &v, Input *input, int pt, GstCaps *caps, std:
                     static_cast<GstPadProbeType>(GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_BUFFER_LIST |
                                                  GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM),
                     &WhepServer::rewrite_for_viewer, b.get(), nullptr);
-  gst_pad_link(qsrc.get(), sink);
+  // The viewer's codec choice must not reach the shared payloader through caps queries.
+  GPtr<GstPad> qsink = GPtr<GstPad>::adopt(gst_element_get_static_pad(b->queue, "sink"));
+  gst_pad_add_probe(qsink.get(), GST_PAD_PROBE_TYPE_QUERY_DOWNSTREAM, &WhepServer::isolate_branch_caps, nullptr,
+                    nullptr);
+  GstPadLinkReturn linked = gst_pad_link(qsrc.get(), sink);
   gst_object_unref(sink);
   v.branches.push_back(std::move(b));
+  if (GST_PAD_LINK_FAILED(linked)) {
+    *error = std::string("cannot link a viewer branch: ") + gst_pad_link_get_name(linked);
+    return false;
+  }
   return true;
 }
 
 // Adds the viewer's elements to the running bin and links them to the tees.
 void WhepServer::start_viewer(Viewer &v) {
-  gst_bin_add(GST_BIN(element_), v.webrtc);
   gst_element_sync_state_with_parent(v.webrtc);
   for (auto &b : v.branches) {
     gst_element_sync_state_with_parent(b->queue);
@@ -825,7 +896,7 @@ void WhepServer::answer_offer(const std::string &id, const std::string &offer, c
     {
       std::lock_guard<std::mutex> lock(mutex_);
       for (const auto &m : parsed.media) {
-        if (m.port == 0 || (m.direction != Direction::RecvOnly && m.direction != Direction::SendRecv)) continue;
+        if (m.rejected() || (m.direction != Direction::RecvOnly && m.direction != Direction::SendRecv)) continue;
         for (const auto &in : inputs_) {
           if (!in->rtp_caps || std::find(used.begin(), used.end(), in.get()) != used.end()) continue;
           auto pt = match_codec(m, in->codec);
@@ -875,14 +946,7 @@ void WhepServer::negotiate_answer(const std::string &id, const std::string &offe
         if (find_viewer(id)) worker_->invoke([this, id, msg] { fail_viewer(id, 422, msg); });
         return;
       }
-      auto v = find_viewer(id);
-      if (v) {
-        g_signal_emit_by_name(v->webrtc, "set-local-description", answer, nullptr);
-        gchar *text = gst_sdp_message_as_text(answer->sdp);
-        std::string s = text;
-        g_free(text);
-        worker_->invoke([this, id, s] { on_local_description(id, s); });
-      }
+      set_local_description(id, answer);
       gst_webrtc_session_description_free(answer);
     });
     g_signal_emit_by_name(v->webrtc, "create-answer", nullptr, answer_promise);
@@ -935,17 +999,30 @@ void WhepServer::negotiate_offer(const std::string &id) {
       if (find_viewer(id)) worker_->invoke([this, id] { fail_viewer(id, 500, "webrtcbin made no offer"); });
       return;
     }
-    auto v = find_viewer(id);
-    if (v) {
-      g_signal_emit_by_name(v->webrtc, "set-local-description", offer, nullptr);
-      gchar *text = gst_sdp_message_as_text(offer->sdp);
-      std::string s = text;
-      g_free(text);
-      worker_->invoke([this, id, s] { on_local_description(id, s); });
-    }
+    set_local_description(id, offer);
     gst_webrtc_session_description_free(offer);
   });
   g_signal_emit_by_name(v->webrtc, "create-offer", nullptr, promise);
+  gst_promise_unref(promise);
+}
+
+// The session is only answered once webrtcbin has applied the description: a DELETE right
+// after the 201 must not race webrtcbin still wiring up the streams.
+void WhepServer::set_local_description(const std::string &id, GstWebRTCSessionDescription *desc) {
+  auto v = find_viewer(id);
+  if (!v) return;
+  gchar *text = gst_sdp_message_as_text(desc->sdp);
+  std::string sdp = text;
+  g_free(text);
+  GstPromise *promise = promise_with_callback([this, id, sdp](bool ok, const GstStructure *, const std::string &error) {
+    if (!find_viewer(id)) return;
+    if (!ok) {
+      worker_->invoke([this, id, error] { fail_viewer(id, 500, "cannot apply the local description: " + error); });
+      return;
+    }
+    worker_->invoke([this, id, sdp] { on_local_description(id, sdp); });
+  });
+  g_signal_emit_by_name(v->webrtc, "set-local-description", desc, promise);
   gst_promise_unref(promise);
 }
 
@@ -1107,12 +1184,61 @@ void WhepServer::on_connection_state(const std::string &id) {
     if (pc == GST_WEBRTC_PEER_CONNECTION_STATE_CONNECTED) {
       // A new viewer starts decoding at once instead of waiting for the next GOP.
       for (auto &b : v->branches) request_keyframe(b->input);
+      watch_viewer(*v);
     }
   }
   if (pc == GST_WEBRTC_PEER_CONNECTION_STATE_FAILED || pc == GST_WEBRTC_PEER_CONNECTION_STATE_CLOSED ||
       ice == GST_WEBRTC_ICE_CONNECTION_STATE_FAILED || ice == GST_WEBRTC_ICE_CONNECTION_STATE_CLOSED) {
     if (endpoint_) endpoint_->session_gone(id);
     teardown(id, "connection-lost");
+  }
+}
+
+// webrtcbin 1.22 leaves libnice's consent freshness off, so a viewer that vanishes without
+// DELETE keeps ICE "connected". Players send RTCP every second or so: watch what arrives.
+void WhepServer::watch_viewer(Viewer &v) {
+  if (v.watching) return;
+  v.watching = true;
+  v.last_rx->store(g_get_monotonic_time());
+  GstIterator *it = gst_bin_iterate_recurse(GST_BIN(v.webrtc));
+  GValue item = G_VALUE_INIT;
+  while (gst_iterator_next(it, &item) == GST_ITERATOR_OK) {
+    GstElement *e = GST_ELEMENT(g_value_get_object(&item));
+    GstElementFactory *f = gst_element_get_factory(e);
+    if (f && g_str_equal(GST_OBJECT_NAME(f), "nicesrc")) {
+      GPtr<GstPad> src = GPtr<GstPad>::adopt(gst_element_get_static_pad(e, "src"));
+      gst_pad_add_probe(src.get(),
+                        static_cast<GstPadProbeType>(GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_BUFFER_LIST),
+                        [](GstPad *, GstPadProbeInfo *, gpointer d) {
+                          (*static_cast<std::shared_ptr<std::atomic<gint64>> *>(d))->store(g_get_monotonic_time());
+                          return GST_PAD_PROBE_OK;
+                        },
+                        new std::shared_ptr<std::atomic<gint64>>(v.last_rx),
+                        [](gpointer d) { delete static_cast<std::shared_ptr<std::atomic<gint64>> *>(d); });
+    }
+    g_value_reset(&item);
+  }
+  g_value_unset(&item);
+  gst_iterator_free(it);
+}
+
+void WhepServer::drop_silent_viewers() {
+  SETTINGS_LOCK();
+  gint64 timeout_us = static_cast<gint64>(settings.viewer_timeout) * G_USEC_PER_SEC;
+  SETTINGS_UNLOCK();
+  gint64 now = g_get_monotonic_time();
+  std::vector<std::string> silent;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (const auto &kv : viewers_)
+      if (!kv.second->closing && kv.second->watching && now - kv.second->last_rx->load() > timeout_us)
+        silent.push_back(kv.first);
+  }
+  for (const auto &id : silent) {
+    GST_INFO_OBJECT(element_, "nothing heard from session %s for %u s: removing it", id.c_str(),
+                    static_cast<unsigned>(timeout_us / G_USEC_PER_SEC));
+    if (endpoint_) endpoint_->session_gone(id);
+    teardown(id, "timeout");
   }
 }
 
@@ -1134,10 +1260,13 @@ void WhepServer::teardown(const std::string &id, const char *reason) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     auto it = viewers_.find(id);
-    if (it == viewers_.end()) return;
+    if (it == viewers_.end() || it->second->closing) return;
     v = it->second;
-    viewers_.erase(it);
+    v->closing = true;
   }
+  // The bin's own state changes must not bring these elements back up while they go away.
+  gst_element_set_locked_state(v->webrtc, TRUE);
+  for (auto &b : v->branches) gst_element_set_locked_state(b->queue, TRUE);
   if (v->gather_timeout) {
     GSource *s = g_main_context_find_source_by_id(worker_->context(), v->gather_timeout);
     if (s) g_source_destroy(s);
@@ -1145,18 +1274,21 @@ void WhepServer::teardown(const std::string &id, const char *reason) {
   // Each handler's SignalData is freed with its closure.
   for (gulong h : v->handler_ids) g_signal_handler_disconnect(v->webrtc, h);
   v->handler_ids.clear();
+  // Unhook from the tees first so no new data comes, then stop webrtcbin: that flushes its
+  // sink pads and releases a queue thread blocked in them, so the queues can stop too.
   for (auto &b : v->branches) {
-    if (b->tee_pad) {
-      GPtr<GstPad> qsink = GPtr<GstPad>::adopt(gst_element_get_static_pad(b->queue, "sink"));
-      gst_pad_unlink(b->tee_pad, qsink.get());
-      gst_element_release_request_pad(b->input->tee, b->tee_pad);
-      gst_object_unref(b->tee_pad);
-      b->tee_pad = nullptr;
-    }
+    if (!b->tee_pad) continue;
+    GPtr<GstPad> qsink = GPtr<GstPad>::adopt(gst_element_get_static_pad(b->queue, "sink"));
+    gst_pad_unlink(b->tee_pad, qsink.get());
+    gst_element_release_request_pad(b->input->tee, b->tee_pad);
+    gst_object_unref(b->tee_pad);
+    b->tee_pad = nullptr;
+  }
+  gst_element_set_state(v->webrtc, GST_STATE_NULL);
+  for (auto &b : v->branches) {
     gst_element_set_state(b->queue, GST_STATE_NULL);
     if (GST_OBJECT_PARENT(b->queue)) gst_bin_remove(GST_BIN(element_), b->queue);
   }
-  gst_element_set_state(v->webrtc, GST_STATE_NULL);
   if (GST_OBJECT_PARENT(v->webrtc)) gst_bin_remove(GST_BIN(element_), v->webrtc);
   gst_object_unref(v->webrtc);
   v->webrtc = nullptr;
@@ -1165,6 +1297,10 @@ void WhepServer::teardown(const std::string &id, const char *reason) {
     v->pending = nullptr;
     done(MediaResult::failure(500, "session closed while being set up"));
   }
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    viewers_.erase(id);
+  }
   GST_INFO_OBJECT(element_, "session %s ended (%s)", id.c_str(), reason);
   if (v->counted_join) post_viewer_message("wish-viewer-left", id, reason);
 }
@@ -1172,9 +1308,11 @@ void WhepServer::teardown(const std::string &id, const char *reason) {
 GstStructure *WhepServer::stats() {
   GValue list = G_VALUE_INIT;
   gst_value_list_init(&list, 0);
-  guint count = 0;
+  guint count = 0, inputs_ready = 0;
   {
     std::lock_guard<std::mutex> lock(mutex_);
+    for (const auto &in : inputs_)
+      if (in->rtp_caps) inputs_ready++;
     for (const auto &kv : viewers_) {
       const Viewer &v = *kv.second;
       guint64 packets = 0, bytes = 0;
@@ -1194,7 +1332,7 @@ GstStructure *WhepServer::stats() {
     }
   }
   GstStructure *out = gst_structure_new("application/x-whepserversink-stats", "viewer-count", G_TYPE_UINT, count,
-                                        nullptr);
+                                        "inputs-ready", G_TYPE_UINT, inputs_ready, nullptr);
   gst_structure_take_value(out, "viewers", &list);
   return out;
 }
@@ -1268,6 +1406,7 @@ enum {
   PROP_AUDIO_BITRATE,
   PROP_KEY_INT_MAX,
   PROP_SERVE_HTTP,
+  PROP_VIEWER_TIMEOUT,
   PROP_STATS,
 };
 
@@ -1349,6 +1488,7 @@ static void gst_whep_server_sink_set_property(GObject *object, guint prop_id, co
     case PROP_AUDIO_BITRATE: s.audio_bitrate = g_value_get_uint(value); break;
     case PROP_KEY_INT_MAX: s.key_int_max = g_value_get_uint(value); break;
     case PROP_SERVE_HTTP: s.serve_http = g_value_get_boolean(value); break;
+    case PROP_VIEWER_TIMEOUT: s.viewer_timeout = g_value_get_uint(value); break;
     default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec); break;
   }
   GST_OBJECT_UNLOCK(self);
@@ -1391,6 +1531,7 @@ static void gst_whep_server_sink_get_property(GObject *object, guint prop_id, GV
     case PROP_AUDIO_BITRATE: g_value_set_uint(value, s.audio_bitrate); break;
     case PROP_KEY_INT_MAX: g_value_set_uint(value, s.key_int_max); break;
     case PROP_SERVE_HTTP: g_value_set_boolean(value, s.serve_http); break;
+    case PROP_VIEWER_TIMEOUT: g_value_set_uint(value, s.viewer_timeout); break;
     default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec); break;
   }
   GST_OBJECT_UNLOCK(self);
@@ -1418,6 +1559,16 @@ static GstStateChangeReturn gst_whep_server_sink_change_state(GstElement *elemen
   GstStateChangeReturn ret = GST_ELEMENT_CLASS(gst_whep_server_sink_parent_class)->change_state(element, transition);
   if (transition == GST_STATE_CHANGE_READY_TO_NULL) self->server->stop();
   return ret;
+}
+
+static void gst_whep_server_sink_handle_message(GstBin *bin, GstMessage *message) {
+  // Viewers' webrtcbins hold sinks whose EOS says nothing about the element: it posts its own
+  // when every input is EOS.
+  if (GST_MESSAGE_TYPE(message) == GST_MESSAGE_EOS && GST_MESSAGE_SRC(message) != GST_OBJECT(bin)) {
+    gst_message_unref(message);
+    return;
+  }
+  GST_BIN_CLASS(gst_whep_server_sink_parent_class)->handle_message(bin, message);
 }
 
 static GstPad *gst_whep_server_sink_request_new_pad(GstElement *element, GstPadTemplate *templ, const gchar *name,
@@ -1450,6 +1601,7 @@ static void gst_whep_server_sink_class_init(GstWhepServerSinkClass *klass) {
   element_class->change_state = gst_whep_server_sink_change_state;
   element_class->request_new_pad = gst_whep_server_sink_request_new_pad;
   element_class->release_pad = gst_whep_server_sink_release_pad;
+  GST_BIN_CLASS(klass)->handle_message = gst_whep_server_sink_handle_message;
 
   auto flags = static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY);
   auto ro = static_cast<GParamFlags>(G_PARAM_READABLE | G_PARAM_STATIC_STRINGS);
@@ -1522,10 +1674,15 @@ static void gst_whep_server_sink_class_init(GstWhepServerSinkClass *klass) {
                            "Run the built-in HTTP server; when false, requests come only through the post, patch "
                            "and delete action signals",
                            TRUE, flags));
+  g_object_class_install_property(gobject_class, PROP_VIEWER_TIMEOUT,
+      g_param_spec_uint("viewer-timeout", "Viewer timeout",
+                        "Seconds without any packet from a connected viewer (RTCP, DTLS) before its session is "
+                        "removed, for players that vanish without DELETE",
+                        2, 3600, 10, static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS)));
   g_object_class_install_property(gobject_class, PROP_STATS,
       g_param_spec_boxed("stats", "Statistics",
-                         "viewer-count and a list of viewers with session-id, connection-state, packets-sent, "
-                         "bytes-sent and duration",
+                         "viewer-count, inputs-ready (inputs whose stream can be served) and viewers, a list "
+                         "of structures with session-id, connection-state, packets-sent, bytes-sent and duration",
                          GST_TYPE_STRUCTURE, ro));
 
   /**

@@ -157,7 +157,7 @@ void Endpoint::handle_endpoint(const Request &req, Reply reply) {
 }
 
 static bool usable_for(EndpointKind kind, const MediaSection &m) {
-  if (m.port == 0 || (m.kind != "audio" && m.kind != "video") || m.formats.empty()) return false;
+  if (m.rejected() || (m.kind != "audio" && m.kind != "video") || m.formats.empty()) return false;
   if (kind == EndpointKind::Whep)
     return m.direction == Direction::RecvOnly || m.direction == Direction::SendRecv;
   return m.direction == Direction::SendOnly || m.direction == Direction::SendRecv;

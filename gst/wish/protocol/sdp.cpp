@@ -216,7 +216,7 @@ static int h264_score(const RtpMap &r, std::string_view ours) {
 }
 
 std::optional<int> match_codec(const MediaSection &m, const SendCodec &codec) {
-  if (m.kind != codec.kind || m.port == 0) return std::nullopt;
+  if (m.kind != codec.kind || m.rejected()) return std::nullopt;
   std::optional<int> best;
   int best_score = -1;
   for (int pt : m.formats) {
