@@ -19,7 +19,7 @@ struct HttpResult {
 
 class HttpClient {
 public:
-  HttpClient();
+  explicit HttpClient(bool accept_any_certificate = false);
   ~HttpClient();
   HttpResult request(const std::string &method, const std::string &url,
                      const std::vector<std::pair<std::string, std::string>> &headers = {},
@@ -27,6 +27,7 @@ public:
 
 private:
   SoupSession *session_;
+  bool accept_any_certificate_;
 };
 
 }  // namespace wish_test

@@ -68,14 +68,13 @@ void TestPlayer::on_pad_added(GstElement *, GstPad *pad, TestPlayer *self) {
   if (GST_PAD_DIRECTION(pad) != GST_PAD_SRC) return;
   GstElement *decodebin = gst_element_factory_make("decodebin", nullptr);
   g_signal_connect(decodebin, "pad-added", G_CALLBACK(&TestPlayer::on_decoded_pad), self);
-  g_signal_connect(decodebin, "element-added", G_CALLBACK(+[](GstBin *, GstElement *e, TestPlayer *self) {
+  g_signal_connect(decodebin, "deep-element-added", G_CALLBACK(+[](GstBin *, GstBin *, GstElement *e, TestPlayer *self) {
                      // Remember which depayloader/decoder got the video, for codec assertions.
                      GstElementFactory *f = gst_element_get_factory(e);
                      if (!f) return;
-                     const char *klass = gst_element_factory_get_metadata(f, GST_ELEMENT_METADATA_KLASS);
-                     if (klass && strstr(klass, "Depayloader") && strstr(klass, "Video")) {
+                     if (g_str_has_suffix(GST_OBJECT_NAME(f), "depay")) {
                        std::lock_guard<std::mutex> lock(self->mutex_);
-                       self->video_caps_ = GST_OBJECT_NAME(f);
+                       self->video_caps_ += std::string(GST_OBJECT_NAME(f)) + " ";
                      }
                    }),
                    self);
@@ -201,7 +200,7 @@ bool TestPlayer::wait_audio_buffers(guint64 count, int timeout_ms) {
   return wait_until(timeout_ms, [&] { return audio_buffers_ >= count; });
 }
 
-std::string TestPlayer::video_caps() const {
+std::string TestPlayer::depayloaders() const {
   std::lock_guard<std::mutex> lock(mutex_);
   return video_caps_;
 }

@@ -32,7 +32,7 @@ public:
   bool wait_audio_buffers(guint64 count, int timeout_ms);
   guint64 video_frames() const { return video_frames_; }
   guint64 audio_buffers() const { return audio_buffers_; }
-  std::string video_caps() const;  // decoder input caps seen, for codec checks
+  std::string depayloaders() const;  // factory names of the depayloaders used, for codec checks
 
   // ICE restart on the player side: new local credentials; remote ones applied after.
   bool restart_ice(std::string *ufrag, std::string *pwd, std::vector<std::string> *candidates);

@@ -115,6 +115,11 @@ GST_START_TEST(test_codec_match) {
   fail_if(match_codec(sd->media[0], vp9).has_value());
   SendCodec opus{"audio", "OPUS", 48000, ""};
   fail_unless_equals_int(*match_codec(sd->media[1], opus), 111);
+  // max-bundle offers put port 0 and a=bundle-only on all but the first m-line
+  auto bundled = parse_sdp("v=0\r\nm=audio 0 UDP/TLS/RTP/SAVPF 111\r\na=bundle-only\r\na=rtpmap:111 opus/48000/2\r\n", &err);
+  fail_unless_equals_int(*match_codec(bundled->media[0], opus), 111);
+  auto rejected = parse_sdp("v=0\r\nm=audio 0 UDP/TLS/RTP/SAVPF 111\r\na=rtpmap:111 opus/48000/2\r\n", &err);
+  fail_if(match_codec(rejected->media[0], opus).has_value());
   fail_if(match_codec(sd->media[0], opus).has_value());
   // High profile source cannot go to a baseline-only player.
   SendCodec high{"video", "H264", 90000, "640028"};

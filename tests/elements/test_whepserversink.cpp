@@ -1,0 +1,752 @@
+// whepserversink against real HTTP requests and real webrtcbin players on 127.0.0.1.
+#include <gst/app/gstappsrc.h>
+#include <gst/sdp/sdp.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <dirent.h>
+#include <functional>
+#include <map>
+#include <sstream>
+#include <regex>
+#include <string>
+
+#include "http_client.h"
+#include "protocol/sdp.h"
+#include "protocol/sdpfrag.h"
+#include "test_player.h"
+
+// Check's macros (fail, ...) clash with <regex>/<ios>: include it last.
+#include <gst/check/gstcheck.h>
+
+using wish_test::HttpClient;
+using wish_test::HttpResult;
+using wish_test::TestPlayer;
+
+#define assert_str(a, b)                                                                 \
+  do {                                                                                   \
+    std::string first_ = (a), second_ = (b);                                             \
+    fail_unless(first_ == second_, "'%s' != '%s'", first_.c_str(), second_.c_str());    \
+  } while (0)
+#define assert_contains(hay, needle)                                                     \
+  do {                                                                                   \
+    std::string h_ = (hay), n_ = (needle);                                               \
+    fail_unless(h_.find(n_) != std::string::npos, "'%s' not in '%s'", n_.c_str(), h_.c_str()); \
+  } while (0)
+
+// A Chromium-like recvonly offer for tests that exercise HTTP only.
+static const char *kStaticOffer =
+    "v=0\r\n"
+    "o=- 4611731400430051336 2 IN IP4 127.0.0.1\r\n"
+    "s=-\r\n"
+    "t=0 0\r\n"
+    "a=group:BUNDLE 0 1\r\n"
+    "m=video 9 UDP/TLS/RTP/SAVPF 96 102 108\r\n"
+    "c=IN IP4 0.0.0.0\r\n"
+    "a=ice-ufrag:abcd\r\n"
+    "a=ice-pwd:abcdefghijklmnopqrstuvwx\r\n"
+    "a=ice-options:trickle\r\n"
+    "a=fingerprint:sha-256 7B:8B:F0:65:5F:78:E2:51:3B:AC:6F:F3:3F:46:1B:35:DC:B8:5F:64:1A:24:C2:43:F0:A1:58:D0:A1:2C:19:08\r\n"
+    "a=setup:actpass\r\n"
+    "a=mid:0\r\n"
+    "a=recvonly\r\n"
+    "a=rtcp-mux\r\n"
+    "a=rtpmap:96 VP8/90000\r\n"
+    "a=rtcp-fb:96 nack pli\r\n"
+    "a=rtpmap:102 H264/90000\r\n"
+    "a=rtcp-fb:102 nack pli\r\n"
+    "a=fmtp:102 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42001f\r\n"
+    "a=rtpmap:108 H264/90000\r\n"
+    "a=fmtp:108 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f\r\n"
+    "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\n"
+    "c=IN IP4 0.0.0.0\r\n"
+    "a=ice-ufrag:abcd\r\n"
+    "a=ice-pwd:abcdefghijklmnopqrstuvwx\r\n"
+    "a=fingerprint:sha-256 7B:8B:F0:65:5F:78:E2:51:3B:AC:6F:F3:3F:46:1B:35:DC:B8:5F:64:1A:24:C2:43:F0:A1:58:D0:A1:2C:19:08\r\n"
+    "a=setup:actpass\r\n"
+    "a=mid:1\r\n"
+    "a=recvonly\r\n"
+    "a=rtcp-mux\r\n"
+    "a=rtpmap:111 opus/48000/2\r\n";
+
+static bool wait_until(int timeout_ms, const std::function<bool()> &cond) {
+  gint64 end = g_get_monotonic_time() + static_cast<gint64>(timeout_ms) * 1000;
+  while (g_get_monotonic_time() < end) {
+    if (cond()) return true;
+    g_usleep(20 * 1000);
+  }
+  return cond();
+}
+
+// Applications consume their bus; these tests only pop what they look for. Routine messages
+// are dropped at once so the references they carry do not pile up.
+static void drop_routine_messages(GstElement *pipeline) {
+  GstBus *bus = gst_element_get_bus(pipeline);
+  gst_bus_set_sync_handler(
+      bus,
+      [](GstBus *, GstMessage *m, gpointer) -> GstBusSyncReply {
+        switch (GST_MESSAGE_TYPE(m)) {
+          case GST_MESSAGE_ELEMENT:
+          case GST_MESSAGE_ERROR:
+          case GST_MESSAGE_WARNING:
+          case GST_MESSAGE_EOS:
+            return GST_BUS_PASS;
+          default:
+            gst_message_unref(m);  // a sync handler that drops owns the message
+            return GST_BUS_DROP;
+        }
+      },
+      nullptr, nullptr);
+  gst_object_unref(bus);
+}
+
+// A pipeline with a whepserversink on a free port of 127.0.0.1.
+struct Server {
+  GstElement *pipeline = nullptr;
+  GstElement *sink = nullptr;
+  unsigned port = 0;
+  std::string base;  // http://127.0.0.1:port
+
+  explicit Server(const std::string &props = "", const std::string &sources = "") {
+    std::string desc =
+        "whepserversink name=s address=127.0.0.1 port=0 ice-local-addresses=127.0.0.1 " + props + " " +
+        (sources.empty() ? "videotestsrc is-live=true ! video/x-raw,width=320,height=240,framerate=30/1 ! s. "
+                           "audiotestsrc is-live=true ! audio/x-raw,rate=48000,channels=2 ! s."
+                         : sources);
+    GError *err = nullptr;
+    pipeline = gst_parse_launch(desc.c_str(), &err);
+    fail_unless(pipeline != nullptr, "%s", err ? err->message : "");
+    sink = gst_bin_get_by_name(GST_BIN(pipeline), "s");
+    drop_routine_messages(pipeline);
+    fail_unless(gst_element_set_state(pipeline, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
+    g_object_get(sink, "current-port", &port, nullptr);
+    fail_unless(port != 0 || props.find("serve-http=false") != std::string::npos);
+    base = "http://127.0.0.1:" + std::to_string(port);
+  }
+  ~Server() {
+    gst_element_set_state(pipeline, GST_STATE_NULL);
+    gst_object_unref(sink);
+    gst_object_unref(pipeline);
+  }
+  guint stat(const char *field) const {
+    GstStructure *s = nullptr;
+    g_object_get(sink, "stats", &s, nullptr);
+    guint v = 0;
+    gst_structure_get_uint(s, field, &v);
+    gst_structure_free(s);
+    return v;
+  }
+  bool wait_ready(guint inputs = 2) {
+    return wait_until(10000, [&] { return stat("inputs-ready") >= inputs; });
+  }
+  std::string url(const std::string &path = "/whep") const { return base + path; }
+};
+
+static std::vector<std::pair<std::string, std::string>> sdp_headers(const std::string &extra_name = "",
+                                                                    const std::string &extra_value = "") {
+  std::vector<std::pair<std::string, std::string>> h = {{"Content-Type", "application/sdp"}};
+  if (!extra_name.empty()) h.emplace_back(extra_name, extra_value);
+  return h;
+}
+
+static std::vector<std::string> candidate_addresses(const std::string &sdp) {
+  std::vector<std::string> out;
+  std::regex re("a=candidate:\\S+ \\d+ \\S+ \\d+ (\\S+) \\d+ typ");
+  for (auto it = std::sregex_iterator(sdp.begin(), sdp.end(), re); it != std::sregex_iterator(); ++it)
+    out.push_back((*it)[1]);
+  return out;
+}
+
+GST_START_TEST(test_post_answer) {
+  Server server("stun-server=stun://127.0.0.1:3478 turn-servers=\"<\\\"turn://user:pa%20ss@127.0.0.1:3478?transport=udp\\\">\"");
+  fail_unless(server.wait_ready());
+  HttpClient http;
+  HttpResult r = http.request("POST", server.url(), {{"Content-Type", "application/sdp; charset=utf-8"}}, kStaticOffer);
+  fail_unless_equals_int(r.status, 201);
+  assert_str(r.header("Content-Type"), "application/sdp");
+  std::string loc = r.header("Location");
+  fail_unless(std::regex_match(loc, std::regex("/whep/sessions/[0-9a-f]{32}")), "%s", loc.c_str());
+  fail_unless(std::regex_match(r.header("ETag"), std::regex("\"[0-9a-f]+\"")));
+  auto links = r.all("Link");
+  std::string joined;
+  for (auto &l : links) joined += l + ",";
+  assert_contains(joined, "<stun:127.0.0.1:3478>; rel=\"ice-server\"");
+  assert_contains(joined, "<turn:127.0.0.1:3478?transport=udp>; rel=\"ice-server\"; username=\"user\"; "
+                          "credential=\"pa ss\"; credential-type=\"password\"");
+  assert_str(r.header("Access-Control-Allow-Origin"), "*");
+  assert_contains(r.header("Access-Control-Expose-Headers"), "Location, ETag, Link, Accept-Post");
+
+  std::string err;
+  auto answer = wish::parse_sdp(r.body, &err);
+  fail_unless(answer.has_value(), "%s", err.c_str());
+  fail_unless_equals_int(answer->media.size(), 2);
+  fail_unless_equals_int(answer->bundle_mids.size(), 2);
+  for (const auto &m : answer->media) {
+    fail_unless(m.direction == wish::Direction::SendOnly);
+    fail_unless(!m.candidates.empty());
+  }
+  assert_str(answer->media[0].rtpmap.begin()->second.encoding, "H264");
+  assert_contains(r.body, "a=rtcp-mux-only");
+  assert_contains(r.body, "a=end-of-candidates");
+  auto addrs = candidate_addresses(r.body);
+  fail_unless(!addrs.empty());
+  for (auto &a : addrs) assert_str(a, "127.0.0.1");
+
+  fail_unless_equals_int(http.request("GET", server.url(loc)).status, 200);
+  fail_unless_equals_int(http.request("DELETE", server.url(loc)).status, 200);
+  fail_unless_equals_int(http.request("DELETE", server.url(loc)).status, 404);
+  fail_unless(wait_until(5000, [&] { return server.stat("viewer-count") == 0; }));
+}
+GST_END_TEST;
+
+static void play_and_check(const std::string &codec_prop, const char *depayloader) {
+  Server server("video-codec=" + codec_prop);
+  fail_unless(server.wait_ready());
+  TestPlayer player;
+  std::string offer = player.create_offer();
+  fail_if(offer.empty());
+  for (auto &a : candidate_addresses(offer)) assert_str(a, "127.0.0.1");
+  HttpClient http;
+  HttpResult r = http.request("POST", server.url(), sdp_headers(), offer);
+  fail_unless_equals_int(r.status, 201);
+  fail_unless(player.set_remote_answer(r.body));
+  fail_unless(player.wait_video_frames(30, 15000), "only %" G_GUINT64_FORMAT " frames", player.video_frames());
+  fail_unless(player.wait_audio_buffers(10, 10000));
+  assert_contains(player.depayloaders(), depayloader);
+  fail_unless_equals_int(server.stat("viewer-count"), 1);
+  GstStructure *stats = nullptr;
+  g_object_get(server.sink, "stats", &stats, nullptr);
+  const GValue *viewers = gst_structure_get_value(stats, "viewers");
+  fail_unless_equals_int(gst_value_list_get_size(viewers), 1);
+  const GstStructure *v = gst_value_get_structure(gst_value_list_get_value(viewers, 0));
+  guint64 packets = 0;
+  gst_structure_get_uint64(v, "packets-sent", &packets);
+  fail_unless(packets > 30);
+  assert_str(gst_structure_get_string(v, "connection-state"), "connected");
+  gst_structure_free(stats);
+  fail_unless_equals_int(http.request("DELETE", server.url(r.header("Location"))).status, 200);
+  fail_unless(wait_until(5000, [&] { return server.stat("viewer-count") == 0; }));
+}
+
+GST_START_TEST(test_player_receives_h264) { play_and_check("h264", "rtph264depay"); }
+GST_END_TEST;
+
+GST_START_TEST(test_player_receives_vp8) { play_and_check("vp8", "rtpvp8depay"); }
+GST_END_TEST;
+
+GST_START_TEST(test_encoded_input_passthrough) {
+  // Already encoded H.264 is payloaded as is; the player still decodes it.
+  Server server("", "videotestsrc is-live=true ! video/x-raw,width=320,height=240,framerate=30/1 ! "
+                    "x264enc tune=zerolatency key-int-max=30 ! video/x-h264,profile=constrained-baseline ! s.");
+  fail_unless(server.wait_ready(1));
+  // No encoder inside the element for encoded input.
+  GstIterator *it = gst_bin_iterate_recurse(GST_BIN(server.sink));
+  GValue item = G_VALUE_INIT;
+  int encoders = 0;
+  while (gst_iterator_next(it, &item) == GST_ITERATOR_OK) {
+    GstElement *e = GST_ELEMENT(g_value_get_object(&item));
+    GstElementFactory *f = gst_element_get_factory(e);
+    if (f && strstr(gst_element_factory_get_metadata(f, GST_ELEMENT_METADATA_KLASS), "Encoder")) encoders++;
+    g_value_reset(&item);
+  }
+  g_value_unset(&item);
+  gst_iterator_free(it);
+  fail_unless_equals_int(encoders, 0);
+  wish_test::PlayerOptions opts;
+  opts.audio = false;
+  TestPlayer player(opts);
+  HttpClient http;
+  HttpResult r = http.request("POST", server.url(), sdp_headers(), player.create_offer());
+  fail_unless_equals_int(r.status, 201);
+  fail_unless(player.set_remote_answer(r.body));
+  fail_unless(player.wait_video_frames(30, 15000));
+}
+GST_END_TEST;
+
+GST_START_TEST(test_http_surface) {
+  Server server;
+  fail_unless(server.wait_ready());
+  HttpClient http;
+  HttpResult opt = http.request("OPTIONS", server.url());
+  fail_unless_equals_int(opt.status, 200);
+  assert_str(opt.header("Accept-Post"), "application/sdp");
+  HttpResult pre = http.request("OPTIONS", server.url(), {{"Origin", "http://page.example"},
+                                                          {"Access-Control-Request-Method", "POST"},
+                                                          {"Access-Control-Request-Headers", "content-type"}});
+  fail_unless_equals_int(pre.status, 200);
+  assert_contains(pre.header("Access-Control-Allow-Methods"), "POST");
+  assert_str(pre.header("Access-Control-Allow-Origin"), "*");
+  fail_unless(pre.all("Link").empty());
+  HttpResult get = http.request("GET", server.url());
+  fail_unless_equals_int(get.status, 200);
+  fail_unless(get.body.empty());
+  HttpResult page = http.request("GET", server.url(), {{"Accept", "text/html"}});
+  fail_unless_equals_int(page.status, 200);
+  assert_contains(page.header("Content-Type"), "text/html");
+  assert_contains(page.body, "RTCPeerConnection");
+  HttpResult head = http.request("HEAD", server.url());
+  fail_unless_equals_int(head.status, 200);
+  assert_str(head.header("Content-Type"), "application/sdp");
+
+  HttpResult wrong_type = http.request("POST", server.url(), {{"Content-Type", "text/plain"}}, kStaticOffer);
+  fail_unless_equals_int(wrong_type.status, 415);
+  HttpResult malformed = http.request("POST", server.url(), sdp_headers(), "this is not SDP");
+  fail_unless_equals_int(malformed.status, 400);
+  assert_str(malformed.header("Content-Type"), "application/problem+json");
+  assert_contains(malformed.body, "v=0");
+  HttpResult no_media = http.request("POST", server.url(), sdp_headers(),
+                                     "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n"
+                                     "m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\na=mid:0\r\n");
+  fail_unless_equals_int(no_media.status, 400);
+  assert_contains(no_media.body, "m-line");
+  fail_unless_equals_int(http.request("POST", server.url(), sdp_headers(), std::string(70 * 1024, 'x')).status, 413);
+  fail_unless_equals_int(http.request("PUT", server.url(), sdp_headers(), kStaticOffer).status, 405);
+  fail_unless_equals_int(http.request("GET", server.url("/elsewhere")).status, 404);
+  fail_unless_equals_int(http.request("PATCH", server.url("/whep/sessions/0123"),
+                                      {{"Content-Type", "application/trickle-ice-sdpfrag"}, {"If-Match", "\"x\""}},
+                                      "a=ice-ufrag:x\r\n")
+                             .status,
+                         404);
+  // None of that left a session behind.
+  fail_unless_equals_int(server.stat("viewer-count"), 0);
+}
+GST_END_TEST;
+
+GST_START_TEST(test_auth) {
+  Server server("auth-token=s3cret");
+  fail_unless(server.wait_ready());
+  HttpClient http;
+  HttpResult none = http.request("POST", server.url(), sdp_headers(), kStaticOffer);
+  fail_unless_equals_int(none.status, 401);
+  assert_str(none.header("WWW-Authenticate"), "Bearer");
+  fail_unless_equals_int(http.request("POST", server.url(), sdp_headers("Authorization", "Bearer wrong"), kStaticOffer).status, 401);
+  HttpResult pre = http.request("OPTIONS", server.url(), {{"Access-Control-Request-Method", "POST"}});
+  fail_unless_equals_int(pre.status, 200);
+  HttpResult ok = http.request("POST", server.url(), sdp_headers("Authorization", "Bearer s3cret"), kStaticOffer);
+  fail_unless_equals_int(ok.status, 201);
+  std::string loc = server.url(ok.header("Location"));
+  fail_unless_equals_int(http.request("DELETE", loc).status, 401);
+  fail_unless_equals_int(http.request("DELETE", loc, {{"Authorization", "Bearer s3cret"}}).status, 200);
+}
+GST_END_TEST;
+
+GST_START_TEST(test_conflict_until_media) {
+  Server server("", "appsrc name=src is-live=true format=time "
+                    "caps=video/x-raw,format=I420,width=160,height=120,framerate=30/1 ! s.");
+  HttpClient http;
+  HttpResult early = http.request("POST", server.url(), sdp_headers(), kStaticOffer);
+  fail_unless_equals_int(early.status, 409);
+  fail_unless(!early.header("Retry-After").empty());
+  GstElement *src = gst_bin_get_by_name(GST_BIN(server.pipeline), "src");
+  for (int i = 0; i < 5; i++) {
+    GstBuffer *buf = gst_buffer_new_allocate(nullptr, 160 * 120 * 3 / 2, nullptr);
+    gst_buffer_memset(buf, 0, 0x80, 160 * 120 * 3 / 2);
+    GST_BUFFER_PTS(buf) = i * GST_SECOND / 30;
+    GST_BUFFER_DURATION(buf) = GST_SECOND / 30;
+    fail_unless_equals_int(gst_app_src_push_buffer(GST_APP_SRC(src), buf), GST_FLOW_OK);
+  }
+  gst_object_unref(src);
+  fail_unless(server.wait_ready(1));
+  fail_unless_equals_int(http.request("POST", server.url(), sdp_headers(), kStaticOffer).status, 201);
+}
+GST_END_TEST;
+
+GST_START_TEST(test_max_viewers) {
+  Server server("max-viewers=1");
+  fail_unless(server.wait_ready());
+  HttpClient http;
+  HttpResult first_viewer = http.request("POST", server.url(), sdp_headers(), kStaticOffer);
+  fail_unless_equals_int(first_viewer.status, 201);
+  HttpResult second = http.request("POST", server.url(), sdp_headers(), kStaticOffer);
+  fail_unless_equals_int(second.status, 503);
+  fail_unless(!second.header("Retry-After").empty());
+  fail_unless_equals_int(http.request("DELETE", server.url(first_viewer.header("Location"))).status, 200);
+  fail_unless_equals_int(http.request("POST", server.url(), sdp_headers(), kStaticOffer).status, 201);
+}
+GST_END_TEST;
+
+GST_START_TEST(test_trickle_rules) {
+  Server server;
+  fail_unless(server.wait_ready());
+  HttpClient http;
+  HttpResult r = http.request("POST", server.url(), sdp_headers(), kStaticOffer);
+  fail_unless_equals_int(r.status, 201);
+  std::string loc = server.url(r.header("Location")), etag = r.header("ETag");
+  std::string frag = "a=ice-ufrag:abcd\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\nm=audio 9 RTP/AVP 0\r\na=mid:0\r\n"
+                     "a=candidate:1 1 UDP 2130706431 127.0.0.1 9 typ host\r\na=end-of-candidates\r\n";
+  const std::string type = "application/trickle-ice-sdpfrag";
+  HttpResult ok = http.request("PATCH", loc, {{"Content-Type", type}, {"If-Match", etag}}, frag);
+  fail_unless_equals_int(ok.status, 204);
+  fail_unless(ok.body.empty());
+  fail_unless(ok.header("ETag").empty());
+  fail_unless_equals_int(http.request("PATCH", loc, {{"Content-Type", type}}, frag).status, 428);
+  fail_unless_equals_int(http.request("PATCH", loc, {{"Content-Type", type}, {"If-Match", "\"stale\""}}, frag).status, 412);
+  fail_unless_equals_int(http.request("PATCH", loc, {{"Content-Type", "text/plain"}, {"If-Match", etag}}, frag).status, 415);
+  fail_unless_equals_int(http.request("PATCH", loc, {{"Content-Type", type}, {"If-Match", etag}}, "\x01\x02 junk").status, 400);
+}
+GST_END_TEST;
+
+GST_START_TEST(test_ice_restart_keeps_media) {
+  Server server;
+  fail_unless(server.wait_ready());
+  TestPlayer player;
+  HttpClient http;
+  HttpResult r = http.request("POST", server.url(), sdp_headers(), player.create_offer());
+  fail_unless_equals_int(r.status, 201);
+  fail_unless(player.set_remote_answer(r.body));
+  fail_unless(player.wait_video_frames(30, 15000));
+  std::string loc = server.url(r.header("Location")), etag = r.header("ETag");
+
+  std::string ufrag, pwd;
+  std::vector<std::string> cands;
+  fail_unless(player.restart_ice(&ufrag, &pwd, &cands));
+  wish::SdpFrag frag;
+  frag.ice_ufrag = ufrag;
+  frag.ice_pwd = pwd;
+  frag.media.push_back({"0", cands, true});
+  for (const char *if_match : {"*", "\"*\""}) {
+    HttpResult rs = http.request("PATCH", loc,
+                                 {{"Content-Type", "application/trickle-ice-sdpfrag"}, {"If-Match", if_match}},
+                                 wish::build_sdpfrag(frag));
+    fail_unless_equals_int(rs.status, 200);
+    assert_str(rs.header("Content-Type"), "application/trickle-ice-sdpfrag");
+    std::string new_etag = rs.header("ETag");
+    fail_if(new_etag.empty() || new_etag == etag);
+    std::string err;
+    auto answer = wish::parse_sdpfrag(rs.body, &err);
+    fail_unless(answer.has_value());
+    fail_if(answer->ice_ufrag.empty() || answer->ice_pwd.empty());
+    fail_unless(answer->candidate_count() > 0);
+    fail_unless(player.apply_remote_ice(answer->ice_ufrag, answer->ice_pwd, answer->media[0].candidates));
+    // The old ICE session's tag is stale now.
+    fail_unless_equals_int(http.request("PATCH", loc, {{"Content-Type", "application/trickle-ice-sdpfrag"}, {"If-Match", etag}},
+                                        "a=end-of-candidates\r\n").status, 412);
+    etag = new_etag;
+    guint64 before = player.video_frames();
+    fail_unless(player.wait_video_frames(before + 60, 15000), "media stopped after the ICE restart");
+  }
+}
+GST_END_TEST;
+
+GST_START_TEST(test_counter_offer) {
+  Server server("counter-offer=always");
+  fail_unless(server.wait_ready());
+  TestPlayer player;
+  HttpClient http;
+  HttpResult r = http.request("POST", server.url(), sdp_headers(), player.create_offer());
+  fail_unless_equals_int(r.status, 406);
+  fail_unless(std::regex_match(r.header("Content-Type"),
+                               std::regex("application/sdp; valid-until=\"\\w{3}, \\d\\d \\w{3} \\d{4} [\\d:]{8} GMT\"")),
+              "%s", r.header("Content-Type").c_str());
+  std::string loc = server.url(r.header("Location"));
+  assert_contains(r.body, "a=sendonly");
+  // A fresh player answers the server's offer (WHEP's server-offered flow).
+  TestPlayer answerer;
+  std::string answer = answerer.answer_remote_offer(r.body);
+  fail_if(answer.empty());
+  HttpResult patched = http.request("PATCH", loc, sdp_headers(), answer);
+  fail_unless_equals_int(patched.status, 204);
+  fail_unless(answerer.wait_video_frames(30, 15000));
+  // A second SDP PATCH is outside the flow.
+  fail_unless_equals_int(http.request("PATCH", loc, sdp_headers(), answer).status, 422);
+}
+GST_END_TEST;
+
+GST_START_TEST(test_counter_offer_when_needed) {
+  Server server;  // sends H.264; this player only takes VP9
+  fail_unless(server.wait_ready());
+  wish_test::PlayerOptions opts;
+  opts.video_codecs = {"VP9"};
+  opts.audio = false;
+  TestPlayer player(opts);
+  HttpClient http;
+  HttpResult r = http.request("POST", server.url(), sdp_headers(), player.create_offer());
+  fail_unless_equals_int(r.status, 406);
+  assert_contains(r.body, "H264");
+  Server strict("counter-offer=never");
+  fail_unless(strict.wait_ready());
+  fail_unless_equals_int(http.request("POST", strict.url(), sdp_headers(), player.create_offer()).status, 422);
+}
+GST_END_TEST;
+
+GST_START_TEST(test_vanished_viewer_removed) {
+  Server server;
+  fail_unless(server.wait_ready());
+  HttpClient http;
+  std::string loc;
+  {
+    TestPlayer player;
+    HttpResult r = http.request("POST", server.url(), sdp_headers(), player.create_offer());
+    fail_unless_equals_int(r.status, 201);
+    fail_unless(player.set_remote_answer(r.body));
+    fail_unless(player.wait_video_frames(10, 15000));
+    loc = server.url(r.header("Location"));
+  }  // the player is gone without DELETE
+  gint64 start = g_get_monotonic_time();
+  fail_unless(wait_until(30000, [&] { return server.stat("viewer-count") == 0; }),
+              "a vanished viewer was still there after 30 s");
+  GST_INFO("vanished viewer removed after %" G_GINT64_FORMAT " ms", (g_get_monotonic_time() - start) / 1000);
+  fail_unless_equals_int(http.request("DELETE", loc).status, 404);
+}
+GST_END_TEST;
+
+static std::string fd_summary() {
+  std::map<std::string, int> kinds;
+  DIR *d = opendir("/proc/self/fd");
+  while (struct dirent *e = readdir(d)) {
+    char path[512], target[512];
+    snprintf(path, sizeof path, "/proc/self/fd/%s", e->d_name);
+    ssize_t n = readlink(path, target, sizeof target - 1);
+    if (n <= 0) continue;
+    target[n] = 0;
+    std::string t = target;
+    std::string kind = t.substr(0, t.find(':'));
+    if (kind == "socket") {
+      std::string inode = t.substr(8, t.size() - 9);
+      for (const char *table : {"tcp", "udp", "tcp6", "udp6", "unix", "netlink"}) {
+        gchar *contents = nullptr;
+        if (g_file_get_contents((std::string("/proc/net/") + table).c_str(), &contents, nullptr, nullptr)) {
+          std::string c = contents;
+          g_free(contents);
+          size_t at = c.find(" " + inode + " ");
+          if (at != std::string::npos) {
+            kind += std::string("/") + table;
+            if (table[0] == 't') {  // TCP state column: 0A LISTEN, 01 ESTABLISHED, 08 CLOSE_WAIT
+              size_t line = c.rfind('\n', at) + 1;
+              std::istringstream fields(c.substr(line, at - line));
+              std::string f;
+              for (int i = 0; i < 4 && (fields >> f); i++) {
+              }
+              kind += "/" + f;
+              if (f == "08") { std::istringstream again(c.substr(line, at - line)); std::string a, b; again >> a >> b; kind += "/local=" + b.substr(b.find(':') + 1); }
+            }
+            break;
+          }
+        }
+      }
+    }
+    kinds[kind]++;
+  }
+  closedir(d);
+  std::string out;
+  for (auto &kv : kinds) out += kv.first + "=" + std::to_string(kv.second) + " ";
+  return out;
+}
+
+static int count_entries(const char *dir) {
+  int n = 0;
+  DIR *d = opendir(dir);
+  if (!d) return -1;
+  while (readdir(d)) n++;
+  closedir(d);
+  return n;
+}
+
+GST_START_TEST(test_sessions_leave_nothing_behind) {
+  Server server;
+  fail_unless(server.wait_ready());
+  HttpClient http;
+  auto cycle = [&] {
+    HttpResult r = http.request("POST", server.url(), sdp_headers(), kStaticOffer);
+    fail_unless_equals_int(r.status, 201);
+    fail_unless_equals_int(http.request("DELETE", server.url(r.header("Location"))).status, 200);
+  };
+  for (int i = 0; i < 5; i++) cycle();  // warm up lazily created pools
+  fail_unless(wait_until(5000, [&] { return server.stat("viewer-count") == 0; }));
+  g_usleep(300 * 1000);
+  int fds = count_entries("/proc/self/fd"), threads = count_entries("/proc/self/task");
+  for (int i = 0; i < 200; i++) cycle();
+  fail_unless(wait_until(10000, [&] { return server.stat("viewer-count") == 0; }));
+  fail_unless(wait_until(10000, [&] {
+    return count_entries("/proc/self/fd") <= fds && count_entries("/proc/self/task") <= threads + 2;
+  }), "fds %d -> %d (%s), threads %d -> %d", fds, count_entries("/proc/self/fd"), fd_summary().c_str(), threads,
+              count_entries("/proc/self/task"));
+  // Only the element's own elements are left in the bin: inputs, chains, tees.
+  GstIterator *it = gst_bin_iterate_elements(GST_BIN(server.sink));
+  GValue item = G_VALUE_INIT;
+  while (gst_iterator_next(it, &item) == GST_ITERATOR_OK) {
+    GstElement *e = GST_ELEMENT(g_value_get_object(&item));
+    fail_if(g_str_has_prefix(GST_OBJECT_NAME(e), "viewer_"), "left behind: %s", GST_OBJECT_NAME(e));
+    g_value_reset(&item);
+  }
+  g_value_unset(&item);
+  gst_iterator_free(it);
+}
+GST_END_TEST;
+
+static unsigned free_port() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr *>(&addr), sizeof addr);
+  socklen_t len = sizeof addr;
+  getsockname(fd, reinterpret_cast<sockaddr *>(&addr), &len);
+  close(fd);
+  return ntohs(addr.sin_port);
+}
+
+GST_START_TEST(test_shared_http_server) {
+  unsigned port = free_port();
+  std::string p = std::to_string(port);
+  GError *err = nullptr;
+  GstElement *pipeline = gst_parse_launch(
+      ("videotestsrc is-live=true ! whepserversink name=a address=127.0.0.1 port=" + p +
+       " path=/one ice-local-addresses=127.0.0.1 videotestsrc is-live=true ! whepserversink name=b "
+       "address=127.0.0.1 port=" + p + " path=/two ice-local-addresses=127.0.0.1")
+          .c_str(),
+      &err);
+  fail_unless(pipeline != nullptr);
+  drop_routine_messages(pipeline);
+  fail_unless(gst_element_set_state(pipeline, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
+  HttpClient http;
+  std::string base = "http://127.0.0.1:" + p;
+  fail_unless(wait_until(10000, [&] {
+    return http.request("POST", base + "/one", sdp_headers(), kStaticOffer).status == 201 &&
+           http.request("POST", base + "/two", sdp_headers(), kStaticOffer).status == 201;
+  }));
+  fail_unless_equals_int(http.request("GET", base + "/three").status, 404);
+  gst_element_set_state(pipeline, GST_STATE_NULL);
+  gst_object_unref(pipeline);
+}
+GST_END_TEST;
+
+GST_START_TEST(test_https) {
+  gchar *dir = g_dir_make_tmp("wish-tls-XXXXXX", nullptr);
+  std::string cert = std::string(dir) + "/cert.pem", key = std::string(dir) + "/key.pem";
+  std::string cmd = "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 -keyout " + key +
+                    " -out " + cert + " 2>/dev/null";
+  fail_unless_equals_int(system(cmd.c_str()), 0);
+  {
+    Server server("tls-certificate-file=" + cert + " tls-key-file=" + key);
+    fail_unless(server.wait_ready());
+    HttpClient https(true);
+    std::string url = "https://127.0.0.1:" + std::to_string(server.port) + "/whep";
+    HttpResult r = https.request("POST", url, sdp_headers(), kStaticOffer);
+    fail_unless_equals_int(r.status, 201);
+    HttpClient plain;
+    fail_unless_equals_int(plain.request("POST", server.url(), sdp_headers(), kStaticOffer).status, 0);
+  }
+  unlink(cert.c_str());
+  unlink(key.c_str());
+  rmdir(dir);
+  g_free(dir);
+}
+GST_END_TEST;
+
+static GstStructure *emit(GstElement *sink, const char *signal, GstStructure *request) {
+  GstPromise *promise = gst_promise_new();
+  g_signal_emit_by_name(sink, signal, request, promise);
+  gst_structure_free(request);
+  fail_unless_equals_int(gst_promise_wait(promise), GST_PROMISE_RESULT_REPLIED);
+  GstStructure *reply = gst_structure_copy(gst_promise_get_reply(promise));
+  gst_promise_unref(promise);
+  return reply;
+}
+
+GST_START_TEST(test_action_signals) {
+  Server server("serve-http=false");
+  fail_unless(server.wait_ready());
+  GstStructure *reply = emit(server.sink, "post",
+                             gst_structure_new("request", "content-type", G_TYPE_STRING, "application/sdp", "body",
+                                               G_TYPE_STRING, kStaticOffer, nullptr));
+  guint status = 0;
+  gst_structure_get_uint(reply, "status", &status);
+  fail_unless_equals_int(status, 201);
+  assert_contains(gst_structure_get_string(reply, "body"), "a=sendonly");
+  GstStructure *headers = nullptr;
+  gst_structure_get(reply, "headers", GST_TYPE_STRUCTURE, &headers, nullptr);
+  std::string loc = gst_structure_get_string(headers, "location");
+  std::string etag = gst_structure_get_string(headers, "etag");
+  gst_structure_free(headers);
+  gst_structure_free(reply);
+  fail_unless_equals_int(server.stat("viewer-count"), 1);
+
+  reply = emit(server.sink, "patch",
+               gst_structure_new("request", "path", G_TYPE_STRING, loc.c_str(), "content-type", G_TYPE_STRING,
+                                 "application/trickle-ice-sdpfrag", "if-match", G_TYPE_STRING, etag.c_str(), "body",
+                                 G_TYPE_STRING, "a=end-of-candidates\r\n", nullptr));
+  gst_structure_get_uint(reply, "status", &status);
+  fail_unless_equals_int(status, 204);
+  gst_structure_free(reply);
+  reply = emit(server.sink, "delete", gst_structure_new("request", "path", G_TYPE_STRING, loc.c_str(), nullptr));
+  gst_structure_get_uint(reply, "status", &status);
+  fail_unless_equals_int(status, 200);
+  gst_structure_free(reply);
+  fail_unless(wait_until(5000, [&] { return server.stat("viewer-count") == 0; }));
+}
+GST_END_TEST;
+
+GST_START_TEST(test_viewer_messages) {
+  Server server;
+  fail_unless(server.wait_ready());
+  GstBus *bus = gst_element_get_bus(server.pipeline);
+  HttpClient http;
+  HttpResult r = http.request("POST", server.url(), sdp_headers(), kStaticOffer);
+  fail_unless_equals_int(r.status, 201);
+  auto wait_message = [&](const char *name) -> std::string {
+    gint64 end = g_get_monotonic_time() + 5 * G_USEC_PER_SEC;
+    while (g_get_monotonic_time() < end) {
+      GstMessage *m = gst_bus_timed_pop_filtered(bus, 100 * GST_MSECOND, GST_MESSAGE_ELEMENT);
+      if (!m) continue;
+      const GstStructure *s = gst_message_get_structure(m);
+      std::string id = gst_structure_has_name(s, name) ? gst_structure_get_string(s, "session-id") : "";
+      gst_message_unref(m);
+      if (!id.empty()) return id;
+    }
+    return "";
+  };
+  std::string joined = wait_message("wish-viewer-joined");
+  assert_contains(r.header("Location"), joined);
+  fail_if(joined.empty());
+  fail_unless_equals_int(http.request("DELETE", server.url(r.header("Location"))).status, 200);
+  assert_str(wait_message("wish-viewer-left"), joined);
+  gst_object_unref(bus);
+}
+GST_END_TEST;
+
+GST_START_TEST(test_keyframe_for_new_viewer) {
+  // A 10-second GOP: without a key unit request a late viewer would wait up to 10 s.
+  Server server("key-int-max=300");
+  fail_unless(server.wait_ready());
+  g_usleep(1500 * 1000);  // the first keyframe is long gone
+  TestPlayer player;
+  HttpClient http;
+  HttpResult r = http.request("POST", server.url(), sdp_headers(), player.create_offer());
+  fail_unless_equals_int(r.status, 201);
+  gint64 start = g_get_monotonic_time();
+  fail_unless(player.set_remote_answer(r.body));
+  fail_unless(player.wait_video_frames(1, 3000), "no frame within 3 s of joining a 10 s GOP");
+  GST_INFO("first frame %" G_GINT64_FORMAT " ms after the answer", (g_get_monotonic_time() - start) / 1000);
+}
+GST_END_TEST;
+
+static Suite *whepserversink_suite(void) {
+  Suite *s = suite_create("whepserversink");
+  TCase *tc = tcase_create("general");
+  tcase_set_timeout(tc, 120);
+  suite_add_tcase(s, tc);
+  tcase_add_test(tc, test_post_answer);
+  tcase_add_test(tc, test_player_receives_h264);
+  tcase_add_test(tc, test_player_receives_vp8);
+  tcase_add_test(tc, test_encoded_input_passthrough);
+  tcase_add_test(tc, test_http_surface);
+  tcase_add_test(tc, test_auth);
+  tcase_add_test(tc, test_conflict_until_media);
+  tcase_add_test(tc, test_max_viewers);
+  tcase_add_test(tc, test_trickle_rules);
+  tcase_add_test(tc, test_ice_restart_keeps_media);
+  tcase_add_test(tc, test_counter_offer);
+  tcase_add_test(tc, test_counter_offer_when_needed);
+  tcase_add_test(tc, test_vanished_viewer_removed);
+  tcase_add_test(tc, test_sessions_leave_nothing_behind);
+  tcase_add_test(tc, test_shared_http_server);
+  tcase_add_test(tc, test_https);
+  tcase_add_test(tc, test_action_signals);
+  tcase_add_test(tc, test_viewer_messages);
+  tcase_add_test(tc, test_keyframe_for_new_viewer);
+  return s;
+}
+
+GST_CHECK_MAIN(whepserversink);
