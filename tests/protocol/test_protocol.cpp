@@ -4,6 +4,7 @@
 #include <map>
 #include <string>
 
+#include "protocol/client.h"
 #include "protocol/endpoint.h"
 #include "protocol/http.h"
 #include "protocol/ice_servers.h"
@@ -429,9 +430,119 @@ GST_START_TEST(test_parsers_fuzz) {
     parse_link_header(s);
     parse_ice_server_url(s);
     parse_if_match(s);
+    resolve_url("http://h:1/a/b?c", s);
+    parse_retry_after(s, 0);
     finish_local_sdp(s, {"candidate:1 1 UDP 1 127.0.0.1 1 typ host"});
   }
   g_rand_free(rand);
+}
+GST_END_TEST;
+
+GST_START_TEST(test_resolve_url) {
+  const char *base = "http://a.example:8080/whep/endpoint?x=1";
+  assert_str(resolve_url(base, "/whep/sessions/1"), "http://a.example:8080/whep/sessions/1");
+  assert_str(resolve_url(base, "sessions/1"), "http://a.example:8080/whep/sessions/1");
+  assert_str(resolve_url(base, "../s/1"), "http://a.example:8080/s/1");
+  assert_str(resolve_url(base, "https://b.example/s"), "https://b.example/s");
+  assert_str(resolve_url(base, "//c.example/s"), "http://c.example/s");
+  assert_str(resolve_url(base, "?y=2"), "http://a.example:8080/whep/endpoint?y=2");
+  assert_str(resolve_url("http://h", "s"), "http://h/s");
+}
+GST_END_TEST;
+
+GST_START_TEST(test_retry_after_and_backoff) {
+  fail_unless_equals_int(*parse_retry_after(std::string("5"), 0), 5);
+  fail_unless_equals_int(*parse_retry_after(std::string(http_date(1000)), 990), 10);
+  fail_unless_equals_int(*parse_retry_after(std::string(http_date(1000)), 2000), 0);
+  fail_if(parse_retry_after(std::string("soon"), 0).has_value());
+  fail_if(parse_retry_after(std::nullopt, 0).has_value());
+  fail_unless_equals_int(*parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"), 784111777);
+  Backoff b(1, 8);
+  fail_unless(b.next() == 1);
+  fail_unless(b.next() == 2);
+  fail_unless(b.next(std::optional<int64_t>(5)) == 5);  // the server's Retry-After wins when larger
+  fail_unless(b.next() == 8);
+  fail_unless(b.next() == 8);  // bounded
+  b.reset();
+  fail_unless(b.next() == 1);
+}
+GST_END_TEST;
+
+GST_START_TEST(test_decide_post) {
+  Response r = Response::empty(201);
+  r.headers.set("Location", "sessions/abc");
+  r.headers.set("ETag", "\"e1\"");
+  r.headers.add("Link", "<stun:s.example:3478>; rel=\"ice-server\", <turn:t.example?transport=udp>; rel=ice-server; username=u; credential=p");
+  r.headers.add("Link", "<https://x/sse>; rel=\"urn:ietf:params:whep:ext:core:server-sent-events\"");
+  r.body = "v=0\r\n";
+  auto d = decide_post("http://h:1/whep/", r, 0);
+  fail_unless(d.outcome == PostOutcome::Answer);
+  assert_str(d.location, "http://h:1/whep/sessions/abc");
+  assert_str(d.etag, "\"e1\"");
+  fail_unless_equals_int(d.ice_servers.size(), 2);
+  assert_str(d.ice_servers[1].gst_url(), "turn://u:p@t.example?transport=udp");
+
+  Response co = Response::empty(406);
+  co.headers.set("Content-Type", "application/sdp; valid-until=\"x\"");
+  co.headers.set("Location", "/s/1");
+  co.body = "v=0\r\n";
+  fail_unless(decide_post("http://h/whep", co, 0).outcome == PostOutcome::CounterOffer);
+  co.headers.set("Content-Type", "application/problem+json");
+  fail_unless(decide_post("http://h/whep", co, 0).outcome == PostOutcome::Fail);  // 406 without SDP: an error
+
+  Response red = Response::empty(307);
+  red.headers.set("Location", "http://other:2/whep");
+  auto rd = decide_post("http://h/whep", red, 0);
+  fail_unless(rd.outcome == PostOutcome::Redirect);
+  assert_str(rd.location, "http://other:2/whep");
+
+  Response busy = Response::empty(503);
+  busy.headers.set("Retry-After", "7");
+  auto bd = decide_post("http://h/whep", busy, 0);
+  fail_unless(bd.outcome == PostOutcome::RetryLater);
+  fail_unless_equals_int(*bd.retry_after, 7);
+  fail_unless(decide_post("http://h/whep", Response::empty(409), 0).outcome == PostOutcome::RetryLater);
+
+  Response denied = Response::problem(401, "bad token");
+  auto dd = decide_post("http://h/whep", denied, 0);
+  fail_unless(dd.outcome == PostOutcome::Fail);
+  fail_unless(dd.error.find("401") != std::string::npos && dd.error.find("bad token") != std::string::npos);
+  Response no_loc = Response::empty(201);
+  no_loc.body = "v=0\r\n";
+  fail_unless(decide_post("http://h/whep", no_loc, 0).outcome == PostOutcome::Fail);
+  fail_unless(patch_unsupported(405) && patch_unsupported(501) && patch_unsupported(422));
+  fail_if(patch_unsupported(412) || patch_unsupported(204));
+}
+GST_END_TEST;
+
+GST_START_TEST(test_trickle_buffer) {
+  TrickleBuffer t;
+  std::string if_match;
+  t.add("0", "candidate:1 1 udp 1 127.0.0.1 1000 typ host");
+  fail_if(t.take(&if_match).has_value());  // no ETag yet: buffered
+  t.add("0", "candidate:2 1 udp 1 127.0.0.1 1001 typ host");
+  t.set_session("\"e1\"", "uf", "pw");
+  auto body = t.take(&if_match);
+  fail_unless(body.has_value());
+  assert_str(if_match, "\"e1\"");
+  std::string err;
+  auto frag = parse_sdpfrag(*body, &err);
+  fail_unless_equals_int(frag->candidate_count(), 2);  // one aggregated PATCH
+  assert_str(frag->ice_ufrag, "uf");
+  fail_if(t.take(&if_match).has_value());
+  t.end_of_candidates();
+  auto end = t.take(&if_match);
+  fail_unless(end.has_value() && end->find("a=end-of-candidates") != std::string::npos);
+  fail_if(t.take(&if_match).has_value());
+  // After a restart candidates wait for the new ETag again.
+  t.restart("uf2", "pw2");
+  t.add("0", "candidate:3 1 udp 1 127.0.0.1 1002 typ host");
+  fail_if(t.take(&if_match).has_value());
+  fail_unless_equals_int(t.generation(), 1);
+  t.set_session("\"e2\"", "uf2", "pw2");
+  auto again = t.take(&if_match);
+  assert_str(if_match, "\"e2\"");
+  fail_unless(again->find("uf2") != std::string::npos);
 }
 GST_END_TEST;
 
@@ -453,6 +564,10 @@ static Suite *protocol_suite(void) {
   tcase_add_test(tc, test_endpoint_patch_rules);
   tcase_add_test(tc, test_endpoint_counter_offer);
   tcase_add_test(tc, test_parsers_fuzz);
+  tcase_add_test(tc, test_resolve_url);
+  tcase_add_test(tc, test_retry_after_and_backoff);
+  tcase_add_test(tc, test_decide_post);
+  tcase_add_test(tc, test_trickle_buffer);
   return s;
 }
 
