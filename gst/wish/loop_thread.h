@@ -5,6 +5,8 @@
 #include <glib.h>
 
 #include <functional>
+#include <memory>
+#include <mutex>
 #include <string>
 
 namespace wish {
@@ -31,6 +33,28 @@ private:
   GMainContext *context_;
   GMainLoop *loop_;
   GThread *thread_;
+};
+
+// Lets callbacks on other libraries' threads (webrtcbin signals and promises) queue work on
+// a LoopThread that may already be stopping: after close() their work is dropped instead of
+// reaching a loop or an object that is gone. Work is always deferred, never run inline.
+class Dispatcher {
+public:
+  explicit Dispatcher(LoopThread *loop) : loop_(loop) {}
+  bool post(std::function<void()> fn) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!loop_) return false;
+    loop_->post(std::move(fn));
+    return true;
+  }
+  void close() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    loop_ = nullptr;
+  }
+
+private:
+  std::mutex mutex_;
+  LoopThread *loop_;
 };
 
 }  // namespace wish

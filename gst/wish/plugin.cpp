@@ -2,6 +2,7 @@
 #include <gst/gst.h>
 
 #include "whepserversink.h"
+#include "whepsrc.h"
 
 GST_DEBUG_CATEGORY(wish_http_debug);
 
@@ -9,6 +10,7 @@ static gboolean plugin_init(GstPlugin *plugin) {
   GST_DEBUG_CATEGORY_INIT(wish_http_debug, "wishhttp", 0, "wish HTTP server");
   gboolean ok = FALSE;
   ok |= GST_ELEMENT_REGISTER(whepserversink, plugin);
+  ok |= GST_ELEMENT_REGISTER(whepsrc, plugin);
   return ok;
 }
 

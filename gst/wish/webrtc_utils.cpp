@@ -190,6 +190,30 @@ bool restart_ice(GstElement *webrtcbin, const std::string &remote_ufrag,
   return true;
 }
 
+void watch_incoming(GstElement *webrtcbin, std::shared_ptr<std::atomic<gint64>> last_rx) {
+  last_rx->store(g_get_monotonic_time());
+  GstIterator *it = gst_bin_iterate_recurse(GST_BIN(webrtcbin));
+  GValue item = G_VALUE_INIT;
+  while (gst_iterator_next(it, &item) == GST_ITERATOR_OK) {
+    GstElement *e = GST_ELEMENT(g_value_get_object(&item));
+    GstElementFactory *f = gst_element_get_factory(e);
+    if (f && g_str_equal(GST_OBJECT_NAME(f), "nicesrc")) {
+      GstPad *src = gst_element_get_static_pad(e, "src");
+      gst_pad_add_probe(src, static_cast<GstPadProbeType>(GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_BUFFER_LIST),
+                        [](GstPad *, GstPadProbeInfo *, gpointer d) {
+                          (*static_cast<std::shared_ptr<std::atomic<gint64>> *>(d))->store(g_get_monotonic_time());
+                          return GST_PAD_PROBE_OK;
+                        },
+                        new std::shared_ptr<std::atomic<gint64>>(last_rx),
+                        [](gpointer d) { delete static_cast<std::shared_ptr<std::atomic<gint64>> *>(d); });
+      gst_object_unref(src);
+    }
+    g_value_reset(&item);
+  }
+  g_value_unset(&item);
+  gst_iterator_free(it);
+}
+
 GstPromise *promise_with_callback(PromiseCallback cb) {
   auto *heap = new PromiseCallback(std::move(cb));
   return gst_promise_new_with_change_func(

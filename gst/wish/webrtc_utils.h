@@ -5,7 +5,9 @@
 #include <gst/gst.h>
 #include <gst/webrtc/webrtc.h>
 
+#include <atomic>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -39,6 +41,11 @@ bool set_remote_ice(GstElement *webrtcbin, const std::string &ufrag, const std::
 // Adds trickled remote candidates ("candidate:..." values) straight to the ICE stream, so they
 // also work after a restart webrtcbin does not know about.
 void add_remote_candidates(GstElement *webrtcbin, const std::vector<std::string> &candidates);
+
+// Stamps *last_rx with g_get_monotonic_time() whenever anything (RTP, RTCP, DTLS) arrives on
+// webrtcbin's ICE transports; the caller decides when silence means the peer is gone.
+// webrtcbin 1.22 leaves libnice's consent freshness off, so ICE alone does not notice.
+void watch_incoming(GstElement *webrtcbin, std::shared_ptr<std::atomic<gint64>> last_rx);
 
 // Runs cb when the promise is answered. ok is false when it was interrupted or expired, or
 // when the reply carries an "error" (then *error says why); reply may be null on success.

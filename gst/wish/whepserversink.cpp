@@ -153,6 +153,7 @@ private:
   struct SignalData {
     WhepServer *self;
     std::string id;
+    std::shared_ptr<Dispatcher> dispatch;  // stays valid after the server stops
   };
 
   EndpointConfig endpoint_config();
@@ -197,6 +198,7 @@ public:
   std::unique_ptr<Endpoint> endpoint_;
   std::shared_ptr<HttpServer> http_;
   std::unique_ptr<LoopThread> worker_;  // topology changes and negotiation steps
+  std::shared_ptr<Dispatcher> dispatch_;  // how other threads queue work on worker_
   std::vector<std::string> local_addresses_;
   std::string registered_path_;
   guint expiry_source_ = 0;
@@ -257,6 +259,7 @@ bool WhepServer::start() {
     return false;
   }
   worker_ = std::make_unique<LoopThread>("whepserver-work");
+  dispatch_ = std::make_shared<Dispatcher>(worker_.get());
   EndpointConfig cfg = endpoint_config();
   endpoint_ = std::make_unique<Endpoint>(cfg, this);
 
@@ -319,6 +322,7 @@ void WhepServer::stop() {
   }
   close_all_sessions();
   http_.reset();
+  if (dispatch_) dispatch_->close();
   if (worker_ && expiry_source_) {
     worker_->invoke_sync([this] {
       GSource *s = g_main_context_find_source_by_id(worker_->context(), expiry_source_);
@@ -676,7 +680,7 @@ std::shared_ptr<Viewer> WhepServer::create_viewer(const std::string &id, std::st
     return nullptr;
   }
   auto connect = [&](const char *signal, GCallback cb) {
-    v->handler_ids.push_back(g_signal_connect_data(v->webrtc, signal, cb, new SignalData{this, id},
+    v->handler_ids.push_back(g_signal_connect_data(v->webrtc, signal, cb, new SignalData{this, id, dispatch_},
                           [](gpointer d, GClosure *) { delete static_cast<SignalData *>(d); },
                           static_cast<GConnectFlags>(0)));
   };
@@ -697,20 +701,20 @@ std::shared_ptr<Viewer> WhepServer::create_viewer(const std::string &id, std::st
             if (state == GST_WEBRTC_ICE_GATHERING_STATE_COMPLETE) {
               WhepServer *self = sd->self;
               std::string id = sd->id;
-              self->worker_->invoke([self, id] { self->on_gathering_done(id); });
+              sd->dispatch->post([self, id] { self->on_gathering_done(id); });
             }
           }));
   connect("notify::connection-state", G_CALLBACK(+[](GstElement *, GParamSpec *, gpointer d) {
             auto *sd = static_cast<SignalData *>(d);
             WhepServer *self = sd->self;
             std::string id = sd->id;
-            self->worker_->invoke([self, id] { self->on_connection_state(id); });
+            sd->dispatch->post([self, id] { self->on_connection_state(id); });
           }));
   connect("notify::ice-connection-state", G_CALLBACK(+[](GstElement *, GParamSpec *, gpointer d) {
             auto *sd = static_cast<SignalData *>(d);
             WhepServer *self = sd->self;
             std::string id = sd->id;
-            self->worker_->invoke([self, id] { self->on_connection_state(id); });
+            sd->dispatch->post([self, id] { self->on_connection_state(id); });
           }));
   std::lock_guard<std::mutex> lock(mutex_);
   viewers_[id] = v;
@@ -882,7 +886,7 @@ void WhepServer::start_viewer(Viewer &v) {
 
 void WhepServer::answer_offer(const std::string &id, const std::string &offer, const SessionDescription &parsed,
                               MediaCallback done) {
-  worker_->invoke([this, id, offer, parsed, done = std::move(done)]() mutable {
+  dispatch_->post([this, id, offer, parsed, done = std::move(done)]() mutable {
     std::string error;
     auto v = create_viewer(id, &error);
     if (!v) {
@@ -930,27 +934,35 @@ void WhepServer::negotiate_answer(const std::string &id, const std::string &offe
   GstSDPMessage *sdp = nullptr;
   gst_sdp_message_new_from_text(offer.c_str(), &sdp);
   GstWebRTCSessionDescription *desc = gst_webrtc_session_description_new(GST_WEBRTC_SDP_TYPE_OFFER, sdp);
-  GstPromise *promise = promise_with_callback([this, id](bool ok, const GstStructure *, const std::string &error) {
+  // Promise callbacks run on webrtcbin's threads: they only queue work for the worker.
+  GstElement *webrtc = GST_ELEMENT(gst_object_ref(v->webrtc));
+  auto dispatch = dispatch_;
+  GstPromise *promise = promise_with_callback([this, id, webrtc, dispatch](bool ok, const GstStructure *,
+                                                                           const std::string &error) {
     if (!ok) {
-      if (find_viewer(id)) worker_->invoke([this, id, error] { fail_viewer(id, 400, "offer rejected: " + error); });
+      dispatch->post([this, id, error] { fail_viewer(id, 400, "offer rejected: " + error); });
+      gst_object_unref(webrtc);
       return;
     }
-    auto v = find_viewer(id);
-    if (!v) return;
-    GstPromise *answer_promise = promise_with_callback([this, id](bool ok, const GstStructure *reply,
-                                                                  const std::string &error) {
+    GstPromise *answer_promise = promise_with_callback([this, id, dispatch](bool ok, const GstStructure *reply,
+                                                                            const std::string &error) {
       GstWebRTCSessionDescription *answer = nullptr;
       if (ok && reply) gst_structure_get(reply, "answer", GST_TYPE_WEBRTC_SESSION_DESCRIPTION, &answer, nullptr);
       if (!answer) {
         std::string msg = error.empty() ? "webrtcbin made no answer" : error;
-        if (find_viewer(id)) worker_->invoke([this, id, msg] { fail_viewer(id, 422, msg); });
+        dispatch->post([this, id, msg] { fail_viewer(id, 422, msg); });
         return;
       }
-      set_local_description(id, answer);
+      GstWebRTCSessionDescription *copy = gst_webrtc_session_description_copy(answer);
+      dispatch->post([this, id, copy] {
+        set_local_description(id, copy);
+        gst_webrtc_session_description_free(copy);
+      });
       gst_webrtc_session_description_free(answer);
     });
-    g_signal_emit_by_name(v->webrtc, "create-answer", nullptr, answer_promise);
+    g_signal_emit_by_name(webrtc, "create-answer", nullptr, answer_promise);
     gst_promise_unref(answer_promise);
+    gst_object_unref(webrtc);
   });
   g_signal_emit_by_name(v->webrtc, "set-remote-description", desc, promise);
   gst_promise_unref(promise);
@@ -958,7 +970,7 @@ void WhepServer::negotiate_answer(const std::string &id, const std::string &offe
 }
 
 void WhepServer::make_offer(const std::string &id, MediaCallback done) {
-  worker_->invoke([this, id, done = std::move(done)]() mutable {
+  dispatch_->post([this, id, done = std::move(done)]() mutable {
     std::string error;
     auto v = create_viewer(id, &error);
     if (!v) {
@@ -992,15 +1004,19 @@ void WhepServer::make_offer(const std::string &id, MediaCallback done) {
 void WhepServer::negotiate_offer(const std::string &id) {
   auto v = find_viewer(id);
   if (!v) return;
-  GstPromise *promise = promise_with_callback([this, id](bool ok, const GstStructure *reply, const std::string &) {
+  auto dispatch = dispatch_;
+  GstPromise *promise = promise_with_callback([this, id, dispatch](bool ok, const GstStructure *reply,
+                                                                   const std::string &) {
     GstWebRTCSessionDescription *offer = nullptr;
     if (ok && reply) gst_structure_get(reply, "offer", GST_TYPE_WEBRTC_SESSION_DESCRIPTION, &offer, nullptr);
     if (!offer) {
-      if (find_viewer(id)) worker_->invoke([this, id] { fail_viewer(id, 500, "webrtcbin made no offer"); });
+      dispatch->post([this, id] { fail_viewer(id, 500, "webrtcbin made no offer"); });
       return;
     }
-    set_local_description(id, offer);
-    gst_webrtc_session_description_free(offer);
+    dispatch->post([this, id, offer] {
+      set_local_description(id, offer);
+      gst_webrtc_session_description_free(offer);
+    });
   });
   g_signal_emit_by_name(v->webrtc, "create-offer", nullptr, promise);
   gst_promise_unref(promise);
@@ -1014,13 +1030,14 @@ void WhepServer::set_local_description(const std::string &id, GstWebRTCSessionDe
   gchar *text = gst_sdp_message_as_text(desc->sdp);
   std::string sdp = text;
   g_free(text);
-  GstPromise *promise = promise_with_callback([this, id, sdp](bool ok, const GstStructure *, const std::string &error) {
-    if (!find_viewer(id)) return;
+  auto dispatch = dispatch_;
+  GstPromise *promise = promise_with_callback([this, id, sdp, dispatch](bool ok, const GstStructure *,
+                                                                        const std::string &error) {
     if (!ok) {
-      worker_->invoke([this, id, error] { fail_viewer(id, 500, "cannot apply the local description: " + error); });
+      dispatch->post([this, id, error] { fail_viewer(id, 500, "cannot apply the local description: " + error); });
       return;
     }
-    worker_->invoke([this, id, sdp] { on_local_description(id, sdp); });
+    dispatch->post([this, id, sdp] { on_local_description(id, sdp); });
   });
   g_signal_emit_by_name(v->webrtc, "set-local-description", desc, promise);
   gst_promise_unref(promise);
@@ -1096,7 +1113,7 @@ void WhepServer::fail_viewer(const std::string &id, unsigned status, const std::
 
 void WhepServer::apply_answer(const std::string &id, const std::string &answer, const SessionDescription &,
                               MediaCallback done) {
-  worker_->invoke([this, id, answer, done = std::move(done)]() mutable {
+  dispatch_->post([this, id, answer, done = std::move(done)]() mutable {
     auto v = find_viewer(id);
     if (!v) {
       done(MediaResult::failure(404, "no such session"));
@@ -1123,14 +1140,14 @@ void WhepServer::add_candidates(const std::string &id, const SdpFrag &frag) {
   std::vector<std::string> candidates;
   for (const auto &m : frag.media) candidates.insert(candidates.end(), m.candidates.begin(), m.candidates.end());
   if (candidates.empty()) return;
-  worker_->invoke([this, id, candidates] {
+  dispatch_->post([this, id, candidates] {
     auto v = find_viewer(id);
     if (v) add_remote_candidates(v->webrtc, candidates);
   });
 }
 
 void WhepServer::restart_ice(const std::string &id, const SdpFrag &frag, MediaCallback done) {
-  worker_->invoke([this, id, frag, done = std::move(done)] {
+  dispatch_->post([this, id, frag, done = std::move(done)] {
     auto v = find_viewer(id);
     if (!v) {
       done(MediaResult::failure(404, "no such session"));
@@ -1166,8 +1183,8 @@ void WhepServer::restart_ice(const std::string &id, const SdpFrag &frag, MediaCa
 }
 
 void WhepServer::close(const std::string &id) {
-  if (!worker_) return;
-  worker_->invoke([this, id] { teardown(id, "closed"); });
+  if (!dispatch_) return;
+  dispatch_->post([this, id] { teardown(id, "closed"); });
 }
 
 void WhepServer::on_connection_state(const std::string &id) {
@@ -1194,32 +1211,11 @@ void WhepServer::on_connection_state(const std::string &id) {
   }
 }
 
-// webrtcbin 1.22 leaves libnice's consent freshness off, so a viewer that vanishes without
-// DELETE keeps ICE "connected". Players send RTCP every second or so: watch what arrives.
+// Players send RTCP every second or so; a viewer that vanished without DELETE goes silent.
 void WhepServer::watch_viewer(Viewer &v) {
   if (v.watching) return;
   v.watching = true;
-  v.last_rx->store(g_get_monotonic_time());
-  GstIterator *it = gst_bin_iterate_recurse(GST_BIN(v.webrtc));
-  GValue item = G_VALUE_INIT;
-  while (gst_iterator_next(it, &item) == GST_ITERATOR_OK) {
-    GstElement *e = GST_ELEMENT(g_value_get_object(&item));
-    GstElementFactory *f = gst_element_get_factory(e);
-    if (f && g_str_equal(GST_OBJECT_NAME(f), "nicesrc")) {
-      GPtr<GstPad> src = GPtr<GstPad>::adopt(gst_element_get_static_pad(e, "src"));
-      gst_pad_add_probe(src.get(),
-                        static_cast<GstPadProbeType>(GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_BUFFER_LIST),
-                        [](GstPad *, GstPadProbeInfo *, gpointer d) {
-                          (*static_cast<std::shared_ptr<std::atomic<gint64>> *>(d))->store(g_get_monotonic_time());
-                          return GST_PAD_PROBE_OK;
-                        },
-                        new std::shared_ptr<std::atomic<gint64>>(v.last_rx),
-                        [](gpointer d) { delete static_cast<std::shared_ptr<std::atomic<gint64>> *>(d); });
-    }
-    g_value_reset(&item);
-  }
-  g_value_unset(&item);
-  gst_iterator_free(it);
+  watch_incoming(v.webrtc, v.last_rx);
 }
 
 void WhepServer::drop_silent_viewers() {

@@ -234,7 +234,7 @@ std::optional<int> match_codec(const MediaSection &m, const SendCodec &codec) {
   return best;
 }
 
-std::string finish_local_sdp(std::string_view sdp, const std::vector<std::string> &candidates) {
+std::string finish_local_sdp(std::string_view sdp, const std::vector<std::string> &candidates, bool complete) {
   auto lines = split_lines(sdp);
   while (!lines.empty() && lines.back().empty()) lines.pop_back();
   std::string out;
@@ -253,7 +253,7 @@ std::string finish_local_sdp(std::string_view sdp, const std::vector<std::string
     if (!have_mux && !have_mux_only && !media_rejected) out += "a=rtcp-mux\r\na=rtcp-mux-only\r\n";
     if (!media_rejected) {
       for (auto &c : candidates) out += "a=" + c + "\r\n";
-      out += "a=end-of-candidates\r\n";
+      if (complete) out += "a=end-of-candidates\r\n";
     }
     section.clear();
   };

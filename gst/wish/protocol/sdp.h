@@ -62,9 +62,11 @@ struct SendCodec {
 std::optional<int> match_codec(const MediaSection &m, const SendCodec &codec);
 
 // Finishes an answer or offer made by webrtcbin for the wire: adds a=rtcp-mux-only next to
-// a=rtcp-mux, puts the given candidates (values "candidate:...") and a=end-of-candidates in
-// every m-section that is not rejected, and normalises line endings to CRLF.
-std::string finish_local_sdp(std::string_view sdp, const std::vector<std::string> &candidates);
+// a=rtcp-mux, puts the given candidates (values "candidate:...") in every m-section that is
+// not rejected, with a=end-of-candidates when gathering is complete, and normalises line
+// endings to CRLF.
+std::string finish_local_sdp(std::string_view sdp, const std::vector<std::string> &candidates,
+                             bool complete = true);
 
 // Replaces a=sendrecv/a=recvonly/... of every m-section with the given direction.
 std::string set_directions(std::string_view sdp, Direction d);

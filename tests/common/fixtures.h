@@ -1,0 +1,147 @@
+// Shared by the element tests: a whepserversink pipeline on 127.0.0.1, waiting helpers and
+// string assertions. Include after every standard header: Check's macros (fail, ...) clash
+// with <regex>/<ios>.
+#pragma once
+
+#include <gst/gst.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <functional>
+#include <string>
+
+#include <gst/check/gstcheck.h>
+
+#define assert_str(a, b)                                                                 \
+  do {                                                                                   \
+    std::string first_ = (a), second_ = (b);                                             \
+    fail_unless(first_ == second_, "'%s' != '%s'", first_.c_str(), second_.c_str());    \
+  } while (0)
+#define assert_contains(hay, needle)                                                     \
+  do {                                                                                   \
+    std::string h_ = (hay), n_ = (needle);                                               \
+    fail_unless(h_.find(n_) != std::string::npos, "'%s' not in '%s'", n_.c_str(), h_.c_str()); \
+  } while (0)
+
+// A Chromium-like recvonly offer for tests that exercise HTTP only.
+inline const char *kStaticOffer =
+    "v=0\r\n"
+    "o=- 4611731400430051336 2 IN IP4 127.0.0.1\r\n"
+    "s=-\r\n"
+    "t=0 0\r\n"
+    "a=group:BUNDLE 0 1\r\n"
+    "m=video 9 UDP/TLS/RTP/SAVPF 96 102 108\r\n"
+    "c=IN IP4 0.0.0.0\r\n"
+    "a=ice-ufrag:abcd\r\n"
+    "a=ice-pwd:abcdefghijklmnopqrstuvwx\r\n"
+    "a=ice-options:trickle\r\n"
+    "a=fingerprint:sha-256 7B:8B:F0:65:5F:78:E2:51:3B:AC:6F:F3:3F:46:1B:35:DC:B8:5F:64:1A:24:C2:43:F0:A1:58:D0:A1:2C:19:08\r\n"
+    "a=setup:actpass\r\n"
+    "a=mid:0\r\n"
+    "a=recvonly\r\n"
+    "a=rtcp-mux\r\n"
+    "a=rtpmap:96 VP8/90000\r\n"
+    "a=rtcp-fb:96 nack pli\r\n"
+    "a=rtpmap:102 H264/90000\r\n"
+    "a=rtcp-fb:102 nack pli\r\n"
+    "a=fmtp:102 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42001f\r\n"
+    "a=rtpmap:108 H264/90000\r\n"
+    "a=fmtp:108 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f\r\n"
+    "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\n"
+    "c=IN IP4 0.0.0.0\r\n"
+    "a=ice-ufrag:abcd\r\n"
+    "a=ice-pwd:abcdefghijklmnopqrstuvwx\r\n"
+    "a=fingerprint:sha-256 7B:8B:F0:65:5F:78:E2:51:3B:AC:6F:F3:3F:46:1B:35:DC:B8:5F:64:1A:24:C2:43:F0:A1:58:D0:A1:2C:19:08\r\n"
+    "a=setup:actpass\r\n"
+    "a=mid:1\r\n"
+    "a=recvonly\r\n"
+    "a=rtcp-mux\r\n"
+    "a=rtpmap:111 opus/48000/2\r\n";
+
+inline bool wait_until(int timeout_ms, const std::function<bool()> &cond) {
+  gint64 end = g_get_monotonic_time() + static_cast<gint64>(timeout_ms) * 1000;
+  while (g_get_monotonic_time() < end) {
+    if (cond()) return true;
+    g_usleep(20 * 1000);
+  }
+  return cond();
+}
+
+// Applications consume their bus; these tests only pop what they look for. Routine messages
+// are dropped at once so the references they carry do not pile up.
+inline void drop_routine_messages(GstElement *pipeline) {
+  GstBus *bus = gst_element_get_bus(pipeline);
+  gst_bus_set_sync_handler(
+      bus,
+      [](GstBus *, GstMessage *m, gpointer) -> GstBusSyncReply {
+        switch (GST_MESSAGE_TYPE(m)) {
+          case GST_MESSAGE_ELEMENT:
+          case GST_MESSAGE_ERROR:
+          case GST_MESSAGE_WARNING:
+          case GST_MESSAGE_EOS:
+            return GST_BUS_PASS;
+          default:
+            gst_message_unref(m);  // a sync handler that drops owns the message
+            return GST_BUS_DROP;
+        }
+      },
+      nullptr, nullptr);
+  gst_object_unref(bus);
+}
+
+// A pipeline with a whepserversink on a free port of 127.0.0.1.
+struct Server {
+  GstElement *pipeline = nullptr;
+  GstElement *sink = nullptr;
+  unsigned port = 0;
+  std::string base;  // http://127.0.0.1:port
+
+  explicit Server(const std::string &props = "", const std::string &sources = "") {
+    std::string desc =
+        "whepserversink name=s address=127.0.0.1 port=0 ice-local-addresses=127.0.0.1 " + props + " " +
+        (sources.empty() ? "videotestsrc is-live=true ! video/x-raw,width=320,height=240,framerate=30/1 ! s. "
+                           "audiotestsrc is-live=true ! audio/x-raw,rate=48000,channels=2 ! s."
+                         : sources);
+    GError *err = nullptr;
+    pipeline = gst_parse_launch(desc.c_str(), &err);
+    fail_unless(pipeline != nullptr, "%s", err ? err->message : "");
+    sink = gst_bin_get_by_name(GST_BIN(pipeline), "s");
+    drop_routine_messages(pipeline);
+    fail_unless(gst_element_set_state(pipeline, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
+    g_object_get(sink, "current-port", &port, nullptr);
+    fail_unless(port != 0 || props.find("serve-http=false") != std::string::npos);
+    base = "http://127.0.0.1:" + std::to_string(port);
+  }
+  ~Server() {
+    gst_element_set_state(pipeline, GST_STATE_NULL);
+    gst_object_unref(sink);
+    gst_object_unref(pipeline);
+  }
+  guint stat(const char *field) const {
+    GstStructure *s = nullptr;
+    g_object_get(sink, "stats", &s, nullptr);
+    guint v = 0;
+    gst_structure_get_uint(s, field, &v);
+    gst_structure_free(s);
+    return v;
+  }
+  bool wait_ready(guint inputs = 2) {
+    return wait_until(10000, [&] { return stat("inputs-ready") >= inputs; });
+  }
+  std::string url(const std::string &path = "/whep") const { return base + path; }
+};
+
+
+inline unsigned free_port() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr *>(&addr), sizeof addr);
+  socklen_t len = sizeof addr;
+  getsockname(fd, reinterpret_cast<sockaddr *>(&addr), &len);
+  close(fd);
+  return ntohs(addr.sin_port);
+}
+

@@ -1,0 +1,618 @@
+// whepsrc against this project's whepserversink and against an HTTP server in the test that
+// bends the protocol the ways deployed servers do (relative Locations, redirects, comma-joined
+// Link headers, refused PATCH, slow or silent answers).
+#include <gst/app/gstappsrc.h>
+#include <libsoup/soup.h>
+
+#include <atomic>
+#include <map>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <thread>
+
+#include "http_client.h"
+#include "loop_thread.h"
+#include "fixtures.h"
+
+// A whepsrc pipeline whose pads each end in a counting fakesink.
+struct Player {
+  GstElement *pipeline = nullptr;
+  GstElement *src = nullptr;
+  std::atomic<guint64> video{0}, audio{0};
+  std::mutex mutex;
+  std::string video_caps;
+
+  explicit Player(const std::string &endpoint, const std::string &props = "") {
+    std::string desc = "whepsrc name=w ice-local-addresses=127.0.0.1 whep-endpoint=" + endpoint + " " + props;
+    GError *err = nullptr;
+    GstElement *bin = gst_parse_launch(desc.c_str(), &err);
+    fail_unless(bin != nullptr, "%s", err ? err->message : "");
+    pipeline = gst_pipeline_new("player");
+    src = bin;
+    gst_bin_add(GST_BIN(pipeline), src);
+    g_signal_connect(src, "pad-added", G_CALLBACK(+[](GstElement *, GstPad *pad, Player *self) {
+                       GstElement *sink = gst_element_factory_make("fakesink", nullptr);
+                       g_object_set(sink, "sync", FALSE, "async", FALSE, nullptr);
+                       gst_bin_add(GST_BIN(self->pipeline), sink);
+                       gst_element_sync_state_with_parent(sink);
+                       GstPad *sinkpad = gst_element_get_static_pad(sink, "sink");
+                       gst_pad_link(pad, sinkpad);
+                       bool video = g_str_has_prefix(GST_PAD_NAME(pad), "video");
+                       gst_pad_add_probe(sinkpad, GST_PAD_PROBE_TYPE_BUFFER,
+                                         video ? +[](GstPad *p, GstPadProbeInfo *, gpointer d) {
+                                           auto *s = static_cast<Player *>(d);
+                                           if (s->video++ == 0) {
+                                             GstCaps *caps = gst_pad_get_current_caps(p);
+                                             std::lock_guard<std::mutex> lock(s->mutex);
+                                             if (caps) s->video_caps = gst_structure_get_name(gst_caps_get_structure(caps, 0));
+                                             if (caps) gst_caps_unref(caps);
+                                           }
+                                           return GST_PAD_PROBE_OK;
+                                         }
+                                               : +[](GstPad *, GstPadProbeInfo *, gpointer d) {
+                                                   static_cast<Player *>(d)->audio++;
+                                                   return GST_PAD_PROBE_OK;
+                                                 },
+                                         self, nullptr);
+                       gst_object_unref(sinkpad);
+                     }),
+                     this);
+    drop_routine_messages(pipeline);
+    gst_element_set_state(pipeline, GST_STATE_PLAYING);
+  }
+  ~Player() {
+    gst_element_set_state(pipeline, GST_STATE_NULL);
+    gst_object_unref(pipeline);
+  }
+  bool wait_video(guint64 n, int ms) { return wait_until(ms, [&] { return video >= n; }); }
+  bool wait_audio(guint64 n, int ms) { return wait_until(ms, [&] { return audio >= n; }); }
+  // Waits for an element message of that name (or an error); returns its structure as text.
+  std::string wait_message(const char *name, int ms, std::string *error = nullptr) {
+    GstBus *bus = gst_element_get_bus(pipeline);
+    gint64 end = g_get_monotonic_time() + ms * 1000;
+    std::string found;
+    while (found.empty() && g_get_monotonic_time() < end) {
+      GstMessage *m = gst_bus_timed_pop_filtered(bus, 50 * GST_MSECOND,
+                                                 static_cast<GstMessageType>(GST_MESSAGE_ELEMENT | GST_MESSAGE_ERROR));
+      if (!m) continue;
+      if (GST_MESSAGE_TYPE(m) == GST_MESSAGE_ERROR) {
+        GError *err = nullptr;
+        gchar *dbg = nullptr;
+        gst_message_parse_error(m, &err, &dbg);
+        std::string text = std::string(err->message) + " | " + (dbg ? dbg : "");
+        g_clear_error(&err);
+        g_free(dbg);
+        if (error) *error = text;
+        if (g_str_equal(name, "error")) found = text;
+      } else if (gst_structure_has_name(gst_message_get_structure(m), name)) {
+        gchar *s = gst_structure_to_string(gst_message_get_structure(m));
+        found = s;
+        g_free(s);
+      }
+      gst_message_unref(m);
+    }
+    gst_object_unref(bus);
+    return found;
+  }
+  std::string session_url() {
+    gchar *url = nullptr;
+    g_object_get(src, "session-url", &url, nullptr);
+    std::string s = url ? url : "";
+    g_free(url);
+    return s;
+  }
+};
+
+GST_START_TEST(test_plays_with_trickle) {
+  Server server;
+  fail_unless(server.wait_ready());
+  Player player(server.url());
+  fail_unless(player.wait_video(30, 15000), "video frames: %" G_GUINT64_FORMAT, player.video.load());
+  fail_unless(player.wait_audio(20, 10000));
+  {
+    std::lock_guard<std::mutex> lock(player.mutex);
+    assert_str(player.video_caps, "video/x-raw");  // decoded by default
+  }
+  assert_contains(player.session_url(), server.url() + "/sessions/");
+  fail_unless_equals_int(server.stat("viewer-count"), 1);
+}
+GST_END_TEST;
+
+GST_START_TEST(test_plays_without_trickle) {
+  Server server;
+  fail_unless(server.wait_ready());
+  Player player(server.url(), "trickle=false");
+  fail_unless(player.wait_video(30, 15000));
+  fail_unless(player.wait_audio(20, 10000));
+}
+GST_END_TEST;
+
+GST_START_TEST(test_counter_offer) {
+  Server server("counter-offer=always");
+  fail_unless(server.wait_ready());
+  Player player(server.url());
+  fail_unless(player.wait_video(30, 15000));
+  fail_unless(player.wait_audio(20, 10000));
+}
+GST_END_TEST;
+
+GST_START_TEST(test_waits_for_publisher) {
+  // No media yet: the server answers 409 and the player waits, still PLAYING.
+  Server server("", "appsrc name=src is-live=true do-timestamp=true format=time "
+                    "caps=video/x-raw,format=I420,width=64,height=64,framerate=30/1 ! s.");
+  Player player(server.url(), "audio-codecs=none");
+  assert_contains(player.wait_message("wish-waiting", 5000), "status=(uint)409");
+  GstState state;
+  gst_element_get_state(player.pipeline, &state, nullptr, 0);
+  fail_unless_equals_int(state, GST_STATE_PLAYING);
+  // The publisher starts: the same player plays.
+  GstElement *src = gst_bin_get_by_name(GST_BIN(server.pipeline), "src");
+  std::atomic<bool> stop{false};
+  std::thread publisher([&] {
+    while (!stop) {
+      GstBuffer *buf = gst_buffer_new_allocate(nullptr, 64 * 64 * 3 / 2, nullptr);
+      gst_buffer_memset(buf, 0, 0x60, 64 * 64 * 3 / 2);
+      gst_app_src_push_buffer(GST_APP_SRC(src), buf);
+      g_usleep(33 * 1000);
+    }
+  });
+  bool played = player.wait_video(10, 20000);
+  stop = true;
+  publisher.join();
+  gst_object_unref(src);
+  fail_unless(played, "no video once the publisher started");
+}
+GST_END_TEST;
+
+GST_START_TEST(test_busy_then_free) {
+  Server server("max-viewers=1");
+  fail_unless(server.wait_ready());
+  wish_test::HttpClient http;
+  auto occupant = http.request("POST", server.url(), {{"Content-Type", "application/sdp"}}, kStaticOffer);
+  fail_unless_equals_int(occupant.status, 201);
+  Player player(server.url());
+  assert_contains(player.wait_message("wish-waiting", 5000), "status=(uint)503");
+  fail_unless_equals_int(http.request("DELETE", server.url(occupant.header("Location"))).status, 200);
+  fail_unless(player.wait_video(10, 20000), "no video after the server had room again");
+}
+GST_END_TEST;
+
+GST_START_TEST(test_auth) {
+  Server server("auth-token=s3cret");
+  fail_unless(server.wait_ready());
+  {
+    Player good(server.url(), "auth-token=s3cret");
+    fail_unless(good.wait_video(10, 15000));
+  }
+  Player bad(server.url(), "auth-token=wrong");
+  std::string error = bad.wait_message("error", 5000);
+  assert_contains(error, "401");
+  assert_contains(error, "bearer token");
+}
+GST_END_TEST;
+
+GST_START_TEST(test_ice_restart) {
+  Server server;
+  fail_unless(server.wait_ready());
+  Player player(server.url());
+  fail_unless(player.wait_video(30, 15000));
+  std::string url = player.session_url();
+  g_signal_emit_by_name(player.src, "restart-ice");
+  fail_if(player.wait_message("wish-ice-restarted", 5000).empty());
+  assert_str(player.session_url(), url);  // same session
+  guint64 before = player.video;
+  fail_unless(player.wait_video(before + 60, 15000), "media stopped after the ICE restart");
+  fail_unless_equals_int(server.stat("viewer-count"), 1);
+}
+GST_END_TEST;
+
+GST_START_TEST(test_server_restart) {
+  unsigned port = free_port();
+  std::string props = "port=" + std::to_string(port);
+  auto server = std::make_unique<Server>(props);
+  fail_unless(server->wait_ready());
+  Player player(server->url(), "max-reconnects=-1");
+  fail_unless(player.wait_video(30, 15000));
+  server.reset();  // the server goes away while the player plays
+  g_usleep(1000 * 1000);
+  server = std::make_unique<Server>(props);
+  fail_unless(server->wait_ready());
+  fail_if(player.wait_message("wish-reconnecting", 15000).empty());
+  guint64 before = player.video;
+  fail_unless(player.wait_video(before + 30, 30000), "no video after the server came back");
+  GstState state;
+  gst_element_get_state(player.pipeline, &state, nullptr, 0);
+  fail_unless_equals_int(state, GST_STATE_PLAYING);
+}
+GST_END_TEST;
+
+GST_START_TEST(test_delete_on_stop) {
+  Server server;
+  fail_unless(server.wait_ready());
+  {
+    Player player(server.url());
+    fail_unless(player.wait_video(5, 15000));
+    fail_unless_equals_int(server.stat("viewer-count"), 1);
+  }
+  // Gone at once by DELETE, not by the viewer timeout.
+  fail_unless(wait_until(2000, [&] { return server.stat("viewer-count") == 0; }));
+}
+GST_END_TEST;
+
+static guint64 count_buffers(const std::string &desc, int ms, std::vector<std::string> *decoders = nullptr) {
+  GError *err = nullptr;
+  GstElement *pipeline = gst_parse_launch(desc.c_str(), &err);
+  fail_unless(pipeline != nullptr, "%s", err ? err->message : "");
+  drop_routine_messages(pipeline);
+  GstElement *sink = gst_bin_get_by_name(GST_BIN(pipeline), "out");
+  auto *count = new std::atomic<guint64>(0);
+  GstPad *pad = gst_element_get_static_pad(sink, "sink");
+  gst_pad_add_probe(pad, GST_PAD_PROBE_TYPE_BUFFER,
+                    [](GstPad *, GstPadProbeInfo *, gpointer d) {
+                      (*static_cast<std::atomic<guint64> *>(d))++;
+                      return GST_PAD_PROBE_OK;
+                    },
+                    count, nullptr);
+  gst_object_unref(pad);
+  gst_element_set_state(pipeline, GST_STATE_PLAYING);
+  wait_until(ms, [&] { return count->load() >= 30; });
+  if (decoders) {
+    GstIterator *it = gst_bin_iterate_recurse(GST_BIN(pipeline));
+    GValue item = G_VALUE_INIT;
+    while (gst_iterator_next(it, &item) == GST_ITERATOR_OK) {
+      GstElementFactory *f = gst_element_get_factory(GST_ELEMENT(g_value_get_object(&item)));
+      const char *klass = f ? gst_element_factory_get_metadata(f, GST_ELEMENT_METADATA_KLASS) : "";
+      if (strstr(klass, "Decoder/Video") || strstr(klass, "Decoder/Audio"))  // media decoders only
+        decoders->push_back(GST_OBJECT_NAME(f));
+      g_value_reset(&item);
+    }
+    g_value_unset(&item);
+    gst_iterator_free(it);
+  }
+  gst_element_set_state(pipeline, GST_STATE_NULL);
+  guint64 n = count->load();
+  gst_object_unref(sink);
+  gst_object_unref(pipeline);
+  delete count;
+  return n;
+}
+
+GST_START_TEST(test_encoded_output) {
+  Server server;
+  fail_unless(server.wait_ready());
+  std::vector<std::string> decoders;
+  guint64 n = count_buffers("whepsrc whep-endpoint=" + server.url() +
+                                " ice-local-addresses=127.0.0.1 audio-codecs=none ! video/x-h264 ! fakesink name=out",
+                            15000, &decoders);
+  fail_unless(n >= 30, "only %" G_GUINT64_FORMAT " H.264 buffers", n);
+  fail_unless(decoders.empty(), "a decoder was plugged: %s", decoders.empty() ? "" : decoders[0].c_str());
+  guint64 rtp = count_buffers("whepsrc whep-endpoint=" + server.url() +
+                                  " ice-local-addresses=127.0.0.1 audio-codecs=none ! application/x-rtp ! fakesink name=out",
+                              15000);
+  fail_unless(rtp >= 30);
+}
+GST_END_TEST;
+
+GST_START_TEST(test_playbin3_uri) {
+  Server server;
+  fail_unless(server.wait_ready());
+  std::string uri = "whep://127.0.0.1:" + std::to_string(server.port) + "/whep";
+  GstElement *playbin = gst_element_factory_make("playbin3", nullptr);
+  fail_unless(playbin != nullptr);
+  GstElement *vsink = gst_element_factory_make("fakesink", "out");
+  GstElement *asink = gst_element_factory_make("fakesink", nullptr);
+  g_object_set(vsink, "sync", FALSE, nullptr);
+  g_object_set(asink, "sync", FALSE, nullptr);
+  g_object_set(playbin, "uri", uri.c_str(), "video-sink", vsink, "audio-sink", asink, nullptr);
+  g_signal_connect(playbin, "source-setup", G_CALLBACK(+[](GstElement *, GstElement *source, gpointer) {
+                     g_object_set(source, "ice-local-addresses", "127.0.0.1", nullptr);
+                   }),
+                   nullptr);
+  auto *frames = new std::atomic<guint64>(0);
+  GstPad *pad = gst_element_get_static_pad(vsink, "sink");
+  gst_pad_add_probe(pad, GST_PAD_PROBE_TYPE_BUFFER,
+                    [](GstPad *, GstPadProbeInfo *, gpointer d) {
+                      (*static_cast<std::atomic<guint64> *>(d))++;
+                      return GST_PAD_PROBE_OK;
+                    },
+                    frames, nullptr);
+  gst_object_unref(pad);
+  drop_routine_messages(playbin);
+  gst_element_set_state(playbin, GST_STATE_PLAYING);
+  fail_unless(wait_until(20000, [&] { return frames->load() >= 30; }), "playbin3 showed %" G_GUINT64_FORMAT " frames",
+              frames->load());
+  gst_element_set_state(playbin, GST_STATE_NULL);
+  gst_object_unref(playbin);
+  delete frames;
+}
+GST_END_TEST;
+
+// ---------------------------------------------------------------------------------------
+// A WHEP server that forwards to whepserversink's action signals and bends the responses.
+
+struct EdgeServer {
+  struct Options {
+    std::string location = "absolute";  // absolute, relative, path
+    std::string redirect_to;            // non-empty: answer every POST with 307 to this URL
+    std::string extra_link;             // one Link header with comma-joined values
+    bool refuse_patch = false;          // 405 to every PATCH
+    int delay_ms = 0;                   // hold the POST answer
+    bool never_answer = false;
+  } options;
+  GstElement *sink;
+  std::unique_ptr<wish::LoopThread> loop;
+  SoupServer *soup = nullptr;
+  unsigned port = 0;
+  std::atomic<int> posts{0}, patches{0}, deletes{0};
+  std::mutex mutex;
+  std::vector<SoupServerMessage *> held;
+
+  EdgeServer(GstElement *target, Options o) : options(std::move(o)), sink(target) {
+    loop = std::make_unique<wish::LoopThread>("edge");
+    loop->invoke_sync([this] {
+      soup = soup_server_new(nullptr, nullptr);
+      soup_server_add_handler(soup, nullptr, &EdgeServer::handle, this, nullptr);
+      GError *err = nullptr;
+      fail_unless(soup_server_listen_local(soup, 0, SOUP_SERVER_LISTEN_IPV4_ONLY, &err));
+      GSList *uris = soup_server_get_uris(soup);
+      port = g_uri_get_port(static_cast<GUri *>(uris->data));
+      g_slist_free_full(uris, reinterpret_cast<GDestroyNotify>(g_uri_unref));
+    });
+  }
+  ~EdgeServer() {
+    loop->invoke_sync([this] {
+      for (auto *m : held) g_object_unref(m);
+      soup_server_disconnect(soup);
+      g_object_unref(soup);
+    });
+  }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port) + "/whep"; }
+
+  GstStructure *forward(const char *signal, const std::string &path, SoupServerMessage *msg) {
+    SoupMessageHeaders *h = soup_server_message_get_request_headers(msg);
+    SoupMessageBody *body = soup_server_message_get_request_body(msg);
+    GBytes *bytes = soup_message_body_flatten(body);
+    std::string b(static_cast<const char *>(g_bytes_get_data(bytes, nullptr)) ?: "", g_bytes_get_size(bytes));
+    g_bytes_unref(bytes);
+    GstStructure *req = gst_structure_new("request", "path", G_TYPE_STRING, path.c_str(), "body", G_TYPE_STRING,
+                                          b.c_str(), nullptr);
+    for (const char *name : {"Content-Type", "If-Match", "Authorization"}) {
+      const char *v = soup_message_headers_get_one(h, name);
+      std::string key = name;
+      for (auto &c : key) c = static_cast<char>(g_ascii_tolower(c));
+      if (v) gst_structure_set(req, key.c_str(), G_TYPE_STRING, v, nullptr);
+    }
+    GstPromise *promise = gst_promise_new();
+    g_signal_emit_by_name(sink, signal, req, promise);
+    gst_structure_free(req);
+    gst_promise_wait(promise);
+    GstStructure *reply = gst_structure_copy(gst_promise_get_reply(promise));
+    gst_promise_unref(promise);
+    return reply;
+  }
+
+  static void respond(SoupServerMessage *msg, GstStructure *reply, const std::function<void(SoupMessageHeaders *)> &tweak) {
+    guint status = 500;
+    gst_structure_get_uint(reply, "status", &status);
+    soup_server_message_set_status(msg, status, nullptr);
+    SoupMessageHeaders *rh = soup_server_message_get_response_headers(msg);
+    GstStructure *headers = nullptr;
+    gst_structure_get(reply, "headers", GST_TYPE_STRUCTURE, &headers, nullptr);
+    std::string content_type;
+    if (headers) {
+      gst_structure_foreach(
+          headers,
+          [](GQuark field, const GValue *v, gpointer d) -> gboolean {
+            const char *name = g_quark_to_string(field);
+            if (g_strcmp0(name, "content-type") != 0)
+              soup_message_headers_append(static_cast<SoupMessageHeaders *>(d), name, g_value_get_string(v));
+            return TRUE;
+          },
+          rh);
+      if (const char *ct = gst_structure_get_string(headers, "content-type")) content_type = ct;
+      gst_structure_free(headers);
+    }
+    soup_message_headers_replace(rh, "Connection", "close");
+    tweak(rh);
+    const char *body = gst_structure_get_string(reply, "body");
+    if (body && *body)
+      soup_server_message_set_response(msg, content_type.empty() ? "text/plain" : content_type.c_str(),
+                                       SOUP_MEMORY_COPY, body, strlen(body));
+    gst_structure_free(reply);
+  }
+
+  static void handle(SoupServer *, SoupServerMessage *msg, const char *path, GHashTable *, gpointer data) {
+    auto *self = static_cast<EdgeServer *>(data);
+    std::string method = soup_server_message_get_method(msg);
+    std::string p = path;
+    if (method == "POST") {
+      self->posts++;
+      if (self->options.never_answer) {
+        soup_server_message_pause(msg);
+        std::lock_guard<std::mutex> lock(self->mutex);
+        self->held.push_back(SOUP_SERVER_MESSAGE(g_object_ref(msg)));
+        return;
+      }
+      if (!self->options.redirect_to.empty()) {
+        soup_server_message_set_status(msg, 307, nullptr);
+        soup_message_headers_replace(soup_server_message_get_response_headers(msg), "Location",
+                                     self->options.redirect_to.c_str());
+        return;
+      }
+      GstStructure *reply = self->forward("post", "/whep", msg);
+      auto tweak = [self](SoupMessageHeaders *rh) {
+        const char *loc = soup_message_headers_get_one(rh, "location");
+        if (loc) {
+          std::string id = std::string(loc).substr(std::string(loc).rfind('/') + 1);
+          std::string out = self->options.location == "relative" ? "whep/sessions/" + id
+                            : self->options.location == "path"   ? "/whep/sessions/" + id
+                                                                 : "http://127.0.0.1:" + std::to_string(self->port) +
+                                                                       "/whep/sessions/" + id;
+          soup_message_headers_replace(rh, "Location", out.c_str());
+        }
+        if (!self->options.extra_link.empty()) soup_message_headers_append(rh, "Link", self->options.extra_link.c_str());
+      };
+      if (self->options.delay_ms > 0) {
+        soup_server_message_pause(msg);
+        g_object_ref(msg);
+        auto *ctx = new std::tuple<SoupServerMessage *, GstStructure *, std::function<void(SoupMessageHeaders *)>>(
+            msg, reply, tweak);
+        GSource *t = g_timeout_source_new(self->options.delay_ms);
+        g_source_set_callback(
+            t,
+            [](gpointer d) -> gboolean {
+              auto *c = static_cast<std::tuple<SoupServerMessage *, GstStructure *, std::function<void(SoupMessageHeaders *)>> *>(d);
+              respond(std::get<0>(*c), std::get<1>(*c), std::get<2>(*c));
+              soup_server_message_unpause(std::get<0>(*c));
+              g_object_unref(std::get<0>(*c));
+              delete c;
+              return G_SOURCE_REMOVE;
+            },
+            ctx, nullptr);
+        g_source_attach(t, self->loop->context());
+        g_source_unref(t);
+        return;
+      }
+      respond(msg, reply, tweak);
+      return;
+    }
+    // Session requests: whatever path the Location became, the last segment is the id.
+    std::string id = p.substr(p.rfind('/') + 1);
+    std::string session_path = "/whep/sessions/" + id;
+    if (method == "PATCH") {
+      self->patches++;
+      if (self->options.refuse_patch) {
+        soup_server_message_set_status(msg, 405, nullptr);
+        return;
+      }
+      respond(msg, self->forward("patch", session_path, msg), [](SoupMessageHeaders *) {});
+    } else if (method == "DELETE") {
+      self->deletes++;
+      respond(msg, self->forward("delete", session_path, msg), [](SoupMessageHeaders *) {});
+    } else {
+      soup_server_message_set_status(msg, 405, nullptr);
+    }
+  }
+};
+
+static void edge_plays(EdgeServer::Options options, const std::string &player_props = "",
+                       const std::function<void(EdgeServer &, Player &)> &check = {}) {
+  Server server("serve-http=false");
+  fail_unless(server.wait_ready());
+  EdgeServer edge(server.sink, options);
+  {
+    Player player(edge.url(), player_props);
+    fail_unless(player.wait_video(30, 20000), "video frames: %" G_GUINT64_FORMAT, player.video.load());
+    assert_contains(player.session_url(), "http://127.0.0.1:" + std::to_string(edge.port) + "/whep/sessions/");
+    if (check) check(edge, player);
+  }
+  fail_unless(wait_until(3000, [&] { return edge.deletes.load() == 1; }), "no DELETE reached the session URL");
+  fail_unless(wait_until(3000, [&] { return server.stat("viewer-count") == 0; }));
+}
+
+GST_START_TEST(test_relative_location) {
+  EdgeServer::Options o;
+  o.location = "relative";
+  edge_plays(o);
+  o.location = "path";
+  edge_plays(o);
+}
+GST_END_TEST;
+
+GST_START_TEST(test_absolute_location) {
+  EdgeServer::Options o;
+  o.location = "absolute";
+  edge_plays(o);
+}
+GST_END_TEST;
+
+GST_START_TEST(test_redirect_to_other_port) {
+  Server server("auth-token=tok");
+  fail_unless(server.wait_ready());
+  EdgeServer::Options o;
+  o.redirect_to = server.url();
+  EdgeServer edge(server.sink, o);
+  Player player(edge.url(), "auth-token=tok");
+  fail_unless(player.wait_video(30, 15000));  // the re-POST kept the body and the bearer token
+  fail_unless_equals_int(edge.posts.load(), 1);
+  assert_contains(player.session_url(), server.url() + "/sessions/");
+}
+GST_END_TEST;
+
+GST_START_TEST(test_link_headers_comma_joined) {
+  EdgeServer::Options o;
+  o.extra_link = "<stun:127.0.0.1:3478>; rel=\"ice-server\", <turn:127.0.0.1:3478?transport=udp>; rel=ice-server; "
+                 "username=u; credential=\"p,w\"; credential-type=password";
+  edge_plays(o, "", [](EdgeServer &, Player &player) {
+    GstStructure *stats = nullptr;
+    g_object_get(player.src, "stats", &stats, nullptr);
+    const char *servers = gst_structure_get_string(stats, "link-ice-servers");
+    std::string s = servers ? servers : "";
+    gst_structure_free(stats);
+    assert_contains(s, "stun:127.0.0.1:3478");
+    assert_contains(s, "turn:127.0.0.1:3478?transport=udp");
+  });
+}
+GST_END_TEST;
+
+GST_START_TEST(test_patch_refused) {
+  EdgeServer::Options o;
+  o.refuse_patch = true;
+  edge_plays(o, "", [](EdgeServer &edge, Player &) {
+    // After the first 405 the player stops trickling.
+    fail_unless_equals_int(edge.patches.load(), 1);
+  });
+}
+GST_END_TEST;
+
+GST_START_TEST(test_slow_answer) {
+  EdgeServer::Options o;
+  o.delay_ms = 2000;
+  edge_plays(o, "timeout=10");
+}
+GST_END_TEST;
+
+GST_START_TEST(test_server_never_answers) {
+  Server server("serve-http=false");
+  EdgeServer::Options o;
+  o.never_answer = true;
+  EdgeServer edge(server.sink, o);
+  gint64 start = g_get_monotonic_time();
+  Player player(edge.url(), "timeout=2");
+  std::string error = player.wait_message("error", 10000);
+  fail_if(error.empty(), "no error from a server that never answers");
+  gint64 took = (g_get_monotonic_time() - start) / 1000;
+  fail_unless(took < 6000, "the error took %" G_GINT64_FORMAT " ms", took);
+  assert_contains(error, edge.url());
+}
+GST_END_TEST;
+
+static Suite *whepsrc_suite(void) {
+  Suite *s = suite_create("whepsrc");
+  TCase *tc = tcase_create("general");
+  tcase_set_timeout(tc, 120);
+  suite_add_tcase(s, tc);
+  tcase_add_test(tc, test_plays_with_trickle);
+  tcase_add_test(tc, test_plays_without_trickle);
+  tcase_add_test(tc, test_counter_offer);
+  tcase_add_test(tc, test_waits_for_publisher);
+  tcase_add_test(tc, test_busy_then_free);
+  tcase_add_test(tc, test_auth);
+  tcase_add_test(tc, test_ice_restart);
+  tcase_add_test(tc, test_server_restart);
+  tcase_add_test(tc, test_delete_on_stop);
+  tcase_add_test(tc, test_encoded_output);
+  tcase_add_test(tc, test_playbin3_uri);
+  tcase_add_test(tc, test_relative_location);
+  tcase_add_test(tc, test_absolute_location);
+  tcase_add_test(tc, test_redirect_to_other_port);
+  tcase_add_test(tc, test_link_headers_comma_joined);
+  tcase_add_test(tc, test_patch_refused);
+  tcase_add_test(tc, test_slow_answer);
+  tcase_add_test(tc, test_server_never_answers);
+  return s;
+}
+
+GST_CHECK_MAIN(whepsrc);
