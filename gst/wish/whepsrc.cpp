@@ -617,7 +617,7 @@ void WhepClient::post_offer() {
     phase_copy_ = phase_name(phase_);
   }
   // Trickle: what was gathered so far goes in the offer, the rest by PATCH.
-  std::string body = finish_local_sdp(offer_, gathered_, !trickle_ok_);
+  std::string body = unbundle_only(finish_local_sdp(offer_, gathered_, !trickle_ok_));
   if (trickle_ok_) gathered_.clear();
   unsigned gen = gen_;
   std::string url = post_url_;

@@ -139,6 +139,10 @@ GST_START_TEST(test_finish_local_sdp) {
                        "m=audio 0") != std::string::npos);
   // rejected m-line gets no candidates
   fail_unless(out.rfind("a=end-of-candidates") < out.find("m=audio"));
+  std::string unb = unbundle_only("v=0\r\nm=video 9 X 96\r\na=mid:0\r\nm=audio 0 X 111\r\na=bundle-only\r\na=mid:1\r\nm=text 0 X 1\r\n");
+  fail_unless(unb.find("m=audio 9 X 111\r\na=mid:1") != std::string::npos, "%s", unb.c_str());
+  fail_unless(unb.find("bundle-only") == std::string::npos);
+  fail_unless(unb.find("m=text 0 X 1") != std::string::npos);  // really rejected stays rejected
   std::string dirs = set_directions("v=0\r\nm=video 9 X 96\r\na=sendrecv\r\n", Direction::SendOnly);
   fail_unless(dirs.find("a=sendonly") != std::string::npos);
   fail_unless(dirs.find("a=sendrecv") == std::string::npos);

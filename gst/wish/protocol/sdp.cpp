@@ -277,6 +277,34 @@ std::string finish_local_sdp(std::string_view sdp, const std::vector<std::string
   return out;
 }
 
+std::string unbundle_only(std::string_view sdp) {
+  auto lines = split_lines(sdp);
+  while (!lines.empty() && lines.back().empty()) lines.pop_back();
+  // First find which m-sections are bundle-only.
+  std::vector<bool> bundle_only;
+  for (std::string_view line : lines) {
+    if (line.substr(0, 2) == "m=") bundle_only.push_back(false);
+    if (line == "a=bundle-only" && !bundle_only.empty()) bundle_only.back() = true;
+  }
+  std::string out;
+  int index = -1;
+  for (std::string_view line : lines) {
+    if (line.substr(0, 2) == "m=") {
+      index++;
+      auto f = split_ws(line.substr(2));
+      if (bundle_only[index] && f.size() > 1 && f[1] == "0") {
+        std::string rebuilt = "m=" + std::string(f[0]) + " 9";
+        for (size_t i = 2; i < f.size(); i++) rebuilt += " " + std::string(f[i]);
+        out += rebuilt + "\r\n";
+        continue;
+      }
+    }
+    if (line == "a=bundle-only") continue;
+    out += std::string(line) + "\r\n";
+  }
+  return out;
+}
+
 std::string set_directions(std::string_view sdp, Direction d) {
   auto lines = split_lines(sdp);
   while (!lines.empty() && lines.back().empty()) lines.pop_back();

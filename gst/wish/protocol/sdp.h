@@ -68,6 +68,11 @@ std::optional<int> match_codec(const MediaSection &m, const SendCodec &codec);
 std::string finish_local_sdp(std::string_view sdp, const std::vector<std::string> &candidates,
                              bool complete = true);
 
+// webrtcbin's max-bundle offers give every m-line but the first port 0 and a=bundle-only
+// (RFC 8843). Many servers read port 0 as rejected, as browsers never send it: give such
+// m-lines port 9 and drop a=bundle-only. BUNDLE still puts them on one transport.
+std::string unbundle_only(std::string_view sdp);
+
 // Replaces a=sendrecv/a=recvonly/... of every m-section with the given direction.
 std::string set_directions(std::string_view sdp, Direction d);
 
