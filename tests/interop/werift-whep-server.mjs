@@ -135,7 +135,7 @@ const { RTCPeerConnection, MediaStream, MediaStreamTrack, useH264, useVP8, useVP
 //  - iceAdditionalHostAddresses ['127.0.0.1']: the only host candidate address;
 //  - iceInterfaceAddresses { udp4: '127.0.0.1' }: the ICE sockets bind to
 //    127.0.0.1 instead of 0.0.0.0;
-//  - no STUN/TURN servers (werift's default is stun.l.google.com), no TCP candidates;
+//  - no STUN/TURN servers (werift would otherwise default to a public STUN server), no TCP candidates;
 //  - iceFilterCandidatePair / iceFilterStunResponse: only pairs and STUN requests
 //    between 127.0.0.1 addresses (belt and braces; remote candidates that are not
 //    127.0.0.1 are also stripped from the offer and from PATCH bodies, which keeps
@@ -475,9 +475,8 @@ function waitGatheringComplete(pc, ms) {
   });
 }
 
-// werift's ICE agent falls back to stun.l.google.com:19302 when no STUN server is
-// configured (ice/src/ice.js: `this.stunServer = validateAddress(stunServer) ??
-// ["stun.l.google.com", 19302]`), i.e. every gathering would start a DNS lookup and
+// werift's ICE agent falls back to a hard-coded public STUN server when none is
+// configured (in ice/src/ice.js), i.e. every gathering would start a DNS lookup and
 // a STUN request off the loopback interface. Clear it on every ICE agent before
 // gathering (gathering happens in setLocalDescription); fail if the internals moved.
 function disableDefaultStun(pc) {
