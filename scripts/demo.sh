@@ -12,6 +12,10 @@ cat <<MSG
 
 WHEP endpoint: http://${host:-127.0.0.1}:${port}/whep
   Play it in a browser: open that URL (the element serves a player page there).
+  Play it with GStreamer:
+    GST_PLUGIN_PATH=$GST_PLUGIN_PATH gst-play-1.0 whep://${host:-127.0.0.1}:${port}/whep
+    GST_PLUGIN_PATH=$GST_PLUGIN_PATH gst-launch-1.0 whepsrc whep-endpoint=http://${host:-127.0.0.1}:${port}/whep name=w \\
+      w. ! queue ! videoconvert ! autovideosink w. ! queue ! audioconvert ! autoaudiosink
   From another machine on the network, use its address instead of ${host:-127.0.0.1}.
   Stop with Ctrl-C.
 

@@ -9,7 +9,7 @@ packages=(meson ninja-build pkg-config g++ git
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstreamer-plugins-bad1.0-dev
   libnice-dev gstreamer1.0-nice libsoup-3.0-dev libjson-glib-dev glib-networking
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
-  gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav openssl curl)
+  gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-x openssl curl)
 if [[ "${1:-}" == "--with-browser" ]]; then
   packages+=(chromium nodejs npm)
 fi
