@@ -1,6 +1,6 @@
 // Time to first frame: from the state change to PLAYING of a whepsrc pipeline until the first
 // decoded video frame reaches its sink, against whepserversink on 127.0.0.1 with a 2-second
-// GOP at the source. Prints median and p95 over the runs.
+// GOP at the source. Prints median and p95 over the runs (after one warm-up run).
 //
 //   bench/ttff [runs]      (default 20)
 #include <gst/gst.h>
@@ -49,7 +49,8 @@ int main(int argc, char **argv) {
   std::string endpoint = "http://127.0.0.1:" + std::to_string(port) + "/whep";
 
   std::vector<double> ms;
-  for (int i = 0; i < runs; i++) {
+  // Run 0 warms up (plugin loading, first decoder instance) and is not counted.
+  for (int i = 0; i <= runs; i++) {
     std::string desc = "whepsrc whep-endpoint=" + endpoint +
                        " ice-local-addresses=127.0.0.1 audio-codecs=none ! video/x-raw ! fakesink name=out sync=false";
     GstElement *player = gst_parse_launch(desc.c_str(), &err);
@@ -75,8 +76,11 @@ int main(int argc, char **argv) {
     gst_element_set_state(player, GST_STATE_PLAYING);
     gint64 deadline = start + 10 * G_USEC_PER_SEC;
     while (!first.load() && g_get_monotonic_time() < deadline) g_usleep(1000);
-    if (first.load()) ms.push_back((first.load() - start) / 1000.0);
-    else fprintf(stderr, "run %d: no frame within 10 s\n", i);
+    GST_INFO("run %d: %.1f ms", i, first.load() ? (first.load() - start) / 1000.0 : -1.0);
+    if (first.load() && i > 0)
+      ms.push_back((first.load() - start) / 1000.0);
+    else if (!first.load())
+      fprintf(stderr, "run %d: no frame within 10 s\n", i);
     gst_element_set_state(player, GST_STATE_NULL);
     gst_object_unref(player);
   }

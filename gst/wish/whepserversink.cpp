@@ -622,9 +622,18 @@ GstPadProbeReturn WhepServer::on_keyframe_request(GstPad *, GstPadProbeInfo *inf
 
 void WhepServer::request_keyframe(Input *input) {
   if (input->kind != "video" || !input->tee) return;
-  GPtr<GstPad> sink = GPtr<GstPad>::adopt(gst_element_get_static_pad(input->tee, "sink"));
-  // Pushed from the tee's sink pad so it goes through the throttle like viewers' PLIs.
-  gst_pad_push_event(sink.get(), gst_video_event_new_upstream_force_key_unit(GST_CLOCK_TIME_NONE, TRUE, 0));
+  // A viewer that just connected must get its keyframe even if another one was requested a
+  // moment ago, possibly before this viewer's DTLS was up: past the throttle, which then
+  // counts it like any other.
+  input->last_keyframe_request = g_get_monotonic_time();
+  GstPad *peer = nullptr;
+  {
+    GPtr<GstPad> sink = GPtr<GstPad>::adopt(gst_element_get_static_pad(input->tee, "sink"));
+    peer = gst_pad_get_peer(sink.get());
+  }
+  if (!peer) return;
+  gst_pad_send_event(peer, gst_video_event_new_upstream_force_key_unit(GST_CLOCK_TIME_NONE, TRUE, 0));
+  gst_object_unref(peer);
 }
 
 // ---------------------------------------------------------------------------------------

@@ -222,6 +222,8 @@ private:
   std::string session_url_copy_;  // for the property, under pads_mutex_
   std::string phase_copy_ = "idle";
   std::string link_ice_servers_;  // what Link headers announced, for stats
+  bool patch_in_flight_ = false;
+  std::vector<IceServer> link_servers_;  // from the last 201, used by later sessions from the start
 };
 
 }  // namespace wish
@@ -528,6 +530,8 @@ bool WhepClient::create_webrtcbin(bool with_transceivers, std::string *error) {
   gathered_.clear();
   gathering_done_ = false;
   watching_ = false;
+  // A reconnection gathers with the servers the endpoint announced last time.
+  if (!link_servers_.empty()) apply_ice_servers(link_servers_);
   return true;
 }
 
@@ -557,6 +561,7 @@ void WhepClient::destroy_webrtcbin() {
 }
 
 void WhepClient::start_session() {
+  GST_INFO_OBJECT(element_, "starting a session with %s", post_url_.c_str());
   std::string error;
   if (!create_webrtcbin(true, &error)) {
     fail("Cannot set up WebRTC", error);
@@ -564,6 +569,7 @@ void WhepClient::start_session() {
   }
   phase_ = Phase::Offering;
   trickle_ = TrickleBuffer();
+  patch_in_flight_ = false;
   redirects_ = 0;
   Settings s = snapshot();
   trickle_ok_ = s.trickle;
@@ -629,6 +635,11 @@ void WhepClient::post_offer() {
 void WhepClient::apply_ice_servers(const std::vector<IceServer> &servers) {
   Settings s = snapshot();
   if (!s.use_link_headers || !webrtc_) return;
+  if (&servers != &link_servers_) link_servers_ = servers;
+  {
+    std::lock_guard<std::mutex> lock(pads_mutex_);
+    link_ice_servers_.clear();
+  }
   for (const auto &srv : servers) {
     if (srv.scheme == "stun" || srv.scheme == "stuns") {
       if (s.stun_server.empty()) g_object_set(webrtc_, "stun-server", srv.gst_url().c_str(), nullptr);
@@ -842,21 +853,31 @@ void WhepClient::on_gathering_done(unsigned gen) {
   }
 }
 
+// One PATCH at a time: candidates found meanwhile go in the next one, and a server that
+// refuses PATCH sees it once.
 void WhepClient::flush_trickle() {
+  if (patch_in_flight_ || !trickle_ok_ || session_url_.empty()) return;
   std::string if_match;
   auto body = trickle_.take(&if_match);
-  if (!body || session_url_.empty()) return;
+  if (!body) return;
   unsigned gen = gen_, ice_gen = trickle_.generation();
+  patch_in_flight_ = true;
   http("PATCH", session_url_, {{"If-Match", if_match}}, "application/trickle-ice-sdpfrag", *body,
        [this, gen, ice_gen](Response resp, std::string transport_error) {
-         if (gen != gen_ || ice_gen != trickle_.generation()) return;  // an older session's reply
-         if (resp.status == 204 || resp.status == 200) return;
+         if (gen != gen_) return;  // an older session's reply
+         patch_in_flight_ = false;
+         if (ice_gen != trickle_.generation()) {
+           flush_trickle();  // the reply of an earlier ICE generation: nothing to learn from it
+           return;
+         }
          if (patch_unsupported(resp.status)) {
            GST_INFO_OBJECT(element_, "server refuses trickle PATCH (%u): carrying on without it", resp.status);
            trickle_ok_ = false;
            return;
          }
-         GST_WARNING_OBJECT(element_, "trickle PATCH failed: %u %s", resp.status, transport_error.c_str());
+         if (resp.status != 204 && resp.status != 200)
+           GST_WARNING_OBJECT(element_, "trickle PATCH failed: %u %s", resp.status, transport_error.c_str());
+         flush_trickle();
        });
 }
 
