@@ -57,6 +57,40 @@ void LoopThread::post(std::function<void()> fn) {
   g_source_unref(source);
 }
 
+static guint attach_timeout(GMainContext *context, guint ms, std::function<bool()> fn) {
+  auto *heap = new std::function<bool()>(std::move(fn));
+  GSource *source = g_timeout_source_new(ms);
+  g_source_set_callback(
+      source,
+      [](gpointer d) -> gboolean {
+        return (*static_cast<std::function<bool()> *>(d))() ? G_SOURCE_CONTINUE : G_SOURCE_REMOVE;
+      },
+      heap, [](gpointer d) { delete static_cast<std::function<bool()> *>(d); });
+  guint id = g_source_attach(source, context);
+  g_source_unref(source);
+  return id;
+}
+
+guint LoopThread::add_timeout(guint ms, std::function<void()> fn) {
+  return attach_timeout(context_, ms, [fn = std::move(fn)] {
+    fn();
+    return false;
+  });
+}
+
+guint LoopThread::add_interval(guint ms, std::function<void()> fn) {
+  return attach_timeout(context_, ms, [fn = std::move(fn)] {
+    fn();
+    return true;
+  });
+}
+
+void LoopThread::cancel(guint id) {
+  if (!id) return;
+  GSource *source = g_main_context_find_source_by_id(context_, id);
+  if (source) g_source_destroy(source);
+}
+
 void LoopThread::invoke_sync(std::function<void()> fn) {
   if (g_main_context_is_owner(context_)) {
     fn();

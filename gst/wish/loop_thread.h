@@ -23,6 +23,13 @@ public:
   void invoke(std::function<void()> fn);
   // Queues fn to run on the loop thread in a later iteration, even when called from it.
   void post(std::function<void()> fn);
+  // Runs fn once after ms milliseconds on the loop thread; returns an id for cancel().
+  guint add_timeout(guint ms, std::function<void()> fn);
+  // Runs fn every ms milliseconds until cancel().
+  guint add_interval(guint ms, std::function<void()> fn);
+  // Removes a timeout or interval that has not fired (0 and stale ids are ignored). Call it
+  // on the loop thread.
+  void cancel(guint id);
   // Runs fn on the loop thread and waits for it (never call from the loop thread itself
   // for work that can wait on another loop).
   void invoke_sync(std::function<void()> fn);

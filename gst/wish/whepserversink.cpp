@@ -27,6 +27,7 @@
 #include <string>
 #include <vector>
 
+#include "gst_utils.h"
 #include "gstptr.h"
 #include "http_server.h"
 #include "loop_thread.h"
@@ -163,7 +164,8 @@ private:
   void request_keyframe(Input *input);
 
   std::shared_ptr<Viewer> find_viewer(const std::string &id);
-  std::shared_ptr<Viewer> create_viewer(const std::string &id, std::string *error);
+  // A viewer with its webrtcbin, or null after failing `done` with the reason.
+  std::shared_ptr<Viewer> create_viewer(const std::string &id, MediaCallback done);
   bool add_branch(Viewer &v, Input *input, int pt, GstCaps *caps, std::string *error);
   void start_viewer(Viewer &v);
   void negotiate_answer(const std::string &id, const std::string &offer);
@@ -286,20 +288,12 @@ bool WhepServer::start() {
     g_object_notify(G_OBJECT(element_), "current-port");
   }
 
-  // Counter-offers nobody answered expire (default validity 30 s).
-  GSource *timer = g_timeout_source_new_seconds(1);
-  g_source_set_callback(
-      timer,
-      [](gpointer data) -> gboolean {
-        auto *self = static_cast<WhepServer *>(data);
-        for (const auto &id : self->endpoint_->expire_stale())
-          GST_INFO_OBJECT(self->element_, "counter-offer of session %s expired", id.c_str());
-        self->drop_silent_viewers();
-        return G_SOURCE_CONTINUE;
-      },
-      this, nullptr);
-  expiry_source_ = g_source_attach(timer, worker_->context());
-  g_source_unref(timer);
+  // Counter-offers nobody answered expire (default validity 30 s); silent viewers go.
+  expiry_source_ = worker_->add_interval(1000, [this] {
+    for (const auto &id : endpoint_->expire_stale())
+      GST_INFO_OBJECT(element_, "counter-offer of session %s expired", id.c_str());
+    drop_silent_viewers();
+  });
   return true;
 }
 
@@ -324,10 +318,7 @@ void WhepServer::stop() {
   http_.reset();
   if (dispatch_) dispatch_->close();
   if (worker_ && expiry_source_) {
-    worker_->invoke_sync([this] {
-      GSource *s = g_main_context_find_source_by_id(worker_->context(), expiry_source_);
-      if (s) g_source_destroy(s);
-    });
+    worker_->invoke_sync([this] { worker_->cancel(expiry_source_); });
     expiry_source_ = 0;
   }
   worker_.reset();
@@ -670,7 +661,13 @@ std::shared_ptr<Viewer> WhepServer::find_viewer(const std::string &id) {
   return it == viewers_.end() || it->second->closing ? nullptr : it->second;
 }
 
-std::shared_ptr<Viewer> WhepServer::create_viewer(const std::string &id, std::string *error) {
+std::shared_ptr<Viewer> WhepServer::create_viewer(const std::string &id, MediaCallback done) {
+  std::string why;
+  std::string *error = &why;
+  auto fail_with = [&]() -> std::shared_ptr<Viewer> {
+    done(MediaResult::failure(500, why));
+    return nullptr;
+  };
   SETTINGS_LOCK();
   std::string stun = settings.stun_server;
   std::vector<std::string> turn = settings.turn_servers;
@@ -680,14 +677,15 @@ std::shared_ptr<Viewer> WhepServer::create_viewer(const std::string &id, std::st
   v->created_us = g_get_real_time();
   v->webrtc = gst_element_factory_make("webrtcbin", ("viewer_" + id.substr(0, 8)).c_str());
   if (!v->webrtc) {
-    *error = "webrtcbin is not available";
-    return nullptr;
+    why = "webrtcbin is not available";
+    return fail_with();
   }
   gst_object_ref_sink(v->webrtc);
   if (!configure_webrtcbin(v->webrtc, local_addresses_, stun, turn, error)) {
     gst_object_unref(v->webrtc);
-    return nullptr;
+    return fail_with();
   }
+  v->pending = std::move(done);
   auto connect = [&](const char *signal, GCallback cb) {
     v->handler_ids.push_back(g_signal_connect_data(v->webrtc, signal, cb, new SignalData{this, id, dispatch_},
                           [](gpointer d, GClosure *) { delete static_cast<SignalData *>(d); },
@@ -897,12 +895,8 @@ void WhepServer::answer_offer(const std::string &id, const std::string &offer, c
                               MediaCallback done) {
   dispatch_->post([this, id, offer, parsed, done = std::move(done)]() mutable {
     std::string error;
-    auto v = create_viewer(id, &error);
-    if (!v) {
-      done(MediaResult::failure(500, error));
-      return;
-    }
-    v->pending = std::move(done);
+    auto v = create_viewer(id, std::move(done));
+    if (!v) return;
     // Pair each m-line the player can receive with an input of that kind, first come first served.
     std::vector<Input *> used;
     std::vector<std::pair<Input *, std::pair<int, GPtr<GstCaps>>>> plan;
@@ -981,12 +975,8 @@ void WhepServer::negotiate_answer(const std::string &id, const std::string &offe
 void WhepServer::make_offer(const std::string &id, MediaCallback done) {
   dispatch_->post([this, id, done = std::move(done)]() mutable {
     std::string error;
-    auto v = create_viewer(id, &error);
-    if (!v) {
-      done(MediaResult::failure(500, error));
-      return;
-    }
-    v->pending = std::move(done);
+    auto v = create_viewer(id, std::move(done));
+    if (!v) return;
     std::vector<std::pair<Input *, GPtr<GstCaps>>> plan;
     {
       std::lock_guard<std::mutex> lock(mutex_);
@@ -1058,24 +1048,14 @@ void WhepServer::on_local_description(const std::string &id, const std::string &
   v->local_sdp = sdp;
   v->sdp_ready = true;
   // The endpoint never trickles to the player: wait for gathering, but not forever.
-  GSource *timeout = g_timeout_source_new(kGatherTimeoutMs);
-  auto *heap = new std::pair<WhepServer *, std::string>(this, id);
-  g_source_set_callback(
-      timeout,
-      [](gpointer d) -> gboolean {
-        auto *p = static_cast<std::pair<WhepServer *, std::string> *>(d);
-        auto v = p->first->find_viewer(p->second);
-        if (v) {
-          v->gather_timeout = 0;
-          GST_WARNING_OBJECT(p->first->element_, "ICE gathering for %s timed out", p->second.c_str());
-          v->gathering_done = true;
-          p->first->maybe_complete(p->second);
-        }
-        return G_SOURCE_REMOVE;
-      },
-      heap, [](gpointer d) { delete static_cast<std::pair<WhepServer *, std::string> *>(d); });
-  v->gather_timeout = g_source_attach(timeout, worker_->context());
-  g_source_unref(timeout);
+  v->gather_timeout = worker_->add_timeout(kGatherTimeoutMs, [this, id] {
+    auto v = find_viewer(id);
+    if (!v) return;
+    v->gather_timeout = 0;
+    GST_WARNING_OBJECT(element_, "ICE gathering for %s timed out", id.c_str());
+    v->gathering_done = true;
+    maybe_complete(id);
+  });
   maybe_complete(id);
 }
 
@@ -1089,11 +1069,8 @@ void WhepServer::on_gathering_done(const std::string &id) {
 void WhepServer::maybe_complete(const std::string &id) {
   auto v = find_viewer(id);
   if (!v || !v->sdp_ready || !v->gathering_done || !v->pending) return;
-  if (v->gather_timeout) {
-    GSource *s = g_main_context_find_source_by_id(worker_->context(), v->gather_timeout);
-    if (s) g_source_destroy(s);
-    v->gather_timeout = 0;
-  }
+  worker_->cancel(v->gather_timeout);
+  v->gather_timeout = 0;
   std::vector<std::string> candidates;
   {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -1272,10 +1249,7 @@ void WhepServer::teardown(const std::string &id, const char *reason) {
   // The bin's own state changes must not bring these elements back up while they go away.
   gst_element_set_locked_state(v->webrtc, TRUE);
   for (auto &b : v->branches) gst_element_set_locked_state(b->queue, TRUE);
-  if (v->gather_timeout) {
-    GSource *s = g_main_context_find_source_by_id(worker_->context(), v->gather_timeout);
-    if (s) g_source_destroy(s);
-  }
+  worker_->cancel(v->gather_timeout);
   // Each handler's SignalData is freed with its closure.
   for (gulong h : v->handler_ids) g_signal_handler_disconnect(v->webrtc, h);
   v->handler_ids.clear();
@@ -1474,14 +1448,7 @@ static void gst_whep_server_sink_set_property(GObject *object, guint prop_id, co
     case PROP_PATH: s.path = dup_string(value); break;
     case PROP_AUTH_TOKEN: s.auth_token = dup_string(value); break;
     case PROP_STUN_SERVER: s.stun_server = dup_string(value); break;
-    case PROP_TURN_SERVERS: {
-      s.turn_servers.clear();
-      for (guint i = 0; i < gst_value_array_get_size(value); i++) {
-        const GValue *v = gst_value_array_get_value(value, i);
-        if (G_VALUE_HOLDS_STRING(v) && g_value_get_string(v)) s.turn_servers.push_back(g_value_get_string(v));
-      }
-      break;
-    }
+    case PROP_TURN_SERVERS: s.turn_servers = wish::strings_from_value_array(value); break;
     case PROP_MAX_VIEWERS: s.max_viewers = g_value_get_uint(value); break;
     case PROP_TLS_CERTIFICATE_FILE: s.tls_certificate_file = dup_string(value); break;
     case PROP_TLS_KEY_FILE: s.tls_key_file = dup_string(value); break;
@@ -1517,14 +1484,7 @@ static void gst_whep_server_sink_get_property(GObject *object, guint prop_id, GV
     case PROP_PATH: g_value_set_string(value, s.path.c_str()); break;
     case PROP_AUTH_TOKEN: g_value_set_string(value, s.auth_token.c_str()); break;
     case PROP_STUN_SERVER: g_value_set_string(value, s.stun_server.empty() ? nullptr : s.stun_server.c_str()); break;
-    case PROP_TURN_SERVERS:
-      for (const auto &t : s.turn_servers) {
-        GValue v = G_VALUE_INIT;
-        g_value_init(&v, G_TYPE_STRING);
-        g_value_set_string(&v, t.c_str());
-        gst_value_array_append_and_take_value(value, &v);
-      }
-      break;
+    case PROP_TURN_SERVERS: wish::strings_to_value_array(s.turn_servers, value); break;
     case PROP_MAX_VIEWERS: g_value_set_uint(value, s.max_viewers); break;
     case PROP_TLS_CERTIFICATE_FILE: g_value_set_string(value, s.tls_certificate_file.c_str()); break;
     case PROP_TLS_KEY_FILE: g_value_set_string(value, s.tls_key_file.c_str()); break;
@@ -1633,12 +1593,9 @@ static void gst_whep_server_sink_class_init(GstWhepServerSinkClass *klass) {
                           "STUN server as stun://host:port, used for gathering and advertised in Link headers",
                           nullptr, flags));
   g_object_class_install_property(gobject_class, PROP_TURN_SERVERS,
-      gst_param_spec_array("turn-servers", "TURN servers",
-                           "TURN servers as turn(s)://user:password@host:port?transport=udp|tcp, used for "
-                           "gathering and advertised in Link headers",
-                           g_param_spec_string("turn-server", "TURN server", "One TURN server URL", nullptr,
-                                               static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS)),
-                           flags));
+      wish::turn_servers_param_spec("TURN servers as turn(s)://user:password@host:port?transport=udp|tcp, used for "
+                                    "gathering and advertised in Link headers",
+                                    flags));
   g_object_class_install_property(gobject_class, PROP_MAX_VIEWERS,
       g_param_spec_uint("max-viewers", "Maximum viewers",
                         "Viewers served at once; more get 503 with Retry-After (0 = unlimited)", 0, G_MAXUINT, 0,
@@ -1656,10 +1613,7 @@ static void gst_whep_server_sink_class_init(GstWhepServerSinkClass *klass) {
   g_object_class_install_property(gobject_class, PROP_CORS_ALLOWED_ORIGINS,
       g_param_spec_string("cors-allowed-origins", "CORS allowed origins",
                           "Origins browsers may call the endpoint from: * or a comma-separated list", "*", flags));
-  g_object_class_install_property(gobject_class, PROP_ICE_LOCAL_ADDRESSES,
-      g_param_spec_string("ice-local-addresses", "ICE local addresses",
-                          "Comma-separated IP addresses or interface names ICE may gather on (empty = all)", "",
-                          flags));
+  g_object_class_install_property(gobject_class, PROP_ICE_LOCAL_ADDRESSES, wish::ice_local_addresses_param_spec(flags));
   g_object_class_install_property(gobject_class, PROP_VIDEO_CODEC,
       g_param_spec_enum("video-codec", "Video codec", "Codec raw video is encoded to", gst_wish_video_codec_get_type(),
                         GST_WISH_VIDEO_CODEC_H264, flags));

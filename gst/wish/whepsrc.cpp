@@ -27,6 +27,7 @@
 #include <string>
 #include <vector>
 
+#include "gst_utils.h"
 #include "gstptr.h"
 #include "loop_thread.h"
 #include "protocol/client.h"
@@ -63,8 +64,6 @@ struct Settings {
 int64_t unix_now() {
   return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
-
-int64_t monotonic_ms() { return g_get_monotonic_time() / 1000; }
 
 struct CodecChoice {
   const char *name;        // as users write it in video-codecs / audio-codecs
@@ -302,16 +301,9 @@ bool WhepClient::start() {
 void WhepClient::stop() {
   if (!worker_) return;
   worker_->invoke_sync([this] {
-    if (timer_) {
-      GSource *src = g_main_context_find_source_by_id(worker_->context(), timer_);
-      if (src) g_source_destroy(src);
-      timer_ = 0;
-    }
-    if (liveness_timer_) {
-      GSource *src = g_main_context_find_source_by_id(worker_->context(), liveness_timer_);
-      if (src) g_source_destroy(src);
-      liveness_timer_ = 0;
-    }
+    worker_->cancel(timer_);
+    worker_->cancel(liveness_timer_);
+    timer_ = liveness_timer_ = 0;
     g_cancellable_cancel(cancellable_);
     delete_session_sync();
     destroy_webrtcbin();
@@ -337,21 +329,8 @@ void WhepClient::stop() {
 }
 
 void WhepClient::schedule(double seconds, std::function<void()> fn) {
-  if (timer_) {
-    GSource *src = g_main_context_find_source_by_id(worker_->context(), timer_);
-    if (src) g_source_destroy(src);
-  }
-  GSource *source = g_timeout_source_new(static_cast<guint>(seconds * 1000));
-  auto *heap = new std::function<void()>(std::move(fn));
-  g_source_set_callback(
-      source,
-      [](gpointer d) -> gboolean {
-        (*static_cast<std::function<void()> *>(d))();
-        return G_SOURCE_REMOVE;
-      },
-      heap, [](gpointer d) { delete static_cast<std::function<void()> *>(d); });
-  timer_ = g_source_attach(source, worker_->context());
-  g_source_unref(source);
+  worker_->cancel(timer_);
+  timer_ = worker_->add_timeout(static_cast<guint>(seconds * 1000), std::move(fn));
 }
 
 void WhepClient::post_message(GstStructure *s) {
@@ -894,16 +873,7 @@ void WhepClient::on_ice_state(unsigned gen) {
     if (!watching_) {
       watching_ = true;
       watch_incoming(webrtc_, last_rx_);
-      GSource *source = g_timeout_source_new(500);
-      g_source_set_callback(
-          source,
-          [](gpointer d) -> gboolean {
-            static_cast<WhepClient *>(d)->check_liveness();
-            return G_SOURCE_CONTINUE;
-          },
-          this, nullptr);
-      if (!liveness_timer_) liveness_timer_ = g_source_attach(source, worker_->context());
-      g_source_unref(source);
+      if (!liveness_timer_) liveness_timer_ = worker_->add_interval(500, [this] { check_liveness(); });
     }
     reconnect_backoff_.reset();
   } else if (st == GST_WEBRTC_ICE_CONNECTION_STATE_FAILED && phase_ == Phase::Connected) {
@@ -1192,13 +1162,7 @@ static void gst_whep_src_set_property(GObject *object, guint prop_id, const GVal
     case PROP_WHEP_ENDPOINT: s.endpoint = str(); break;
     case PROP_AUTH_TOKEN: s.auth_token = str(); break;
     case PROP_STUN_SERVER: s.stun_server = str(); break;
-    case PROP_TURN_SERVERS:
-      s.turn_servers.clear();
-      for (guint i = 0; i < gst_value_array_get_size(value); i++) {
-        const GValue *v = gst_value_array_get_value(value, i);
-        if (G_VALUE_HOLDS_STRING(v) && g_value_get_string(v)) s.turn_servers.push_back(g_value_get_string(v));
-      }
-      break;
+    case PROP_TURN_SERVERS: s.turn_servers = wish::strings_from_value_array(value); break;
     case PROP_USE_LINK_HEADERS: s.use_link_headers = g_value_get_boolean(value); break;
     case PROP_ICE_TRANSPORT_POLICY:
       s.ice_transport_policy = static_cast<GstWebRTCICETransportPolicy>(g_value_get_enum(value));
@@ -1233,14 +1197,7 @@ static void gst_whep_src_get_property(GObject *object, guint prop_id, GValue *va
     case PROP_WHEP_ENDPOINT: g_value_set_string(value, s.endpoint.empty() ? nullptr : s.endpoint.c_str()); break;
     case PROP_AUTH_TOKEN: g_value_set_string(value, s.auth_token.c_str()); break;
     case PROP_STUN_SERVER: g_value_set_string(value, s.stun_server.empty() ? nullptr : s.stun_server.c_str()); break;
-    case PROP_TURN_SERVERS:
-      for (const auto &t : s.turn_servers) {
-        GValue v = G_VALUE_INIT;
-        g_value_init(&v, G_TYPE_STRING);
-        g_value_set_string(&v, t.c_str());
-        gst_value_array_append_and_take_value(value, &v);
-      }
-      break;
+    case PROP_TURN_SERVERS: wish::strings_to_value_array(s.turn_servers, value); break;
     case PROP_USE_LINK_HEADERS: g_value_set_boolean(value, s.use_link_headers); break;
     case PROP_ICE_TRANSPORT_POLICY: g_value_set_enum(value, s.ice_transport_policy); break;
     case PROP_LATENCY: g_value_set_uint(value, s.latency); break;
@@ -1301,11 +1258,7 @@ static void gst_whep_src_class_init(GstWhepSrcClass *klass) {
                           "Bearer token sent as Authorization on every request (empty: none)", "", flags));
   g_object_class_install_property(gobject_class, PROP_STUN_SERVER,
       g_param_spec_string("stun-server", "STUN server", "STUN server as stun://host:port", nullptr, flags));
-  g_object_class_install_property(gobject_class, PROP_TURN_SERVERS,
-      gst_param_spec_array("turn-servers", "TURN servers", "TURN servers as turn(s)://user:password@host:port",
-                           g_param_spec_string("turn-server", "TURN server", "One TURN server URL", nullptr,
-                                               static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS)),
-                           flags));
+  g_object_class_install_property(gobject_class, PROP_TURN_SERVERS, wish::turn_servers_param_spec("TURN servers as turn(s)://user:password@host:port?transport=udp|tcp", flags));
   g_object_class_install_property(gobject_class, PROP_USE_LINK_HEADERS,
       g_param_spec_boolean("use-link-headers", "Use Link headers",
                            "Use the STUN/TURN servers the endpoint announces in Link rel=\"ice-server\" headers", TRUE,
@@ -1342,10 +1295,7 @@ static void gst_whep_src_class_init(GstWhepSrcClass *klass) {
       g_param_spec_boolean("trickle", "Trickle ICE",
                            "POST the offer at once and send candidates by PATCH; false: POST a fully gathered offer",
                            TRUE, flags));
-  g_object_class_install_property(gobject_class, PROP_ICE_LOCAL_ADDRESSES,
-      g_param_spec_string("ice-local-addresses", "ICE local addresses",
-                          "Comma-separated IP addresses or interface names ICE may gather on (empty = all)", "",
-                          flags));
+  g_object_class_install_property(gobject_class, PROP_ICE_LOCAL_ADDRESSES, wish::ice_local_addresses_param_spec(flags));
   g_object_class_install_property(gobject_class, PROP_SESSION_URL,
       g_param_spec_string("session-url", "Session URL", "URL of the current WHEP session (null when none)", nullptr,
                           ro));

@@ -1,0 +1,37 @@
+#include "gst_utils.h"
+
+namespace wish {
+
+std::vector<std::string> strings_from_value_array(const GValue *array) {
+  std::vector<std::string> out;
+  for (guint i = 0; i < gst_value_array_get_size(array); i++) {
+    const GValue *v = gst_value_array_get_value(array, i);
+    if (G_VALUE_HOLDS_STRING(v) && g_value_get_string(v)) out.push_back(g_value_get_string(v));
+  }
+  return out;
+}
+
+void strings_to_value_array(const std::vector<std::string> &strings, GValue *array) {
+  for (const auto &s : strings) {
+    GValue v = G_VALUE_INIT;
+    g_value_init(&v, G_TYPE_STRING);
+    g_value_set_string(&v, s.c_str());
+    gst_value_array_append_and_take_value(array, &v);
+  }
+}
+
+GParamSpec *turn_servers_param_spec(const char *blurb, GParamFlags flags) {
+  return gst_param_spec_array(
+      "turn-servers", "TURN servers", blurb,
+      g_param_spec_string("turn-server", "TURN server", "One TURN server URL", nullptr,
+                          static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS)),
+      flags);
+}
+
+GParamSpec *ice_local_addresses_param_spec(GParamFlags flags) {
+  return g_param_spec_string("ice-local-addresses", "ICE local addresses",
+                             "Comma-separated IP addresses or interface names ICE may gather on (empty = all)", "",
+                             flags);
+}
+
+}  // namespace wish

@@ -1,0 +1,19 @@
+// Small GObject/GStreamer helpers shared by the elements.
+#pragma once
+
+#include <gst/gst.h>
+
+#include <string>
+#include <vector>
+
+namespace wish {
+
+// Strings of a GstValueArray property value, and back.
+std::vector<std::string> strings_from_value_array(const GValue *array);
+void strings_to_value_array(const std::vector<std::string> &strings, GValue *array);
+
+// Property specs every WebRTC element of the plugin shares, with the same names and blurbs.
+GParamSpec *turn_servers_param_spec(const char *blurb, GParamFlags flags);
+GParamSpec *ice_local_addresses_param_spec(GParamFlags flags);
+
+}  // namespace wish
