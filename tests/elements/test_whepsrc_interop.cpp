@@ -7,6 +7,7 @@
 #include <string>
 
 #include "fixtures.h"
+#include "whepsrc_player.h"
 
 // The werift server, started by PID and stopped by PID.
 struct WeriftServer {
@@ -59,44 +60,12 @@ static void play_werift(const char *video, const char *depay_caps) {
   }
   WeriftServer server(video);
   fail_if(server.url.empty(), "the werift WHEP server did not start");
-  std::string desc = "whepsrc name=w ice-local-addresses=127.0.0.1 whep-endpoint=" + server.url;
-  GError *err = nullptr;
-  GstElement *pipeline = gst_pipeline_new(nullptr);
-  GstElement *src = gst_parse_launch(desc.c_str(), &err);
-  gst_bin_add(GST_BIN(pipeline), src);
-  struct Counts {
-    std::atomic<guint64> video{0}, audio{0};
-    GstElement *pipeline;
-  } counts;
-  counts.pipeline = pipeline;
-  g_signal_connect(src, "pad-added", G_CALLBACK(+[](GstElement *, GstPad *pad, Counts *c) {
-                     GstElement *sink = gst_element_factory_make("fakesink", nullptr);
-                     g_object_set(sink, "sync", FALSE, "async", FALSE, nullptr);
-                     gst_bin_add(GST_BIN(c->pipeline), sink);
-                     gst_element_sync_state_with_parent(sink);
-                     GstPad *sp = gst_element_get_static_pad(sink, "sink");
-                     gst_pad_link(pad, sp);
-                     bool video = g_str_has_prefix(GST_PAD_NAME(pad), "video");
-                     gst_pad_add_probe(sp, GST_PAD_PROBE_TYPE_BUFFER,
-                                       video ? +[](GstPad *, GstPadProbeInfo *, gpointer d) {
-                                         static_cast<Counts *>(d)->video++;
-                                         return GST_PAD_PROBE_OK;
-                                       }
-                                             : +[](GstPad *, GstPadProbeInfo *, gpointer d) {
-                                                 static_cast<Counts *>(d)->audio++;
-                                                 return GST_PAD_PROBE_OK;
-                                               },
-                                       c, nullptr);
-                     gst_object_unref(sp);
-                   }),
-                   &counts);
-  drop_routine_messages(pipeline);
-  gst_element_set_state(pipeline, GST_STATE_PLAYING);
-  bool video_ok = wait_until(20000, [&] { return counts.video >= 30; });
-  bool audio_ok = wait_until(10000, [&] { return counts.audio >= 20; });
+  Player player(server.url);
+  bool video_ok = player.wait_video(30, 20000);
+  bool audio_ok = player.wait_audio(20, 10000);
   // Which depayloader decodebin chose tells the codec werift sent.
   bool codec_ok = false;
-  GstIterator *it = gst_bin_iterate_recurse(GST_BIN(src));
+  GstIterator *it = gst_bin_iterate_recurse(GST_BIN(player.src));
   GValue item = G_VALUE_INIT;
   while (gst_iterator_next(it, &item) == GST_ITERATOR_OK) {
     GstElementFactory *f = gst_element_get_factory(GST_ELEMENT(g_value_get_object(&item)));
@@ -105,10 +74,8 @@ static void play_werift(const char *video, const char *depay_caps) {
   }
   g_value_unset(&item);
   gst_iterator_free(it);
-  gst_element_set_state(pipeline, GST_STATE_NULL);
-  gst_object_unref(pipeline);
-  fail_unless(video_ok, "%s: %" G_GUINT64_FORMAT " decoded video frames", video, counts.video.load());
-  fail_unless(audio_ok, "%s: %" G_GUINT64_FORMAT " decoded audio buffers", video, counts.audio.load());
+  fail_unless(video_ok, "%s: %" G_GUINT64_FORMAT " decoded video frames", video, player.video.load());
+  fail_unless(audio_ok, "%s: %" G_GUINT64_FORMAT " decoded audio buffers", video, player.audio.load());
   fail_unless(codec_ok, "%s: no %s in the pipeline", video, depay_caps);
 }
 
