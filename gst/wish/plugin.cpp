@@ -5,9 +5,11 @@
 #include "whepsrc.h"
 
 GST_DEBUG_CATEGORY(wish_http_debug);
+GST_DEBUG_CATEGORY(wish_outputs_debug);
 
 static gboolean plugin_init(GstPlugin *plugin) {
   GST_DEBUG_CATEGORY_INIT(wish_http_debug, "wishhttp", 0, "wish HTTP server");
+  GST_DEBUG_CATEGORY_INIT(wish_outputs_debug, "wishoutputs", 0, "wish output pads of receiving elements");
   gboolean ok = FALSE;
   ok |= GST_ELEMENT_REGISTER(whepserversink, plugin);
   ok |= GST_ELEMENT_REGISTER(whepsrc, plugin);

@@ -30,6 +30,7 @@
 #include "gst_utils.h"
 #include "gstptr.h"
 #include "loop_thread.h"
+#include "media_outputs.h"
 #include "protocol/client.h"
 #include "protocol/sdp.h"
 #include "protocol/sdpfrag.h"
@@ -147,7 +148,6 @@ public:
   void request_ice_restart();
   GstStructure *stats();
   std::string session_url();
-  GstPad *ghost_for(GstPad *webrtc_pad, const std::string &kind);
 
 private:
   enum class Phase { Idle, Offering, Posting, CounterOffer, Connected, Restarting, Waiting, Failed, Stopped };
@@ -174,7 +174,6 @@ private:
   void post_message(GstStructure *s);
   void delete_session_sync();
   void apply_ice_servers(const std::vector<IceServer> &servers);
-  void on_decoded_pad(GstElement *decodebin, GstPad *pad);
 
   using HttpCallback = std::function<void(Response resp, std::string transport_error)>;
   void http(const char *method, const std::string &url, const std::vector<std::pair<std::string, std::string>> &headers,
@@ -207,17 +206,8 @@ private:
   bool watching_ = false;
   gint64 disconnected_since_ = 0;
 
-  // Pads: shared with streaming threads.
-  std::mutex pads_mutex_;
-  struct Output {
-    std::string kind;
-    GstPad *ghost;            // owned by the element
-    GstElement *chain = nullptr;  // decodebin of the current session, or null (RTP out)
-    bool attached = false;    // has a target from the current session
-  };
-  std::vector<Output> outputs_;
-  unsigned pad_counter_[2] = {0, 0};
-  std::atomic<guint64> packets_{0};
+  MediaOutputs outputs_{GST_ELEMENT(element_)};
+  std::mutex pads_mutex_;  // guards the copies below, read by property getters
   std::string session_url_copy_;  // for the property, under pads_mutex_
   std::string phase_copy_ = "idle";
   std::string link_ice_servers_;  // what Link headers announced, for stats
@@ -314,18 +304,9 @@ void WhepClient::stop() {
   dispatch_->close();
   worker_.reset();
   // Sometimes pads go with the session.
-  std::vector<GstPad *> ghosts;
-  {
-    std::lock_guard<std::mutex> lock(pads_mutex_);
-    for (auto &o : outputs_) ghosts.push_back(o.ghost);
-    outputs_.clear();
-    pad_counter_[0] = pad_counter_[1] = 0;
-    session_url_copy_.clear();
-  }
-  for (GstPad *g : ghosts) {
-    gst_pad_set_active(g, FALSE);
-    gst_element_remove_pad(GST_ELEMENT(element_), g);
-  }
+  outputs_.remove_all();
+  std::lock_guard<std::mutex> lock(pads_mutex_);
+  session_url_copy_.clear();
 }
 
 void WhepClient::schedule(double seconds, std::function<void()> fn) {
@@ -483,7 +464,7 @@ bool WhepClient::create_webrtcbin(bool with_transceivers, std::string *error) {
             const gchar *media = gst_structure_get_string(gst_caps_get_structure(caps, 0), "media");
             std::string kind = media ? media : "video";
             gst_caps_unref(caps);
-            c->self->ghost_for(pad, kind);
+            c->self->outputs_.attach(pad, kind);
           }));
   gst_bin_add(GST_BIN(element_), webrtc_);
 
@@ -516,21 +497,7 @@ bool WhepClient::create_webrtcbin(bool with_transceivers, std::string *error) {
 
 void WhepClient::destroy_webrtcbin() {
   gen_++;
-  std::vector<GstElement *> chains;
-  {
-    std::lock_guard<std::mutex> lock(pads_mutex_);
-    for (auto &o : outputs_) {
-      gst_ghost_pad_set_target(GST_GHOST_PAD(o.ghost), nullptr);
-      if (o.chain) chains.push_back(o.chain);
-      o.chain = nullptr;
-      o.attached = false;
-    }
-  }
-  for (GstElement *e : chains) {
-    gst_element_set_locked_state(e, TRUE);
-    gst_element_set_state(e, GST_STATE_NULL);
-    gst_bin_remove(GST_BIN(element_), e);
-  }
+  outputs_.detach_all();
   if (webrtc_) {
     gst_element_set_locked_state(webrtc_, TRUE);
     gst_element_set_state(webrtc_, GST_STATE_NULL);
@@ -977,125 +944,13 @@ void WhepClient::request_ice_restart() {
 }
 
 void WhepClient::send_eos() {
-  std::vector<GstPad *> ghosts;
-  {
-    std::lock_guard<std::mutex> lock(pads_mutex_);
-    for (auto &o : outputs_) ghosts.push_back(GST_PAD(gst_object_ref(o.ghost)));
-  }
-  for (GstPad *g : ghosts) {
-    gst_pad_push_event(g, gst_event_new_eos());
-    gst_object_unref(g);
-  }
+  outputs_.push_eos();
   if (worker_)
     worker_->invoke_sync([this] {
       g_cancellable_cancel(cancellable_);
       delete_session_sync();
       phase_ = Phase::Stopped;
     });
-}
-
-// ---------------------------------------------------------------------------------------
-// Output pads
-
-// Encoded formats we can hand out when downstream asks for them instead of raw.
-static GstCaps *encoded_caps(const std::string &kind) {
-  return gst_caps_from_string(kind == "video" ? "video/x-h264; video/x-vp8; video/x-vp9" : "audio/x-opus");
-}
-
-// Called from a streaming thread when webrtcbin exposes a stream: finds or makes the ghost
-// pad for it, then decides from what downstream accepts whether it gets raw (decoded),
-// encoded or RTP.
-GstPad *WhepClient::ghost_for(GstPad *webrtc_pad, const std::string &kind) {
-  GstPad *ghost = nullptr;
-  bool is_new = false;
-  {
-    std::lock_guard<std::mutex> lock(pads_mutex_);
-    for (auto &o : outputs_)
-      if (o.kind == kind && !o.attached) {
-        ghost = o.ghost;
-        o.attached = true;
-        break;
-      }
-    if (!ghost) {
-      unsigned &n = pad_counter_[kind == "video" ? 0 : 1];
-      std::string name = kind + "_" + std::to_string(n++);
-      GstPadTemplate *templ =
-          gst_element_class_get_pad_template(GST_ELEMENT_GET_CLASS(element_), kind == "video" ? "video_%u" : "audio_%u");
-      ghost = gst_ghost_pad_new_no_target_from_template(name.c_str(), templ);
-      // An output nobody linked must not stop the session with not-linked.
-      gst_pad_add_probe(ghost, static_cast<GstPadProbeType>(GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_BUFFER_LIST),
-                        [](GstPad *pad, GstPadProbeInfo *, gpointer d) {
-                          static_cast<WhepClient *>(d)->packets_++;
-                          return gst_pad_is_linked(pad) ? GST_PAD_PROBE_OK : GST_PAD_PROBE_DROP;
-                        },
-                        this, nullptr);
-      outputs_.push_back({kind, ghost, nullptr, true});
-      is_new = true;
-    }
-  }
-  if (is_new) {
-    gst_pad_set_active(ghost, TRUE);
-    gst_element_add_pad(GST_ELEMENT(element_), ghost);  // downstream links here (gst-launch, apps)
-  }
-
-  GstCaps *peer = gst_pad_peer_query_caps(ghost, nullptr);
-  GstCaps *raw = gst_caps_from_string(kind == "video" ? "video/x-raw(ANY)" : "audio/x-raw(ANY)");
-  GstCaps *encoded = encoded_caps(kind);
-  GstCaps *rtp = gst_caps_from_string("application/x-rtp");
-  enum { Raw, Encoded, Rtp } mode = Raw;
-  GstCaps *wanted_encoded = nullptr;
-  if (peer && gst_pad_is_linked(ghost) && !gst_caps_can_intersect(peer, raw)) {
-    wanted_encoded = gst_caps_intersect(peer, encoded);
-    if (!gst_caps_is_empty(wanted_encoded))
-      mode = Encoded;
-    else if (gst_caps_can_intersect(peer, rtp))
-      mode = Rtp;
-  }
-  GST_INFO_OBJECT(element_, "%s output %s: %s", kind.c_str(), GST_PAD_NAME(ghost),
-                  mode == Raw ? "decoded" : mode == Encoded ? "encoded" : "RTP");
-  if (mode == Rtp) {
-    gst_ghost_pad_set_target(GST_GHOST_PAD(ghost), webrtc_pad);
-  } else {
-    GstElement *decodebin = gst_element_factory_make("decodebin", nullptr);
-    if (mode == Encoded) g_object_set(decodebin, "caps", wanted_encoded, nullptr);
-    g_signal_connect_data(
-        decodebin, "pad-added", G_CALLBACK(+[](GstElement *bin, GstPad *pad, gpointer d) {
-          static_cast<WhepClient *>(d)->on_decoded_pad(bin, pad);
-        }),
-        this, nullptr, static_cast<GConnectFlags>(0));
-    {
-      std::lock_guard<std::mutex> lock(pads_mutex_);
-      for (auto &o : outputs_)
-        if (o.ghost == ghost) o.chain = decodebin;
-    }
-    gst_bin_add(GST_BIN(element_), decodebin);
-    gst_element_sync_state_with_parent(decodebin);
-    GstPad *sink = gst_element_get_static_pad(decodebin, "sink");
-    gst_pad_link(webrtc_pad, sink);
-    gst_object_unref(sink);
-  }
-  if (peer) gst_caps_unref(peer);
-  if (wanted_encoded) gst_caps_unref(wanted_encoded);
-  gst_caps_unref(raw);
-  gst_caps_unref(encoded);
-  gst_caps_unref(rtp);
-  return ghost;
-}
-
-void WhepClient::on_decoded_pad(GstElement *decodebin, GstPad *pad) {
-  GstPad *ghost = nullptr;
-  {
-    std::lock_guard<std::mutex> lock(pads_mutex_);
-    for (auto &o : outputs_)
-      if (o.chain == decodebin) ghost = o.ghost;
-  }
-  if (!ghost) return;
-  GstPad *current = gst_ghost_pad_get_target(GST_GHOST_PAD(ghost));
-  if (current) {
-    gst_object_unref(current);
-    return;  // one stream per output
-  }
-  gst_ghost_pad_set_target(GST_GHOST_PAD(ghost), pad);
 }
 
 std::string WhepClient::session_url() {
@@ -1108,7 +963,7 @@ GstStructure *WhepClient::stats() {
   return gst_structure_new("application/x-whepsrc-stats", "session-url", G_TYPE_STRING, session_url_copy_.c_str(),
                            "state", G_TYPE_STRING, phase_copy_.c_str(), "reconnects", G_TYPE_INT, reconnects_,
                            "ice-restarts", G_TYPE_UINT, ice_restarts_, "buffers-out", G_TYPE_UINT64,
-                           static_cast<guint64>(packets_), "link-ice-servers", G_TYPE_STRING,
+                           outputs_.buffers(), "link-ice-servers", G_TYPE_STRING,
                            link_ice_servers_.c_str(), nullptr);
 }
 

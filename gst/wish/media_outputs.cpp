@@ -1,0 +1,175 @@
+#include "media_outputs.h"
+
+GST_DEBUG_CATEGORY_EXTERN(wish_outputs_debug);
+#define GST_CAT_DEFAULT wish_outputs_debug
+
+namespace wish {
+
+namespace {
+
+enum class Mode { Raw, Encoded, Rtp };
+
+// Downstream's first acceptable choice among raw, encoded and RTP.
+Mode choose_mode(GstPad *ghost, const std::string &kind, GstCaps **wanted_encoded) {
+  *wanted_encoded = nullptr;
+  if (!gst_pad_is_linked(ghost)) return Mode::Raw;
+  GstCaps *peer = gst_pad_peer_query_caps(ghost, nullptr);
+  if (!peer || gst_caps_is_any(peer) || gst_caps_is_empty(peer)) {
+    if (peer) gst_caps_unref(peer);
+    return Mode::Raw;
+  }
+  GstCaps *raw = gst_caps_from_string(kind == "video" ? "video/x-raw(ANY)" : "audio/x-raw(ANY)");
+  GstCaps *encoded = gst_caps_from_string(kind == "video" ? "video/x-h264; video/x-vp8; video/x-vp9" : "audio/x-opus");
+  GstCaps *rtp = gst_caps_from_string("application/x-rtp");
+  Mode mode = Mode::Raw;
+  for (guint i = 0; i < gst_caps_get_size(peer); i++) {
+    GstCaps *one = gst_caps_copy_nth(peer, i);
+    bool decided = true;
+    if (gst_caps_can_intersect(one, raw)) {
+      mode = Mode::Raw;
+    } else if (gst_caps_can_intersect(one, encoded)) {
+      mode = Mode::Encoded;
+      // Every encoded format downstream takes, so decodebin stops at whichever arrives.
+      *wanted_encoded = gst_caps_intersect(peer, encoded);
+    } else if (gst_caps_can_intersect(one, rtp)) {
+      mode = Mode::Rtp;
+    } else {
+      decided = false;
+    }
+    gst_caps_unref(one);
+    if (decided) break;
+  }
+  gst_caps_unref(peer);
+  gst_caps_unref(raw);
+  gst_caps_unref(encoded);
+  gst_caps_unref(rtp);
+  return mode;
+}
+
+}  // namespace
+
+GstPad *MediaOutputs::attach(GstPad *webrtc_pad, const std::string &kind) {
+  GstPad *ghost = nullptr;
+  bool is_new = false;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (auto &o : outputs_)
+      if (o.kind == kind && !o.attached) {
+        ghost = o.ghost;
+        o.attached = true;
+        break;
+      }
+    if (!ghost) {
+      unsigned &n = counter_[kind == "video" ? 0 : 1];
+      std::string name = kind + "_" + std::to_string(n++);
+      GstPadTemplate *templ =
+          gst_element_class_get_pad_template(GST_ELEMENT_GET_CLASS(bin_), kind == "video" ? "video_%u" : "audio_%u");
+      ghost = gst_ghost_pad_new_no_target_from_template(name.c_str(), templ);
+      // An output nobody linked must not stop the session with not-linked.
+      gst_pad_add_probe(ghost, static_cast<GstPadProbeType>(GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_BUFFER_LIST),
+                        [](GstPad *pad, GstPadProbeInfo *, gpointer d) {
+                          static_cast<MediaOutputs *>(d)->buffers_++;
+                          return gst_pad_is_linked(pad) ? GST_PAD_PROBE_OK : GST_PAD_PROBE_DROP;
+                        },
+                        this, nullptr);
+      outputs_.push_back({kind, ghost, nullptr, true});
+      is_new = true;
+    }
+  }
+  if (is_new) {
+    gst_pad_set_active(ghost, TRUE);
+    gst_element_add_pad(bin_, ghost);  // downstream links here (gst-launch, applications)
+  }
+
+  GstCaps *wanted_encoded = nullptr;
+  Mode mode = choose_mode(ghost, kind, &wanted_encoded);
+  GST_INFO_OBJECT(bin_, "%s output %s: %s", kind.c_str(), GST_PAD_NAME(ghost),
+                  mode == Mode::Raw ? "decoded" : mode == Mode::Encoded ? "encoded" : "RTP");
+  if (mode == Mode::Rtp) {
+    gst_ghost_pad_set_target(GST_GHOST_PAD(ghost), webrtc_pad);
+    return ghost;
+  }
+  GstElement *decodebin = gst_element_factory_make("decodebin", nullptr);
+  if (wanted_encoded) {
+    g_object_set(decodebin, "caps", wanted_encoded, nullptr);
+    gst_caps_unref(wanted_encoded);
+  }
+  g_signal_connect_data(decodebin, "pad-added", G_CALLBACK(+[](GstElement *bin, GstPad *pad, gpointer d) {
+                          static_cast<MediaOutputs *>(d)->on_decoded_pad(bin, pad);
+                        }),
+                        this, nullptr, static_cast<GConnectFlags>(0));
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (auto &o : outputs_)
+      if (o.ghost == ghost) o.chain = decodebin;
+  }
+  gst_bin_add(GST_BIN(bin_), decodebin);
+  gst_element_sync_state_with_parent(decodebin);
+  GstPad *sink = gst_element_get_static_pad(decodebin, "sink");
+  gst_pad_link(webrtc_pad, sink);
+  gst_object_unref(sink);
+  return ghost;
+}
+
+void MediaOutputs::on_decoded_pad(GstElement *decodebin, GstPad *pad) {
+  GstPad *ghost = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (auto &o : outputs_)
+      if (o.chain == decodebin) ghost = o.ghost;
+  }
+  if (!ghost) return;
+  GstPad *current = gst_ghost_pad_get_target(GST_GHOST_PAD(ghost));
+  if (current) {
+    gst_object_unref(current);
+    return;  // one stream per output
+  }
+  gst_ghost_pad_set_target(GST_GHOST_PAD(ghost), pad);
+}
+
+void MediaOutputs::detach_all() {
+  std::vector<GstElement *> chains;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (auto &o : outputs_) {
+      gst_ghost_pad_set_target(GST_GHOST_PAD(o.ghost), nullptr);
+      if (o.chain) chains.push_back(o.chain);
+      o.chain = nullptr;
+      o.attached = false;
+    }
+  }
+  for (GstElement *e : chains) {
+    gst_element_set_locked_state(e, TRUE);
+    gst_element_set_state(e, GST_STATE_NULL);
+    gst_bin_remove(GST_BIN(bin_), e);
+  }
+}
+
+void MediaOutputs::remove_all() {
+  detach_all();
+  std::vector<GstPad *> ghosts;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (auto &o : outputs_) ghosts.push_back(o.ghost);
+    outputs_.clear();
+    counter_[0] = counter_[1] = 0;
+  }
+  for (GstPad *g : ghosts) {
+    gst_pad_set_active(g, FALSE);
+    gst_element_remove_pad(bin_, g);
+  }
+}
+
+void MediaOutputs::push_eos() {
+  std::vector<GstPad *> ghosts;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (auto &o : outputs_) ghosts.push_back(GST_PAD(gst_object_ref(o.ghost)));
+  }
+  for (GstPad *g : ghosts) {
+    gst_pad_push_event(g, gst_event_new_eos());
+    gst_object_unref(g);
+  }
+}
+
+}  // namespace wish

@@ -1,0 +1,48 @@
+// The sometimes pads (video_%u / audio_%u) of a bin that receives WebRTC media: one ghost
+// pad per stream, kept across sessions, each given decoded, encoded or RTP data according to
+// what downstream accepts when the stream starts.
+#pragma once
+
+#include <gst/gst.h>
+
+#include <atomic>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace wish {
+
+class MediaOutputs {
+public:
+  explicit MediaOutputs(GstElement *bin) : bin_(bin) {}
+
+  // For a new webrtcbin src pad (called from its streaming thread): reuses a free output of
+  // that kind (a later session continues on the same pad) or adds one, then links it.
+  // Downstream's caps, in its order of preference, decide: raw (also when nothing is linked
+  // or anything goes) -> decodebin; encoded (video/x-h264, x-vp8, x-vp9, audio/x-opus) ->
+  // decodebin stopping at the parsed stream; application/x-rtp -> the RTP pad itself.
+  GstPad *attach(GstPad *webrtc_pad, const std::string &kind);
+  // The session went: outputs lose their targets and chains but stay, for the next session.
+  void detach_all();
+  // Removes every output pad from the bin (element stopping).
+  void remove_all();
+  void push_eos();
+  guint64 buffers() const { return buffers_; }
+
+private:
+  struct Output {
+    std::string kind;
+    GstPad *ghost;                // owned by the bin
+    GstElement *chain = nullptr;  // decodebin, or null for RTP out
+    bool attached = false;
+  };
+  void on_decoded_pad(GstElement *decodebin, GstPad *pad);
+
+  GstElement *bin_;
+  std::mutex mutex_;
+  std::vector<Output> outputs_;
+  unsigned counter_[2] = {0, 0};
+  std::atomic<guint64> buffers_{0};
+};
+
+}  // namespace wish
