@@ -30,6 +30,7 @@
 #include "gst_utils.h"
 #include "gstptr.h"
 #include "http_server.h"
+#include "server_host.h"
 #include "loop_thread.h"
 #include "player_page.h"
 #include "protocol/endpoint.h"
@@ -47,22 +48,14 @@ constexpr gint64 kKeyframeThrottleUs = 200 * 1000;
 constexpr guint kGatherTimeoutMs = 3000;
 
 struct Settings {
-  std::string address = "0.0.0.0";
-  guint port = 8889;
-  std::string path = "/whep";
-  std::string auth_token;
-  std::string stun_server;
-  std::vector<std::string> turn_servers;
+  Settings() { http.path = "/whep"; }
+  HttpSettings http;
   guint max_viewers = 0;
-  std::string tls_certificate_file, tls_key_file;
   GstWishCounterOffer counter_offer = GST_WISH_COUNTER_OFFER_WHEN_NEEDED;
-  std::string cors_allowed_origins = "*";
-  std::string ice_local_addresses;
   GstWishVideoCodec video_codec = GST_WISH_VIDEO_CODEC_H264;
   guint video_bitrate = 2000;  // kbit/s
   guint audio_bitrate = 64000;  // bit/s
   guint key_int_max = 60;
-  gboolean serve_http = TRUE;
   guint viewer_timeout = 10;  // seconds without a packet from a connected viewer
 };
 
@@ -134,9 +127,9 @@ public:
   GstPad *request_pad(GstPadTemplate *templ, const gchar *name);
   void release_pad(GstPad *pad);
 
-  void handle_signal(const char *method, const GstStructure *request, GstPromise *promise);
+  ServerHost &host() { return host_; }
   GstStructure *stats();
-  guint current_port() const { return http_ ? http_->port() : 0; }
+  guint current_port() const { return host_.port(); }
 
   // MediaBackend
   unsigned admission_status() override;
@@ -197,12 +190,10 @@ public:
   std::mutex mutex_;  // guards inputs_' rtp caps and viewers_; never held across GStreamer calls that can block
   std::vector<std::unique_ptr<Input>> inputs_;
   std::map<std::string, std::shared_ptr<Viewer>> viewers_;
-  std::unique_ptr<Endpoint> endpoint_;
-  std::shared_ptr<HttpServer> http_;
+  ServerHost host_;
   std::unique_ptr<LoopThread> worker_;  // topology changes and negotiation steps
   std::shared_ptr<Dispatcher> dispatch_;  // how other threads queue work on worker_
   std::vector<std::string> local_addresses_;
-  std::string registered_path_;
   guint expiry_source_ = 0;
   std::atomic<bool> running_{false};
   unsigned pad_counter_[2] = {0, 0};
@@ -227,19 +218,15 @@ EndpointConfig WhepServer::endpoint_config() {
   EndpointConfig cfg;
   SETTINGS_LOCK();
   cfg.kind = EndpointKind::Whep;
-  cfg.path = settings.path;
-  while (cfg.path.size() > 1 && cfg.path.back() == '/') cfg.path.pop_back();
-  cfg.auth_token = settings.auth_token;
-  cfg.cors_allowed_origins = settings.cors_allowed_origins;
+  cfg.path = settings.http.endpoint_path();
+  cfg.auth_token = settings.http.auth_token;
+  cfg.cors_allowed_origins = settings.http.cors_allowed_origins;
+  cfg.ice_servers = settings.http.ice_servers();
   cfg.max_sessions = settings.max_viewers;
   cfg.counter_offer = settings.counter_offer == GST_WISH_COUNTER_OFFER_NEVER    ? CounterOfferMode::Never
                       : settings.counter_offer == GST_WISH_COUNTER_OFFER_ALWAYS ? CounterOfferMode::Always
                                                                                 : CounterOfferMode::WhenNeeded;
-  std::vector<std::string> urls = settings.turn_servers;
-  if (!settings.stun_server.empty()) urls.insert(urls.begin(), settings.stun_server);
   SETTINGS_UNLOCK();
-  for (const auto &u : urls)
-    if (auto s = parse_ice_server_url(u)) cfg.ice_servers.push_back(*s);
   cfg.player_page = whep_player_page();
   return cfg;
 }
@@ -247,50 +234,19 @@ EndpointConfig WhepServer::endpoint_config() {
 bool WhepServer::start() {
   std::string error;
   SETTINGS_LOCK();
-  std::string addresses = settings.ice_local_addresses;
-  HttpServer::Options opts;
-  opts.address = settings.address;
-  opts.port = settings.port;
-  opts.tls_certificate_file = settings.tls_certificate_file;
-  opts.tls_key_file = settings.tls_key_file;
-  bool serve = settings.serve_http;
+  HttpSettings http = settings.http;
   SETTINGS_UNLOCK();
-
-  if (!resolve_local_addresses(addresses, &local_addresses_, &error)) {
+  if (!resolve_local_addresses(http.ice_local_addresses, &local_addresses_, &error)) {
     GST_ELEMENT_ERROR(element_, RESOURCE, SETTINGS, ("Invalid ice-local-addresses"), ("%s", error.c_str()));
     return false;
   }
   worker_ = std::make_unique<LoopThread>("whepserver-work");
   dispatch_ = std::make_shared<Dispatcher>(worker_.get());
-  EndpointConfig cfg = endpoint_config();
-  endpoint_ = std::make_unique<Endpoint>(cfg, this);
-
-  if (serve) {
-    http_ = HttpServer::acquire(opts, &error);
-    if (!http_) {
-      GST_ELEMENT_ERROR(element_, RESOURCE, OPEN_READ_WRITE, ("Cannot start the HTTP server"),
-                        ("%s", error.c_str()));
-      return false;
-    }
-    Endpoint *ep = endpoint_.get();
-    if (!http_->add_handler(cfg.path, [ep](const Request &req, HttpServer::Reply reply) {
-          ep->handle(req, std::move(reply));
-        })) {
-      GST_ELEMENT_ERROR(element_, RESOURCE, OPEN_READ_WRITE, ("Cannot serve WHEP"),
-                        ("another element already serves %s on %s:%u", cfg.path.c_str(),
-                         opts.address.c_str(), opts.port));
-      http_.reset();
-      return false;
-    }
-    registered_path_ = cfg.path;
-    GST_INFO_OBJECT(element_, "serving WHEP at %s://%s:%u%s", http_->is_tls() ? "https" : "http",
-                    opts.address.c_str(), http_->port(), cfg.path.c_str());
-    g_object_notify(G_OBJECT(element_), "current-port");
-  }
+  if (!host_.start(GST_ELEMENT(element_), http, endpoint_config(), this)) return false;
 
   // Counter-offers nobody answered expire (default validity 30 s); silent viewers go.
   expiry_source_ = worker_->add_interval(1000, [this] {
-    for (const auto &id : endpoint_->expire_stale())
+    for (const auto &id : host_.endpoint()->expire_stale())
       GST_INFO_OBJECT(element_, "counter-offer of session %s expired", id.c_str());
     drop_silent_viewers();
   });
@@ -298,7 +254,7 @@ bool WhepServer::start() {
 }
 
 void WhepServer::close_all_sessions() {
-  if (endpoint_) endpoint_->close_all();
+  if (host_.endpoint()) host_.endpoint()->close_all();
   // Sessions still being negotiated are not known to the endpoint as closable yet.
   std::vector<std::string> ids;
   {
@@ -310,19 +266,14 @@ void WhepServer::close_all_sessions() {
 }
 
 void WhepServer::stop() {
-  if (http_) {
-    if (!registered_path_.empty()) http_->remove_handler(registered_path_);
-    registered_path_.clear();
-  }
+  host_.stop();  // no new requests; every session closed
   close_all_sessions();
-  http_.reset();
   if (dispatch_) dispatch_->close();
   if (worker_ && expiry_source_) {
     worker_->invoke_sync([this] { worker_->cancel(expiry_source_); });
     expiry_source_ = 0;
   }
   worker_.reset();
-  endpoint_.reset();
 }
 
 // ---------------------------------------------------------------------------------------
@@ -388,7 +339,7 @@ void WhepServer::release_pad(GstPad *pad) {
         if (b->input == input.get()) affected.push_back(kv.first);
   }
   for (auto &id : affected) {
-    if (endpoint_) endpoint_->session_gone(id);
+    if (host_.endpoint()) host_.endpoint()->session_gone(id);
     worker_->invoke_sync([this, id] { teardown(id, "input-removed"); });
   }
   gst_element_remove_pad(GST_ELEMENT(element_), pad);
@@ -669,8 +620,8 @@ std::shared_ptr<Viewer> WhepServer::create_viewer(const std::string &id, MediaCa
     return nullptr;
   };
   SETTINGS_LOCK();
-  std::string stun = settings.stun_server;
-  std::vector<std::string> turn = settings.turn_servers;
+  std::string stun = settings.http.stun_server;
+  std::vector<std::string> turn = settings.http.turn_servers;
   SETTINGS_UNLOCK();
   auto v = std::make_shared<Viewer>();
   v->id = id;
@@ -1192,7 +1143,7 @@ void WhepServer::on_connection_state(const std::string &id) {
   }
   if (pc == GST_WEBRTC_PEER_CONNECTION_STATE_FAILED || pc == GST_WEBRTC_PEER_CONNECTION_STATE_CLOSED ||
       ice == GST_WEBRTC_ICE_CONNECTION_STATE_FAILED || ice == GST_WEBRTC_ICE_CONNECTION_STATE_CLOSED) {
-    if (endpoint_) endpoint_->session_gone(id);
+    if (host_.endpoint()) host_.endpoint()->session_gone(id);
     teardown(id, "connection-lost");
   }
 }
@@ -1219,7 +1170,7 @@ void WhepServer::drop_silent_viewers() {
   for (const auto &id : silent) {
     GST_INFO_OBJECT(element_, "nothing heard from session %s for %u s: removing it", id.c_str(),
                     static_cast<unsigned>(timeout_us / G_USEC_PER_SEC));
-    if (endpoint_) endpoint_->session_gone(id);
+    if (host_.endpoint()) host_.endpoint()->session_gone(id);
     teardown(id, "timeout");
   }
 }
@@ -1316,81 +1267,22 @@ GstStructure *WhepServer::stats() {
   return out;
 }
 
-void WhepServer::handle_signal(const char *method, const GstStructure *request, GstPromise *promise) {
-  Request req;
-  req.method = method;
-  const gchar *path = request ? gst_structure_get_string(request, "path") : nullptr;
-  SETTINGS_LOCK();
-  req.path = path ? path : settings.path;
-  SETTINGS_UNLOCK();
-  if (request) {
-    const std::pair<const char *, const char *> fields[] = {{"content-type", "Content-Type"},
-                                                            {"if-match", "If-Match"},
-                                                            {"authorization", "Authorization"},
-                                                            {"origin", "Origin"},
-                                                            {"accept", "Accept"}};
-    for (const auto &f : fields) {
-      const gchar *v = gst_structure_get_string(request, f.first);
-      if (v) req.headers.add(f.second, v);
-    }
-    const gchar *body = gst_structure_get_string(request, "body");
-    if (body) req.body = body;
-  }
-  GstPromise *p = promise ? gst_promise_ref(promise) : nullptr;
-  auto reply = [p](Response resp) {
-    if (!p) return;
-    GstStructure *headers = gst_structure_new_empty("headers");
-    for (const auto &kv : resp.headers.items()) {
-      std::string name = kv.first;
-      for (auto &c : name) c = static_cast<char>(g_ascii_tolower(c));
-      const gchar *prev = gst_structure_get_string(headers, name.c_str());
-      std::string value = prev ? std::string(prev) + ", " + kv.second : kv.second;
-      gst_structure_set(headers, name.c_str(), G_TYPE_STRING, value.c_str(), nullptr);
-    }
-    GstStructure *s = gst_structure_new("wish-response", "status", G_TYPE_UINT, resp.status, "body", G_TYPE_STRING,
-                                        resp.body.c_str(), "headers", GST_TYPE_STRUCTURE, headers, nullptr);
-    gst_structure_free(headers);
-    gst_promise_reply(p, s);
-    gst_promise_unref(p);
-  };
-  if (!endpoint_) {
-    reply(Response::problem(503, "element is not started"));
-    return;
-  }
-  endpoint_->handle(req, reply);
-}
-
 }  // namespace wish
 
 // ---------------------------------------------------------------------------------------
 // GObject glue
 
 enum {
-  PROP_0,
-  PROP_ADDRESS,
-  PROP_PORT,
-  PROP_CURRENT_PORT,
-  PROP_PATH,
-  PROP_AUTH_TOKEN,
-  PROP_STUN_SERVER,
-  PROP_TURN_SERVERS,
-  PROP_MAX_VIEWERS,
-  PROP_TLS_CERTIFICATE_FILE,
-  PROP_TLS_KEY_FILE,
+  PROP_MAX_VIEWERS = wish::SERVER_PROP_LAST,
   PROP_COUNTER_OFFER,
-  PROP_CORS_ALLOWED_ORIGINS,
-  PROP_ICE_LOCAL_ADDRESSES,
   PROP_VIDEO_CODEC,
   PROP_VIDEO_BITRATE,
   PROP_AUDIO_BITRATE,
   PROP_KEY_INT_MAX,
-  PROP_SERVE_HTTP,
   PROP_VIEWER_TIMEOUT,
   PROP_STATS,
 };
 
-enum { SIGNAL_POST, SIGNAL_PATCH, SIGNAL_DELETE, N_SIGNALS };
-static guint signals[N_SIGNALS];
 
 GType gst_wish_counter_offer_get_type(void) {
   static GType type = 0;
@@ -1432,36 +1324,22 @@ static void gst_whep_server_sink_finalize(GObject *object) {
   G_OBJECT_CLASS(gst_whep_server_sink_parent_class)->finalize(object);
 }
 
-static std::string dup_string(const GValue *v) {
-  const gchar *s = g_value_get_string(v);
-  return s ? s : "";
-}
-
 static void gst_whep_server_sink_set_property(GObject *object, guint prop_id, const GValue *value,
                                               GParamSpec *pspec) {
   auto *self = GST_WHEP_SERVER_SINK(object);
   wish::Settings &s = self->server->settings;
   GST_OBJECT_LOCK(self);
-  switch (prop_id) {
-    case PROP_ADDRESS: s.address = dup_string(value); break;
-    case PROP_PORT: s.port = g_value_get_uint(value); break;
-    case PROP_PATH: s.path = dup_string(value); break;
-    case PROP_AUTH_TOKEN: s.auth_token = dup_string(value); break;
-    case PROP_STUN_SERVER: s.stun_server = dup_string(value); break;
-    case PROP_TURN_SERVERS: s.turn_servers = wish::strings_from_value_array(value); break;
-    case PROP_MAX_VIEWERS: s.max_viewers = g_value_get_uint(value); break;
-    case PROP_TLS_CERTIFICATE_FILE: s.tls_certificate_file = dup_string(value); break;
-    case PROP_TLS_KEY_FILE: s.tls_key_file = dup_string(value); break;
-    case PROP_COUNTER_OFFER: s.counter_offer = static_cast<GstWishCounterOffer>(g_value_get_enum(value)); break;
-    case PROP_CORS_ALLOWED_ORIGINS: s.cors_allowed_origins = dup_string(value); break;
-    case PROP_ICE_LOCAL_ADDRESSES: s.ice_local_addresses = dup_string(value); break;
-    case PROP_VIDEO_CODEC: s.video_codec = static_cast<GstWishVideoCodec>(g_value_get_enum(value)); break;
-    case PROP_VIDEO_BITRATE: s.video_bitrate = g_value_get_uint(value); break;
-    case PROP_AUDIO_BITRATE: s.audio_bitrate = g_value_get_uint(value); break;
-    case PROP_KEY_INT_MAX: s.key_int_max = g_value_get_uint(value); break;
-    case PROP_SERVE_HTTP: s.serve_http = g_value_get_boolean(value); break;
-    case PROP_VIEWER_TIMEOUT: s.viewer_timeout = g_value_get_uint(value); break;
-    default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec); break;
+  if (!wish::set_server_property(s.http, prop_id, value)) {
+    switch (prop_id) {
+      case PROP_MAX_VIEWERS: s.max_viewers = g_value_get_uint(value); break;
+      case PROP_COUNTER_OFFER: s.counter_offer = static_cast<GstWishCounterOffer>(g_value_get_enum(value)); break;
+      case PROP_VIDEO_CODEC: s.video_codec = static_cast<GstWishVideoCodec>(g_value_get_enum(value)); break;
+      case PROP_VIDEO_BITRATE: s.video_bitrate = g_value_get_uint(value); break;
+      case PROP_AUDIO_BITRATE: s.audio_bitrate = g_value_get_uint(value); break;
+      case PROP_KEY_INT_MAX: s.key_int_max = g_value_get_uint(value); break;
+      case PROP_VIEWER_TIMEOUT: s.viewer_timeout = g_value_get_uint(value); break;
+      default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec); break;
+    }
   }
   GST_OBJECT_UNLOCK(self);
 }
@@ -1472,32 +1350,23 @@ static void gst_whep_server_sink_get_property(GObject *object, guint prop_id, GV
     g_value_take_boxed(value, self->server->stats());
     return;
   }
-  if (prop_id == PROP_CURRENT_PORT) {
+  if (prop_id == wish::SERVER_PROP_CURRENT_PORT) {
     g_value_set_uint(value, self->server->current_port());
     return;
   }
   const wish::Settings &s = self->server->settings;
   GST_OBJECT_LOCK(self);
-  switch (prop_id) {
-    case PROP_ADDRESS: g_value_set_string(value, s.address.c_str()); break;
-    case PROP_PORT: g_value_set_uint(value, s.port); break;
-    case PROP_PATH: g_value_set_string(value, s.path.c_str()); break;
-    case PROP_AUTH_TOKEN: g_value_set_string(value, s.auth_token.c_str()); break;
-    case PROP_STUN_SERVER: g_value_set_string(value, s.stun_server.empty() ? nullptr : s.stun_server.c_str()); break;
-    case PROP_TURN_SERVERS: wish::strings_to_value_array(s.turn_servers, value); break;
-    case PROP_MAX_VIEWERS: g_value_set_uint(value, s.max_viewers); break;
-    case PROP_TLS_CERTIFICATE_FILE: g_value_set_string(value, s.tls_certificate_file.c_str()); break;
-    case PROP_TLS_KEY_FILE: g_value_set_string(value, s.tls_key_file.c_str()); break;
-    case PROP_COUNTER_OFFER: g_value_set_enum(value, s.counter_offer); break;
-    case PROP_CORS_ALLOWED_ORIGINS: g_value_set_string(value, s.cors_allowed_origins.c_str()); break;
-    case PROP_ICE_LOCAL_ADDRESSES: g_value_set_string(value, s.ice_local_addresses.c_str()); break;
-    case PROP_VIDEO_CODEC: g_value_set_enum(value, s.video_codec); break;
-    case PROP_VIDEO_BITRATE: g_value_set_uint(value, s.video_bitrate); break;
-    case PROP_AUDIO_BITRATE: g_value_set_uint(value, s.audio_bitrate); break;
-    case PROP_KEY_INT_MAX: g_value_set_uint(value, s.key_int_max); break;
-    case PROP_SERVE_HTTP: g_value_set_boolean(value, s.serve_http); break;
-    case PROP_VIEWER_TIMEOUT: g_value_set_uint(value, s.viewer_timeout); break;
-    default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec); break;
+  if (!wish::get_server_property(s.http, prop_id, value)) {
+    switch (prop_id) {
+      case PROP_MAX_VIEWERS: g_value_set_uint(value, s.max_viewers); break;
+      case PROP_COUNTER_OFFER: g_value_set_enum(value, s.counter_offer); break;
+      case PROP_VIDEO_CODEC: g_value_set_enum(value, s.video_codec); break;
+      case PROP_VIDEO_BITRATE: g_value_set_uint(value, s.video_bitrate); break;
+      case PROP_AUDIO_BITRATE: g_value_set_uint(value, s.audio_bitrate); break;
+      case PROP_KEY_INT_MAX: g_value_set_uint(value, s.key_int_max); break;
+      case PROP_VIEWER_TIMEOUT: g_value_set_uint(value, s.viewer_timeout); break;
+      default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec); break;
+    }
   }
   GST_OBJECT_UNLOCK(self);
 }
@@ -1545,14 +1414,14 @@ static void gst_whep_server_sink_release_pad(GstElement *element, GstPad *pad) {
   GST_WHEP_SERVER_SINK(element)->server->release_pad(pad);
 }
 
-static void gst_whep_server_sink_post(GstWhepServerSink *self, GstStructure *request, GstPromise *promise) {
-  self->server->handle_signal("POST", request, promise);
+static void gst_whep_server_sink_post(GstElement *self, GstStructure *request, GstPromise *promise) {
+  GST_WHEP_SERVER_SINK(self)->server->host().handle_signal("POST", request, promise);
 }
-static void gst_whep_server_sink_patch(GstWhepServerSink *self, GstStructure *request, GstPromise *promise) {
-  self->server->handle_signal("PATCH", request, promise);
+static void gst_whep_server_sink_patch(GstElement *self, GstStructure *request, GstPromise *promise) {
+  GST_WHEP_SERVER_SINK(self)->server->host().handle_signal("PATCH", request, promise);
 }
-static void gst_whep_server_sink_delete(GstWhepServerSink *self, GstStructure *request, GstPromise *promise) {
-  self->server->handle_signal("DELETE", request, promise);
+static void gst_whep_server_sink_delete(GstElement *self, GstStructure *request, GstPromise *promise) {
+  GST_WHEP_SERVER_SINK(self)->server->host().handle_signal("DELETE", request, promise);
 }
 
 static void gst_whep_server_sink_class_init(GstWhepServerSinkClass *klass) {
@@ -1571,49 +1440,15 @@ static void gst_whep_server_sink_class_init(GstWhepServerSinkClass *klass) {
   auto flags = static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY);
   auto ro = static_cast<GParamFlags>(G_PARAM_READABLE | G_PARAM_STATIC_STRINGS);
 
-  g_object_class_install_property(gobject_class, PROP_ADDRESS,
-      g_param_spec_string("address", "Address", "IP address the HTTP server listens on", "0.0.0.0", flags));
-  g_object_class_install_property(gobject_class, PROP_PORT,
-      g_param_spec_uint("port", "Port",
-                        "TCP port of the HTTP server (0 = pick a free one, see current-port). Server elements of "
-                        "the process on the same address:port share one server",
-                        0, 65535, 8889, flags));
-  g_object_class_install_property(gobject_class, PROP_CURRENT_PORT,
-      g_param_spec_uint("current-port", "Current port", "The port the HTTP server listens on (0 when not started)",
-                        0, 65535, 0, ro));
-  g_object_class_install_property(gobject_class, PROP_PATH,
-      g_param_spec_string("path", "Path", "HTTP path of the WHEP endpoint; sessions live under <path>/sessions/",
-                          "/whep", flags));
-  g_object_class_install_property(gobject_class, PROP_AUTH_TOKEN,
-      g_param_spec_string("auth-token", "Authorization token",
-                          "Bearer token every request but the CORS preflight must carry (empty = no authentication)",
-                          "", flags));
-  g_object_class_install_property(gobject_class, PROP_STUN_SERVER,
-      g_param_spec_string("stun-server", "STUN server",
-                          "STUN server as stun://host:port, used for gathering and advertised in Link headers",
-                          nullptr, flags));
-  g_object_class_install_property(gobject_class, PROP_TURN_SERVERS,
-      wish::turn_servers_param_spec("TURN servers as turn(s)://user:password@host:port?transport=udp|tcp, used for "
-                                    "gathering and advertised in Link headers",
-                                    flags));
+  wish::install_server_properties(gobject_class, "WHEP", "/whep");
   g_object_class_install_property(gobject_class, PROP_MAX_VIEWERS,
       g_param_spec_uint("max-viewers", "Maximum viewers",
                         "Viewers served at once; more get 503 with Retry-After (0 = unlimited)", 0, G_MAXUINT, 0,
                         flags));
-  g_object_class_install_property(gobject_class, PROP_TLS_CERTIFICATE_FILE,
-      g_param_spec_string("tls-certificate-file", "TLS certificate file",
-                          "PEM certificate (chain) for HTTPS; empty = plain HTTP", "", flags));
-  g_object_class_install_property(gobject_class, PROP_TLS_KEY_FILE,
-      g_param_spec_string("tls-key-file", "TLS key file",
-                          "PEM private key for HTTPS (empty = taken from tls-certificate-file)", "", flags));
   g_object_class_install_property(gobject_class, PROP_COUNTER_OFFER,
       g_param_spec_enum("counter-offer", "Counter-offer",
                         "When to answer a POST with a 406 counter-offer carrying the server's own SDP offer",
                         gst_wish_counter_offer_get_type(), GST_WISH_COUNTER_OFFER_WHEN_NEEDED, flags));
-  g_object_class_install_property(gobject_class, PROP_CORS_ALLOWED_ORIGINS,
-      g_param_spec_string("cors-allowed-origins", "CORS allowed origins",
-                          "Origins browsers may call the endpoint from: * or a comma-separated list", "*", flags));
-  g_object_class_install_property(gobject_class, PROP_ICE_LOCAL_ADDRESSES, wish::ice_local_addresses_param_spec(flags));
   g_object_class_install_property(gobject_class, PROP_VIDEO_CODEC,
       g_param_spec_enum("video-codec", "Video codec", "Codec raw video is encoded to", gst_wish_video_codec_get_type(),
                         GST_WISH_VIDEO_CODEC_H264, flags));
@@ -1628,11 +1463,6 @@ static void gst_whep_server_sink_class_init(GstWhepServerSinkClass *klass) {
                         "Longest distance between keyframes of encoded raw video, in frames (new viewers get a "
                         "keyframe at once anyway)",
                         1, 100000, 60, flags));
-  g_object_class_install_property(gobject_class, PROP_SERVE_HTTP,
-      g_param_spec_boolean("serve-http", "Serve HTTP",
-                           "Run the built-in HTTP server; when false, requests come only through the post, patch "
-                           "and delete action signals",
-                           TRUE, flags));
   g_object_class_install_property(gobject_class, PROP_VIEWER_TIMEOUT,
       g_param_spec_uint("viewer-timeout", "Viewer timeout",
                         "Seconds without any packet from a connected viewer (RTCP, DTLS) before its session is "
@@ -1644,39 +1474,10 @@ static void gst_whep_server_sink_class_init(GstWhepServerSinkClass *klass) {
                          "of structures with session-id, connection-state, packets-sent, bytes-sent and duration",
                          GST_TYPE_STRUCTURE, ro));
 
-  /**
-   * GstWhepServerSink::post:
-   * @request: a #GstStructure with optional string fields path, content-type, authorization,
-   *   origin, accept and body
-   * @promise: replied with a "wish-response" structure: status (uint), body (string) and
-   *   headers (a structure of lower-case header names)
-   *
-   * Handles a POST as if it reached the built-in HTTP server, so an application can serve
-   * WHEP from its own HTTP stack.
-   */
-  signals[SIGNAL_POST] = g_signal_new_class_handler(
-      "post", G_TYPE_FROM_CLASS(klass), static_cast<GSignalFlags>(G_SIGNAL_RUN_LAST | G_SIGNAL_ACTION),
-      G_CALLBACK(gst_whep_server_sink_post), nullptr, nullptr, nullptr, G_TYPE_NONE, 2, GST_TYPE_STRUCTURE,
-      GST_TYPE_PROMISE);
-  /**
-   * GstWhepServerSink::patch:
-   * @request: as for #GstWhepServerSink::post, with path set to the session URL path and
-   *   if-match for trickle and ICE restart
-   * @promise: replied with a "wish-response" structure
-   */
-  signals[SIGNAL_PATCH] = g_signal_new_class_handler(
-      "patch", G_TYPE_FROM_CLASS(klass), static_cast<GSignalFlags>(G_SIGNAL_RUN_LAST | G_SIGNAL_ACTION),
-      G_CALLBACK(gst_whep_server_sink_patch), nullptr, nullptr, nullptr, G_TYPE_NONE, 2, GST_TYPE_STRUCTURE,
-      GST_TYPE_PROMISE);
-  /**
-   * GstWhepServerSink::delete:
-   * @request: as for #GstWhepServerSink::post, with path set to the session URL path
-   * @promise: replied with a "wish-response" structure
-   */
-  signals[SIGNAL_DELETE] = g_signal_new_class_handler(
-      "delete", G_TYPE_FROM_CLASS(klass), static_cast<GSignalFlags>(G_SIGNAL_RUN_LAST | G_SIGNAL_ACTION),
-      G_CALLBACK(gst_whep_server_sink_delete), nullptr, nullptr, nullptr, G_TYPE_NONE, 2, GST_TYPE_STRUCTURE,
-      GST_TYPE_PROMISE);
+  /* Action signals post, patch, delete (request GstStructure, GstPromise): see
+   * install_server_signals and docs/whepserversink.md. */
+  wish::install_server_signals(gobject_class, "WHEP", gst_whep_server_sink_post, gst_whep_server_sink_patch,
+                               gst_whep_server_sink_delete);
 
   gst_element_class_add_static_pad_template(element_class, &video_template);
   gst_element_class_add_static_pad_template(element_class, &audio_template);
