@@ -4,6 +4,8 @@
 #include <nice/agent.h>
 #include <nice/interfaces.h>
 
+#include <gst/sdp/sdp.h>
+
 #include "gstptr.h"
 
 namespace wish {
@@ -236,6 +238,109 @@ GstPromise *promise_with_callback(PromiseCallback cb) {
         }
       },
       heap, [](gpointer data) { delete static_cast<PromiseCallback *>(data); });
+}
+
+static GstWebRTCSessionDescription *description(GstWebRTCSDPType type, const std::string &text) {
+  GstSDPMessage *sdp = nullptr;
+  if (gst_sdp_message_new_from_text(text.c_str(), &sdp) != GST_SDP_OK) return nullptr;
+  return gst_webrtc_session_description_new(type, sdp);
+}
+
+static Negotiated refused(unsigned status, std::string error) {
+  Negotiated n;
+  n.status = status;
+  n.error = std::move(error);
+  return n;
+}
+
+// Applies a description webrtcbin made (from a create-offer/create-answer reply) and reports
+// its text once applied.
+static void apply_local(GstElement *webrtcbin, const GstStructure *reply, const char *field, NegotiatedCallback done) {
+  GstWebRTCSessionDescription *desc = nullptr;
+  if (reply) gst_structure_get(reply, field, GST_TYPE_WEBRTC_SESSION_DESCRIPTION, &desc, nullptr);
+  if (!desc) {
+    done(refused(422, std::string("webrtcbin made no ") + field));
+    return;
+  }
+  gchar *text = gst_sdp_message_as_text(desc->sdp);
+  std::string sdp = text;
+  g_free(text);
+  GstPromise *set = promise_with_callback([sdp, done](bool ok, const GstStructure *, const std::string &error) {
+    if (!ok) {
+      done(refused(500, "cannot apply the local description: " + error));
+      return;
+    }
+    Negotiated n;
+    n.ok = true;
+    n.status = 200;
+    n.sdp = sdp;
+    done(n);
+  });
+  g_signal_emit_by_name(webrtcbin, "set-local-description", desc, set);
+  gst_promise_unref(set);
+  gst_webrtc_session_description_free(desc);
+}
+
+void answer_remote_offer(GstElement *webrtcbin, const std::string &offer, NegotiatedCallback done) {
+  GstWebRTCSessionDescription *desc = description(GST_WEBRTC_SDP_TYPE_OFFER, offer);
+  if (!desc) {
+    done(refused(400, "unparsable SDP offer"));
+    return;
+  }
+  GstElement *webrtc = GST_ELEMENT(gst_object_ref(webrtcbin));
+  GstPromise *promise = promise_with_callback([webrtc, done](bool ok, const GstStructure *, const std::string &error) {
+    if (!ok) {
+      done(refused(400, "offer rejected: " + error));
+      gst_object_unref(webrtc);
+      return;
+    }
+    GstPromise *answer = promise_with_callback([webrtc, done](bool ok, const GstStructure *reply, const std::string &error) {
+      if (!ok)
+        done(refused(422, error.empty() ? "webrtcbin made no answer" : error));
+      else
+        apply_local(webrtc, reply, "answer", done);
+      gst_object_unref(webrtc);
+    });
+    g_signal_emit_by_name(webrtc, "create-answer", nullptr, answer);
+    gst_promise_unref(answer);
+  });
+  g_signal_emit_by_name(webrtcbin, "set-remote-description", desc, promise);
+  gst_promise_unref(promise);
+  gst_webrtc_session_description_free(desc);
+}
+
+void create_local_offer(GstElement *webrtcbin, NegotiatedCallback done) {
+  GstElement *webrtc = GST_ELEMENT(gst_object_ref(webrtcbin));
+  GstPromise *promise = promise_with_callback([webrtc, done](bool ok, const GstStructure *reply, const std::string &error) {
+    if (!ok)
+      done(refused(500, error.empty() ? "webrtcbin made no offer" : error));
+    else
+      apply_local(webrtc, reply, "offer", done);
+    gst_object_unref(webrtc);
+  });
+  g_signal_emit_by_name(webrtcbin, "create-offer", nullptr, promise);
+  gst_promise_unref(promise);
+}
+
+void apply_remote_answer(GstElement *webrtcbin, const std::string &answer, NegotiatedCallback done) {
+  GstWebRTCSessionDescription *desc = description(GST_WEBRTC_SDP_TYPE_ANSWER, answer);
+  if (!desc) {
+    done(refused(400, "unparsable SDP answer"));
+    return;
+  }
+  GstPromise *promise = promise_with_callback([done](bool ok, const GstStructure *, const std::string &error) {
+    if (!ok) {
+      done(refused(400, "answer rejected: " + error));
+      return;
+    }
+    Negotiated n;
+    n.ok = true;
+    n.status = 200;
+    done(n);
+  });
+  g_signal_emit_by_name(webrtcbin, "set-remote-description", desc, promise);
+  gst_promise_unref(promise);
+  gst_webrtc_session_description_free(desc);
 }
 
 }  // namespace wish

@@ -47,6 +47,22 @@ void add_remote_candidates(GstElement *webrtcbin, const std::vector<std::string>
 // webrtcbin 1.22 leaves libnice's consent freshness off, so ICE alone does not notice.
 void watch_incoming(GstElement *webrtcbin, std::shared_ptr<std::atomic<gint64>> last_rx);
 
+// Outcome of a negotiation step, delivered on one of webrtcbin's threads.
+struct Negotiated {
+  bool ok = false;
+  unsigned status = 500;  // when !ok: 400 the peer's description was refused, 422 nothing to answer
+  std::string sdp;        // the local description webrtcbin applied
+  std::string error;
+};
+using NegotiatedCallback = std::function<void(Negotiated)>;
+
+// set-remote-description(offer), create-answer, set-local-description(answer).
+void answer_remote_offer(GstElement *webrtcbin, const std::string &offer, NegotiatedCallback done);
+// create-offer, set-local-description(offer).
+void create_local_offer(GstElement *webrtcbin, NegotiatedCallback done);
+// set-remote-description(answer); sdp is empty in the result.
+void apply_remote_answer(GstElement *webrtcbin, const std::string &answer, NegotiatedCallback done);
+
 // Runs cb when the promise is answered. ok is false when it was interrupted or expired, or
 // when the reply carries an "error" (then *error says why); reply may be null on success.
 using PromiseCallback = std::function<void(bool ok, const GstStructure *reply, const std::string &error)>;

@@ -163,7 +163,6 @@ private:
   void start_viewer(Viewer &v);
   void negotiate_answer(const std::string &id, const std::string &offer);
   void negotiate_offer(const std::string &id);
-  void set_local_description(const std::string &id, GstWebRTCSessionDescription *desc);
   void on_local_description(const std::string &id, const std::string &sdp);
   void on_gathering_done(const std::string &id);
   void maybe_complete(const std::string &id);
@@ -885,42 +884,15 @@ void WhepServer::answer_offer(const std::string &id, const std::string &offer, c
 void WhepServer::negotiate_answer(const std::string &id, const std::string &offer) {
   auto v = find_viewer(id);
   if (!v) return;
-  GstSDPMessage *sdp = nullptr;
-  gst_sdp_message_new_from_text(offer.c_str(), &sdp);
-  GstWebRTCSessionDescription *desc = gst_webrtc_session_description_new(GST_WEBRTC_SDP_TYPE_OFFER, sdp);
-  // Promise callbacks run on webrtcbin's threads: they only queue work for the worker.
-  GstElement *webrtc = GST_ELEMENT(gst_object_ref(v->webrtc));
-  auto dispatch = dispatch_;
-  GstPromise *promise = promise_with_callback([this, id, webrtc, dispatch](bool ok, const GstStructure *,
-                                                                           const std::string &error) {
-    if (!ok) {
-      dispatch->post([this, id, error] { fail_viewer(id, 400, "offer rejected: " + error); });
-      gst_object_unref(webrtc);
-      return;
-    }
-    GstPromise *answer_promise = promise_with_callback([this, id, dispatch](bool ok, const GstStructure *reply,
-                                                                            const std::string &error) {
-      GstWebRTCSessionDescription *answer = nullptr;
-      if (ok && reply) gst_structure_get(reply, "answer", GST_TYPE_WEBRTC_SESSION_DESCRIPTION, &answer, nullptr);
-      if (!answer) {
-        std::string msg = error.empty() ? "webrtcbin made no answer" : error;
-        dispatch->post([this, id, msg] { fail_viewer(id, 422, msg); });
-        return;
-      }
-      GstWebRTCSessionDescription *copy = gst_webrtc_session_description_copy(answer);
-      dispatch->post([this, id, copy] {
-        set_local_description(id, copy);
-        gst_webrtc_session_description_free(copy);
-      });
-      gst_webrtc_session_description_free(answer);
+  auto dispatch = dispatch_;  // the reply comes on a webrtcbin thread: it only queues work
+  answer_remote_offer(v->webrtc, offer, [this, id, dispatch](Negotiated n) {
+    dispatch->post([this, id, n] {
+      if (n.ok)
+        on_local_description(id, n.sdp);
+      else
+        fail_viewer(id, n.status, n.error);
     });
-    g_signal_emit_by_name(webrtc, "create-answer", nullptr, answer_promise);
-    gst_promise_unref(answer_promise);
-    gst_object_unref(webrtc);
   });
-  g_signal_emit_by_name(v->webrtc, "set-remote-description", desc, promise);
-  gst_promise_unref(promise);
-  gst_webrtc_session_description_free(desc);
 }
 
 void WhepServer::make_offer(const std::string &id, MediaCallback done) {
@@ -955,42 +927,14 @@ void WhepServer::negotiate_offer(const std::string &id) {
   auto v = find_viewer(id);
   if (!v) return;
   auto dispatch = dispatch_;
-  GstPromise *promise = promise_with_callback([this, id, dispatch](bool ok, const GstStructure *reply,
-                                                                   const std::string &) {
-    GstWebRTCSessionDescription *offer = nullptr;
-    if (ok && reply) gst_structure_get(reply, "offer", GST_TYPE_WEBRTC_SESSION_DESCRIPTION, &offer, nullptr);
-    if (!offer) {
-      dispatch->post([this, id] { fail_viewer(id, 500, "webrtcbin made no offer"); });
-      return;
-    }
-    dispatch->post([this, id, offer] {
-      set_local_description(id, offer);
-      gst_webrtc_session_description_free(offer);
+  create_local_offer(v->webrtc, [this, id, dispatch](Negotiated n) {
+    dispatch->post([this, id, n] {
+      if (n.ok)
+        on_local_description(id, n.sdp);
+      else
+        fail_viewer(id, n.status, n.error);
     });
   });
-  g_signal_emit_by_name(v->webrtc, "create-offer", nullptr, promise);
-  gst_promise_unref(promise);
-}
-
-// The session is only answered once webrtcbin has applied the description: a DELETE right
-// after the 201 must not race webrtcbin still wiring up the streams.
-void WhepServer::set_local_description(const std::string &id, GstWebRTCSessionDescription *desc) {
-  auto v = find_viewer(id);
-  if (!v) return;
-  gchar *text = gst_sdp_message_as_text(desc->sdp);
-  std::string sdp = text;
-  g_free(text);
-  auto dispatch = dispatch_;
-  GstPromise *promise = promise_with_callback([this, id, sdp, dispatch](bool ok, const GstStructure *,
-                                                                        const std::string &error) {
-    if (!ok) {
-      dispatch->post([this, id, error] { fail_viewer(id, 500, "cannot apply the local description: " + error); });
-      return;
-    }
-    dispatch->post([this, id, sdp] { on_local_description(id, sdp); });
-  });
-  g_signal_emit_by_name(v->webrtc, "set-local-description", desc, promise);
-  gst_promise_unref(promise);
 }
 
 void WhepServer::on_local_description(const std::string &id, const std::string &sdp) {
@@ -1056,20 +1000,10 @@ void WhepServer::apply_answer(const std::string &id, const std::string &answer, 
       done(MediaResult::failure(404, "no such session"));
       return;
     }
-    GstSDPMessage *sdp = nullptr;
-    gst_sdp_message_new_from_text(answer.c_str(), &sdp);
-    GstWebRTCSessionDescription *desc = gst_webrtc_session_description_new(GST_WEBRTC_SDP_TYPE_ANSWER, sdp);
     auto shared_done = std::make_shared<MediaCallback>(std::move(done));
-    GstPromise *promise = promise_with_callback([shared_done](bool ok, const GstStructure *, const std::string &error) {
-      if (!ok) {
-        (*shared_done)(MediaResult::failure(400, "answer rejected: " + error));
-        return;
-      }
-      (*shared_done)(MediaResult::success(""));
+    apply_remote_answer(v->webrtc, answer, [shared_done](Negotiated n) {
+      (*shared_done)(n.ok ? MediaResult::success("") : MediaResult::failure(n.status, n.error));
     });
-    g_signal_emit_by_name(v->webrtc, "set-remote-description", desc, promise);
-    gst_promise_unref(promise);
-    gst_webrtc_session_description_free(desc);
   });
 }
 

@@ -704,52 +704,16 @@ void WhepClient::handle_counter_offer(const PostDecision &d, const std::string &
   apply_ice_servers(d.ice_servers);
   trickle_ok_ = false;  // the answer carries every candidate
   unsigned gen = gen_;
-  GstSDPMessage *sdp = nullptr;
-  if (gst_sdp_message_new_from_text(offer.c_str(), &sdp) != GST_SDP_OK) {
-    fail("The WHEP server sent an unusable counter-offer", offer.substr(0, 200));
-    return;
-  }
-  GstWebRTCSessionDescription *desc = gst_webrtc_session_description_new(GST_WEBRTC_SDP_TYPE_OFFER, sdp);
-  GstElement *webrtc = GST_ELEMENT(gst_object_ref(webrtc_));
-  auto dispatch = dispatch_;
-  GstPromise *promise = promise_with_callback([this, gen, webrtc, dispatch](bool ok, const GstStructure *,
-                                                                            const std::string &err) {
-    if (!ok) {
-      dispatch->post([this, gen, err] {
-        if (gen == gen_) fail("The WHEP server's counter-offer was rejected", err);
-      });
-      gst_object_unref(webrtc);
-      return;
-    }
-    GstPromise *answer_promise =
-        promise_with_callback([this, gen, webrtc, dispatch](bool ok, const GstStructure *reply, const std::string &err) {
-          GstWebRTCSessionDescription *answer = nullptr;
-          if (ok && reply) gst_structure_get(reply, "answer", GST_TYPE_WEBRTC_SESSION_DESCRIPTION, &answer, nullptr);
-          if (!answer) {
-            dispatch->post([this, gen, err] {
-              if (gen == gen_) fail("Cannot answer the WHEP server's counter-offer", err);
-            });
-            gst_object_unref(webrtc);
-            return;
-          }
-          gchar *text = gst_sdp_message_as_text(answer->sdp);
-          std::string sdp_text = text;
-          g_free(text);
-          GstPromise *set = promise_with_callback([this, gen, sdp_text, dispatch](bool, const GstStructure *,
-                                                                                  const std::string &) {
-            dispatch->post([this, gen, sdp_text] { send_counter_answer(gen, sdp_text); });
-          });
-          g_signal_emit_by_name(webrtc, "set-local-description", answer, set);
-          gst_promise_unref(set);
-          gst_webrtc_session_description_free(answer);
-          gst_object_unref(webrtc);
-        });
-    g_signal_emit_by_name(webrtc, "create-answer", nullptr, answer_promise);
-    gst_promise_unref(answer_promise);
+  auto dispatch = dispatch_;  // replies come on webrtcbin threads: they only queue work
+  answer_remote_offer(webrtc_, offer, [this, gen, dispatch](Negotiated n) {
+    dispatch->post([this, gen, n] {
+      if (gen != gen_) return;
+      if (n.ok)
+        send_counter_answer(gen, n.sdp);
+      else
+        fail("Cannot answer the WHEP server's counter-offer", n.error);
+    });
   });
-  g_signal_emit_by_name(webrtc_, "set-remote-description", desc, promise);
-  gst_promise_unref(promise);
-  gst_webrtc_session_description_free(desc);
 }
 
 void WhepClient::send_counter_answer(unsigned gen, std::string sdp) {
