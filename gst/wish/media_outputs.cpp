@@ -18,6 +18,7 @@ Mode choose_mode(GstPad *ghost, const std::string &kind, GstCaps **wanted_encode
     if (peer) gst_caps_unref(peer);
     return Mode::Raw;
   }
+  GST_DEBUG_OBJECT(ghost, "downstream accepts %" GST_PTR_FORMAT, peer);
   GstCaps *raw = gst_caps_from_string(kind == "video" ? "video/x-raw(ANY)" : "audio/x-raw(ANY)");
   GstCaps *encoded = gst_caps_from_string(kind == "video" ? "video/x-h264; video/x-vp8; video/x-vp9" : "audio/x-opus");
   GstCaps *rtp = gst_caps_from_string("application/x-rtp");

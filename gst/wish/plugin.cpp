@@ -3,6 +3,7 @@
 
 #include "whepserversink.h"
 #include "whepsrc.h"
+#include "whipserversrc.h"
 
 GST_DEBUG_CATEGORY(wish_http_debug);
 GST_DEBUG_CATEGORY(wish_outputs_debug);
@@ -13,6 +14,7 @@ static gboolean plugin_init(GstPlugin *plugin) {
   gboolean ok = FALSE;
   ok |= GST_ELEMENT_REGISTER(whepserversink, plugin);
   ok |= GST_ELEMENT_REGISTER(whepsrc, plugin);
+  ok |= GST_ELEMENT_REGISTER(whipserversrc, plugin);
   return ok;
 }
 

@@ -73,9 +73,6 @@ bool configure_webrtcbin(GstElement *webrtcbin, const std::vector<std::string> &
   }
   // Port mapping requests leave the host; a media server has no use for them.
   g_object_set(agent.get(), "upnp", FALSE, nullptr);
-  // Keepalives as binding requests time out a peer that vanished without a word; libnice's
-  // consent freshness is construct-only and webrtcbin 1.22 leaves it off.
-  g_object_set(agent.get(), "keepalive-conncheck", TRUE, nullptr);
   // Connectivity checks 5 ms apart instead of 20: the first media arrives tens of ms sooner.
   g_object_set(agent.get(), "stun-pacing-timer", 5u, nullptr);
   for (const auto &a : local_addresses) {

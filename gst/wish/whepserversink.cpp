@@ -45,6 +45,7 @@ class WhepServer;
 namespace {
 
 constexpr gint64 kKeyframeThrottleUs = 200 * 1000;
+constexpr gint64 kInputGraceUs = 3 * G_USEC_PER_SEC;  // how long viewers wait for a late input
 constexpr guint kGatherTimeoutMs = 3000;
 
 struct Settings {
@@ -196,6 +197,7 @@ public:
   guint expiry_source_ = 0;
   std::atomic<bool> running_{false};
   unsigned pad_counter_[2] = {0, 0};
+  gint64 first_media_us_ = 0;  // when the first input had media; guarded by mutex_
 };
 
 }  // namespace wish
@@ -352,12 +354,13 @@ void WhepServer::release_pad(GstPad *pad) {
   }
 }
 
-// Until the chain exists nothing downstream answers caps queries: prefer what the encoders
-// take without conversion, and any encoded format we send as is.
+// Until the chain exists nothing downstream answers caps queries. Encoded formats come first:
+// an upstream that can hand them over (a relay, a demuxer, decodebin) is not decoded only to
+// be encoded again. Raw is preferred in the format the encoders take without conversion.
 static GstCaps *entry_caps(const std::string &kind) {
   return gst_caps_from_string(kind == "video"
-                                  ? "video/x-raw,format=I420; video/x-raw; video/x-h264; video/x-vp8; video/x-vp9"
-                                  : "audio/x-raw,rate=48000,channels=2; audio/x-raw; audio/x-opus");
+                                  ? "video/x-h264; video/x-vp8; video/x-vp9; video/x-raw,format=I420; video/x-raw"
+                                  : "audio/x-opus; audio/x-raw,rate=48000,channels=2; audio/x-raw");
 }
 
 GstPadProbeReturn WhepServer::on_entry_event(GstPad *pad, GstPadProbeInfo *info, gpointer data) {
@@ -545,6 +548,7 @@ void WhepServer::on_rtp_caps(Input *input, GstCaps *caps) {
   GST_DEBUG_OBJECT(element_, "%s sends %s/%u %s", input->kind.c_str(), codec.encoding.c_str(),
                    codec.clock_rate, codec.h264_profile_level_id.c_str());
   std::lock_guard<std::mutex> lock(mutex_);
+  if (!first_media_us_) first_media_us_ = g_get_monotonic_time();
   input->rtp_caps = GPtr<GstCaps>::ref(caps);
   input->codec = codec;
 }
@@ -580,12 +584,17 @@ void WhepServer::request_keyframe(Input *input) {
 // ---------------------------------------------------------------------------------------
 // Sessions
 
+// Viewers are taken once every input has media, so nobody gets a video-only answer because
+// the audio started a moment later; an input still silent after a grace period is left out.
 unsigned WhepServer::admission_status() {
   if (!running_) return 503;
   std::lock_guard<std::mutex> lock(mutex_);
+  size_t ready = 0;
   for (const auto &in : inputs_)
-    if (in->rtp_caps) return 0;
-  return 409;
+    if (in->rtp_caps) ready++;
+  if (ready == 0) return 409;
+  if (ready == inputs_.size()) return 0;
+  return g_get_monotonic_time() - first_media_us_ > kInputGraceUs ? 0 : 409;
 }
 
 bool WhepServer::all_inputs_eos() {
@@ -1242,9 +1251,10 @@ GType gst_wish_video_codec_get_type(void) {
 
 static GstStaticPadTemplate video_template = GST_STATIC_PAD_TEMPLATE(
     "video_%u", GST_PAD_SINK, GST_PAD_REQUEST,
-    GST_STATIC_CAPS("video/x-raw; video/x-h264; video/x-vp8; video/x-vp9"));
+    // Encoded first: caps queries intersect with the template, and its order counts.
+    GST_STATIC_CAPS("video/x-h264; video/x-vp8; video/x-vp9; video/x-raw"));
 static GstStaticPadTemplate audio_template =
-    GST_STATIC_PAD_TEMPLATE("audio_%u", GST_PAD_SINK, GST_PAD_REQUEST, GST_STATIC_CAPS("audio/x-raw; audio/x-opus"));
+    GST_STATIC_PAD_TEMPLATE("audio_%u", GST_PAD_SINK, GST_PAD_REQUEST, GST_STATIC_CAPS("audio/x-opus; audio/x-raw"));
 
 static void gst_whep_server_sink_init(GstWhepServerSink *self) {
   self->server = new wish::WhepServer(self);

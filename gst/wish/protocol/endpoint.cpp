@@ -193,8 +193,10 @@ void Endpoint::handle_post(const Request &req, Reply reply) {
 
   unsigned admission = backend_->admission_status();
   if (admission != 0) {
-    Response r = Response::problem(admission, admission == 409 ? "no media is being published yet"
-                                                               : "server cannot take a session now");
+    const char *why = admission != 409                ? "server cannot take a session now"
+                      : cfg.kind == EndpointKind::Whip ? "another publisher is live on this endpoint"
+                                                       : "no media is being published yet";
+    Response r = Response::problem(admission, why);
     r.headers.set("Retry-After", std::to_string(cfg.retry_after_s));
     reply(std::move(r));
     return;

@@ -1,0 +1,38 @@
+// A WHIP publisher built from webrtcbin in the test process: test pattern and tone encoded
+// (VP8 or H.264, Opus), offered sendonly, gathered on 127.0.0.1.
+#pragma once
+
+#include <gst/gst.h>
+
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace wish_test {
+
+struct PublisherOptions {
+  std::string video = "vp8";  // "vp8", "h264" or "" for none
+  bool audio = true;
+  int keyframe_interval = 30;  // frames
+  int video_tracks = 1;        // >1 to provoke 422
+};
+
+class TestPublisher {
+public:
+  explicit TestPublisher(const PublisherOptions &opts = {});
+  ~TestPublisher();
+  std::string create_offer();  // full offer, candidates included
+  bool set_remote_answer(const std::string &sdp);
+  bool restart_ice(std::string *ufrag, std::string *pwd, std::vector<std::string> *candidates);
+  bool apply_remote_ice(const std::string &ufrag, const std::string &pwd, const std::vector<std::string> &candidates);
+  guint keyframe_requests() const;  // force-key-unit events that reached the encoder
+
+private:
+  GstElement *pipeline_ = nullptr;
+  GstElement *webrtc_ = nullptr;
+  mutable std::mutex mutex_;
+  std::vector<std::string> candidates_;
+  guint keyframe_requests_ = 0;
+};
+
+}  // namespace wish_test
