@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the project needs on Debian bookworm (idempotent) and builds it into build/.
-# Usage: scripts/setup.sh [--with-browser]   (--with-browser also installs Chromium and Node.js
-# for the interop tests)
+# Usage: scripts/setup.sh [--for-tests]   (--for-tests also installs what the interop tests
+# drive: Chromium, Node.js, simple-whip-client)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,8 +10,8 @@ packages=(meson ninja-build pkg-config g++ git
   libnice-dev gstreamer1.0-nice libsoup-3.0-dev libjson-glib-dev glib-networking
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-x openssl curl)
-if [[ "${1:-}" == "--with-browser" ]]; then
-  packages+=(chromium nodejs npm)
+if [[ "${1:-}" == "--for-tests" || "${1:-}" == "--with-browser" ]]; then
+  packages+=(chromium nodejs npm simple-whip-client)
 fi
 
 missing=()

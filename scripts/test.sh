@@ -3,7 +3,7 @@
 # Extra arguments go to `meson test` (e.g. a test name).
 set -uo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh --with-browser || exit 1
+scripts/setup.sh --for-tests || exit 1
 meson test -C build --num-processes 1 --print-errorlogs "$@"
 status=$?
 # One plain summary line for whoever reads the log.
