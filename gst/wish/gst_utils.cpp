@@ -34,4 +34,17 @@ GParamSpec *ice_local_addresses_param_spec(GParamFlags flags) {
                              flags);
 }
 
+void mark_live_source(GstBin *bin) {
+  GST_OBJECT_FLAG_SET(bin, GST_ELEMENT_FLAG_SOURCE);
+  // webrtcbin holds sinks (nicesink): the bin must not look like one and be waited for.
+  gst_bin_set_suppressed_flags(bin, static_cast<GstElementFlags>(GST_ELEMENT_FLAG_SOURCE | GST_ELEMENT_FLAG_SINK));
+}
+
+GstStateChangeReturn live_source_result(GstStateChange transition, GstStateChangeReturn ret) {
+  if (ret == GST_STATE_CHANGE_FAILURE) return ret;
+  if (transition == GST_STATE_CHANGE_READY_TO_PAUSED || transition == GST_STATE_CHANGE_PLAYING_TO_PAUSED)
+    return GST_STATE_CHANGE_NO_PREROLL;
+  return ret;
+}
+
 }  // namespace wish

@@ -16,4 +16,9 @@ void strings_to_value_array(const std::vector<std::string> &strings, GValue *arr
 GParamSpec *turn_servers_param_spec(const char *blurb, GParamFlags flags);
 GParamSpec *ice_local_addresses_param_spec(GParamFlags flags);
 
+// Live source bins (whepsrc, whipserversrc): flagged as a source whatever their children are,
+// and no preroll when going to PAUSED.
+void mark_live_source(GstBin *bin);
+GstStateChangeReturn live_source_result(GstStateChange transition, GstStateChangeReturn ret);
+
 }  // namespace wish

@@ -958,9 +958,7 @@ enum {
 
 static void gst_whep_src_init(GstWhepSrc *self) {
   self->client = new wish::WhepClient(self);
-  GST_OBJECT_FLAG_SET(self, GST_ELEMENT_FLAG_SOURCE);
-  gst_bin_set_suppressed_flags(GST_BIN(self),
-                               static_cast<GstElementFlags>(GST_ELEMENT_FLAG_SOURCE | GST_ELEMENT_FLAG_SINK));
+  wish::mark_live_source(GST_BIN(self));
 }
 
 static void gst_whep_src_finalize(GObject *object) {
@@ -1039,11 +1037,7 @@ static GstStateChangeReturn gst_whep_src_change_state(GstElement *element, GstSt
   }
   if (transition == GST_STATE_CHANGE_PAUSED_TO_READY) self->client->stop();
   GstStateChangeReturn ret = GST_ELEMENT_CLASS(gst_whep_src_parent_class)->change_state(element, transition);
-  if (ret == GST_STATE_CHANGE_FAILURE) return ret;
-  // A live source: no preroll.
-  if (transition == GST_STATE_CHANGE_READY_TO_PAUSED || transition == GST_STATE_CHANGE_PLAYING_TO_PAUSED)
-    return GST_STATE_CHANGE_NO_PREROLL;
-  return ret;
+  return wish::live_source_result(transition, ret);
 }
 
 static gboolean gst_whep_src_send_event(GstElement *element, GstEvent *event) {

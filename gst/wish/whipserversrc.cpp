@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "gst_utils.h"
 #include "loop_thread.h"
 #include "media_outputs.h"
 #include "protocol/endpoint.h"
@@ -478,9 +479,7 @@ enum {
 
 static void gst_whip_server_src_init(GstWhipServerSrc *self) {
   self->server = new wish::WhipServer(self);
-  GST_OBJECT_FLAG_SET(self, GST_ELEMENT_FLAG_SOURCE);
-  gst_bin_set_suppressed_flags(GST_BIN(self),
-                               static_cast<GstElementFlags>(GST_ELEMENT_FLAG_SOURCE | GST_ELEMENT_FLAG_SINK));
+  wish::mark_live_source(GST_BIN(self));
 }
 
 static void gst_whip_server_src_finalize(GObject *object) {
@@ -548,11 +547,7 @@ static GstStateChangeReturn gst_whip_server_src_change_state(GstElement *element
   }
   GstStateChangeReturn ret = GST_ELEMENT_CLASS(gst_whip_server_src_parent_class)->change_state(element, transition);
   if (transition == GST_STATE_CHANGE_READY_TO_NULL) self->server->stop();
-  if (ret == GST_STATE_CHANGE_FAILURE) return ret;
-  // A live source: no preroll.
-  if (transition == GST_STATE_CHANGE_READY_TO_PAUSED || transition == GST_STATE_CHANGE_PLAYING_TO_PAUSED)
-    return GST_STATE_CHANGE_NO_PREROLL;
-  return ret;
+  return wish::live_source_result(transition, ret);
 }
 
 static void gst_whip_server_src_post(GstElement *self, GstStructure *request, GstPromise *promise) {

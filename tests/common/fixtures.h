@@ -8,7 +8,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <functional>
+#include <mutex>
 #include <string>
 
 #include <gst/check/gstcheck.h>
@@ -145,3 +147,77 @@ inline unsigned free_port() {
   return ntohs(addr.sin_port);
 }
 
+
+// Every pad a receiving element adds ends in a fakesink that counts buffers: video_* pads in
+// `video` (and the first buffer's media type in video_caps), audio_* pads in `audio`.
+struct CountingSinks {
+  std::atomic<guint64> video{0}, audio{0};
+  std::atomic<int> video_pads{0};
+  std::mutex mutex;
+  std::string video_caps;
+  GstElement *sinks_pipeline = nullptr;
+
+  void count_pads_of(GstElement *pipeline, GstElement *src) {
+    sinks_pipeline = pipeline;
+    g_signal_connect(src, "pad-added", G_CALLBACK(+[](GstElement *, GstPad *pad, CountingSinks *self) {
+                       GstElement *sink = gst_element_factory_make("fakesink", nullptr);
+                       g_object_set(sink, "sync", FALSE, "async", FALSE, nullptr);
+                       gst_bin_add(GST_BIN(self->sinks_pipeline), sink);
+                       gst_element_sync_state_with_parent(sink);
+                       GstPad *sinkpad = gst_element_get_static_pad(sink, "sink");
+                       gst_pad_link(pad, sinkpad);
+                       bool video = g_str_has_prefix(GST_PAD_NAME(pad), "video");
+                       if (video) self->video_pads++;
+                       gst_pad_add_probe(sinkpad, GST_PAD_PROBE_TYPE_BUFFER,
+                                         video ? +[](GstPad *p, GstPadProbeInfo *, gpointer d) {
+                                           auto *s = static_cast<CountingSinks *>(d);
+                                           if (s->video++ == 0) {
+                                             GstCaps *caps = gst_pad_get_current_caps(p);
+                                             std::lock_guard<std::mutex> lock(s->mutex);
+                                             if (caps) s->video_caps = gst_structure_get_name(gst_caps_get_structure(caps, 0));
+                                             if (caps) gst_caps_unref(caps);
+                                           }
+                                           return GST_PAD_PROBE_OK;
+                                         }
+                                               : +[](GstPad *, GstPadProbeInfo *, gpointer d) {
+                                                   static_cast<CountingSinks *>(d)->audio++;
+                                                   return GST_PAD_PROBE_OK;
+                                                 },
+                                         self, nullptr);
+                       gst_object_unref(sinkpad);
+                     }),
+                     this);
+  }
+  bool wait_video(guint64 n, int ms) { return wait_until(ms, [&] { return video >= n; }); }
+  bool wait_audio(guint64 n, int ms) { return wait_until(ms, [&] { return audio >= n; }); }
+};
+
+// Waits for an element message of that name on the pipeline's bus and returns its structure
+// as text; errors seen meanwhile go to *error, and name "error" waits for one.
+inline std::string wait_bus_message(GstElement *pipeline, const char *name, int ms, std::string *error = nullptr) {
+  GstBus *bus = gst_element_get_bus(pipeline);
+  gint64 end = g_get_monotonic_time() + static_cast<gint64>(ms) * 1000;
+  std::string found;
+  while (found.empty() && g_get_monotonic_time() < end) {
+    GstMessage *m = gst_bus_timed_pop_filtered(bus, 50 * GST_MSECOND,
+                                               static_cast<GstMessageType>(GST_MESSAGE_ELEMENT | GST_MESSAGE_ERROR));
+    if (!m) continue;
+    if (GST_MESSAGE_TYPE(m) == GST_MESSAGE_ERROR) {
+      GError *err = nullptr;
+      gchar *dbg = nullptr;
+      gst_message_parse_error(m, &err, &dbg);
+      std::string text = std::string(err->message) + " | " + (dbg ? dbg : "");
+      g_clear_error(&err);
+      g_free(dbg);
+      if (error) *error = text;
+      if (g_str_equal(name, "error")) found = text;
+    } else if (gst_structure_has_name(gst_message_get_structure(m), name)) {
+      gchar *s = gst_structure_to_string(gst_message_get_structure(m));
+      found = s;
+      g_free(s);
+    }
+    gst_message_unref(m);
+  }
+  gst_object_unref(bus);
+  return found;
+}

@@ -18,12 +18,10 @@ using wish_test::PublisherOptions;
 using wish_test::TestPublisher;
 
 // whipserversrc whose pads each end in a counting fakesink.
-struct Ingest {
+struct Ingest : CountingSinks {
   GstElement *pipeline = nullptr;
   GstElement *src = nullptr;
   unsigned port = 0;
-  std::atomic<guint64> video{0}, audio{0};
-  std::atomic<int> video_pads{0};
 
   explicit Ingest(const std::string &props = "") {
     GError *err = nullptr;
@@ -32,28 +30,7 @@ struct Ingest {
                            &err);
     fail_unless(src != nullptr, "%s", err ? err->message : "");
     gst_bin_add(GST_BIN(pipeline), src);
-    g_signal_connect(src, "pad-added", G_CALLBACK(+[](GstElement *, GstPad *pad, Ingest *self) {
-                       GstElement *sink = gst_element_factory_make("fakesink", nullptr);
-                       g_object_set(sink, "sync", FALSE, "async", FALSE, nullptr);
-                       gst_bin_add(GST_BIN(self->pipeline), sink);
-                       gst_element_sync_state_with_parent(sink);
-                       GstPad *sp = gst_element_get_static_pad(sink, "sink");
-                       gst_pad_link(pad, sp);
-                       bool video = g_str_has_prefix(GST_PAD_NAME(pad), "video");
-                       if (video) self->video_pads++;
-                       gst_pad_add_probe(sp, GST_PAD_PROBE_TYPE_BUFFER,
-                                         video ? +[](GstPad *, GstPadProbeInfo *, gpointer d) {
-                                           static_cast<Ingest *>(d)->video++;
-                                           return GST_PAD_PROBE_OK;
-                                         }
-                                               : +[](GstPad *, GstPadProbeInfo *, gpointer d) {
-                                                   static_cast<Ingest *>(d)->audio++;
-                                                   return GST_PAD_PROBE_OK;
-                                                 },
-                                         self, nullptr);
-                       gst_object_unref(sp);
-                     }),
-                     this);
+    count_pads_of(pipeline, src);
     drop_routine_messages(pipeline);
     fail_unless(gst_element_set_state(pipeline, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
     g_object_get(src, "current-port", &port, nullptr);
@@ -63,23 +40,7 @@ struct Ingest {
     gst_object_unref(pipeline);
   }
   std::string url(const std::string &path = "/whip") const { return "http://127.0.0.1:" + std::to_string(port) + path; }
-  std::string wait_message(const char *name, int ms) {
-    GstBus *bus = gst_element_get_bus(pipeline);
-    std::string found;
-    gint64 end = g_get_monotonic_time() + ms * 1000;
-    while (found.empty() && g_get_monotonic_time() < end) {
-      GstMessage *m = gst_bus_timed_pop_filtered(bus, 50 * GST_MSECOND, GST_MESSAGE_ELEMENT);
-      if (!m) continue;
-      if (gst_structure_has_name(gst_message_get_structure(m), name)) {
-        gchar *s = gst_structure_to_string(gst_message_get_structure(m));
-        found = s;
-        g_free(s);
-      }
-      gst_message_unref(m);
-    }
-    gst_object_unref(bus);
-    return found;
-  }
+  std::string wait_message(const char *name, int ms) { return wait_bus_message(pipeline, name, ms); }
 };
 
 static std::vector<std::pair<std::string, std::string>> sdp_type() { return {{"Content-Type", "application/sdp"}}; }
