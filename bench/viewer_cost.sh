@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Cost per viewer of whepserversink: CPU (% of one core) and memory (RSS) the server process
+# spends per connected WHEP viewer, on 127.0.0.1. The server encodes 640x360@30 H.264 + Opus
+# once; viewers are whepsrc processes taking H.264 without decoding, so they cost the server
+# only fan-out, SRTP and ICE.
+#
+# Usage: bench/viewer_cost.sh [viewers] [seconds]     (default 20 viewers, 10 s)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+viewers="${1:-20}"
+seconds="${2:-10}"
+export GST_PLUGIN_PATH="$PWD/build/gst/wish${GST_PLUGIN_PATH:+:$GST_PLUGIN_PATH}"
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+tick=$(getconf CLK_TCK)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; }
+trap cleanup EXIT
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+measure() {  # prints the server's CPU in % of one core over $seconds
+  local a b
+  a=$(cpu_ticks "$server")
+  sleep "$seconds"
+  b=$(cpu_ticks "$server")
+  echo "scale=1; ($b - $a) * 100 / $tick / $seconds" | bc
+}
+
+gst-launch-1.0 -q whepserversink name=s address=127.0.0.1 port="$port" ice-local-addresses=127.0.0.1 \
+  videotestsrc is-live=true ! video/x-raw,width=640,height=360,framerate=30/1 ! s. \
+  audiotestsrc is-live=true ! s. >/dev/null 2>&1 &
+server=$!
+pids+=("$server")
+sleep 3
+cpu0=$(measure)
+rss0=$(rss_kb "$server")
+
+for ((i = 0; i < viewers; i++)); do
+  gst-launch-1.0 -q whepsrc whep-endpoint="http://127.0.0.1:$port/whep" ice-local-addresses=127.0.0.1 \
+    video-codecs=h264 audio-codecs=opus name=w w. ! video/x-h264 ! fakesink w. ! audio/x-opus ! fakesink \
+    >/dev/null 2>&1 &
+  pids+=("$!")
+done
+sleep 6  # every viewer connected and streaming
+connected=$(ss -uanp 2>/dev/null | grep -c "pid=$server,")
+cpuN=$(measure)
+rssN=$(rss_kb "$server")
+per_cpu=$(echo "scale=2; ($cpuN - $cpu0) / $viewers" | bc)
+per_rss=$(echo "scale=0; ($rssN - $rss0) / $viewers" | bc)
+echo "whepserversink, 640x360@30 H.264 + Opus encoded once, $viewers viewers on 127.0.0.1 ($connected server UDP sockets):"
+echo "  server CPU: ${cpu0}% of a core with no viewer, ${cpuN}% with $viewers -> ${per_cpu}% per viewer"
+echo "  server RSS: $((rss0 / 1024)) MiB with no viewer, $((rssN / 1024)) MiB with $viewers -> ${per_rss} KiB per viewer"
