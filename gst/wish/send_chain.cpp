@@ -1,0 +1,99 @@
+#include "send_chain.h"
+
+#include "gstptr.h"
+
+namespace wish {
+
+static GstElement *make(const char *factory, std::string *missing) {
+  GstElement *e = gst_element_factory_make(factory, nullptr);
+  if (!e && missing->empty()) *missing = factory;
+  return e;
+}
+
+bool make_send_chain(GstCaps *caps, const EncoderSettings &st, std::vector<GstElement *> *out, std::string *summary,
+                     std::string *detail) {
+  const GstStructure *s = gst_caps_get_structure(caps, 0);
+  const gchar *media = gst_structure_get_name(s);
+  std::string missing;
+  std::vector<GstElement *> chain;
+  if (g_str_equal(media, "video/x-raw")) {
+    chain.push_back(make("videoconvert", &missing));
+    if (st.vp8) {
+      GstElement *enc = make("vp8enc", &missing);
+      if (enc) {
+        g_object_set(enc, "deadline", (gint64)1, "cpu-used", 8, "target-bitrate", (gint)(st.video_bitrate * 1000),
+                     "keyframe-max-dist", (gint)st.key_int_max, "lag-in-frames", 0, "threads", 2, nullptr);
+        gst_util_set_object_arg(G_OBJECT(enc), "end-usage", "cbr");
+        gst_util_set_object_arg(G_OBJECT(enc), "error-resilient", "default");
+      }
+      chain.push_back(enc);
+      GstElement *pay = make("rtpvp8pay", &missing);
+      if (pay) gst_util_set_object_arg(G_OBJECT(pay), "picture-id-mode", "15-bit");
+      chain.push_back(pay);
+    } else {
+      GstElement *enc = make("x264enc", &missing);
+      if (enc) {
+        g_object_set(enc, "bitrate", st.video_bitrate, "key-int-max", st.key_int_max, "bframes", 0, nullptr);
+        gst_util_set_object_arg(G_OBJECT(enc), "tune", "zerolatency");
+        gst_util_set_object_arg(G_OBJECT(enc), "speed-preset", "ultrafast");
+      }
+      chain.push_back(enc);
+      GstElement *filter = make("capsfilter", &missing);
+      GPtr<GstCaps> h264 = GPtr<GstCaps>::adopt(
+          gst_caps_from_string("video/x-h264,profile=constrained-baseline,stream-format=byte-stream"));
+      if (filter) g_object_set(filter, "caps", h264.get(), nullptr);
+      chain.push_back(filter);
+      chain.push_back(make("rtph264pay", &missing));
+    }
+  } else if (g_str_equal(media, "video/x-h264")) {
+    GstElement *parse = make("h264parse", &missing);
+    if (parse) g_object_set(parse, "config-interval", -1, nullptr);
+    chain.push_back(parse);
+    GstElement *filter = make("capsfilter", &missing);
+    GPtr<GstCaps> h264 =
+        GPtr<GstCaps>::adopt(gst_caps_from_string("video/x-h264,stream-format=byte-stream,alignment=au"));
+    if (filter) g_object_set(filter, "caps", h264.get(), nullptr);
+    chain.push_back(filter);
+    chain.push_back(make("rtph264pay", &missing));
+  } else if (g_str_equal(media, "video/x-vp8")) {
+    GstElement *pay = make("rtpvp8pay", &missing);
+    if (pay) gst_util_set_object_arg(G_OBJECT(pay), "picture-id-mode", "15-bit");
+    chain.push_back(pay);
+  } else if (g_str_equal(media, "video/x-vp9")) {
+    GstElement *pay = make("rtpvp9pay", &missing);
+    if (pay) gst_util_set_object_arg(G_OBJECT(pay), "picture-id-mode", "15-bit");
+    chain.push_back(pay);
+  } else if (g_str_equal(media, "audio/x-raw")) {
+    chain.push_back(make("audioconvert", &missing));
+    chain.push_back(make("audioresample", &missing));
+    GstElement *enc = make("opusenc", &missing);
+    if (enc) g_object_set(enc, "bitrate", (gint)st.audio_bitrate, nullptr);
+    chain.push_back(enc);
+    chain.push_back(make("rtpopuspay", &missing));
+  } else if (g_str_equal(media, "audio/x-opus")) {
+    chain.push_back(make("rtpopuspay", &missing));
+  } else {
+    *summary = "Unsupported input";
+    *detail = std::string("cannot send ") + media;
+    return false;
+  }
+  if (!missing.empty()) {
+    for (GstElement *e : chain)
+      if (e) gst_object_unref(gst_object_ref_sink(e));
+    *summary = "Missing element '" + missing + "'";
+    *detail = std::string("needed to send ") + media;
+    return false;
+  }
+  GstElement *payloader = chain.back();
+  g_object_set(payloader, "mtu", 1200, nullptr);
+  if (g_object_class_find_property(G_OBJECT_GET_CLASS(payloader), "config-interval"))
+    g_object_set(payloader, "config-interval", -1, nullptr);
+  if (g_object_class_find_property(G_OBJECT_GET_CLASS(payloader), "aggregate-mode"))
+    gst_util_set_object_arg(G_OBJECT(payloader), "aggregate-mode", "zero-latency");
+  g_object_set(payloader, "pt", g_str_has_prefix(media, "audio") ? 111 : 96, nullptr);
+  *out = chain;
+  return true;
+}
+
+}  // namespace wish
+

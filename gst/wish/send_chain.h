@@ -1,0 +1,26 @@
+// What turns a sending element's input into RTP for WebRTC: encoders for raw input (H.264
+// constrained baseline without B-frames or VP8, Opus), parsers and payloaders for input that
+// is already encoded (never re-encoded). Shared by the elements that send media.
+#pragma once
+
+#include <gst/gst.h>
+
+#include <string>
+#include <vector>
+
+namespace wish {
+
+struct EncoderSettings {
+  bool vp8 = false;             // encode raw video to VP8 instead of H.264
+  unsigned video_bitrate = 2000;  // kbit/s
+  unsigned audio_bitrate = 64000;  // bit/s
+  unsigned key_int_max = 60;    // frames
+};
+
+// Makes the elements (not yet in a bin) for input of these caps, the payloader last, set up
+// for WebRTC (MTU 1200, SPS/PPS with every IDR, payload type 96 video / 111 audio).
+// On failure returns false with a summary and detail for an element error.
+bool make_send_chain(GstCaps *caps, const EncoderSettings &settings, std::vector<GstElement *> *chain,
+                     std::string *summary, std::string *detail);
+
+}  // namespace wish
