@@ -7,10 +7,12 @@
 
 GST_DEBUG_CATEGORY(wish_http_debug);
 GST_DEBUG_CATEGORY(wish_outputs_debug);
+GST_DEBUG_CATEGORY(wish_client_debug);
 
 static gboolean plugin_init(GstPlugin *plugin) {
   GST_DEBUG_CATEGORY_INIT(wish_http_debug, "wishhttp", 0, "wish HTTP server");
   GST_DEBUG_CATEGORY_INIT(wish_outputs_debug, "wishoutputs", 0, "wish output pads of receiving elements");
+  GST_DEBUG_CATEGORY_INIT(wish_client_debug, "wishclient", 0, "wish WHIP/WHEP client sessions");
   gboolean ok = FALSE;
   ok |= GST_ELEMENT_REGISTER(whepserversink, plugin);
   ok |= GST_ELEMENT_REGISTER(whepsrc, plugin);
