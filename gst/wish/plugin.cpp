@@ -4,6 +4,7 @@
 #include "whepserversink.h"
 #include "whepsrc.h"
 #include "whipserversrc.h"
+#include "whipsink.h"
 
 GST_DEBUG_CATEGORY(wish_http_debug);
 GST_DEBUG_CATEGORY(wish_outputs_debug);
@@ -17,6 +18,7 @@ static gboolean plugin_init(GstPlugin *plugin) {
   ok |= GST_ELEMENT_REGISTER(whepserversink, plugin);
   ok |= GST_ELEMENT_REGISTER(whepsrc, plugin);
   ok |= GST_ELEMENT_REGISTER(whipserversrc, plugin);
+  ok |= GST_ELEMENT_REGISTER(whipsink, plugin);
   return ok;
 }
 

@@ -10,6 +10,12 @@ static GstElement *make(const char *factory, std::string *missing) {
   return e;
 }
 
+GstCaps *send_input_caps(const std::string &kind) {
+  return gst_caps_from_string(kind == "video"
+                                  ? "video/x-h264; video/x-vp8; video/x-vp9; video/x-raw,format=I420; video/x-raw"
+                                  : "audio/x-opus; audio/x-raw,rate=48000,channels=2; audio/x-raw");
+}
+
 bool make_send_chain(GstCaps *caps, const EncoderSettings &st, std::vector<GstElement *> *out, std::string *summary,
                      std::string *detail) {
   const GstStructure *s = gst_caps_get_structure(caps, 0);

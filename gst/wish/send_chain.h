@@ -23,4 +23,9 @@ struct EncoderSettings {
 bool make_send_chain(GstCaps *caps, const EncoderSettings &settings, std::vector<GstElement *> *chain,
                      std::string *summary, std::string *detail);
 
+// What a sending element's input pad of that kind says it accepts before its chain exists:
+// encoded formats first, so an upstream that can hand them over (a relay, a demuxer,
+// decodebin) is not decoded only to be encoded again; raw in the format the encoders take.
+GstCaps *send_input_caps(const std::string &kind);
+
 }  // namespace wish

@@ -272,13 +272,14 @@ bool SessionClient::create_webrtcbin(bool with_media, std::string *error) {
 
 void SessionClient::destroy_webrtcbin() {
   gen_++;
-  if (webrtc_) media_->detach(webrtc_);
-  if (webrtc_) {
-    gst_element_set_locked_state(webrtc_, TRUE);
-    gst_element_set_state(webrtc_, GST_STATE_NULL);
-    gst_bin_remove(GST_BIN(element_), webrtc_);
-    webrtc_ = nullptr;
-  }
+  if (!webrtc_) return;
+  // Stopped first: that releases any streaming thread blocked in its pads, so the media side
+  // can unlink from it.
+  gst_element_set_locked_state(webrtc_, TRUE);
+  gst_element_set_state(webrtc_, GST_STATE_NULL);
+  media_->detach(webrtc_);
+  gst_bin_remove(GST_BIN(element_), webrtc_);
+  webrtc_ = nullptr;
 }
 
 void SessionClient::start_session() {
@@ -696,6 +697,18 @@ void SessionClient::send_eos() {
     });
 }
 
+void SessionClient::finish_async(std::function<void()> done) {
+  if (!dispatch_ || !dispatch_->post([this, done] {
+        worker_->cancel(timer_);
+        timer_ = 0;
+        g_cancellable_cancel(cancellable_);
+        delete_session_sync();
+        phase_ = Phase::Stopped;
+        done();
+      }))
+    done();
+}
+
 std::string SessionClient::session_url() {
   std::lock_guard<std::mutex> lock(pads_mutex_);
   return session_url_copy_;
@@ -703,7 +716,7 @@ std::string SessionClient::session_url() {
 
 GstStructure *SessionClient::stats() {
   std::lock_guard<std::mutex> lock(pads_mutex_);
-  return gst_structure_new("application/x-whepsrc-stats", "session-url", G_TYPE_STRING, session_url_copy_.c_str(),
+  return gst_structure_new(protocol_ == ClientProtocol::Whep ? "application/x-whepsrc-stats" : "application/x-whipsink-stats", "session-url", G_TYPE_STRING, session_url_copy_.c_str(),
                            "state", G_TYPE_STRING, phase_copy_.c_str(), "reconnects", G_TYPE_INT, reconnects_,
                            "ice-restarts", G_TYPE_UINT, ice_restarts_, "buffers-out", G_TYPE_UINT64,
                            media_->buffers(), "link-ice-servers", G_TYPE_STRING,

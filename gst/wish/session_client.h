@@ -69,6 +69,9 @@ public:
   bool start() { return prepare() && (begin(), true); }
   void stop();
   void send_eos();
+  // DELETEs the session on the client's thread without waiting, then runs done there
+  // (sending elements at EOS: never block the streaming thread on HTTP).
+  void finish_async(std::function<void()> done);
   void request_ice_restart();
   GstStructure *stats();
   std::string session_url();

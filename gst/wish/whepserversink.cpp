@@ -355,15 +355,6 @@ void WhepServer::release_pad(GstPad *pad) {
   }
 }
 
-// Until the chain exists nothing downstream answers caps queries. Encoded formats come first:
-// an upstream that can hand them over (a relay, a demuxer, decodebin) is not decoded only to
-// be encoded again. Raw is preferred in the format the encoders take without conversion.
-static GstCaps *entry_caps(const std::string &kind) {
-  return gst_caps_from_string(kind == "video"
-                                  ? "video/x-h264; video/x-vp8; video/x-vp9; video/x-raw,format=I420; video/x-raw"
-                                  : "audio/x-opus; audio/x-raw,rate=48000,channels=2; audio/x-raw");
-}
-
 GstPadProbeReturn WhepServer::on_entry_event(GstPad *pad, GstPadProbeInfo *info, gpointer data) {
   auto *input = static_cast<Input *>(data);
   if (info->type & GST_PAD_PROBE_TYPE_QUERY_DOWNSTREAM) {
@@ -371,7 +362,7 @@ GstPadProbeReturn WhepServer::on_entry_event(GstPad *pad, GstPadProbeInfo *info,
     if (GST_QUERY_TYPE(query) != GST_QUERY_CAPS || input->tee) return GST_PAD_PROBE_OK;
     GstCaps *filter = nullptr;
     gst_query_parse_caps(query, &filter);
-    GstCaps *caps = entry_caps(input->kind);
+    GstCaps *caps = send_input_caps(input->kind);  // until the chain exists nothing downstream answers
     if (filter) {
       GstCaps *i = gst_caps_intersect_full(filter, caps, GST_CAPS_INTERSECT_FIRST);
       gst_caps_unref(caps);

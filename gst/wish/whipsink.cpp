@@ -1,0 +1,521 @@
+/**
+ * SECTION:element-whipsink
+ * @title: whipsink
+ *
+ * Publishes to any WHIP endpoint (RFC 9725). Request pads `video_%u` and `audio_%u` (one of
+ * each): raw input is encoded inside (H.264 constrained baseline or VP8, Opus), encoded
+ * H.264 / VP8 / VP9 / Opus is sent as it is.
+ *
+ * |[
+ * gst-launch-1.0 whipsink name=w whip-endpoint=http://127.0.0.1:8889/whip \
+ *   videotestsrc is-live=true ! w. audiotestsrc is-live=true ! w.
+ * ]|
+ */
+#include "whipsink.h"
+
+#include <gst/webrtc/webrtc.h>
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "gst_utils.h"
+#include "send_chain.h"
+#include "session_client.h"
+#include "whepserversink.h"
+
+GST_DEBUG_CATEGORY_STATIC(whipsink_debug);
+#define GST_CAT_DEFAULT whipsink_debug
+
+namespace wish {
+
+namespace {
+
+// One request pad: entry queue -> encoder/parser -> payloader, linked to the session's
+// webrtcbin whenever there is one.
+struct SendInput {
+  std::string kind;
+  GstPad *ghost = nullptr;        // owned by the element
+  GstElement *entry = nullptr;    // owned by the bin
+  GstElement *payloader = nullptr;  // owned by the bin; null until the first caps
+  std::atomic<bool> ready{false};   // payloader has negotiated RTP caps
+  GstCaps *rtp_caps = nullptr;      // the payloader's caps, for webrtcbin; under the media mutex
+  ~SendInput() {
+    if (rtp_caps) gst_caps_unref(rtp_caps);
+  }
+  std::atomic<bool> eos{false};
+  GstPad *webrtc_pad = nullptr;     // request pad of the current webrtcbin
+};
+
+}  // namespace
+
+// whipsink's media: sendonly transceivers fed by the inputs' payloaders.
+class PublishMedia : public MediaSide {
+public:
+  explicit PublishMedia(GstWhipSink *element) : element_(element) {}
+
+  EncoderSettings encoder;  // guarded by the element's object lock
+  SessionClient *client = nullptr;
+  std::atomic<bool> running{false};
+
+  GstPad *request_pad(GstPadTemplate *templ, const gchar *name);
+  void release_pad(GstPad *pad);
+  void maybe_begin();
+  void set_rtp_caps(SendInput *in, GstCaps *caps);
+
+  bool attach(GstElement *webrtc, std::string *error) override;
+  void detach(GstElement *webrtc) override;
+
+private:
+  static GstPadProbeReturn on_entry(GstPad *pad, GstPadProbeInfo *info, gpointer data);
+  bool build_chain(SendInput *in, GstCaps *caps);
+  void on_input_eos();
+
+  GstWhipSink *element_;
+  std::mutex mutex_;
+  std::vector<std::unique_ptr<SendInput>> inputs_;
+  std::atomic<bool> begun_{false};
+};
+
+}  // namespace wish
+
+struct _GstWhipSink {
+  GstBin parent;
+  wish::PublishMedia *media;
+  wish::SessionClient *client;
+};
+
+G_DEFINE_TYPE(GstWhipSink, gst_whip_sink, GST_TYPE_BIN);
+GST_ELEMENT_REGISTER_DEFINE(whipsink, "whipsink", GST_RANK_NONE, GST_TYPE_WHIP_SINK);
+
+static GstStaticPadTemplate video_template = GST_STATIC_PAD_TEMPLATE(
+    "video_%u", GST_PAD_SINK, GST_PAD_REQUEST, GST_STATIC_CAPS("video/x-h264; video/x-vp8; video/x-vp9; video/x-raw"));
+static GstStaticPadTemplate audio_template =
+    GST_STATIC_PAD_TEMPLATE("audio_%u", GST_PAD_SINK, GST_PAD_REQUEST, GST_STATIC_CAPS("audio/x-opus; audio/x-raw"));
+
+namespace wish {
+
+GstPad *PublishMedia::request_pad(GstPadTemplate *templ, const gchar *) {
+  std::string kind = g_str_has_prefix(GST_PAD_TEMPLATE_NAME_TEMPLATE(templ), "video") ? "video" : "audio";
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (const auto &in : inputs_)
+    if (in->kind == kind) {
+      GST_WARNING_OBJECT(element_, "WHIP carries one %s track: no second %s pad", kind.c_str(), kind.c_str());
+      return nullptr;
+    }
+  auto in = std::make_unique<SendInput>();
+  in->kind = kind;
+  std::string name = kind + "_0";
+  in->entry = gst_element_factory_make("queue", (name + "_queue").c_str());
+  g_object_set(in->entry, "max-size-buffers", 0, "max-size-bytes", 0, "max-size-time", (guint64)(2 * GST_SECOND),
+               nullptr);
+  gst_bin_add(GST_BIN(element_), in->entry);
+  GstPad *target = gst_element_get_static_pad(in->entry, "sink");
+  in->ghost = gst_ghost_pad_new_from_template(name.c_str(), target, templ);
+  gst_pad_add_probe(target,
+                    static_cast<GstPadProbeType>(GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM | GST_PAD_PROBE_TYPE_QUERY_DOWNSTREAM),
+                    &PublishMedia::on_entry, in.get(), nullptr);
+  gst_object_unref(target);
+  gst_element_sync_state_with_parent(in->entry);
+  gst_pad_set_active(in->ghost, TRUE);
+  gst_element_add_pad(GST_ELEMENT(element_), in->ghost);
+  GstPad *ghost = in->ghost;
+  inputs_.push_back(std::move(in));
+  return ghost;
+}
+
+void PublishMedia::release_pad(GstPad *pad) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (auto it = inputs_.begin(); it != inputs_.end(); ++it) {
+    if ((*it)->ghost != pad) continue;
+    gst_element_remove_pad(GST_ELEMENT(element_), pad);
+    inputs_.erase(it);
+    return;
+  }
+}
+
+GstPadProbeReturn PublishMedia::on_entry(GstPad *pad, GstPadProbeInfo *info, gpointer data) {
+  auto *in = static_cast<SendInput *>(data);
+  auto *element = GST_WHIP_SINK(GST_OBJECT_PARENT(GST_OBJECT_PARENT(pad)));
+  PublishMedia *self = element->media;
+  if (info->type & GST_PAD_PROBE_TYPE_QUERY_DOWNSTREAM) {
+    GstQuery *query = GST_PAD_PROBE_INFO_QUERY(info);
+    if (GST_QUERY_TYPE(query) != GST_QUERY_CAPS || in->payloader) return GST_PAD_PROBE_OK;
+    GstCaps *filter = nullptr;
+    gst_query_parse_caps(query, &filter);
+    GstCaps *caps = send_input_caps(in->kind);
+    if (filter) {
+      GstCaps *both = gst_caps_intersect_full(filter, caps, GST_CAPS_INTERSECT_FIRST);
+      gst_caps_unref(caps);
+      caps = both;
+    }
+    gst_query_set_caps_result(query, caps);
+    gst_caps_unref(caps);
+    return GST_PAD_PROBE_HANDLED;
+  }
+  GstEvent *event = GST_PAD_PROBE_INFO_EVENT(info);
+  if (GST_EVENT_TYPE(event) == GST_EVENT_EOS) {
+    in->eos = true;
+    self->on_input_eos();
+  } else if (GST_EVENT_TYPE(event) == GST_EVENT_CAPS && !in->payloader) {
+    GstCaps *caps;
+    gst_event_parse_caps(event, &caps);
+    if (!self->build_chain(in, caps)) return GST_PAD_PROBE_DROP;
+  }
+  return GST_PAD_PROBE_OK;
+}
+
+bool PublishMedia::build_chain(SendInput *in, GstCaps *caps) {
+  GST_OBJECT_LOCK(element_);
+  EncoderSettings enc = encoder;
+  GST_OBJECT_UNLOCK(element_);
+  std::vector<GstElement *> chain;
+  std::string summary, detail;
+  if (!make_send_chain(caps, enc, &chain, &summary, &detail)) {
+    GST_ELEMENT_ERROR(element_, STREAM, FORMAT, ("%s", summary.c_str()), ("%s", detail.c_str()));
+    return false;
+  }
+  for (GstElement *e : chain) gst_bin_add(GST_BIN(element_), e);
+  GstElement *prev = in->entry;
+  for (GstElement *e : chain) {
+    gst_element_link(prev, e);
+    prev = e;
+  }
+  GstPad *src = gst_element_get_static_pad(chain.back(), "src");
+  // Until a session links it, and between sessions, the stream has nowhere to go: drop it
+  // there rather than stop with not-linked. Caps mark the input ready.
+  gst_pad_add_probe(src,
+                    static_cast<GstPadProbeType>(GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_BUFFER_LIST |
+                                                 GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM),
+                    [](GstPad *pad, GstPadProbeInfo *info, gpointer d) {
+                      auto *in = static_cast<SendInput *>(d);
+                      if (info->type & GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM) {
+                        GstEvent *event = GST_PAD_PROBE_INFO_EVENT(info);
+                        if (GST_EVENT_TYPE(event) == GST_EVENT_CAPS) {
+                          GstCaps *caps;
+                          gst_event_parse_caps(event, &caps);
+                          auto *element = GST_WHIP_SINK(GST_OBJECT_PARENT(GST_OBJECT_PARENT(pad)));
+                          element->media->set_rtp_caps(in, caps);
+                        }
+                        return GST_PAD_PROBE_OK;
+                      }
+                      return gst_pad_is_linked(pad) ? GST_PAD_PROBE_OK : GST_PAD_PROBE_DROP;
+                    },
+                    in, nullptr);
+  gst_object_unref(src);
+  for (auto it = chain.rbegin(); it != chain.rend(); ++it) gst_element_sync_state_with_parent(*it);
+  in->payloader = chain.back();
+  GST_INFO_OBJECT(element_, "%s input: %" GST_PTR_FORMAT, in->kind.c_str(), caps);
+  return true;
+}
+
+void PublishMedia::set_rtp_caps(SendInput *in, GstCaps *caps) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    gst_caps_replace(&in->rtp_caps, caps);
+  }
+  if (!in->ready.exchange(true)) maybe_begin();
+}
+
+// The first session starts once every input has RTP caps: the offer needs them all.
+void PublishMedia::maybe_begin() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (inputs_.empty()) return;
+    for (const auto &in : inputs_)
+      if (!in->ready) return;
+  }
+  if (running && client && !begun_.exchange(true)) client->begin();
+}
+
+void PublishMedia::on_input_eos() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (const auto &in : inputs_)
+      if (!in->eos) return;
+  }
+  // Every input ended: the session is DELETEd off the streaming thread, then the element
+  // reports EOS to the pipeline.
+  GstElement *element = GST_ELEMENT(gst_object_ref(element_));
+  client->finish_async([element] {
+    gst_element_post_message(element, gst_message_new_eos(GST_OBJECT(element)));
+    gst_object_unref(element);
+  });
+}
+
+bool PublishMedia::attach(GstElement *webrtc, std::string *error) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (auto &in : inputs_) {
+    if (!in->payloader) continue;
+    GstPad *src = gst_element_get_static_pad(in->payloader, "src");
+    GstPadTemplate *templ = gst_element_get_pad_template(webrtc, "sink_%u");
+    in->webrtc_pad = gst_element_request_pad(webrtc, templ, nullptr, in->rtp_caps);
+    if (!in->webrtc_pad) {
+      gst_object_unref(src);
+      *error = "webrtcbin refused a sink pad";
+      return false;
+    }
+    GstWebRTCRTPTransceiver *trans = nullptr;
+    g_object_get(in->webrtc_pad, "transceiver", &trans, nullptr);
+    if (trans) {
+      // The offer is made before the stream's caps reach webrtcbin: say what will come.
+      g_object_set(trans, "direction", GST_WEBRTC_RTP_TRANSCEIVER_DIRECTION_SENDONLY, "codec-preferences",
+                   in->rtp_caps, nullptr);
+      gst_object_unref(trans);
+    }
+    GstPadLinkReturn linked = gst_pad_link(src, in->webrtc_pad);
+    gst_object_unref(src);
+    if (GST_PAD_LINK_FAILED(linked)) {
+      *error = std::string("cannot link the ") + in->kind + " input: " + gst_pad_link_get_name(linked);
+      return false;
+    }
+  }
+  return true;
+}
+
+void PublishMedia::detach(GstElement *webrtc) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (auto &in : inputs_) {
+    if (!in->webrtc_pad) continue;
+    GstPad *src = gst_element_get_static_pad(in->payloader, "src");
+    gst_pad_unlink(src, in->webrtc_pad);
+    gst_object_unref(src);
+    gst_element_release_request_pad(webrtc, in->webrtc_pad);
+    gst_object_unref(in->webrtc_pad);
+    in->webrtc_pad = nullptr;
+  }
+}
+
+}  // namespace wish
+
+// ---------------------------------------------------------------------------------------
+// GObject glue
+
+enum {
+  PROP_0,
+  PROP_WHIP_ENDPOINT,
+  PROP_AUTH_TOKEN,
+  PROP_STUN_SERVER,
+  PROP_TURN_SERVERS,
+  PROP_USE_LINK_HEADERS,
+  PROP_ICE_TRANSPORT_POLICY,
+  PROP_TIMEOUT,
+  PROP_MAX_RECONNECTS,
+  PROP_RETRY_MAX_DELAY,
+  PROP_TRICKLE,
+  PROP_ICE_LOCAL_ADDRESSES,
+  PROP_VIDEO_CODEC,
+  PROP_VIDEO_BITRATE,
+  PROP_AUDIO_BITRATE,
+  PROP_KEY_INT_MAX,
+  PROP_SESSION_URL,
+  PROP_STATS,
+};
+
+static void gst_whip_sink_init(GstWhipSink *self) {
+  self->media = new wish::PublishMedia(self);
+  self->client = new wish::SessionClient(GST_ELEMENT(self), wish::ClientProtocol::Whip, self->media);
+  self->media->client = self->client;
+  GST_OBJECT_FLAG_SET(self, GST_ELEMENT_FLAG_SINK);
+}
+
+static void gst_whip_sink_finalize(GObject *object) {
+  auto *self = GST_WHIP_SINK(object);
+  delete self->client;
+  delete self->media;
+  G_OBJECT_CLASS(gst_whip_sink_parent_class)->finalize(object);
+}
+
+static void gst_whip_sink_set_property(GObject *object, guint prop_id, const GValue *value, GParamSpec *pspec) {
+  auto *self = GST_WHIP_SINK(object);
+  wish::ClientSettings &s = self->client->settings;
+  wish::EncoderSettings &e = self->media->encoder;
+  auto str = [&]() -> std::string {
+    const gchar *v = g_value_get_string(value);
+    return v ? v : "";
+  };
+  GST_OBJECT_LOCK(self);
+  switch (prop_id) {
+    case PROP_WHIP_ENDPOINT: s.endpoint = str(); break;
+    case PROP_AUTH_TOKEN: s.auth_token = str(); break;
+    case PROP_STUN_SERVER: s.stun_server = str(); break;
+    case PROP_TURN_SERVERS: s.turn_servers = wish::strings_from_value_array(value); break;
+    case PROP_USE_LINK_HEADERS: s.use_link_headers = g_value_get_boolean(value); break;
+    case PROP_ICE_TRANSPORT_POLICY:
+      s.ice_transport_policy = static_cast<GstWebRTCICETransportPolicy>(g_value_get_enum(value));
+      break;
+    case PROP_TIMEOUT: s.timeout = g_value_get_uint(value); break;
+    case PROP_MAX_RECONNECTS: s.max_reconnects = g_value_get_int(value); break;
+    case PROP_RETRY_MAX_DELAY: s.retry_max_delay = g_value_get_uint(value); break;
+    case PROP_TRICKLE: s.trickle = g_value_get_boolean(value); break;
+    case PROP_ICE_LOCAL_ADDRESSES: s.ice_local_addresses = str(); break;
+    case PROP_VIDEO_CODEC: e.vp8 = g_value_get_enum(value) == GST_WISH_VIDEO_CODEC_VP8; break;
+    case PROP_VIDEO_BITRATE: e.video_bitrate = g_value_get_uint(value); break;
+    case PROP_AUDIO_BITRATE: e.audio_bitrate = g_value_get_uint(value); break;
+    case PROP_KEY_INT_MAX: e.key_int_max = g_value_get_uint(value); break;
+    default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec); break;
+  }
+  GST_OBJECT_UNLOCK(self);
+}
+
+static void gst_whip_sink_get_property(GObject *object, guint prop_id, GValue *value, GParamSpec *pspec) {
+  auto *self = GST_WHIP_SINK(object);
+  if (prop_id == PROP_SESSION_URL) {
+    std::string url = self->client->session_url();
+    g_value_set_string(value, url.empty() ? nullptr : url.c_str());
+    return;
+  }
+  if (prop_id == PROP_STATS) {
+    g_value_take_boxed(value, self->client->stats());
+    return;
+  }
+  const wish::ClientSettings &s = self->client->settings;
+  const wish::EncoderSettings &e = self->media->encoder;
+  GST_OBJECT_LOCK(self);
+  switch (prop_id) {
+    case PROP_WHIP_ENDPOINT: g_value_set_string(value, s.endpoint.empty() ? nullptr : s.endpoint.c_str()); break;
+    case PROP_AUTH_TOKEN: g_value_set_string(value, s.auth_token.c_str()); break;
+    case PROP_STUN_SERVER: g_value_set_string(value, s.stun_server.empty() ? nullptr : s.stun_server.c_str()); break;
+    case PROP_TURN_SERVERS: wish::strings_to_value_array(s.turn_servers, value); break;
+    case PROP_USE_LINK_HEADERS: g_value_set_boolean(value, s.use_link_headers); break;
+    case PROP_ICE_TRANSPORT_POLICY: g_value_set_enum(value, s.ice_transport_policy); break;
+    case PROP_TIMEOUT: g_value_set_uint(value, s.timeout); break;
+    case PROP_MAX_RECONNECTS: g_value_set_int(value, s.max_reconnects); break;
+    case PROP_RETRY_MAX_DELAY: g_value_set_uint(value, s.retry_max_delay); break;
+    case PROP_TRICKLE: g_value_set_boolean(value, s.trickle); break;
+    case PROP_ICE_LOCAL_ADDRESSES: g_value_set_string(value, s.ice_local_addresses.c_str()); break;
+    case PROP_VIDEO_CODEC: g_value_set_enum(value, e.vp8 ? GST_WISH_VIDEO_CODEC_VP8 : GST_WISH_VIDEO_CODEC_H264); break;
+    case PROP_VIDEO_BITRATE: g_value_set_uint(value, e.video_bitrate); break;
+    case PROP_AUDIO_BITRATE: g_value_set_uint(value, e.audio_bitrate); break;
+    case PROP_KEY_INT_MAX: g_value_set_uint(value, e.key_int_max); break;
+    default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec); break;
+  }
+  GST_OBJECT_UNLOCK(self);
+}
+
+static GstStateChangeReturn gst_whip_sink_change_state(GstElement *element, GstStateChange transition) {
+  auto *self = GST_WHIP_SINK(element);
+  switch (transition) {
+    case GST_STATE_CHANGE_READY_TO_PAUSED:
+      if (!self->client->prepare()) return GST_STATE_CHANGE_FAILURE;
+      self->media->running = true;
+      self->media->maybe_begin();
+      break;
+    case GST_STATE_CHANGE_PAUSED_TO_READY:
+      self->media->running = false;
+      self->client->stop();
+      break;
+    default:
+      break;
+  }
+  return GST_ELEMENT_CLASS(gst_whip_sink_parent_class)->change_state(element, transition);
+}
+
+static GstPad *gst_whip_sink_request_new_pad(GstElement *element, GstPadTemplate *templ, const gchar *name,
+                                             const GstCaps *) {
+  return GST_WHIP_SINK(element)->media->request_pad(templ, name);
+}
+
+static void gst_whip_sink_release_pad(GstElement *element, GstPad *pad) {
+  GST_WHIP_SINK(element)->media->release_pad(pad);
+}
+
+static void gst_whip_sink_handle_message(GstBin *bin, GstMessage *message) {
+  // webrtcbin's internal sinks say nothing about the element: it posts its own EOS once
+  // every input ended and the session is DELETEd.
+  if (GST_MESSAGE_TYPE(message) == GST_MESSAGE_EOS && GST_MESSAGE_SRC(message) != GST_OBJECT(bin)) {
+    gst_message_unref(message);
+    return;
+  }
+  GST_BIN_CLASS(gst_whip_sink_parent_class)->handle_message(bin, message);
+}
+
+static void gst_whip_sink_restart_ice(GstWhipSink *self) { self->client->request_ice_restart(); }
+
+static void gst_whip_sink_class_init(GstWhipSinkClass *klass) {
+  GObjectClass *gobject_class = G_OBJECT_CLASS(klass);
+  GstElementClass *element_class = GST_ELEMENT_CLASS(klass);
+  GST_DEBUG_CATEGORY_INIT(whipsink_debug, "whipsink", 0, "WHIP publisher sink");
+  gobject_class->finalize = gst_whip_sink_finalize;
+  gobject_class->set_property = gst_whip_sink_set_property;
+  gobject_class->get_property = gst_whip_sink_get_property;
+  element_class->change_state = gst_whip_sink_change_state;
+  element_class->request_new_pad = gst_whip_sink_request_new_pad;
+  element_class->release_pad = gst_whip_sink_release_pad;
+  GST_BIN_CLASS(klass)->handle_message = gst_whip_sink_handle_message;
+
+  auto flags = static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY);
+  auto ro = static_cast<GParamFlags>(G_PARAM_READABLE | G_PARAM_STATIC_STRINGS);
+  g_object_class_install_property(gobject_class, PROP_WHIP_ENDPOINT,
+      g_param_spec_string("whip-endpoint", "WHIP endpoint", "URL of the WHIP endpoint (http:// or https://)", nullptr,
+                          flags));
+  g_object_class_install_property(gobject_class, PROP_AUTH_TOKEN,
+      g_param_spec_string("auth-token", "Authorization token",
+                          "Bearer token sent as Authorization on every request (empty: none)", "", flags));
+  g_object_class_install_property(gobject_class, PROP_STUN_SERVER,
+      g_param_spec_string("stun-server", "STUN server", "STUN server as stun://host:port", nullptr, flags));
+  g_object_class_install_property(gobject_class, PROP_TURN_SERVERS,
+      wish::turn_servers_param_spec("TURN servers as turn(s)://user:password@host:port?transport=udp|tcp", flags));
+  g_object_class_install_property(gobject_class, PROP_USE_LINK_HEADERS,
+      g_param_spec_boolean("use-link-headers", "Use Link headers",
+                           "Use the STUN/TURN servers the endpoint announces in Link rel=\"ice-server\" headers", TRUE,
+                           flags));
+  g_object_class_install_property(gobject_class, PROP_ICE_TRANSPORT_POLICY,
+      g_param_spec_enum("ice-transport-policy", "ICE transport policy", "all, or relay (TURN only)",
+                        GST_TYPE_WEBRTC_ICE_TRANSPORT_POLICY, GST_WEBRTC_ICE_TRANSPORT_POLICY_ALL, flags));
+  g_object_class_install_property(gobject_class, PROP_TIMEOUT,
+      g_param_spec_uint("timeout", "Timeout", "Seconds an HTTP request may take, DELETE at the end included", 1, 3600,
+                        10, flags));
+  g_object_class_install_property(gobject_class, PROP_MAX_RECONNECTS,
+      g_param_spec_int("max-reconnects", "Maximum reconnects",
+                       "New sessions tried after the connection is lost and ICE restart fails (-1: unlimited)", -1,
+                       G_MAXINT, 10, flags));
+  g_object_class_install_property(gobject_class, PROP_RETRY_MAX_DELAY,
+      g_param_spec_uint("retry-max-delay", "Maximum retry delay",
+                        "Longest wait in seconds between POSTs answered 409/503 (backoff doubles from Retry-After)", 1,
+                        3600, 30, flags));
+  g_object_class_install_property(gobject_class, PROP_TRICKLE,
+      g_param_spec_boolean("trickle", "Trickle ICE",
+                           "POST the offer at once and send candidates by PATCH; false: POST a fully gathered offer",
+                           TRUE, flags));
+  g_object_class_install_property(gobject_class, PROP_ICE_LOCAL_ADDRESSES, wish::ice_local_addresses_param_spec(flags));
+  g_object_class_install_property(gobject_class, PROP_VIDEO_CODEC,
+      g_param_spec_enum("video-codec", "Video codec", "Codec raw video is encoded to", gst_wish_video_codec_get_type(),
+                        GST_WISH_VIDEO_CODEC_H264, flags));
+  g_object_class_install_property(gobject_class, PROP_VIDEO_BITRATE,
+      g_param_spec_uint("video-bitrate", "Video bitrate", "Bitrate of encoded raw video in kbit/s", 50, 100000, 2000,
+                        flags));
+  g_object_class_install_property(gobject_class, PROP_AUDIO_BITRATE,
+      g_param_spec_uint("audio-bitrate", "Audio bitrate", "Bitrate of encoded raw audio (Opus) in bit/s", 6000,
+                        510000, 64000, flags));
+  g_object_class_install_property(gobject_class, PROP_KEY_INT_MAX,
+      g_param_spec_uint("key-int-max", "Keyframe interval",
+                        "Longest distance between keyframes of encoded raw video, in frames (keyframe requests from "
+                        "the server are honoured at once)",
+                        1, 100000, 60, flags));
+  g_object_class_install_property(gobject_class, PROP_SESSION_URL,
+      g_param_spec_string("session-url", "Session URL", "URL of the current WHIP session (null when none)", nullptr,
+                          ro));
+  g_object_class_install_property(gobject_class, PROP_STATS,
+      g_param_spec_boxed("stats", "Statistics", "session-url, state, reconnects, ice-restarts and link-ice-servers",
+                         GST_TYPE_STRUCTURE, ro));
+  /**
+   * GstWhipSink::restart-ice:
+   *
+   * Restarts ICE now (PATCH with If-Match: * and new credentials). A refused restart starts
+   * a new session.
+   */
+  g_signal_new_class_handler("restart-ice", G_TYPE_FROM_CLASS(klass),
+                             static_cast<GSignalFlags>(G_SIGNAL_RUN_LAST | G_SIGNAL_ACTION),
+                             G_CALLBACK(gst_whip_sink_restart_ice), nullptr, nullptr, nullptr, G_TYPE_NONE, 0);
+
+  gst_element_class_add_static_pad_template(element_class, &video_template);
+  gst_element_class_add_static_pad_template(element_class, &audio_template);
+  gst_element_class_set_static_metadata(
+      element_class, "WHIP publisher sink", "Sink/Network/WebRTC",
+      "Publishes to a WHIP endpoint (RFC 9725), encoding raw input once; posts wish-session-started, "
+      "wish-waiting, wish-reconnecting and wish-ice-restarted element messages",
+      "wish project");
+}
