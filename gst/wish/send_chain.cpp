@@ -97,6 +97,10 @@ bool make_send_chain(GstCaps *caps, const EncoderSettings &st, std::vector<GstEl
   if (g_object_class_find_property(G_OBJECT_GET_CLASS(payloader), "aggregate-mode"))
     gst_util_set_object_arg(G_OBJECT(payloader), "aggregate-mode", "zero-latency");
   g_object_set(payloader, "pt", g_str_has_prefix(media, "audio") ? 111 : 96, nullptr);
+  // A fixed SSRC: otherwise the payloader takes the one rtpbin suggests once it is linked,
+  // and the a=ssrc already offered (peers without the mid extension map streams by it) no
+  // longer matches what is sent.
+  g_object_set(payloader, "ssrc", g_random_int(), nullptr);
   *out = chain;
   return true;
 }

@@ -347,6 +347,7 @@ void SessionClient::post_offer() {
   // Trickle: what was gathered so far goes in the offer, the rest by PATCH.
   std::string body = unbundle_only(finish_local_sdp(offer_, gathered_, !trickle_ok_));
   if (trickle_ok_) gathered_.clear();
+  GST_LOG_OBJECT(element_, "offer:\n%s", body.c_str());
   unsigned gen = gen_;
   std::string url = post_url_;
   http("POST", url, {}, "application/sdp", body, [this, gen, url](Response resp, std::string transport_error) {

@@ -245,15 +245,38 @@ void PublishMedia::on_input_eos() {
   });
 }
 
+// What webrtcbin is told to offer: only the fields that do not change while the stream runs.
+// Payloaders refine their caps later (sprop-parameter-sets, profile-level-id, ssrc), and caps
+// that no longer match the transceiver's codec preferences would stop the stream.
+static GstCaps *offer_preferences(GstCaps *rtp_caps) {
+  const GstStructure *in = gst_caps_get_structure(rtp_caps, 0);
+  GstStructure *out = gst_structure_new_empty("application/x-rtp");
+  // ssrc stays: the payloader keeps it, and peers without the mid extension map streams by a=ssrc.
+  for (const char *field :
+       {"media", "encoding-name", "clock-rate", "payload", "encoding-params", "packetization-mode", "ssrc"}) {
+    const GValue *v = gst_structure_get_value(in, field);
+    if (v) gst_structure_set_value(out, field, v);
+  }
+  // rtph264pay fragments with FU-A (mode 1) but does not always say so in its first caps.
+  const gchar *enc = gst_structure_get_string(out, "encoding-name");
+  if (enc && g_ascii_strcasecmp(enc, "H264") == 0 && !gst_structure_has_field(out, "packetization-mode"))
+    gst_structure_set(out, "packetization-mode", G_TYPE_STRING, "1", nullptr);
+  GstCaps *caps = gst_caps_new_empty();
+  gst_caps_append_structure(caps, out);
+  return caps;
+}
+
 bool PublishMedia::attach(GstElement *webrtc, std::string *error) {
   std::lock_guard<std::mutex> lock(mutex_);
   for (auto &in : inputs_) {
     if (!in->payloader) continue;
     GstPad *src = gst_element_get_static_pad(in->payloader, "src");
     GstPadTemplate *templ = gst_element_get_pad_template(webrtc, "sink_%u");
-    in->webrtc_pad = gst_element_request_pad(webrtc, templ, nullptr, in->rtp_caps);
+    GstCaps *prefs = offer_preferences(in->rtp_caps);
+    in->webrtc_pad = gst_element_request_pad(webrtc, templ, nullptr, prefs);
     if (!in->webrtc_pad) {
       gst_object_unref(src);
+      gst_caps_unref(prefs);
       *error = "webrtcbin refused a sink pad";
       return false;
     }
@@ -261,10 +284,11 @@ bool PublishMedia::attach(GstElement *webrtc, std::string *error) {
     g_object_get(in->webrtc_pad, "transceiver", &trans, nullptr);
     if (trans) {
       // The offer is made before the stream's caps reach webrtcbin: say what will come.
-      g_object_set(trans, "direction", GST_WEBRTC_RTP_TRANSCEIVER_DIRECTION_SENDONLY, "codec-preferences",
-                   in->rtp_caps, nullptr);
+      g_object_set(trans, "direction", GST_WEBRTC_RTP_TRANSCEIVER_DIRECTION_SENDONLY, "codec-preferences", prefs,
+                   nullptr);
       gst_object_unref(trans);
     }
+    gst_caps_unref(prefs);
     GstPadLinkReturn linked = gst_pad_link(src, in->webrtc_pad);
     gst_object_unref(src);
     if (GST_PAD_LINK_FAILED(linked)) {

@@ -1,0 +1,174 @@
+// whipsink publishing to whipserversrc (and through the relay) on 127.0.0.1.
+#include <memory>
+#include <string>
+
+#include "http_client.h"
+#include "test_player.h"
+#include "fixtures.h"
+#include "whip_ingest.h"
+
+// A whipsink publishing a test pattern and a tone.
+struct Publisher {
+  GstElement *pipeline;
+  GstElement *sink;
+  explicit Publisher(const std::string &endpoint, const std::string &props = "", bool audio = true) {
+    std::string desc = "whipsink name=w ice-local-addresses=127.0.0.1 whip-endpoint=" + endpoint + " " + props +
+                       " videotestsrc is-live=true pattern=ball ! video/x-raw,width=320,height=240,framerate=30/1 ! w.";
+    if (audio) desc += " audiotestsrc is-live=true ! w.";
+    GError *err = nullptr;
+    pipeline = gst_parse_launch(desc.c_str(), &err);
+    fail_unless(pipeline != nullptr, "%s", err ? err->message : "");
+    sink = gst_bin_get_by_name(GST_BIN(pipeline), "w");
+    drop_routine_messages(pipeline);
+    gst_element_set_state(pipeline, GST_STATE_PLAYING);
+  }
+  ~Publisher() {
+    gst_element_set_state(pipeline, GST_STATE_NULL);
+    gst_object_unref(sink);
+    gst_object_unref(pipeline);
+  }
+  std::string wait_message(const char *name, int ms, std::string *error = nullptr) {
+    return wait_bus_message(pipeline, name, ms, error);
+  }
+};
+
+GST_START_TEST(test_publishes) {
+  Ingest ingest;
+  Publisher pub(ingest.url());
+  fail_unless(ingest.wait_video(30, 15000), "video: %" G_GUINT64_FORMAT, ingest.video.load());
+  fail_unless(ingest.wait_audio(20, 10000));
+  fail_if(pub.wait_message("wish-session-started", 2000).empty());
+  gchar *url = nullptr;
+  g_object_get(pub.sink, "session-url", &url, nullptr);
+  fail_unless(url && g_str_has_prefix(url, (ingest.url() + "/sessions/").c_str()), "%s", url ? url : "(null)");
+  g_free(url);
+}
+GST_END_TEST;
+
+GST_START_TEST(test_publishes_without_trickle_vp8) {
+  Ingest ingest;
+  Publisher pub(ingest.url(), "trickle=false video-codec=vp8");
+  fail_unless(ingest.wait_video(30, 15000));
+  fail_unless(ingest.wait_audio(20, 10000));
+}
+GST_END_TEST;
+
+GST_START_TEST(test_auth) {
+  Ingest ingest("auth-token=tok");
+  {
+    Publisher wrong(ingest.url(), "auth-token=nope");
+    std::string error = wrong.wait_message("error", 5000);
+    assert_contains(error, "401");
+  }
+  Publisher right(ingest.url(), "auth-token=tok");
+  fail_unless(ingest.wait_video(10, 15000));
+}
+GST_END_TEST;
+
+GST_START_TEST(test_second_publisher_waits) {
+  Ingest ingest;
+  Publisher first(ingest.url());
+  fail_unless(ingest.wait_video(10, 15000));
+  Publisher second(ingest.url());
+  assert_contains(second.wait_message("wish-waiting", 5000), "status=(uint)409");
+  GstState state;
+  gst_element_get_state(second.pipeline, &state, nullptr, 0);
+  fail_unless_equals_int(state, GST_STATE_PLAYING);
+}
+GST_END_TEST;
+
+GST_START_TEST(test_ice_restart) {
+  Ingest ingest;
+  Publisher pub(ingest.url());
+  fail_unless(ingest.wait_video(30, 15000));
+  g_signal_emit_by_name(pub.sink, "restart-ice");
+  fail_if(pub.wait_message("wish-ice-restarted", 5000).empty());
+  guint64 before = ingest.video;
+  fail_unless(ingest.wait_video(before + 60, 15000), "media stopped after the ICE restart");
+}
+GST_END_TEST;
+
+GST_START_TEST(test_server_restart) {
+  unsigned port = free_port();
+  std::string props = "port=" + std::to_string(port);
+  auto ingest = std::make_unique<Ingest>(props);
+  Publisher pub(ingest->url(), "max-reconnects=-1");
+  fail_unless(ingest->wait_video(30, 15000));
+  ingest.reset();
+  g_usleep(G_USEC_PER_SEC);
+  ingest = std::make_unique<Ingest>(props);
+  fail_if(pub.wait_message("wish-reconnecting", 15000).empty());
+  fail_unless(ingest->wait_video(30, 30000), "no video after the server came back");
+}
+GST_END_TEST;
+
+GST_START_TEST(test_eos_deletes_session) {
+  Ingest ingest;
+  Publisher pub(ingest.url());
+  fail_unless(ingest.wait_video(10, 15000));
+  gst_element_send_event(pub.pipeline, gst_event_new_eos());
+  assert_contains(ingest.wait_message("wish-publisher-left", 5000), "reason=(string)closed");
+  GstBus *bus = gst_element_get_bus(pub.pipeline);
+  GstMessage *eos = gst_bus_timed_pop_filtered(bus, 5 * GST_SECOND, GST_MESSAGE_EOS);
+  fail_unless(eos != nullptr, "whipsink posted no EOS");
+  gst_message_unref(eos);
+  gst_object_unref(bus);
+}
+GST_END_TEST;
+
+GST_START_TEST(test_relay_keyframe_on_request) {
+  // whipsink -> whipserversrc -> whepserversink with a 20 s GOP: a late viewer's keyframe
+  // request must reach whipsink's encoder as PLI.
+  GError *err = nullptr;
+  GstElement *relay = gst_parse_launch(
+      "whipserversrc name=in address=127.0.0.1 port=0 ice-local-addresses=127.0.0.1 "
+      "whepserversink name=out address=127.0.0.1 port=0 ice-local-addresses=127.0.0.1 "
+      "in.video_0 ! queue ! out.video_0",
+      &err);
+  fail_unless(relay != nullptr);
+  drop_routine_messages(relay);
+  gst_element_set_state(relay, GST_STATE_PLAYING);
+  GstElement *in = gst_bin_get_by_name(GST_BIN(relay), "in"), *out = gst_bin_get_by_name(GST_BIN(relay), "out");
+  guint in_port = 0, out_port = 0;
+  g_object_get(in, "current-port", &in_port, nullptr);
+  g_object_get(out, "current-port", &out_port, nullptr);
+  {
+    Publisher pub("http://127.0.0.1:" + std::to_string(in_port) + "/whip", "key-int-max=600", false);
+    g_usleep(3 * G_USEC_PER_SEC);  // the first keyframe is long gone
+    wish_test::PlayerOptions opts;
+    opts.audio = false;
+    wish_test::TestPlayer player(opts);
+    wish_test::HttpClient http;
+    wish_test::HttpResult r;
+    fail_unless(wait_until(10000, [&] {
+      r = http.request("POST", "http://127.0.0.1:" + std::to_string(out_port) + "/whep",
+                       {{"Content-Type", "application/sdp"}}, player.create_offer());
+      return r.status == 201;
+    }));
+    fail_unless(player.set_remote_answer(r.body));
+    fail_unless(player.wait_video_frames(1, 4000), "no frame within 4 s of joining a 20 s GOP");
+  }
+  gst_element_set_state(relay, GST_STATE_NULL);
+  gst_object_unref(in);
+  gst_object_unref(out);
+  gst_object_unref(relay);
+}
+GST_END_TEST;
+
+static Suite *whipsink_suite(void) {
+  Suite *s = suite_create("whipsink");
+  TCase *tc = tcase_create("general");
+  tcase_set_timeout(tc, 120);
+  suite_add_tcase(s, tc);
+  tcase_add_test(tc, test_publishes);
+  tcase_add_test(tc, test_publishes_without_trickle_vp8);
+  tcase_add_test(tc, test_auth);
+  tcase_add_test(tc, test_second_publisher_waits);
+  tcase_add_test(tc, test_ice_restart);
+  tcase_add_test(tc, test_server_restart);
+  tcase_add_test(tc, test_eos_deletes_session);
+  tcase_add_test(tc, test_relay_keyframe_on_request);
+  return s;
+}
+
+GST_CHECK_MAIN(whipsink);
