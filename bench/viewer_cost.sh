@@ -4,9 +4,14 @@
 # once; viewers are whepsrc processes taking H.264 without decoding, so they cost the server
 # only fan-out, SRTP and ICE.
 #
-# Usage: bench/viewer_cost.sh [viewers] [seconds]     (default 20 viewers, 10 s)
+# With --relay the server is the WHIP->WHEP relay (whipserversrc ! whepserversink) fed by a
+# whipsink publisher in another process: no encoder in the server at all.
+#
+# Usage: bench/viewer_cost.sh [--relay] [viewers] [seconds]     (default 20 viewers, 10 s)
 set -uo pipefail
 cd "$(dirname "$0")/.."
+relay=0
+if [[ "${1:-}" == "--relay" ]]; then relay=1; shift; fi
 viewers="${1:-20}"
 seconds="${2:-10}"
 export GST_PLUGIN_PATH="$PWD/build/gst/wish${GST_PLUGIN_PATH:+:$GST_PLUGIN_PATH}"
@@ -26,12 +31,25 @@ measure() {  # prints the server's CPU in % of one core over $seconds
   echo "scale=1; ($b - $a) * 100 / $tick / $seconds" | bc
 }
 
-gst-launch-1.0 -q whepserversink name=s address=127.0.0.1 port="$port" ice-local-addresses=127.0.0.1 \
-  videotestsrc is-live=true ! video/x-raw,width=640,height=360,framerate=30/1 ! s. \
-  audiotestsrc is-live=true ! s. >/dev/null 2>&1 &
-server=$!
-pids+=("$server")
-sleep 3
+if ((relay)); then
+  gst-launch-1.0 -q whipserversrc name=in address=127.0.0.1 port="$port" ice-local-addresses=127.0.0.1 \
+    whepserversink name=out address=127.0.0.1 port="$port" ice-local-addresses=127.0.0.1 \
+    in.video_0 ! queue ! out.video_0 in.audio_0 ! queue ! out.audio_0 >/dev/null 2>&1 &
+  server=$!
+  pids+=("$server")
+  sleep 1
+  gst-launch-1.0 -q whipsink name=w whip-endpoint="http://127.0.0.1:$port/whip" ice-local-addresses=127.0.0.1 \
+    videotestsrc is-live=true ! video/x-raw,width=640,height=360,framerate=30/1 ! w. \
+    audiotestsrc is-live=true ! w. >/dev/null 2>&1 &
+  pids+=("$!")
+else
+  gst-launch-1.0 -q whepserversink name=s address=127.0.0.1 port="$port" ice-local-addresses=127.0.0.1 \
+    videotestsrc is-live=true ! video/x-raw,width=640,height=360,framerate=30/1 ! s. \
+    audiotestsrc is-live=true ! s. >/dev/null 2>&1 &
+  server=$!
+  pids+=("$server")
+fi
+sleep 4
 cpu0=$(measure)
 rss0=$(rss_kb "$server")
 
@@ -47,6 +65,7 @@ cpuN=$(measure)
 rssN=$(rss_kb "$server")
 per_cpu=$(echo "scale=2; ($cpuN - $cpu0) / $viewers" | bc)
 per_rss=$(echo "scale=0; ($rssN - $rss0) / $viewers" | bc)
-echo "whepserversink, 640x360@30 H.264 + Opus encoded once, $viewers viewers on 127.0.0.1 ($connected server UDP sockets):"
+if ((relay)); then what="WHIP->WHEP relay, 640x360@30 H.264 + Opus from whipsink, no re-encoding"; else what="whepserversink, 640x360@30 H.264 + Opus encoded once"; fi
+echo "$what, $viewers viewers on 127.0.0.1 ($connected server UDP sockets):"
 echo "  server CPU: ${cpu0}% of a core with no viewer, ${cpuN}% with $viewers -> ${per_cpu}% per viewer"
 echo "  server RSS: $((rss0 / 1024)) MiB with no viewer, $((rssN / 1024)) MiB with $viewers -> ${per_rss} KiB per viewer"
