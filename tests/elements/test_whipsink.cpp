@@ -155,6 +155,49 @@ GST_START_TEST(test_relay_keyframe_on_request) {
 }
 GST_END_TEST;
 
+GST_START_TEST(test_relay_viewers_survive_publisher_reconnect) {
+  GError *err = nullptr;
+  GstElement *relay = gst_parse_launch(
+      "whipserversrc name=in address=127.0.0.1 port=0 ice-local-addresses=127.0.0.1 "
+      "whepserversink name=out address=127.0.0.1 port=0 ice-local-addresses=127.0.0.1 "
+      "in.video_0 ! queue ! out.video_0",
+      &err);
+  fail_unless(relay != nullptr);
+  drop_routine_messages(relay);
+  gst_element_set_state(relay, GST_STATE_PLAYING);
+  GstElement *in = gst_bin_get_by_name(GST_BIN(relay), "in"), *out = gst_bin_get_by_name(GST_BIN(relay), "out");
+  guint in_port = 0, out_port = 0;
+  g_object_get(in, "current-port", &in_port, nullptr);
+  g_object_get(out, "current-port", &out_port, nullptr);
+  std::string whip = "http://127.0.0.1:" + std::to_string(in_port) + "/whip";
+  {
+    wish_test::PlayerOptions opts;
+    opts.audio = false;
+    wish_test::TestPlayer player(opts);
+    auto pub = std::make_unique<Publisher>(whip, "", false);
+    wish_test::HttpClient http;
+    wish_test::HttpResult r;
+    fail_unless(wait_until(10000, [&] {
+      r = http.request("POST", "http://127.0.0.1:" + std::to_string(out_port) + "/whep",
+                       {{"Content-Type", "application/sdp"}}, player.create_offer());
+      return r.status == 201;
+    }));
+    fail_unless(player.set_remote_answer(r.body));
+    fail_unless(player.wait_video_frames(30, 15000));
+    pub.reset();  // the publisher leaves (DELETE) ...
+    g_usleep(500 * 1000);
+    pub = std::make_unique<Publisher>(whip, "", false);  // ... and comes back
+    guint64 before = player.video_frames();
+    fail_unless(player.wait_video_frames(before + 60, 20000),
+                "the viewer stopped at %" G_GUINT64_FORMAT " frames after the publisher came back", player.video_frames());
+  }
+  gst_element_set_state(relay, GST_STATE_NULL);
+  gst_object_unref(in);
+  gst_object_unref(out);
+  gst_object_unref(relay);
+}
+GST_END_TEST;
+
 static Suite *whipsink_suite(void) {
   Suite *s = suite_create("whipsink");
   TCase *tc = tcase_create("general");
@@ -168,6 +211,7 @@ static Suite *whipsink_suite(void) {
   tcase_add_test(tc, test_server_restart);
   tcase_add_test(tc, test_eos_deletes_session);
   tcase_add_test(tc, test_relay_keyframe_on_request);
+  tcase_add_test(tc, test_relay_viewers_survive_publisher_reconnect);
   return s;
 }
 
