@@ -114,7 +114,7 @@ GST_START_TEST(test_vanished_publisher) {
 GST_END_TEST;
 
 GST_START_TEST(test_http_surface) {
-  Ingest ingest("auth-token=tok");
+  Ingest ingest("auth-token=tok stun-server=stun://127.0.0.1:3478");
   HttpClient http;
   auto auth = std::make_pair(std::string("Authorization"), std::string("Bearer tok"));
   HttpResult opt = http.request("OPTIONS", ingest.url(), {{"Access-Control-Request-Method", "POST"}});
@@ -137,6 +137,7 @@ GST_START_TEST(test_http_surface) {
   fail_unless_equals_int(too_many.status, 422);
   HttpResult ok = http.request("POST", ingest.url(), {{"Content-Type", "application/sdp"}, auth}, offer);
   fail_unless_equals_int(ok.status, 201);
+  assert_contains(ok.header("Link"), "<stun:127.0.0.1:3478>; rel=\"ice-server\"");
   fail_unless(pub.set_remote_answer(ok.body));
   std::string loc = ingest.url(ok.header("Location")), etag = ok.header("ETag");
   std::string frag = "a=ice-ufrag:x\r\na=ice-pwd:yyyyyyyyyyyyyyyyyyyyyy\r\nm=audio 9 RTP/AVP 0\r\na=mid:0\r\n"
@@ -146,6 +147,8 @@ GST_START_TEST(test_http_surface) {
   fail_unless_equals_int(http.request("PATCH", loc, {{"Content-Type", type}, auth}, frag).status, 428);
   fail_unless_equals_int(http.request("PATCH", loc, {{"Content-Type", type}, {"If-Match", "\"old\""}, auth}, frag).status, 412);
   fail_unless_equals_int(http.request("PATCH", loc, {{"Content-Type", "text/plain"}, {"If-Match", etag}, auth}, frag).status, 415);
+  // An SDP body is only taken as the answer to a counter-offer, which a WHIP server never makes.
+  fail_unless_equals_int(http.request("PATCH", loc, {{"Content-Type", "application/sdp"}, {"If-Match", etag}, auth}, offer).status, 422);
   fail_unless_equals_int(http.request("DELETE", loc, {auth}).status, 200);
   fail_unless_equals_int(http.request("DELETE", loc, {auth}).status, 404);
 }
