@@ -1,0 +1,201 @@
+// WHEP player code shared by the Chromium interop pages: plain RTCPeerConnection and fetch,
+// injected into each page's <script>. It must hold no backtick: it is pasted into a template.
+
+'use strict';
+
+function plog(...args) {
+  const line = args.map((a) => (typeof a === 'string' ? a : JSON.stringify(a))).join(' ');
+  console.log(line);
+  document.getElementById('log').textContent += line + '\n';
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+function waitIceGatheringComplete(pc, timeoutMs) {
+  if (pc.iceGatheringState === 'complete') return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => { cleanup(); resolve(false); }, timeoutMs);
+    function onChange() {
+      if (pc.iceGatheringState === 'complete') { cleanup(); resolve(true); }
+    }
+    function onCandidate(ev) { if (!ev.candidate) { cleanup(); resolve(true); } }
+    function cleanup() {
+      clearTimeout(timer);
+      pc.removeEventListener('icegatheringstatechange', onChange);
+      pc.removeEventListener('icecandidate', onCandidate);
+    }
+    pc.addEventListener('icegatheringstatechange', onChange);
+    pc.addEventListener('icecandidate', onCandidate);
+  });
+}
+
+// Keep only a=candidate lines whose connection address is 127.0.0.1.
+function keepLoopbackCandidates(sdp) {
+  const kept = [], dropped = [];
+  const lines = sdp.split(/\r\n/).filter((line) => {
+    if (!line.startsWith('a=candidate:')) return true;
+    const addr = line.split(' ')[4];
+    (addr === '127.0.0.1' ? kept : dropped).push(line);
+    return addr === '127.0.0.1';
+  });
+  return { sdp: lines.join('\r\n'), kept, dropped };
+}
+
+async function collectStats(pc) {
+  const report = await pc.getStats();
+  const out = { video: null, audio: null, pair: null };
+  const byId = new Map();
+  report.forEach((s) => byId.set(s.id, s));
+  report.forEach((s) => {
+    if (s.type === 'inbound-rtp' && (s.kind === 'video' || s.kind === 'audio')) {
+      const codec = s.codecId ? byId.get(s.codecId) : null;
+      out[s.kind] = {
+        packetsReceived: s.packetsReceived || 0,
+        bytesReceived: s.bytesReceived || 0,
+        packetsLost: s.packetsLost || 0,
+        framesReceived: s.framesReceived,
+        framesDecoded: s.framesDecoded,
+        keyFramesDecoded: s.keyFramesDecoded,
+        frameWidth: s.frameWidth,
+        frameHeight: s.frameHeight,
+        decoderImplementation: s.decoderImplementation,
+        pliCount: s.pliCount,
+        firCount: s.firCount,
+        nackCount: s.nackCount,
+        mimeType: codec ? codec.mimeType : null,
+        sdpFmtpLine: codec ? codec.sdpFmtpLine : null,
+        payloadType: codec ? codec.payloadType : null,
+      };
+    }
+    if (s.type === 'transport' && s.selectedCandidatePairId) {
+      const p = byId.get(s.selectedCandidatePairId);
+      if (p) {
+        const l = byId.get(p.localCandidateId), r = byId.get(p.remoteCandidateId);
+        out.pair = {
+          state: p.state,
+          bytesSent: p.bytesSent, bytesReceived: p.bytesReceived,
+          packetsSent: p.packetsSent, packetsReceived: p.packetsReceived,
+          transportBytesReceived: s.bytesReceived, dtlsState: s.dtlsState,
+          srtpCipher: s.srtpCipher, dtlsRole: s.dtlsRole,
+          local: l ? l.address + ':' + l.port + '/' + l.protocol + ' ' + l.candidateType : null,
+          remote: r ? r.address + ':' + r.port + '/' + r.protocol + ' ' + r.candidateType : null,
+        };
+      }
+    }
+  });
+  return out;
+}
+
+// Runs one WHEP session; never throws, returns a result object for the driver.
+window.runWhep = async function runWhep(cfg) {
+  const res = {
+    endpoint: cfg.endpoint, origin: location.origin,
+    offerCandidatesKept: [], offerCandidatesDropped: [],
+    posts: [], postStatus: null, location: null, etag: null, sessionUrl: null,
+    answerSdp: null, offerSdp: null,
+    framesDecoded: 0, mimeType: null, video: null, audio: null, pair: null,
+    audioPacketsReceived: 0, states: [],
+    deleteStatus: null, error: null,
+  };
+  const t0 = performance.now();
+  const state = (what) => {
+    const s = { t: Math.round(performance.now() - t0), what,
+      connection: pc.connectionState, ice: pc.iceConnectionState, gathering: pc.iceGatheringState };
+    res.states.push(s);
+    plog('[state]', s);
+  };
+  const pc = new RTCPeerConnection({ iceServers: [] });
+  pc.addEventListener('connectionstatechange', () => state('connectionstatechange'));
+  pc.addEventListener('iceconnectionstatechange', () => state('iceconnectionstatechange'));
+  pc.addEventListener('track', (ev) => {
+    plog('[track]', ev.track.kind);
+    if (ev.track.kind === 'video') {
+      const v = document.getElementById('v');
+      v.srcObject = ev.streams[0] || new MediaStream([ev.track]);
+      v.play().catch(() => {});
+    }
+  });
+  try {
+    pc.addTransceiver('video', { direction: 'recvonly' });
+    pc.addTransceiver('audio', { direction: 'recvonly' });
+    const offer = await pc.createOffer();
+    await pc.setLocalDescription(offer);
+    const gathered = await waitIceGatheringComplete(pc, 5000);
+    plog('[ice] gathering complete:', gathered);
+    const f = keepLoopbackCandidates(pc.localDescription.sdp);
+    res.offerSdp = f.sdp;
+    res.offerCandidatesKept = f.kept;
+    res.offerCandidatesDropped = f.dropped;
+    plog('[offer] candidates kept:', f.kept.length, 'dropped:', f.dropped.length);
+
+    // POST the offer, retrying on 409 / 503 as told by Retry-After.
+    let resp = null;
+    for (let attempt = 1; attempt <= cfg.maxTries; attempt++) {
+      resp = await fetch(cfg.endpoint, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/sdp' },
+        body: f.sdp,
+        signal: AbortSignal.timeout(5000),
+      });
+      const retryAfter = resp.headers.get('Retry-After');
+      res.posts.push({ attempt, status: resp.status, retryAfter });
+      plog('[post] attempt', attempt, 'status', resp.status, 'Retry-After', retryAfter);
+      if (resp.status !== 409 && resp.status !== 503) break;
+      await resp.text().catch(() => '');
+      let waitMs = 1000;
+      const secs = Number.parseFloat(retryAfter);
+      if (Number.isFinite(secs)) waitMs = Math.min(Math.max(secs * 1000, 200), 3000);
+      await sleep(waitMs);
+    }
+    res.postStatus = resp.status;
+    const body = await resp.text();
+    if (resp.status !== 201) {
+      res.error = 'POST returned ' + resp.status + ': ' + body.slice(0, 500);
+      return res;
+    }
+    res.answerSdp = body;
+    res.location = resp.headers.get('Location');
+    res.etag = resp.headers.get('ETag');
+    res.contentType = resp.headers.get('Content-Type');
+    if (res.location) res.sessionUrl = new URL(res.location, cfg.endpoint).href;
+    await pc.setRemoteDescription({ type: 'answer', sdp: body });
+    state('answer applied');
+
+    // Poll the stats until enough frames were decoded.
+    const deadline = performance.now() + cfg.framesTimeoutMs;
+    let lastLog = 0;
+    while (performance.now() < deadline) {
+      const st = await collectStats(pc);
+      res.video = st.video; res.audio = st.audio; res.pair = st.pair;
+      res.framesDecoded = (st.video && st.video.framesDecoded) || 0;
+      res.mimeType = st.video ? st.video.mimeType : null;
+      res.audioPacketsReceived = st.audio ? st.audio.packetsReceived : 0;
+      if (performance.now() - lastLog > 2000) {
+        lastLog = performance.now();
+        plog('[stats] framesDecoded', res.framesDecoded, 'video pkts',
+          st.video ? st.video.packetsReceived : 0, 'audio pkts', res.audioPacketsReceived,
+          'codec', res.mimeType, 'conn', pc.connectionState);
+      }
+      if (res.framesDecoded >= cfg.minFrames && res.mimeType && res.audioPacketsReceived > 0) break;
+      if (res.framesDecoded >= cfg.minFrames && res.mimeType && performance.now() > deadline - cfg.framesTimeoutMs / 2) break;
+      if (pc.connectionState === 'failed' || pc.connectionState === 'closed') break;
+      await sleep(250);
+    }
+    state('stats done');
+  } catch (e) {
+    res.error = String(e && e.stack || e);
+  } finally {
+    if (res.sessionUrl) {
+      try {
+        const d = await fetch(res.sessionUrl, { method: 'DELETE', signal: AbortSignal.timeout(5000) });
+        res.deleteStatus = d.status;
+        await d.text().catch(() => '');
+      } catch (e) {
+        res.deleteStatus = 'error: ' + e;
+      }
+      plog('[delete]', res.sessionUrl, '->', res.deleteStatus);
+    }
+    pc.close();
+  }
+  return res;
+};
