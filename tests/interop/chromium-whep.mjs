@@ -105,8 +105,10 @@ function check(name, ok, detail = '') {
 // ---------------------------------------------------------------------------
 // the test page (served from a different origin than the WHEP endpoint)
 
-// The WHEP player both Chromium pages run (see whep-player-page.js).
-const WHEP_PLAYER_PAGE = fs.readFileSync(path.join(HERE, 'whep-player-page.js'), 'utf8');
+// Browser code of the test page; see the files for what each part does.
+const pageScript = (name) => fs.readFileSync(path.join(HERE, name), 'utf8');
+const PAGE_COMMON = pageScript('page-common.js');
+const WHEP_PLAYER_PAGE = pageScript('whep-player-page.js');
 
 const PAGE_HTML = String.raw`<!doctype html>
 <html>
@@ -115,6 +117,7 @@ const PAGE_HTML = String.raw`<!doctype html>
 <video id="v" autoplay muted playsinline width="320" height="240"></video>
 <pre id="log"></pre>
 <script>
+${PAGE_COMMON}
 ${WHEP_PLAYER_PAGE}
 </script>
 </body>

@@ -1,45 +1,5 @@
-// WHEP player code shared by the Chromium interop pages: plain RTCPeerConnection and fetch,
-// injected into each page's <script>. It must hold no backtick: it is pasted into a template.
-
-'use strict';
-
-function plog(...args) {
-  const line = args.map((a) => (typeof a === 'string' ? a : JSON.stringify(a))).join(' ');
-  console.log(line);
-  document.getElementById('log').textContent += line + '\n';
-}
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-function waitIceGatheringComplete(pc, timeoutMs) {
-  if (pc.iceGatheringState === 'complete') return Promise.resolve(true);
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => { cleanup(); resolve(false); }, timeoutMs);
-    function onChange() {
-      if (pc.iceGatheringState === 'complete') { cleanup(); resolve(true); }
-    }
-    function onCandidate(ev) { if (!ev.candidate) { cleanup(); resolve(true); } }
-    function cleanup() {
-      clearTimeout(timer);
-      pc.removeEventListener('icegatheringstatechange', onChange);
-      pc.removeEventListener('icecandidate', onCandidate);
-    }
-    pc.addEventListener('icegatheringstatechange', onChange);
-    pc.addEventListener('icecandidate', onCandidate);
-  });
-}
-
-// Keep only a=candidate lines whose connection address is 127.0.0.1.
-function keepLoopbackCandidates(sdp) {
-  const kept = [], dropped = [];
-  const lines = sdp.split(/\r\n/).filter((line) => {
-    if (!line.startsWith('a=candidate:')) return true;
-    const addr = line.split(' ')[4];
-    (addr === '127.0.0.1' ? kept : dropped).push(line);
-    return addr === '127.0.0.1';
-  });
-  return { sdp: lines.join('\r\n'), kept, dropped };
-}
+// The WHEP player of the Chromium interop pages: plain RTCPeerConnection and fetch;
+// injected into a test page's <script>. It must hold no backtick: it is pasted into a template. Needs page-common.js.
 
 async function collectStats(pc) {
   const report = await pc.getStats();

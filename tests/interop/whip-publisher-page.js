@@ -1,0 +1,142 @@
+// The WHIP publisher of the Chromium interop pages: camera and microphone to a WHIP endpoint;
+// injected into a test page's <script>. It must hold no backtick: it is pasted into a template. Needs page-common.js.
+
+async function outboundStats(pc) {
+  const report = await pc.getStats();
+  const byId = new Map();
+  report.forEach((s) => byId.set(s.id, s));
+  const out = { video: null, audio: null, pair: null };
+  report.forEach((s) => {
+    if (s.type === 'outbound-rtp' && (s.kind === 'video' || s.kind === 'audio')) {
+      const c = s.codecId ? byId.get(s.codecId) : null;
+      out[s.kind] = {
+        packetsSent: s.packetsSent || 0, bytesSent: s.bytesSent || 0,
+        framesEncoded: s.framesEncoded, keyFramesEncoded: s.keyFramesEncoded,
+        frameWidth: s.frameWidth, frameHeight: s.frameHeight,
+        encoderImplementation: s.encoderImplementation, pliCount: s.pliCount, nackCount: s.nackCount,
+        mimeType: c ? c.mimeType : null, sdpFmtpLine: c ? c.sdpFmtpLine : null,
+      };
+    }
+    if (s.type === 'transport' && s.selectedCandidatePairId) {
+      const p = byId.get(s.selectedCandidatePairId);
+      if (p) {
+        const l = byId.get(p.localCandidateId), r = byId.get(p.remoteCandidateId);
+        out.pair = {
+          state: p.state, dtlsState: s.dtlsState,
+          local: l ? l.address + ':' + l.port + '/' + l.protocol + ' ' + l.candidateType : null,
+          remote: r ? r.address + ':' + r.port + '/' + r.protocol + ' ' + r.candidateType : null,
+        };
+      }
+    }
+  });
+  return out;
+}
+
+// WHIP publisher: starts publishing the fake camera + microphone; returns once media
+// flows (or on error) and keeps the session up until window.stopWhip() is called.
+window.runWhip = async function runWhip(cfg) {
+  const res = {
+    endpoint: cfg.endpoint, origin: location.origin,
+    offerCandidatesKept: [], offerCandidatesDropped: [],
+    postStatus: null, location: null, etag: null, sessionUrl: null,
+    offerSdp: null, answerSdp: null, answerVideoCodecs: null,
+    video: null, audio: null, pair: null, states: [], error: null,
+  };
+  const t0 = performance.now();
+  const pc = new RTCPeerConnection({ iceServers: [] });
+  window.whipPc = pc;
+  window.whipRes = res;
+  const state = (what) => {
+    const s = { t: Math.round(performance.now() - t0), what,
+      connection: pc.connectionState, ice: pc.iceConnectionState, gathering: pc.iceGatheringState };
+    res.states.push(s);
+    plog('[pub state]', s);
+  };
+  pc.addEventListener('connectionstatechange', () => state('connectionstatechange'));
+  pc.addEventListener('iceconnectionstatechange', () => state('iceconnectionstatechange'));
+  try {
+    const stream = await navigator.mediaDevices.getUserMedia({
+      video: { width: 640, height: 480, frameRate: 30 }, audio: true,
+    });
+    plog('[pub] tracks:', stream.getTracks().map((t) => t.kind + ':' + t.label));
+    for (const track of stream.getTracks()) {
+      const tr = pc.addTransceiver(track, { direction: 'sendonly', streams: [stream] });
+      if (track.kind === 'video' && tr.setCodecPreferences) {
+        const caps = RTCRtpSender.getCapabilities('video').codecs;
+        const want = cfg.videoMime.toLowerCase();
+        const preferred = caps.filter((c) => c.mimeType.toLowerCase() === want);
+        if (preferred.length === 0) throw new Error('Chromium cannot send ' + cfg.videoMime);
+        const rest = caps.filter((c) => c.mimeType.toLowerCase() !== want);
+        tr.setCodecPreferences([...preferred, ...rest]);
+      }
+    }
+    const offer = await pc.createOffer();
+    await pc.setLocalDescription(offer);
+    const gathered = await waitIceGatheringComplete(pc, 5000);
+    plog('[pub ice] gathering complete:', gathered);
+    const f = keepLoopbackCandidates(pc.localDescription.sdp);
+    res.offerSdp = f.sdp;
+    res.offerCandidatesKept = f.kept;
+    res.offerCandidatesDropped = f.dropped;
+    plog('[pub offer] candidates kept:', f.kept.length, 'dropped:', f.dropped.length);
+    const resp = await fetch(cfg.endpoint, {
+      method: 'POST', headers: { 'Content-Type': 'application/sdp' }, body: f.sdp,
+      signal: AbortSignal.timeout(5000),
+    });
+    res.postStatus = resp.status;
+    const body = await resp.text();
+    plog('[pub post] status', resp.status);
+    if (resp.status !== 201) {
+      res.error = 'POST returned ' + resp.status + ': ' + body.slice(0, 500);
+      return res;
+    }
+    res.answerSdp = body;
+    res.location = resp.headers.get('Location');
+    res.etag = resp.headers.get('ETag');
+    if (res.location) res.sessionUrl = new URL(res.location, cfg.endpoint).href;
+    const m = body.split('m=video')[1];
+    res.answerVideoCodecs = m ? (m.match(/a=rtpmap:\d+ [^\r\n]+/g) || []) : [];
+    await pc.setRemoteDescription({ type: 'answer', sdp: body });
+    state('answer applied');
+    const deadline = performance.now() + cfg.flowTimeoutMs;
+    while (performance.now() < deadline) {
+      const st = await outboundStats(pc);
+      res.video = st.video; res.audio = st.audio; res.pair = st.pair;
+      if (pc.connectionState === 'connected' && st.video && st.video.framesEncoded > 10
+          && st.video.mimeType && st.audio && st.audio.packetsSent > 0) break;
+      if (pc.connectionState === 'failed' || pc.connectionState === 'closed') break;
+      await sleep(250);
+    }
+    state('publishing');
+  } catch (e) {
+    res.error = String(e && e.stack || e);
+  }
+  return res;
+};
+
+// Ends the WHIP session: final stats, DELETE, close.
+window.stopWhip = async function stopWhip() {
+  const res = window.whipRes, pc = window.whipPc;
+  const out = { deleteStatus: null, video: null, audio: null, pair: null };
+  if (pc) {
+    try {
+      const st = await outboundStats(pc);
+      out.video = st.video; out.audio = st.audio; out.pair = st.pair;
+    } catch (e) { /* ignore */ }
+  }
+  if (res && res.sessionUrl) {
+    try {
+      const d = await fetch(res.sessionUrl, { method: 'DELETE', signal: AbortSignal.timeout(5000) });
+      out.deleteStatus = d.status;
+      await d.text().catch(() => '');
+    } catch (e) {
+      out.deleteStatus = 'error: ' + e;
+    }
+    plog('[pub delete]', res.sessionUrl, '->', out.deleteStatus);
+  }
+  if (pc) {
+    pc.getSenders().forEach((s) => s.track && s.track.stop());
+    pc.close();
+  }
+  return out;
+};
