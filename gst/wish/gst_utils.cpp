@@ -2,6 +2,11 @@
 
 namespace wish {
 
+std::string string_from_value(const GValue *value) {
+  const gchar *s = g_value_get_string(value);
+  return s ? s : "";
+}
+
 std::vector<std::string> strings_from_value_array(const GValue *array) {
   std::vector<std::string> out;
   for (guint i = 0; i < gst_value_array_get_size(array); i++) {

@@ -9,6 +9,8 @@
 namespace wish {
 
 // Strings of a GstValueArray property value, and back.
+// A string GValue as std::string; NULL becomes "".
+std::string string_from_value(const GValue *value);
 std::vector<std::string> strings_from_value_array(const GValue *array);
 void strings_to_value_array(const std::vector<std::string> &strings, GValue *array);
 

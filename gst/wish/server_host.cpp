@@ -64,23 +64,18 @@ void install_server_properties(GObjectClass *klass, const char *protocol, const 
                            TRUE, flags));
 }
 
-static std::string string_of(const GValue *v) {
-  const gchar *s = g_value_get_string(v);
-  return s ? s : "";
-}
-
 bool set_server_property(HttpSettings &s, guint prop_id, const GValue *value) {
   switch (prop_id) {
-    case SERVER_PROP_ADDRESS: s.address = string_of(value); return true;
+    case SERVER_PROP_ADDRESS: s.address = string_from_value(value); return true;
     case SERVER_PROP_PORT: s.port = g_value_get_uint(value); return true;
-    case SERVER_PROP_PATH: s.path = string_of(value); return true;
-    case SERVER_PROP_AUTH_TOKEN: s.auth_token = string_of(value); return true;
-    case SERVER_PROP_STUN_SERVER: s.stun_server = string_of(value); return true;
+    case SERVER_PROP_PATH: s.path = string_from_value(value); return true;
+    case SERVER_PROP_AUTH_TOKEN: s.auth_token = string_from_value(value); return true;
+    case SERVER_PROP_STUN_SERVER: s.stun_server = string_from_value(value); return true;
     case SERVER_PROP_TURN_SERVERS: s.turn_servers = strings_from_value_array(value); return true;
-    case SERVER_PROP_TLS_CERTIFICATE_FILE: s.tls_certificate_file = string_of(value); return true;
-    case SERVER_PROP_TLS_KEY_FILE: s.tls_key_file = string_of(value); return true;
-    case SERVER_PROP_CORS_ALLOWED_ORIGINS: s.cors_allowed_origins = string_of(value); return true;
-    case SERVER_PROP_ICE_LOCAL_ADDRESSES: s.ice_local_addresses = string_of(value); return true;
+    case SERVER_PROP_TLS_CERTIFICATE_FILE: s.tls_certificate_file = string_from_value(value); return true;
+    case SERVER_PROP_TLS_KEY_FILE: s.tls_key_file = string_from_value(value); return true;
+    case SERVER_PROP_CORS_ALLOWED_ORIGINS: s.cors_allowed_origins = string_from_value(value); return true;
+    case SERVER_PROP_ICE_LOCAL_ADDRESSES: s.ice_local_addresses = string_from_value(value); return true;
     case SERVER_PROP_SERVE_HTTP: s.serve_http = g_value_get_boolean(value); return true;
     default: return false;
   }

@@ -30,6 +30,7 @@
 #include "gst_utils.h"
 #include "media_outputs.h"
 #include "protocol/http.h"
+#include "client_properties.h"
 #include "session_client.h"
 
 GST_DEBUG_CATEGORY_STATIC(whepsrc_debug);
@@ -173,21 +174,9 @@ static GstStaticPadTemplate audio_src_template = GST_STATIC_PAD_TEMPLATE(
 // GObject glue
 
 enum {
-  PROP_0,
-  PROP_WHEP_ENDPOINT,
-  PROP_AUTH_TOKEN,
-  PROP_STUN_SERVER,
-  PROP_TURN_SERVERS,
-  PROP_USE_LINK_HEADERS,
-  PROP_ICE_TRANSPORT_POLICY,
-  PROP_LATENCY,
-  PROP_TIMEOUT,
+  PROP_LATENCY = wish::CLIENT_PROP_LAST,
   PROP_VIDEO_CODECS,
   PROP_AUDIO_CODECS,
-  PROP_MAX_RECONNECTS,
-  PROP_RETRY_MAX_DELAY,
-  PROP_TRICKLE,
-  PROP_ICE_LOCAL_ADDRESSES,
   PROP_SESSION_URL,
   PROP_STATS,
 };
@@ -208,29 +197,14 @@ static void gst_whep_src_finalize(GObject *object) {
 static void gst_whep_src_set_property(GObject *object, guint prop_id, const GValue *value, GParamSpec *pspec) {
   auto *self = GST_WHEP_SRC(object);
   wish::ClientSettings &s = self->client->settings;
-  auto str = [&]() -> std::string {
-    const gchar *v = g_value_get_string(value);
-    return v ? v : "";
-  };
   GST_OBJECT_LOCK(self);
-  switch (prop_id) {
-    case PROP_WHEP_ENDPOINT: s.endpoint = str(); break;
-    case PROP_AUTH_TOKEN: s.auth_token = str(); break;
-    case PROP_STUN_SERVER: s.stun_server = str(); break;
-    case PROP_TURN_SERVERS: s.turn_servers = wish::strings_from_value_array(value); break;
-    case PROP_USE_LINK_HEADERS: s.use_link_headers = g_value_get_boolean(value); break;
-    case PROP_ICE_TRANSPORT_POLICY:
-      s.ice_transport_policy = static_cast<GstWebRTCICETransportPolicy>(g_value_get_enum(value));
-      break;
-    case PROP_LATENCY: s.latency = g_value_get_uint(value); break;
-    case PROP_TIMEOUT: s.timeout = g_value_get_uint(value); break;
-    case PROP_VIDEO_CODECS: self->media->video_codecs = str(); break;
-    case PROP_AUDIO_CODECS: self->media->audio_codecs = str(); break;
-    case PROP_MAX_RECONNECTS: s.max_reconnects = g_value_get_int(value); break;
-    case PROP_RETRY_MAX_DELAY: s.retry_max_delay = g_value_get_uint(value); break;
-    case PROP_TRICKLE: s.trickle = g_value_get_boolean(value); break;
-    case PROP_ICE_LOCAL_ADDRESSES: s.ice_local_addresses = str(); break;
-    default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec); break;
+  if (!wish::set_client_property(s, prop_id, value)) {
+    switch (prop_id) {
+      case PROP_LATENCY: s.latency = g_value_get_uint(value); break;
+      case PROP_VIDEO_CODECS: self->media->video_codecs = wish::string_from_value(value); break;
+      case PROP_AUDIO_CODECS: self->media->audio_codecs = wish::string_from_value(value); break;
+      default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec); break;
+    }
   }
   GST_OBJECT_UNLOCK(self);
 }
@@ -248,22 +222,13 @@ static void gst_whep_src_get_property(GObject *object, guint prop_id, GValue *va
   }
   const wish::ClientSettings &s = self->client->settings;
   GST_OBJECT_LOCK(self);
-  switch (prop_id) {
-    case PROP_WHEP_ENDPOINT: g_value_set_string(value, s.endpoint.empty() ? nullptr : s.endpoint.c_str()); break;
-    case PROP_AUTH_TOKEN: g_value_set_string(value, s.auth_token.c_str()); break;
-    case PROP_STUN_SERVER: g_value_set_string(value, s.stun_server.empty() ? nullptr : s.stun_server.c_str()); break;
-    case PROP_TURN_SERVERS: wish::strings_to_value_array(s.turn_servers, value); break;
-    case PROP_USE_LINK_HEADERS: g_value_set_boolean(value, s.use_link_headers); break;
-    case PROP_ICE_TRANSPORT_POLICY: g_value_set_enum(value, s.ice_transport_policy); break;
-    case PROP_LATENCY: g_value_set_uint(value, s.latency); break;
-    case PROP_TIMEOUT: g_value_set_uint(value, s.timeout); break;
-    case PROP_VIDEO_CODECS: g_value_set_string(value, self->media->video_codecs.c_str()); break;
-    case PROP_AUDIO_CODECS: g_value_set_string(value, self->media->audio_codecs.c_str()); break;
-    case PROP_MAX_RECONNECTS: g_value_set_int(value, s.max_reconnects); break;
-    case PROP_RETRY_MAX_DELAY: g_value_set_uint(value, s.retry_max_delay); break;
-    case PROP_TRICKLE: g_value_set_boolean(value, s.trickle); break;
-    case PROP_ICE_LOCAL_ADDRESSES: g_value_set_string(value, s.ice_local_addresses.c_str()); break;
-    default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec); break;
+  if (!wish::get_client_property(s, prop_id, value)) {
+    switch (prop_id) {
+      case PROP_LATENCY: g_value_set_uint(value, s.latency); break;
+      case PROP_VIDEO_CODECS: g_value_set_string(value, self->media->video_codecs.c_str()); break;
+      case PROP_AUDIO_CODECS: g_value_set_string(value, self->media->audio_codecs.c_str()); break;
+      default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec); break;
+    }
   }
   GST_OBJECT_UNLOCK(self);
 }
@@ -301,29 +266,11 @@ static void gst_whep_src_class_init(GstWhepSrcClass *klass) {
 
   auto flags = static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY);
   auto ro = static_cast<GParamFlags>(G_PARAM_READABLE | G_PARAM_STATIC_STRINGS);
-  g_object_class_install_property(gobject_class, PROP_WHEP_ENDPOINT,
-      g_param_spec_string("whep-endpoint", "WHEP endpoint", "URL of the WHEP endpoint (http:// or https://)", nullptr,
-                          flags));
-  g_object_class_install_property(gobject_class, PROP_AUTH_TOKEN,
-      g_param_spec_string("auth-token", "Authorization token",
-                          "Bearer token sent as Authorization on every request (empty: none)", "", flags));
-  g_object_class_install_property(gobject_class, PROP_STUN_SERVER,
-      g_param_spec_string("stun-server", "STUN server", "STUN server as stun://host:port", nullptr, flags));
-  g_object_class_install_property(gobject_class, PROP_TURN_SERVERS, wish::turn_servers_param_spec("TURN servers as turn(s)://user:password@host:port?transport=udp|tcp", flags));
-  g_object_class_install_property(gobject_class, PROP_USE_LINK_HEADERS,
-      g_param_spec_boolean("use-link-headers", "Use Link headers",
-                           "Use the STUN/TURN servers the endpoint announces in Link rel=\"ice-server\" headers", TRUE,
-                           flags));
-  g_object_class_install_property(gobject_class, PROP_ICE_TRANSPORT_POLICY,
-      g_param_spec_enum("ice-transport-policy", "ICE transport policy", "all, or relay (TURN only)",
-                        GST_TYPE_WEBRTC_ICE_TRANSPORT_POLICY, GST_WEBRTC_ICE_TRANSPORT_POLICY_ALL, flags));
+  wish::install_client_properties(gobject_class, "WHEP");
   g_object_class_install_property(gobject_class, PROP_LATENCY,
       g_param_spec_uint("latency", "Latency",
                         "Jitterbuffer size in ms: low by default for live playback; raise it on lossy networks", 0,
                         10000, 50, flags));
-  g_object_class_install_property(gobject_class, PROP_TIMEOUT,
-      g_param_spec_uint("timeout", "Timeout",
-                        "Seconds an HTTP request may take, DELETE at shutdown included", 1, 3600, 10, flags));
   g_object_class_install_property(gobject_class, PROP_VIDEO_CODECS,
       g_param_spec_string("video-codecs", "Video codecs",
                           "Video codecs to offer in order, comma-separated from h264, vp8, vp9; empty: every one a "
@@ -334,19 +281,6 @@ static void gst_whep_src_class_init(GstWhepSrcClass *klass) {
                           "Audio codecs to offer, comma-separated from opus; empty: every one a decoder is installed "
                           "for; none: no audio",
                           "", flags));
-  g_object_class_install_property(gobject_class, PROP_MAX_RECONNECTS,
-      g_param_spec_int("max-reconnects", "Maximum reconnects",
-                       "New sessions tried after the connection is lost and ICE restart fails (-1: unlimited)", -1,
-                       G_MAXINT, 10, flags));
-  g_object_class_install_property(gobject_class, PROP_RETRY_MAX_DELAY,
-      g_param_spec_uint("retry-max-delay", "Maximum retry delay",
-                        "Longest wait in seconds between POSTs answered 409/503 (backoff doubles from Retry-After)", 1,
-                        3600, 30, flags));
-  g_object_class_install_property(gobject_class, PROP_TRICKLE,
-      g_param_spec_boolean("trickle", "Trickle ICE",
-                           "POST the offer at once and send candidates by PATCH; false: POST a fully gathered offer",
-                           TRUE, flags));
-  g_object_class_install_property(gobject_class, PROP_ICE_LOCAL_ADDRESSES, wish::ice_local_addresses_param_spec(flags));
   g_object_class_install_property(gobject_class, PROP_SESSION_URL,
       g_param_spec_string("session-url", "Session URL", "URL of the current WHEP session (null when none)", nullptr,
                           ro));

@@ -23,6 +23,7 @@
 
 #include "gst_utils.h"
 #include "send_chain.h"
+#include "client_properties.h"
 #include "session_client.h"
 #include "whepserversink.h"
 
@@ -318,19 +319,7 @@ void PublishMedia::detach(GstElement *webrtc) {
 // GObject glue
 
 enum {
-  PROP_0,
-  PROP_WHIP_ENDPOINT,
-  PROP_AUTH_TOKEN,
-  PROP_STUN_SERVER,
-  PROP_TURN_SERVERS,
-  PROP_USE_LINK_HEADERS,
-  PROP_ICE_TRANSPORT_POLICY,
-  PROP_TIMEOUT,
-  PROP_MAX_RECONNECTS,
-  PROP_RETRY_MAX_DELAY,
-  PROP_TRICKLE,
-  PROP_ICE_LOCAL_ADDRESSES,
-  PROP_VIDEO_CODEC,
+  PROP_VIDEO_CODEC = wish::CLIENT_PROP_LAST,
   PROP_VIDEO_BITRATE,
   PROP_AUDIO_BITRATE,
   PROP_KEY_INT_MAX,
@@ -356,30 +345,15 @@ static void gst_whip_sink_set_property(GObject *object, guint prop_id, const GVa
   auto *self = GST_WHIP_SINK(object);
   wish::ClientSettings &s = self->client->settings;
   wish::EncoderSettings &e = self->media->encoder;
-  auto str = [&]() -> std::string {
-    const gchar *v = g_value_get_string(value);
-    return v ? v : "";
-  };
   GST_OBJECT_LOCK(self);
-  switch (prop_id) {
-    case PROP_WHIP_ENDPOINT: s.endpoint = str(); break;
-    case PROP_AUTH_TOKEN: s.auth_token = str(); break;
-    case PROP_STUN_SERVER: s.stun_server = str(); break;
-    case PROP_TURN_SERVERS: s.turn_servers = wish::strings_from_value_array(value); break;
-    case PROP_USE_LINK_HEADERS: s.use_link_headers = g_value_get_boolean(value); break;
-    case PROP_ICE_TRANSPORT_POLICY:
-      s.ice_transport_policy = static_cast<GstWebRTCICETransportPolicy>(g_value_get_enum(value));
-      break;
-    case PROP_TIMEOUT: s.timeout = g_value_get_uint(value); break;
-    case PROP_MAX_RECONNECTS: s.max_reconnects = g_value_get_int(value); break;
-    case PROP_RETRY_MAX_DELAY: s.retry_max_delay = g_value_get_uint(value); break;
-    case PROP_TRICKLE: s.trickle = g_value_get_boolean(value); break;
-    case PROP_ICE_LOCAL_ADDRESSES: s.ice_local_addresses = str(); break;
-    case PROP_VIDEO_CODEC: e.vp8 = g_value_get_enum(value) == GST_WISH_VIDEO_CODEC_VP8; break;
-    case PROP_VIDEO_BITRATE: e.video_bitrate = g_value_get_uint(value); break;
-    case PROP_AUDIO_BITRATE: e.audio_bitrate = g_value_get_uint(value); break;
-    case PROP_KEY_INT_MAX: e.key_int_max = g_value_get_uint(value); break;
-    default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec); break;
+  if (!wish::set_client_property(s, prop_id, value)) {
+    switch (prop_id) {
+      case PROP_VIDEO_CODEC: e.vp8 = g_value_get_enum(value) == GST_WISH_VIDEO_CODEC_VP8; break;
+      case PROP_VIDEO_BITRATE: e.video_bitrate = g_value_get_uint(value); break;
+      case PROP_AUDIO_BITRATE: e.audio_bitrate = g_value_get_uint(value); break;
+      case PROP_KEY_INT_MAX: e.key_int_max = g_value_get_uint(value); break;
+      default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec); break;
+    }
   }
   GST_OBJECT_UNLOCK(self);
 }
@@ -398,23 +372,14 @@ static void gst_whip_sink_get_property(GObject *object, guint prop_id, GValue *v
   const wish::ClientSettings &s = self->client->settings;
   const wish::EncoderSettings &e = self->media->encoder;
   GST_OBJECT_LOCK(self);
-  switch (prop_id) {
-    case PROP_WHIP_ENDPOINT: g_value_set_string(value, s.endpoint.empty() ? nullptr : s.endpoint.c_str()); break;
-    case PROP_AUTH_TOKEN: g_value_set_string(value, s.auth_token.c_str()); break;
-    case PROP_STUN_SERVER: g_value_set_string(value, s.stun_server.empty() ? nullptr : s.stun_server.c_str()); break;
-    case PROP_TURN_SERVERS: wish::strings_to_value_array(s.turn_servers, value); break;
-    case PROP_USE_LINK_HEADERS: g_value_set_boolean(value, s.use_link_headers); break;
-    case PROP_ICE_TRANSPORT_POLICY: g_value_set_enum(value, s.ice_transport_policy); break;
-    case PROP_TIMEOUT: g_value_set_uint(value, s.timeout); break;
-    case PROP_MAX_RECONNECTS: g_value_set_int(value, s.max_reconnects); break;
-    case PROP_RETRY_MAX_DELAY: g_value_set_uint(value, s.retry_max_delay); break;
-    case PROP_TRICKLE: g_value_set_boolean(value, s.trickle); break;
-    case PROP_ICE_LOCAL_ADDRESSES: g_value_set_string(value, s.ice_local_addresses.c_str()); break;
-    case PROP_VIDEO_CODEC: g_value_set_enum(value, e.vp8 ? GST_WISH_VIDEO_CODEC_VP8 : GST_WISH_VIDEO_CODEC_H264); break;
-    case PROP_VIDEO_BITRATE: g_value_set_uint(value, e.video_bitrate); break;
-    case PROP_AUDIO_BITRATE: g_value_set_uint(value, e.audio_bitrate); break;
-    case PROP_KEY_INT_MAX: g_value_set_uint(value, e.key_int_max); break;
-    default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec); break;
+  if (!wish::get_client_property(s, prop_id, value)) {
+    switch (prop_id) {
+      case PROP_VIDEO_CODEC: g_value_set_enum(value, e.vp8 ? GST_WISH_VIDEO_CODEC_VP8 : GST_WISH_VIDEO_CODEC_H264); break;
+      case PROP_VIDEO_BITRATE: g_value_set_uint(value, e.video_bitrate); break;
+      case PROP_AUDIO_BITRATE: g_value_set_uint(value, e.audio_bitrate); break;
+      case PROP_KEY_INT_MAX: g_value_set_uint(value, e.key_int_max); break;
+      default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec); break;
+    }
   }
   GST_OBJECT_UNLOCK(self);
 }
@@ -472,39 +437,7 @@ static void gst_whip_sink_class_init(GstWhipSinkClass *klass) {
 
   auto flags = static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY);
   auto ro = static_cast<GParamFlags>(G_PARAM_READABLE | G_PARAM_STATIC_STRINGS);
-  g_object_class_install_property(gobject_class, PROP_WHIP_ENDPOINT,
-      g_param_spec_string("whip-endpoint", "WHIP endpoint", "URL of the WHIP endpoint (http:// or https://)", nullptr,
-                          flags));
-  g_object_class_install_property(gobject_class, PROP_AUTH_TOKEN,
-      g_param_spec_string("auth-token", "Authorization token",
-                          "Bearer token sent as Authorization on every request (empty: none)", "", flags));
-  g_object_class_install_property(gobject_class, PROP_STUN_SERVER,
-      g_param_spec_string("stun-server", "STUN server", "STUN server as stun://host:port", nullptr, flags));
-  g_object_class_install_property(gobject_class, PROP_TURN_SERVERS,
-      wish::turn_servers_param_spec("TURN servers as turn(s)://user:password@host:port?transport=udp|tcp", flags));
-  g_object_class_install_property(gobject_class, PROP_USE_LINK_HEADERS,
-      g_param_spec_boolean("use-link-headers", "Use Link headers",
-                           "Use the STUN/TURN servers the endpoint announces in Link rel=\"ice-server\" headers", TRUE,
-                           flags));
-  g_object_class_install_property(gobject_class, PROP_ICE_TRANSPORT_POLICY,
-      g_param_spec_enum("ice-transport-policy", "ICE transport policy", "all, or relay (TURN only)",
-                        GST_TYPE_WEBRTC_ICE_TRANSPORT_POLICY, GST_WEBRTC_ICE_TRANSPORT_POLICY_ALL, flags));
-  g_object_class_install_property(gobject_class, PROP_TIMEOUT,
-      g_param_spec_uint("timeout", "Timeout", "Seconds an HTTP request may take, DELETE at the end included", 1, 3600,
-                        10, flags));
-  g_object_class_install_property(gobject_class, PROP_MAX_RECONNECTS,
-      g_param_spec_int("max-reconnects", "Maximum reconnects",
-                       "New sessions tried after the connection is lost and ICE restart fails (-1: unlimited)", -1,
-                       G_MAXINT, 10, flags));
-  g_object_class_install_property(gobject_class, PROP_RETRY_MAX_DELAY,
-      g_param_spec_uint("retry-max-delay", "Maximum retry delay",
-                        "Longest wait in seconds between POSTs answered 409/503 (backoff doubles from Retry-After)", 1,
-                        3600, 30, flags));
-  g_object_class_install_property(gobject_class, PROP_TRICKLE,
-      g_param_spec_boolean("trickle", "Trickle ICE",
-                           "POST the offer at once and send candidates by PATCH; false: POST a fully gathered offer",
-                           TRUE, flags));
-  g_object_class_install_property(gobject_class, PROP_ICE_LOCAL_ADDRESSES, wish::ice_local_addresses_param_spec(flags));
+  wish::install_client_properties(gobject_class, "WHIP");
   g_object_class_install_property(gobject_class, PROP_VIDEO_CODEC,
       g_param_spec_enum("video-codec", "Video codec", "Codec raw video is encoded to", gst_wish_video_codec_get_type(),
                         GST_WISH_VIDEO_CODEC_H264, flags));
