@@ -34,7 +34,7 @@ namespace wish {
 
 namespace {
 
-// One request pad: entry queue -> encoder/parser -> payloader, linked to the session's
+// One request pad: entry queue -> encoder/parser -> payloader, feeding the session's
 // webrtcbin whenever there is one.
 struct SendInput {
   std::string kind;
@@ -47,7 +47,8 @@ struct SendInput {
     if (rtp_caps) gst_caps_unref(rtp_caps);
   }
   std::atomic<bool> eos{false};
-  GstPad *webrtc_pad = nullptr;     // request pad of the current webrtcbin
+  GstPad *webrtc_pad = nullptr;  // request pad of the current webrtcbin; under the media mutex
+  bool primed = false;           // webrtc_pad has had the stream's sticky events; under the media mutex
 };
 
 }  // namespace
@@ -71,6 +72,10 @@ public:
 
 private:
   static GstPadProbeReturn on_entry(GstPad *pad, GstPadProbeInfo *info, gpointer data);
+  static GstPadProbeReturn on_payloader_output(GstPad *pad, GstPadProbeInfo *info, gpointer data);
+  static GstPadProbeReturn on_webrtc_upstream(GstPad *pad, GstPadProbeInfo *info, gpointer data);
+  GstPad *take_target(SendInput *in, bool *prime);
+  void unprime(SendInput *in, GstPad *target);
   bool build_chain(SendInput *in, GstCaps *caps);
   void on_input_eos();
 
@@ -185,31 +190,101 @@ bool PublishMedia::build_chain(SendInput *in, GstCaps *caps) {
     prev = e;
   }
   GstPad *src = gst_element_get_static_pad(chain.back(), "src");
-  // Until a session links it, and between sessions, the stream has nowhere to go: drop it
-  // there rather than stop with not-linked. Caps mark the input ready.
   gst_pad_add_probe(src,
                     static_cast<GstPadProbeType>(GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_BUFFER_LIST |
                                                  GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM),
-                    [](GstPad *pad, GstPadProbeInfo *info, gpointer d) {
-                      auto *in = static_cast<SendInput *>(d);
-                      if (info->type & GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM) {
-                        GstEvent *event = GST_PAD_PROBE_INFO_EVENT(info);
-                        if (GST_EVENT_TYPE(event) == GST_EVENT_CAPS) {
-                          GstCaps *caps;
-                          gst_event_parse_caps(event, &caps);
-                          auto *element = GST_WHIP_SINK(GST_OBJECT_PARENT(GST_OBJECT_PARENT(pad)));
-                          element->media->set_rtp_caps(in, caps);
-                        }
-                        return GST_PAD_PROBE_OK;
-                      }
-                      return gst_pad_is_linked(pad) ? GST_PAD_PROBE_OK : GST_PAD_PROBE_DROP;
-                    },
-                    in, nullptr);
+                    &PublishMedia::on_payloader_output, in, nullptr);
   gst_object_unref(src);
   for (auto it = chain.rbegin(); it != chain.rend(); ++it) gst_element_sync_state_with_parent(*it);
   in->payloader = chain.back();
   GST_INFO_OBJECT(element_, "%s input: %" GST_PTR_FORMAT, in->kind.c_str(), caps);
   return true;
+}
+
+// The payloader's src pad is never linked: what it sends is handed to the current webrtcbin's
+// sink pad here. A link would let webrtcbin's FLUSHING (while it starts, stops or is replaced
+// between sessions) reach the input's queue and videotestsrc-like sources, which then pause for
+// good; here FLUSHING only loses that buffer. A new sink pad first gets the stream's sticky
+// events (stream-start, caps, segment): webrtcbin connects a pad only once it has caps.
+GstPadProbeReturn PublishMedia::on_payloader_output(GstPad *pad, GstPadProbeInfo *info, gpointer data) {
+  auto *in = static_cast<SendInput *>(data);
+  auto *element = GST_WHIP_SINK(GST_OBJECT_PARENT(GST_OBJECT_PARENT(pad)));
+  PublishMedia *self = element->media;
+  GstEvent *event = (info->type & GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM) ? GST_PAD_PROBE_INFO_EVENT(info) : nullptr;
+  if (event && GST_EVENT_TYPE(event) == GST_EVENT_CAPS) {
+    GstCaps *caps;
+    gst_event_parse_caps(event, &caps);
+    self->set_rtp_caps(in, caps);  // caps mark the input ready
+  }
+  bool prime = false;
+  GstPad *target = self->take_target(in, &prime);
+  if (!target) return event ? GST_PAD_PROBE_OK : GST_PAD_PROBE_DROP;  // no session: dropped
+  bool ok = true;
+  std::pair<GstPad *, bool *> prime_state(target, &ok);
+  if (prime)
+    gst_pad_sticky_events_foreach(
+        pad,
+        [](GstPad *, GstEvent **ev, gpointer d) -> gboolean {
+          auto *state = static_cast<std::pair<GstPad *, bool *> *>(d);
+          if (!gst_pad_send_event(state->first, gst_event_ref(*ev)) && GST_EVENT_TYPE(*ev) == GST_EVENT_CAPS)
+            *state->second = false;
+          return TRUE;
+        },
+        &prime_state);
+  if (event) {
+    // A sticky event was stored on the pad before this probe: priming has just sent it.
+    if (!prime || !GST_EVENT_IS_STICKY(event)) gst_pad_send_event(target, gst_event_ref(event));
+    if (!ok) self->unprime(in, target);
+    gst_object_unref(target);
+    // On to the missing peer, which marks a sticky event as sent.
+    return GST_PAD_PROBE_OK;
+  }
+  GstFlowReturn ret = GST_FLOW_FLUSHING;
+  if (ok) {
+    if (info->type & GST_PAD_PROBE_TYPE_BUFFER)
+      ret = gst_pad_chain(target, GST_PAD_PROBE_INFO_BUFFER(info));
+    else
+      ret = gst_pad_chain_list(target, GST_PAD_PROBE_INFO_BUFFER_LIST(info));
+  } else {
+    gst_mini_object_unref(GST_MINI_OBJECT_CAST(info->data));
+  }
+  info->data = nullptr;
+  if (ret == GST_FLOW_FLUSHING) {
+    self->unprime(in, target);  // not active yet: it gets the sticky events again later
+  } else if (ret != GST_FLOW_OK && ret != GST_FLOW_NOT_LINKED) {
+    GST_WARNING_OBJECT(element, "%s: webrtcbin refused a buffer: %s", in->kind.c_str(), gst_flow_get_name(ret));
+  }
+  gst_object_unref(target);
+  return GST_PAD_PROBE_HANDLED;
+}
+
+GstPad *PublishMedia::take_target(SendInput *in, bool *prime) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (!in->webrtc_pad) return nullptr;
+  *prime = !in->primed;
+  in->primed = true;
+  return GST_PAD(gst_object_ref(in->webrtc_pad));
+}
+
+void PublishMedia::unprime(SendInput *in, GstPad *target) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (in->webrtc_pad == target) in->primed = false;
+}
+
+// What webrtcbin sends upstream (keyframe requests from PLI/FIR, queries) goes to the payloader
+// as it would through a link.
+GstPadProbeReturn PublishMedia::on_webrtc_upstream(GstPad *, GstPadProbeInfo *info, gpointer data) {
+  auto *in = static_cast<SendInput *>(data);
+  GstPad *src = gst_element_get_static_pad(in->payloader, "src");
+  GstPadProbeReturn result = GST_PAD_PROBE_HANDLED;
+  if (info->type & GST_PAD_PROBE_TYPE_EVENT_UPSTREAM) {
+    gst_pad_send_event(src, GST_PAD_PROBE_INFO_EVENT(info));
+    info->data = nullptr;
+  } else if (!gst_pad_query(src, GST_PAD_PROBE_INFO_QUERY(info))) {
+    result = GST_PAD_PROBE_DROP;
+  }
+  gst_object_unref(src);
+  return result;
 }
 
 void PublishMedia::set_rtp_caps(SendInput *in, GstCaps *caps) {
@@ -271,18 +346,16 @@ bool PublishMedia::attach(GstElement *webrtc, std::string *error) {
   std::lock_guard<std::mutex> lock(mutex_);
   for (auto &in : inputs_) {
     if (!in->payloader) continue;
-    GstPad *src = gst_element_get_static_pad(in->payloader, "src");
     GstPadTemplate *templ = gst_element_get_pad_template(webrtc, "sink_%u");
     GstCaps *prefs = offer_preferences(in->rtp_caps);
-    in->webrtc_pad = gst_element_request_pad(webrtc, templ, nullptr, prefs);
-    if (!in->webrtc_pad) {
-      gst_object_unref(src);
+    GstPad *pad = gst_element_request_pad(webrtc, templ, nullptr, prefs);
+    if (!pad) {
       gst_caps_unref(prefs);
       *error = "webrtcbin refused a sink pad";
       return false;
     }
     GstWebRTCRTPTransceiver *trans = nullptr;
-    g_object_get(in->webrtc_pad, "transceiver", &trans, nullptr);
+    g_object_get(pad, "transceiver", &trans, nullptr);
     if (trans) {
       // The offer is made before the stream's caps reach webrtcbin: say what will come.
       g_object_set(trans, "direction", GST_WEBRTC_RTP_TRANSCEIVER_DIRECTION_SENDONLY, "codec-preferences", prefs,
@@ -290,26 +363,28 @@ bool PublishMedia::attach(GstElement *webrtc, std::string *error) {
       gst_object_unref(trans);
     }
     gst_caps_unref(prefs);
-    GstPadLinkReturn linked = gst_pad_link(src, in->webrtc_pad);
-    gst_object_unref(src);
-    if (GST_PAD_LINK_FAILED(linked)) {
-      *error = std::string("cannot link the ") + in->kind + " input: " + gst_pad_link_get_name(linked);
-      return false;
-    }
+    gst_pad_add_probe(pad,
+                      static_cast<GstPadProbeType>(GST_PAD_PROBE_TYPE_EVENT_UPSTREAM | GST_PAD_PROBE_TYPE_QUERY_UPSTREAM),
+                      &PublishMedia::on_webrtc_upstream, in.get(), nullptr);
+    in->webrtc_pad = pad;  // the payloader's output goes there from now on
+    in->primed = false;
   }
   return true;
 }
 
 void PublishMedia::detach(GstElement *webrtc) {
-  std::lock_guard<std::mutex> lock(mutex_);
-  for (auto &in : inputs_) {
-    if (!in->webrtc_pad) continue;
-    GstPad *src = gst_element_get_static_pad(in->payloader, "src");
-    gst_pad_unlink(src, in->webrtc_pad);
-    gst_object_unref(src);
-    gst_element_release_request_pad(webrtc, in->webrtc_pad);
-    gst_object_unref(in->webrtc_pad);
-    in->webrtc_pad = nullptr;
+  std::vector<GstPad *> released;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (auto &in : inputs_) {
+      if (!in->webrtc_pad) continue;
+      released.push_back(in->webrtc_pad);
+      in->webrtc_pad = nullptr;
+    }
+  }
+  for (GstPad *pad : released) {
+    gst_element_release_request_pad(webrtc, pad);
+    gst_object_unref(pad);
   }
 }
 
