@@ -15,6 +15,8 @@
 
 #include <gst/check/gstcheck.h>
 
+#include "teardown.h"
+
 #define assert_str(a, b)                                                                 \
   do {                                                                                   \
     std::string first_ = (a), second_ = (b);                                             \
@@ -70,9 +72,11 @@ inline bool wait_until(int timeout_ms, const std::function<bool()> &cond) {
   return cond();
 }
 
-// Applications consume their bus; these tests only pop what they look for. Routine messages
-// are dropped at once so the references they carry do not pile up.
-inline void drop_routine_messages(GstElement *pipeline) {
+// Every pipeline a test makes: stopped at teardown if the test fails before stopping it, and
+// routine messages dropped at once (applications consume their bus; these tests only pop what
+// they look for, and the references piled up messages carry would otherwise accumulate).
+inline void watch_test_pipeline(GstElement *pipeline) {
+  wish_test::stop_at_teardown(pipeline);
   GstBus *bus = gst_element_get_bus(pipeline);
   gst_bus_set_sync_handler(
       bus,
@@ -109,7 +113,7 @@ struct Server {
     pipeline = gst_parse_launch(desc.c_str(), &err);
     fail_unless(pipeline != nullptr, "%s", err ? err->message : "");
     sink = gst_bin_get_by_name(GST_BIN(pipeline), "s");
-    drop_routine_messages(pipeline);
+    watch_test_pipeline(pipeline);
     fail_unless(gst_element_set_state(pipeline, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
     g_object_get(sink, "current-port", &port, nullptr);
     fail_unless(port != 0 || props.find("serve-http=false") != std::string::npos);

@@ -3,6 +3,7 @@
 #include <gst/webrtc/webrtc.h>
 
 #include "protocol/sdp.h"
+#include "teardown.h"
 #include "webrtc_utils.h"
 
 namespace wish_test {
@@ -18,6 +19,7 @@ static bool wait_until(int timeout_ms, const std::function<bool()> &cond) {
 
 TestPlayer::TestPlayer(const PlayerOptions &opts) {
   pipeline_ = gst_pipeline_new("player");
+  stop_at_teardown(pipeline_);
   webrtc_ = gst_element_factory_make("webrtcbin", "player_webrtc");
   gst_bin_add(GST_BIN(pipeline_), webrtc_);
   std::string error;

@@ -8,6 +8,7 @@
 #include <functional>
 
 #include "protocol/sdp.h"
+#include "teardown.h"
 #include "webrtc_utils.h"
 
 namespace wish_test {
@@ -34,6 +35,7 @@ TestPublisher::TestPublisher(const PublisherOptions &opts) {
     g_printerr("publisher pipeline: %s\n", err ? err->message : "?");
     return;
   }
+  stop_at_teardown(pipeline_);
   webrtc_ = gst_bin_get_by_name(GST_BIN(pipeline_), "w");
   std::string error;
   wish::configure_webrtcbin(webrtc_, {"127.0.0.1"}, "", {}, &error);

@@ -21,7 +21,7 @@ struct Player : CountingSinks {
     pipeline = gst_pipeline_new("player");
     gst_bin_add(GST_BIN(pipeline), src);
     count_pads_of(pipeline, src);
-    drop_routine_messages(pipeline);
+    watch_test_pipeline(pipeline);
     gst_element_set_state(pipeline, GST_STATE_PLAYING);
   }
   ~Player() {

@@ -19,7 +19,7 @@ struct Ingest : CountingSinks {
     fail_unless(src != nullptr, "%s", err ? err->message : "");
     gst_bin_add(GST_BIN(pipeline), src);
     count_pads_of(pipeline, src);
-    drop_routine_messages(pipeline);
+    watch_test_pipeline(pipeline);
     fail_unless(gst_element_set_state(pipeline, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
     g_object_get(src, "current-port", &port, nullptr);
   }

@@ -465,7 +465,7 @@ GST_START_TEST(test_shared_http_server) {
           .c_str(),
       &err);
   fail_unless(pipeline != nullptr);
-  drop_routine_messages(pipeline);
+  watch_test_pipeline(pipeline);
   fail_unless(gst_element_set_state(pipeline, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
   HttpClient http;
   std::string base = "http://127.0.0.1:" + p;
@@ -593,6 +593,7 @@ static Suite *whepserversink_suite(void) {
   Suite *s = suite_create("whepserversink");
   TCase *tc = tcase_create("general");
   tcase_set_timeout(tc, 120);
+  tcase_add_checked_fixture(tc, nullptr, wish_test::stop_leftovers);
   suite_add_tcase(s, tc);
   tcase_add_test(tc, test_post_answer);
   tcase_add_test(tc, test_player_receives_h264);

@@ -157,7 +157,7 @@ static guint64 count_buffers(const std::string &desc, int ms, std::vector<std::s
   GError *err = nullptr;
   GstElement *pipeline = gst_parse_launch(desc.c_str(), &err);
   fail_unless(pipeline != nullptr, "%s", err ? err->message : "");
-  drop_routine_messages(pipeline);
+  watch_test_pipeline(pipeline);
   GstElement *sink = gst_bin_get_by_name(GST_BIN(pipeline), "out");
   auto *count = new std::atomic<guint64>(0);
   GstPad *pad = gst_element_get_static_pad(sink, "sink");
@@ -231,7 +231,7 @@ GST_START_TEST(test_playbin3_uri) {
                     },
                     frames, nullptr);
   gst_object_unref(pad);
-  drop_routine_messages(playbin);
+  watch_test_pipeline(playbin);
   gst_element_set_state(playbin, GST_STATE_PLAYING);
   fail_unless(wait_until(20000, [&] { return frames->load() >= 30; }), "playbin3 showed %" G_GUINT64_FORMAT " frames",
               frames->load());
@@ -505,6 +505,7 @@ static Suite *whepsrc_suite(void) {
   Suite *s = suite_create("whepsrc");
   TCase *tc = tcase_create("general");
   tcase_set_timeout(tc, 120);
+  tcase_add_checked_fixture(tc, nullptr, wish_test::stop_leftovers);
   suite_add_tcase(s, tc);
   tcase_add_test(tc, test_plays_with_trickle);
   tcase_add_test(tc, test_plays_without_trickle);

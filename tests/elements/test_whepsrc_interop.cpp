@@ -28,6 +28,7 @@ struct WeriftServer {
                                          static_cast<GSpawnFlags>(G_SPAWN_SEARCH_PATH | G_SPAWN_DO_NOT_REAP_CHILD),
                                          nullptr, nullptr, &pid, nullptr, &out_fd, nullptr, &err),
                 "%s", err ? err->message : "");
+    wish_test::kill_at_teardown(pid);
     // First line: WHEP_URL=... (npm ci may run first: allow time)
     GIOChannel *ch = g_io_channel_unix_new(out_fd);
     gint64 end = g_get_monotonic_time() + 90 * G_USEC_PER_SEC;
@@ -54,6 +55,7 @@ struct WeriftServer {
       waitpid(pid, &status, 0);
     }
     g_spawn_close_pid(pid);
+    wish_test::forget_process(pid);
   }
 };
 
@@ -129,7 +131,7 @@ static void publish_werift(const char *codec_prop, const char *expected_codec) {
   GError *err = nullptr;
   GstElement *pipeline = gst_parse_launch(desc.c_str(), &err);
   fail_unless(pipeline != nullptr, "%s", err ? err->message : "");
-  drop_routine_messages(pipeline);
+  watch_test_pipeline(pipeline);
   gst_element_set_state(pipeline, GST_STATE_PLAYING);
   wish_test::HttpClient http;
   WhipCounts c;
@@ -167,6 +169,7 @@ static Suite *interop_suite(void) {
   Suite *s = suite_create("whepsrc_interop");
   TCase *tc = tcase_create("werift");
   tcase_set_timeout(tc, 180);
+  tcase_add_checked_fixture(tc, nullptr, wish_test::stop_leftovers);
   suite_add_tcase(s, tc);
   tcase_add_test(tc, test_werift_h264);
   tcase_add_test(tc, test_werift_vp8);

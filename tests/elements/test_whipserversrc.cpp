@@ -195,7 +195,7 @@ struct Relay {
     fail_unless(pipeline != nullptr, "%s", err ? err->message : "");
     in = gst_bin_get_by_name(GST_BIN(pipeline), "in");
     out = gst_bin_get_by_name(GST_BIN(pipeline), "out");
-    drop_routine_messages(pipeline);
+    watch_test_pipeline(pipeline);
     gst_element_set_state(pipeline, GST_STATE_PLAYING);
   }
   ~Relay() {
@@ -285,6 +285,7 @@ static Suite *whipserversrc_suite(void) {
   Suite *s = suite_create("whipserversrc");
   TCase *tc = tcase_create("general");
   tcase_set_timeout(tc, 120);
+  tcase_add_checked_fixture(tc, nullptr, wish_test::stop_leftovers);
   suite_add_tcase(s, tc);
   tcase_add_test(tc, test_publisher_media_arrives);
   tcase_add_test(tc, test_second_publisher_conflict_and_takeover);

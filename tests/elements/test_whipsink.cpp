@@ -19,7 +19,7 @@ struct Publisher {
     pipeline = gst_parse_launch(desc.c_str(), &err);
     fail_unless(pipeline != nullptr, "%s", err ? err->message : "");
     sink = gst_bin_get_by_name(GST_BIN(pipeline), "w");
-    drop_routine_messages(pipeline);
+    watch_test_pipeline(pipeline);
     gst_element_set_state(pipeline, GST_STATE_PLAYING);
   }
   ~Publisher() {
@@ -126,7 +126,7 @@ GST_START_TEST(test_relay_keyframe_on_request) {
       "in.video_0 ! queue ! out.video_0",
       &err);
   fail_unless(relay != nullptr);
-  drop_routine_messages(relay);
+  watch_test_pipeline(relay);
   gst_element_set_state(relay, GST_STATE_PLAYING);
   GstElement *in = gst_bin_get_by_name(GST_BIN(relay), "in"), *out = gst_bin_get_by_name(GST_BIN(relay), "out");
   guint in_port = 0, out_port = 0;
@@ -163,7 +163,7 @@ GST_START_TEST(test_relay_viewers_survive_publisher_reconnect) {
       "in.video_0 ! queue ! out.video_0",
       &err);
   fail_unless(relay != nullptr);
-  drop_routine_messages(relay);
+  watch_test_pipeline(relay);
   gst_element_set_state(relay, GST_STATE_PLAYING);
   GstElement *in = gst_bin_get_by_name(GST_BIN(relay), "in"), *out = gst_bin_get_by_name(GST_BIN(relay), "out");
   guint in_port = 0, out_port = 0;
@@ -202,6 +202,7 @@ static Suite *whipsink_suite(void) {
   Suite *s = suite_create("whipsink");
   TCase *tc = tcase_create("general");
   tcase_set_timeout(tc, 120);
+  tcase_add_checked_fixture(tc, nullptr, wish_test::stop_leftovers);
   suite_add_tcase(s, tc);
   tcase_add_test(tc, test_publishes);
   tcase_add_test(tc, test_publishes_without_trickle_vp8);
