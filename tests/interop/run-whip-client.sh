@@ -116,15 +116,17 @@ cleanup() {
 trap cleanup EXIT
 trap 'echo "$TAG: interrupted"; exit 1' INT TERM
 
+failed_checks=""
 check() {  # check <name> <ok:0|1> [detail]
-  if [ "$2" = 1 ]; then echo "ok   $1${3:+ ($3)}"; else echo "FAIL $1${3:+ ($3)}"; failed=1; fi
+  if [ "$2" = 1 ]; then echo "ok   $1${3:+ ($3)}"; else
+    echo "FAIL $1${3:+ ($3)}"; failed=1; failed_checks="$failed_checks; $1${3:+ ($3)}"; fi
 }
 
 show_logs() {
   echo "--- whip-client output (tail) ---"
   tail -n 80 "$work/client.log" 2>/dev/null
   echo "--- receiver gst-launch-1.0 output without per-buffer lines (tail) ---"
-  grep -v -e 'last-message' "$work/recv.log" 2>/dev/null | tail -n 150
+  grep -a -v -e 'last-message' "$work/recv.log" 2>/dev/null | tail -n 150
 }
 
 # The libgupnp-igd stand-in for whip-client (see the header comment).
@@ -227,9 +229,9 @@ env -u GST_PLUGIN_PATH GST_REGISTRY="$work/registry.bin" \
   >"$work/client.log" 2>&1 </dev/null &
 client_pid=$!
 
-count_v() { grep -c '^/GstPipeline:pipeline0/GstFakeSink:vsink: last-message = chain' "$work/recv.log"; }
-count_v_ok() { grep '^/GstPipeline:pipeline0/GstFakeSink:vsink: last-message = chain' "$work/recv.log" | grep -vc ' corrupted '; }
-count_a() { grep -c '^/GstPipeline:pipeline0/GstFakeSink:asink: last-message = chain' "$work/recv.log"; }
+count_v() { grep -a -c '^/GstPipeline:pipeline0/GstFakeSink:vsink: last-message = chain' "$work/recv.log"; }
+count_v_ok() { grep -a '^/GstPipeline:pipeline0/GstFakeSink:vsink: last-message = chain' "$work/recv.log" | grep -a -vc ' corrupted '; }
+count_a() { grep -a -c '^/GstPipeline:pipeline0/GstFakeSink:asink: last-message = chain' "$work/recv.log"; }
 
 got=0
 start=$SECONDS
@@ -248,24 +250,31 @@ client_rc=$?
 client_pid=""
 # Give whipserversrc a moment to post wish-publisher-left.
 for ((i = 0; i < 30; i++)); do
-  grep -q 'wish-publisher-left' "$work/recv.log" && break
+  grep -a -q 'wish-publisher-left' "$work/recv.log" && break
   sleep 0.1
 done
 stop_pid "$recv_pid" INT
 recv_pid=""
 
 vframes="$(count_v)"; vok="$(count_v_ok)"; abufs="$(count_a)"
-vcaps="$(grep -m1 -o 'GstFakeSink:vsink.GstPad:sink: caps = .*' "$work/recv.log" | sed 's/.*caps = //')"
-acaps="$(grep -m1 -o 'GstFakeSink:asink.GstPad:sink: caps = .*' "$work/recv.log" | sed 's/.*caps = //')"
+# The caps each fakesink got, from its last-message for the caps event (gst-launch -v does
+# not always print the pad's caps notification).
+sink_caps() {
+  grep -a -m1 -o "($1:sink) E (type: caps ([0-9]*), GstEventCaps, caps=(GstCaps)\"[^\"]*" "$work/recv.log" \
+    | sed 's/.*caps=(GstCaps)"//; s/\\//g'
+}
+vcaps="$(sink_caps vsink)"
+acaps="$(sink_caps asink)"
 case "$codec" in
   vp8) decre='(vp8dec|avdec_vp8)' ;;
   h264) decre='(avdec_h264|openh264dec|vah264dec|nvh264dec|v4l2h264dec|h264dec)' ;;
 esac
-decoder="$(grep -oE "${decre}[0-9-]*\.GstPad:sink: caps" "$work/recv.log" | head -n1 | cut -d. -f1)"
-joined="$(grep -m1 -o 'wish-publisher-joined[^;]*' "$work/recv.log")"
-left="$(grep -m1 -o 'wish-publisher-left[^;]*' "$work/recv.log")"
-sent="$(grep -c 'Sending candidates: candidate' "$work/client.log")"
-sent_nonloop="$(grep 'Sending candidates: candidate' "$work/client.log" | grep -vc ' 127\.0\.0\.1 ')"
+# The decoder, from its state-changed messages (-m prints every one).
+decoder="$(grep -a -oE "from element \"${decre}[0-9-]*\"" "$work/recv.log" | head -n1 | cut -d\" -f2)"
+joined="$(grep -a -m1 -o 'wish-publisher-joined[^;]*' "$work/recv.log")"
+left="$(grep -a -m1 -o 'wish-publisher-left[^;]*' "$work/recv.log")"
+sent="$(grep -a -c 'Sending candidates: candidate' "$work/client.log")"
+sent_nonloop="$(grep -a 'Sending candidates: candidate' "$work/client.log" | grep -a -vc ' 127\.0\.0\.1 ')"
 
 info "after ${elapsed}s: video frames $vframes ($vok not corrupted), audio buffers $abufs"
 info "whip-client trickled $sent candidates, $sent_nonloop of them not on 127.0.0.1"
@@ -273,10 +282,10 @@ check "whip-client offered only 127.0.0.1 candidates" "$([ "$sent_nonloop" = 0 ]
   "$sent_nonloop other candidates"
 
 check "whip-client kept running until stopped" "$client_alive"
-check "whip-client connected" "$(grep -q 'PeerConnection connected' "$work/client.log" && echo 1 || echo 0)"
+check "whip-client connected" "$(grep -a -q 'PeerConnection connected' "$work/client.log" && echo 1 || echo 0)"
 check "whip-client got a resource URL (201 + Location)" \
-  "$(grep -q 'Resource URL: http://127.0.0.1:'"$port"'/whip/' "$work/client.log" && echo 1 || echo 0)" \
-  "$(grep -m1 -o 'Resource URL: .*' "$work/client.log")"
+  "$(grep -a -q 'Resource URL: http://127.0.0.1:'"$port"'/whip/' "$work/client.log" && echo 1 || echo 0)" \
+  "$(grep -a -m1 -o 'Resource URL: .*' "$work/client.log")"
 check "wish-publisher-joined posted" "$([ -n "$joined" ] && echo 1 || echo 0)" "$joined"
 check ">= $MIN_FRAMES decoded video frames" "$([ "$vok" -ge "$MIN_FRAMES" ] && echo 1 || echo 0)" "$vok ok, $vframes total"
 check "video is raw" "$([[ "$vcaps" == video/x-raw* ]] && echo 1 || echo 0)" "${vcaps:0:120}"
@@ -284,16 +293,17 @@ check "decoded by a $codec decoder" "$([ -n "$decoder" ] && echo 1 || echo 0)" "
 check ">= $MIN_AUDIO decoded audio buffers" "$([ "$abufs" -ge "$MIN_AUDIO" ] && echo 1 || echo 0)" "$abufs"
 check "audio is raw" "$([[ "$acaps" == audio/x-raw* ]] && echo 1 || echo 0)" "${acaps:0:120}"
 check "whip-client exited cleanly on SIGTERM" "$([ "$client_rc" = 0 ] && echo 1 || echo 0)" "exit status $client_rc"
-check "whip-client sent DELETE" "$(grep -q 'Disconnecting from server' "$work/client.log" && echo 1 || echo 0)"
+check "whip-client sent DELETE" "$(grep -a -q 'Disconnecting from server' "$work/client.log" && echo 1 || echo 0)"
 check "wish-publisher-left posted with reason=closed (DELETE)" \
   "$([[ "$left" == *reason=\(string\)closed* ]] && echo 1 || echo 0)" "$left"
-if grep -q 'libsoup2 symbols detected' "$work/client.log"; then
+if grep -a -q 'libsoup2 symbols detected' "$work/client.log"; then
   check "no libsoup2/libsoup3 clash in whip-client" 0
 fi
 
 if [ "$failed" = 1 ] || [ "${VERBOSE:-0}" = 1 ]; then show_logs; fi
 if [ "$failed" = 1 ]; then
-  echo "$TAG: FAIL frames=$vok audio=$abufs"
+  # Repeated last: CI logs keep only the tail.
+  echo "$TAG: FAIL frames=$vok audio=$abufs; failed:${failed_checks#;}"
   exit 1
 fi
 echo "$TAG: PASS frames=$vok audio=$abufs"
