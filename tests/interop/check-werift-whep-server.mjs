@@ -18,21 +18,17 @@
 // Environment: CHROMIUM (default /usr/bin/chromium), VERBOSE=1 (server log and
 // SDPs also on success).
 
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import http from 'node:http';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
-import { fileURLToPath } from 'node:url';
 
-const HERE = path.dirname(fileURLToPath(import.meta.url));
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
-const VERBOSE = process.env.VERBOSE === '1';
-const HOST = '127.0.0.1';
+import {
+  HERE, HOST, VERBOSE, CHROMIUM, sleep, withTimeout, freePort, reporter, loadChromium, chromiumArgs,
+  startPageServer, closePageServer, spawnKept, guardRun,
+} from './driver.mjs';
+
 const TAG = 'check-werift-whep-server';
-
 const MIN_FRAMES = 30;
 const TOTAL_TIMEOUT_MS = 150_000;        // whole run (all codecs)
 const SERVER_URL_TIMEOUT_MS = 60_000;    // WHEP_URL line (includes a possible npm ci)
@@ -57,52 +53,9 @@ for (const c of codecs) {
   }
 }
 
-if (!fs.existsSync(CHROMIUM)) {
-  console.log(`${TAG}: SKIP ${CHROMIUM} not found (install the Debian package "chromium")`);
-  process.exit(77);
-}
-let chromium;
-try {
-  ({ chromium } = await import('playwright-core'));
-} catch (e) {
-  console.error(`${TAG}: FAIL cannot load playwright-core (run npm ci in ${HERE}): ${e.message}`);
-  process.exit(1);
-}
-
-// ---------------------------------------------------------------------------
-// helpers
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-function withTimeout(promise, ms, what) {
-  let timer;
-  return Promise.race([
-    promise,
-    new Promise((_, reject) => { timer = setTimeout(() => reject(new Error(`timeout after ${ms} ms: ${what}`)), ms); }),
-  ]).finally(() => clearTimeout(timer));
-}
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, HOST, () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-let currentTag = TAG;
-const log = (msg) => console.log(`[${currentTag}] ${msg}`);
-
-const checks = [];
-function check(name, ok, detail = '') {
-  checks.push({ tag: currentTag, name, ok: !!ok });
-  console.log(`${ok ? 'ok  ' : 'FAIL'} ${currentTag}: ${name}${detail ? ` (${detail})` : ''}`);
-  return !!ok;
-}
+const rep = reporter(TAG, { prefixChecks: true });  // rep.tag follows the codec
+const { log, check, checks } = rep;
+const chromium = await loadChromium(TAG);
 
 const pidAlive = (pid) => {
   try { process.kill(pid, 0); return true; } catch (e) { return e.code === 'EPERM'; }
@@ -130,17 +83,8 @@ function startServer(codec) {
   const args = [path.join(HERE, 'run-werift-whep-server.sh'), '--port', '0', '--video', codec, '--audio', 'opus'];
   if (VERBOSE) args.push('--verbose');
   log(`starting: bash ${args.map((a) => path.basename(a)).join(' ')}`);
-  const child = spawn('bash', args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  const errTail = [];
-  let errLen = 0;
-  child.stderr.on('data', (c) => {
-    errTail.push(c);
-    errLen += c.length;
-    while (errLen > 2_000_000 && errTail.length > 1) errLen -= errTail.shift().length;
-  });
-  child.log = () => Buffer.concat(errTail).toString('utf8');
-  child.exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
-  child.isRunning = () => child.exitCode === null && child.signalCode === null;
+  const child = spawnKept('bash', args, { keepStdout: false, limit: 2_000_000 });
+  child.log = child.output;
   const lines = [];
   const rl = readline.createInterface({ input: child.stdout });
   child.firstLine = new Promise((resolve, reject) => {
@@ -354,22 +298,6 @@ window.runWhep = async function runWhep(cfg) {
 </script></body></html>
 `;
 
-function startPageServer(port) {
-  return new Promise((resolve, reject) => {
-    const srv = http.createServer((req, res) => {
-      if (req.method === 'GET' && (req.url === '/' || req.url === '/index.html')) {
-        res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8', 'Cache-Control': 'no-store' });
-        res.end(PAGE_HTML);
-      } else {
-        res.writeHead(404);
-        res.end();
-      }
-    });
-    srv.on('error', reject);
-    srv.listen(port, HOST, () => resolve(srv));
-  });
-}
-
 // ---------------------------------------------------------------------------
 // plain-HTTP protocol checks from node
 
@@ -392,18 +320,7 @@ async function protocolChecks(endpoint) {
 // ---------------------------------------------------------------------------
 // main
 
-const DISABLED_FEATURES = [
-  'WebRtcHideLocalIpsWithMdns',
-  'MediaRouter', 'OptimizationHints', 'NetworkTimeServiceQuerying', 'AimEnabled',
-  'PreconnectToSearch', 'Translate', 'LensOverlay', 'HttpsUpgrades', 'PaintHolding',
-];
-const CHROMIUM_ARGS = [
-  '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync',
-  '--allow-loopback-in-peer-connection',
-  `--disable-features=${DISABLED_FEATURES.join(',')}`,
-  '--no-proxy-server',
-];
+const CHROMIUM_ARGS = chromiumArgs();
 
 let context = null;
 let userDataDir = null;
@@ -416,27 +333,17 @@ async function cleanup() {
   cleanedUp = true;
   if (context) await withTimeout(context.close(), 10_000, 'closing chromium').catch((e) => log(e.message));
   if (server) await stopServer(server, { expectClean: false });
-  if (pageServer) {
-    pageServer.closeAllConnections?.();
-    await new Promise((r) => pageServer.close(() => r()));
-  }
+  await closePageServer(pageServer);
   if (userDataDir) fs.rmSync(userDataDir, { recursive: true, force: true });
 }
 
-for (const sig of ['SIGINT', 'SIGTERM']) {
-  process.on(sig, async () => { log(`got ${sig}`); await cleanup(); process.exit(1); });
-}
-const watchdog = setTimeout(async () => {
-  console.log(`${TAG}: FAIL overall timeout of ${TOTAL_TIMEOUT_MS} ms exceeded`);
-  if (server) console.log(`--- server log (tail) ---\n${server.log().slice(-20000)}`);
-  await cleanup();
-  process.exit(1);
-}, TOTAL_TIMEOUT_MS);
+const watchdog = guardRun(TAG, TOTAL_TIMEOUT_MS, cleanup,
+  () => (server ? `--- server log (tail) ---\n${server.log().slice(-20000)}` : ''));
 
 const summary = {};
 try {
   const pagePort = await freePort();
-  pageServer = await startPageServer(pagePort);
+  pageServer = await startPageServer(pagePort, PAGE_HTML);
   userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'werift-whep-chromium-'));
   context = await withTimeout(chromium.launchPersistentContext(userDataDir, {
     executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, permissions: [], timeout: BROWSER_LAUNCH_TIMEOUT_MS,
@@ -444,7 +351,7 @@ try {
   log(`chromium ${context.browser()?.version() ?? ''} launched, profile ${userDataDir}`);
 
   for (const codec of codecs) {
-    currentTag = `${TAG} ${codec}`;
+    rep.tag = `${TAG} ${codec}`;
     const failedBefore = checks.filter((c) => !c.ok).length;
     server = startServer(codec);
     let first;
@@ -531,7 +438,7 @@ try {
   check('check ran to completion', false, e.stack || e.message);
   if (server) console.log(`--- server log (tail) ---\n${server.log().slice(-20000)}`);
 } finally {
-  currentTag = TAG;
+  rep.tag = TAG;
   await cleanup();
   clearTimeout(watchdog);
 }

@@ -20,20 +20,15 @@
 // Exit codes: 0 pass, 1 fail, 77 skip (chromium/node tools missing), 2 usage error.
 // Environment: CHROMIUM (default /usr/bin/chromium), VERBOSE=1 (server log on success too).
 
-import { spawn } from 'node:child_process';
-import fs from 'node:fs';
-import http from 'node:http';
-import net from 'node:net';
 import path from 'node:path';
 import readline from 'node:readline';
-import { fileURLToPath } from 'node:url';
 
-const HERE = path.dirname(fileURLToPath(import.meta.url));
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
-const VERBOSE = process.env.VERBOSE === '1';
-const HOST = '127.0.0.1';
+import {
+  HERE, HOST, VERBOSE, CHROMIUM, sleep, withTimeout, freePort, reporter, loadChromium, chromiumArgs, FAKE_MEDIA_ARGS,
+  testPageHtml, startPageServer, closePageServer, spawnKept, stopChild, guardRun,
+} from './driver.mjs';
+
 const TAG = 'check-werift-whip-server';
-
 const MIN_FRAMES = 30;
 const TOTAL_TIMEOUT_MS = 150_000;
 const SERVER_READY_TIMEOUT_MS = 60_000; // includes a possible npm ci
@@ -50,95 +45,17 @@ if (codecs.some((c) => !(c in CODECS))) {
   process.exit(2);
 }
 
-if (!fs.existsSync(CHROMIUM)) {
-  console.log(`${TAG}: SKIP ${CHROMIUM} not found (install the Debian package "chromium")`);
-  process.exit(77);
-}
-let chromium;
-try {
-  ({ chromium } = await import('playwright-core'));
-} catch (e) {
-  console.error(`${TAG}: FAIL cannot load playwright-core (run npm ci in ${HERE}): ${e.message}`);
-  process.exit(1);
-}
+const { log, check, checks } = reporter(TAG);
+const chromium = await loadChromium(TAG);
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-function withTimeout(promise, ms, what) {
-  let timer;
-  return Promise.race([
-    promise,
-    new Promise((_, reject) => { timer = setTimeout(() => reject(new Error(`timeout after ${ms} ms: ${what}`)), ms); }),
-  ]).finally(() => clearTimeout(timer));
-}
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, HOST, () => { const { port } = srv.address(); srv.close(() => resolve(port)); });
-  });
-}
-const log = (msg) => console.log(`[${TAG}] ${msg}`);
-const checks = [];
-function check(name, ok, detail = '') {
-  checks.push({ name, ok });
-  console.log(`${ok ? 'ok  ' : 'FAIL'} ${name}${detail ? ` (${detail})` : ''}`);
-  return ok;
-}
-
-// ---------------------------------------------------------------------------
-// the publisher page (served from another origin than the server)
-
-// Browser code of the test page; see the files for what each part does.
-const pageScript = (name) => fs.readFileSync(path.join(HERE, name), 'utf8');
-const PAGE_COMMON = pageScript('page-common.js');
-const WHIP_PUBLISHER_PAGE = pageScript('whip-publisher-page.js');
-
-const PAGE_HTML = String.raw`<!doctype html>
-<html>
-<head><meta charset="utf-8"><title>werift WHIP server check</title></head>
-<body>
-<video id="v" autoplay muted playsinline width="320" height="240"></video>
-<pre id="log"></pre>
-<script>
-${PAGE_COMMON}
-${WHIP_PUBLISHER_PAGE}
-</script>
-</body>
-</html>
-`;
-
-function startPageServer(port) {
-  return new Promise((resolve, reject) => {
-    const srv = http.createServer((req, res) => {
-      if (req.method === 'GET' && (req.url === '/' || req.url === '/index.html')) {
-        res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8', 'Cache-Control': 'no-store' });
-        res.end(PAGE_HTML);
-      } else {
-        res.writeHead(req.url === '/favicon.ico' ? 204 : 404);
-        res.end();
-      }
-    });
-    srv.on('error', reject);
-    srv.listen(port, HOST, () => resolve(srv));
-  });
-}
-
+// The publisher page (served from another origin than the server).
+const PAGE_HTML = testPageHtml('werift WHIP server check', ['page-common.js', 'whip-publisher-page.js']);
 
 // ---------------------------------------------------------------------------
 // the server under test
 
 function startServer() {
-  const child = spawn(path.join(HERE, 'run-werift-whip-server.sh'), ['--verbose'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const err = [];
-  let errLen = 0;
-  child.stderr.on('data', (c) => {
-    err.push(c); errLen += c.length;
-    while (errLen > 4_000_000 && err.length > 1) errLen -= err.shift().length;
-  });
-  child.output = () => Buffer.concat(err).toString('utf8');
-  child.exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
-  child.isRunning = () => child.exitCode === null && child.signalCode === null;
+  const child = spawnKept(path.join(HERE, 'run-werift-whip-server.sh'), ['--verbose'], { keepStdout: false });
   child.url = new Promise((resolve, reject) => {
     const rl = readline.createInterface({ input: child.stdout });
     rl.once('line', (line) => {
@@ -150,16 +67,7 @@ function startServer() {
   return child;
 }
 
-async function stopServer(child) {
-  if (!child || !child.pid) return null;
-  if (!child.isRunning()) return child.exited;
-  for (const [sig, ms] of [['SIGTERM', 5000], ['SIGKILL', 2000]]) {
-    try { process.kill(child.pid, sig); } catch { break; }
-    const done = await Promise.race([child.exited.then(() => true), sleep(ms).then(() => false)]);
-    if (done) break;
-  }
-  return child.isRunning() ? null : child.exited;
-}
+const stopServer = (child) => stopChild(child, [['SIGTERM', 5000], ['SIGKILL', 2000]]);
 
 async function req(url, init = {}) {
   const r = await fetch(url, { ...init, signal: AbortSignal.timeout(5000) });
@@ -177,44 +85,18 @@ const fakeOffer = (media) => ['v=0', 'o=- 1 1 IN IP4 127.0.0.1', 's=-', 't=0 0',
     `a=mid:${i}`, 'a=sendonly', 'a=rtcp-mux', `a=rtpmap:${pt} ${rtpmap}`, ...(fmtp ? [`a=fmtp:${pt} ${fmtp}`] : [])]),
 ].join('\r\n') + '\r\n';
 
-// Chromium uses only the last --disable-features switch it is given, so ours (which comes
-// after playwright's) repeats the playwright defaults that keep it off the network.
-const DISABLED_FEATURES = [
-  'WebRtcHideLocalIpsWithMdns',
-  'MediaRouter', 'OptimizationHints', 'NetworkTimeServiceQuerying', 'AimEnabled',
-  'PreconnectToSearch', 'Translate', 'LensOverlay', 'HttpsUpgrades', 'PaintHolding',
-  'AvoidCorsURLLoaderRestartOnRedirect',
-];
-const CHROMIUM_ARGS = [
-  '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync',
-  '--allow-loopback-in-peer-connection',
-  '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
-  '--webrtc-ip-handling-policy=default_public_interface_only',
-  `--disable-features=${DISABLED_FEATURES.join(',')}`,
-  '--no-proxy-server',
-];
+const CHROMIUM_ARGS = chromiumArgs(FAKE_MEDIA_ARGS);
 
 let server = null, pageServer = null, browser = null, cleanedUp = false;
 async function cleanup() {
   if (cleanedUp) return null;
   cleanedUp = true;
   if (browser) await withTimeout(browser.close(), 10_000, 'closing chromium').catch((e) => log(`closing chromium: ${e.message}`));
-  if (pageServer) {
-    pageServer.closeAllConnections?.();
-    await new Promise((r) => pageServer.close(() => r()));
-  }
+  await closePageServer(pageServer);
   return stopServer(server);
 }
-for (const sig of ['SIGINT', 'SIGTERM']) {
-  process.on(sig, async () => { log(`got ${sig}, cleaning up`); await cleanup(); process.exit(1); });
-}
-const watchdog = setTimeout(async () => {
-  console.log(`${TAG}: FAIL overall timeout of ${TOTAL_TIMEOUT_MS} ms exceeded`);
-  if (server) console.log(`--- server log (tail) ---\n${server.output().slice(-20000)}`);
-  await cleanup();
-  process.exit(1);
-}, TOTAL_TIMEOUT_MS);
+const watchdog = guardRun(TAG, TOTAL_TIMEOUT_MS, cleanup,
+  () => (server ? `--- server log (tail) ---\n${server.output().slice(-20000)}` : ''));
 
 async function pollStats(whipUrl, id, ms, done) {
   const deadline = Date.now() + ms;
@@ -327,8 +209,8 @@ try {
     body: fakeOffer([['video', 102, 'H264/90000', 'packetization-mode=0;profile-level-id=42e01f']]) });
   check('POST H.264 packetization-mode=0 only -> 422', r422c.status === 422, `status ${r422c.status}`);
 
-  let pagePort = await freePort();
-  pageServer = await startPageServer(pagePort);
+  const pagePort = await freePort();
+  pageServer = await startPageServer(pagePort, PAGE_HTML);
   const pageUrl = `http://${HOST}:${pagePort}/`;
   browser = await withTimeout(chromium.launch({
     executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, timeout: BROWSER_LAUNCH_TIMEOUT_MS,

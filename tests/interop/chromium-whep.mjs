@@ -21,18 +21,14 @@
 //                     when the test fails (or always with VERBOSE=1)
 //   VERBOSE=1         print the SDP offer/answer and the server log also on success
 
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import http from 'node:http';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 
-const HERE = path.dirname(fileURLToPath(import.meta.url));
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
-const VERBOSE = process.env.VERBOSE === '1';
-const HOST = '127.0.0.1';
+import {
+  HERE, HOST, VERBOSE, CHROMIUM, sleep, withTimeout, freePort, reporter, loadChromium, chromiumArgs,
+  testPageHtml, startPageServer, closePageServer, spawnKept, stopChild, guardRun, waitForEndpoint,
+} from './driver.mjs';
 
 const MIN_FRAMES = 30;
 const TOTAL_TIMEOUT_MS = 55_000;       // whole run, per codec
@@ -50,98 +46,11 @@ if (!(codec in CODECS)) {
   process.exit(2);
 }
 const TAG = `chromium-whep ${codec}`;
+const { log, check, failed: anyFailed } = reporter(TAG);
+const chromium = await loadChromium(TAG);
 
-if (!fs.existsSync(CHROMIUM)) {
-  console.log(`${TAG}: SKIP ${CHROMIUM} not found (install the Debian package "chromium")`);
-  process.exit(77);
-}
-
-let chromium;
-try {
-  ({ chromium } = await import('playwright-core'));
-} catch (e) {
-  console.error(`${TAG}: FAIL cannot load playwright-core (run npm ci in ${HERE}): ${e.message}`);
-  process.exit(1);
-}
-
-// ---------------------------------------------------------------------------
-// helpers
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-function withTimeout(promise, ms, what) {
-  let timer;
-  return Promise.race([
-    promise,
-    new Promise((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`timeout after ${ms} ms: ${what}`)), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
-}
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, HOST, () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-function log(msg) {
-  console.log(`[${TAG}] ${msg}`);
-}
-
-const checks = [];
-function check(name, ok, detail = '') {
-  checks.push({ name, ok });
-  console.log(`${ok ? 'ok  ' : 'FAIL'} ${name}${detail ? ` (${detail})` : ''}`);
-  return ok;
-}
-
-// ---------------------------------------------------------------------------
-// the test page (served from a different origin than the WHEP endpoint)
-
-// Browser code of the test page; see the files for what each part does.
-const pageScript = (name) => fs.readFileSync(path.join(HERE, name), 'utf8');
-const PAGE_COMMON = pageScript('page-common.js');
-const WHEP_PLAYER_PAGE = pageScript('whep-player-page.js');
-
-const PAGE_HTML = String.raw`<!doctype html>
-<html>
-<head><meta charset="utf-8"><title>wish WHEP interop</title></head>
-<body>
-<video id="v" autoplay muted playsinline width="320" height="240"></video>
-<pre id="log"></pre>
-<script>
-${PAGE_COMMON}
-${WHEP_PLAYER_PAGE}
-</script>
-</body>
-</html>
-`;
-
-function startPageServer(port) {
-  return new Promise((resolve, reject) => {
-    const srv = http.createServer((req, res) => {
-      if (req.url === '/favicon.ico') {
-        res.writeHead(204);
-        res.end();
-      } else if (req.method === 'GET' && (req.url === '/' || req.url === '/index.html')) {
-        res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8', 'Cache-Control': 'no-store' });
-        res.end(PAGE_HTML);
-      } else {
-        res.writeHead(404, { 'Content-Type': 'text/plain' });
-        res.end('not found\n');
-      }
-    });
-    srv.on('error', reject);
-    srv.listen(port, HOST, () => resolve(srv));
-  });
-}
+// The test page (served from a different origin than the WHEP endpoint).
+const PAGE_HTML = testPageHtml('wish WHEP interop', ['page-common.js', 'whep-player-page.js']);
 
 // ---------------------------------------------------------------------------
 // gst-launch-1.0
@@ -156,78 +65,18 @@ function startGst(port) {
     'audiotestsrc', 'is-live=true', '!', 's.',
   ];
   log(`GST_PLUGIN_PATH=${pluginPath} gst-launch-1.0 ${args.join(' ')}`);
-  const child = spawn('gst-launch-1.0', args, {
-    env: { ...process.env, GST_PLUGIN_PATH: pluginPath },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const out = [];
-  let outLen = 0;
-  const keep = (chunk) => {
-    out.push(chunk);
-    outLen += chunk.length;
-    while (outLen > 4_000_000 && out.length > 1) outLen -= out.shift().length; // bound memory
-  };
-  child.stdout.on('data', keep);
-  child.stderr.on('data', keep);
-  child.exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
-  child.on('error', (e) => keep(Buffer.from(`spawn error: ${e.message}\n`)));
-  child.output = () => Buffer.concat(out).toString('utf8');
-  child.isRunning = () => child.exitCode === null && child.signalCode === null;
-  return child;
+  return spawnKept('gst-launch-1.0', args, { env: { ...process.env, GST_PLUGIN_PATH: pluginPath } });
 }
 
 async function stopGst(child) {
-  if (!child || !child.pid || !child.isRunning()) return;
-  const steps = [['SIGINT', 2000], ['SIGTERM', 2000], ['SIGKILL', 2000]];
-  for (const [sig, ms] of steps) {
-    try { process.kill(child.pid, sig); } catch { return; }
-    const done = await Promise.race([child.exited.then(() => true), sleep(ms).then(() => false)]);
-    if (done) {
-      const { code, signal } = await child.exited;
-      log(`gst-launch-1.0 (pid ${child.pid}) stopped after ${sig}: ${signal ? `signal ${signal}` : `exit ${code}`}`);
-      return;
-    }
-  }
-  log(`gst-launch-1.0 (pid ${child.pid}) did not exit`);
-}
-
-async function waitForEndpoint(url, child) {
-  const deadline = Date.now() + SERVER_READY_TIMEOUT_MS;
-  let last = 'no answer';
-  while (Date.now() < deadline) {
-    if (!child.isRunning()) throw new Error(`gst-launch-1.0 exited early (${child.exitCode ?? child.signalCode})`);
-    try {
-      const r = await fetch(url, { headers: { Accept: 'text/html' }, signal: AbortSignal.timeout(1000) });
-      const body = await r.text();
-      if (r.ok) return { status: r.status, contentType: r.headers.get('content-type'), length: body.length };
-      last = `HTTP ${r.status}`;
-    } catch (e) {
-      last = e.cause?.code || e.message;
-    }
-    await sleep(200);
-  }
-  throw new Error(`WHEP endpoint ${url} not reachable within ${SERVER_READY_TIMEOUT_MS} ms (${last})`);
+  const exit = await stopChild(child);
+  if (child?.pid) log(`gst-launch-1.0 (pid ${child.pid}) ${exit ? `stopped after ${exit.by ?? 'exit'}: ${exit.signal ? `signal ${exit.signal}` : `exit ${exit.code}`}` : 'did not exit'}`);
 }
 
 // ---------------------------------------------------------------------------
 // main
 
-// Chromium uses only the last --disable-features switch it is given, so ours (which comes
-// after playwright's) repeats the playwright defaults that keep it off the network.
-const DISABLED_FEATURES = [
-  'WebRtcHideLocalIpsWithMdns',
-  'MediaRouter', 'OptimizationHints', 'NetworkTimeServiceQuerying', 'AimEnabled',
-  'PreconnectToSearch', 'Translate', 'LensOverlay', 'HttpsUpgrades', 'PaintHolding',
-  'AvoidCorsURLLoaderRestartOnRedirect',
-];
-
-const CHROMIUM_ARGS = [
-  '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync',
-  '--allow-loopback-in-peer-connection',
-  `--disable-features=${DISABLED_FEATURES.join(',')}`,
-  '--no-proxy-server',
-];
+const CHROMIUM_ARGS = chromiumArgs();
 
 let gst = null;
 let pageServer = null;
@@ -243,41 +92,25 @@ async function cleanup() {
     await withTimeout(context.close(), 10_000, 'closing chromium').catch((e) => log(`closing chromium: ${e.message}`));
   }
   await stopGst(gst);
-  if (pageServer) {
-    pageServer.closeAllConnections?.();
-    await new Promise((r) => pageServer.close(() => r()));
-  }
+  await closePageServer(pageServer);
   if (userDataDir) fs.rmSync(userDataDir, { recursive: true, force: true });
 }
 
-for (const sig of ['SIGINT', 'SIGTERM']) {
-  process.on(sig, async () => {
-    log(`got ${sig}, cleaning up`);
-    await cleanup();
-    process.exit(1);
-  });
-}
-
-const watchdog = setTimeout(async () => {
-  console.log(`${TAG}: FAIL overall timeout of ${TOTAL_TIMEOUT_MS} ms exceeded`);
-  if (gst) console.log(`--- gst-launch-1.0 output (tail) ---\n${gst.output().slice(-20000)}`);
-  await cleanup();
-  process.exit(1);
-}, TOTAL_TIMEOUT_MS);
+const watchdog = guardRun(TAG, TOTAL_TIMEOUT_MS, cleanup,
+  () => (gst ? `--- gst-launch-1.0 output (tail) ---\n${gst.output().slice(-20000)}` : ''));
 
 let result = null;
 try {
   const whepPort = await freePort();
-  let pagePort = await freePort();
-  while (pagePort === whepPort) pagePort = await freePort();
+  const pagePort = await freePort(whepPort);
   const endpoint = `http://${HOST}:${whepPort}/whep`;
   const pageUrl = `http://${HOST}:${pagePort}/`;
 
   gst = startGst(whepPort);
-  const player = await waitForEndpoint(endpoint, gst);
+  const player = await waitForEndpoint(endpoint, gst, SERVER_READY_TIMEOUT_MS, { headers: { Accept: 'text/html' } });
   log(`endpoint up: GET ${endpoint} (Accept: text/html) -> ${player.status} ${player.contentType}, ${player.length} bytes`);
 
-  pageServer = await startPageServer(pagePort);
+  pageServer = await startPageServer(pagePort, PAGE_HTML);
   log(`test page at ${pageUrl} (origin differs from the endpoint's: CORS applies)`);
 
   userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'wish-chromium-'));
@@ -329,7 +162,7 @@ try {
 } catch (e) {
   check('test ran to completion', false, e.message);
 } finally {
-  failed = checks.length === 0 || checks.some((c) => !c.ok);
+  failed = anyFailed();
   const showDetails = failed || VERBOSE;
   if (showDetails && result) {
     if (result.offerSdp) console.log(`--- SDP offer (filtered) ---\n${result.offerSdp.trim()}`);

@@ -28,17 +28,12 @@
 //                     when the test fails (or always with VERBOSE=1)
 //   VERBOSE=1         print SDPs, states and the relay log also on success
 
-import { spawn } from 'node:child_process';
-import fs from 'node:fs';
-import http from 'node:http';
-import net from 'node:net';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 
-const HERE = path.dirname(fileURLToPath(import.meta.url));
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
-const VERBOSE = process.env.VERBOSE === '1';
-const HOST = '127.0.0.1';
+import {
+  HERE, HOST, VERBOSE, CHROMIUM, sleep, withTimeout, freePort, reporter, loadChromium, chromiumArgs, FAKE_MEDIA_ARGS,
+  testPageHtml, startPageServer, closePageServer, spawnKept, stopChild, guardRun, waitForEndpoint,
+} from './driver.mjs';
 
 const MIN_FRAMES = 30;
 const TOTAL_TIMEOUT_MS = 80_000;        // whole run
@@ -57,97 +52,11 @@ if (!(codec in CODECS)) {
   process.exit(2);
 }
 const TAG = `chromium-whip ${codec}`;
+const { log, check, failed: anyFailed } = reporter(TAG);
+const chromium = await loadChromium(TAG);
 
-if (!fs.existsSync(CHROMIUM)) {
-  console.log(`${TAG}: SKIP ${CHROMIUM} not found (install the Debian package "chromium")`);
-  process.exit(77);
-}
-
-let chromium;
-try {
-  ({ chromium } = await import('playwright-core'));
-} catch (e) {
-  console.error(`${TAG}: FAIL cannot load playwright-core (run npm ci in ${HERE}): ${e.message}`);
-  process.exit(1);
-}
-
-// ---------------------------------------------------------------------------
-// helpers
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-function withTimeout(promise, ms, what) {
-  let timer;
-  return Promise.race([
-    promise,
-    new Promise((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`timeout after ${ms} ms: ${what}`)), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
-}
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, HOST, () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-function log(msg) {
-  console.log(`[${TAG}] ${msg}`);
-}
-
-const checks = [];
-function check(name, ok, detail = '') {
-  checks.push({ name, ok });
-  console.log(`${ok ? 'ok  ' : 'FAIL'} ${name}${detail ? ` (${detail})` : ''}`);
-  return ok;
-}
-
-// ---------------------------------------------------------------------------
-// the test page (publisher and viewer; served from another origin than the relay)
-
-// Browser code of the test page; see the files for what each part does.
-const pageScript = (name) => fs.readFileSync(path.join(HERE, name), 'utf8');
-const PAGE_COMMON = pageScript('page-common.js');
-const WHEP_PLAYER_PAGE = pageScript('whep-player-page.js');
-const WHIP_PUBLISHER_PAGE = pageScript('whip-publisher-page.js');
-
-const PAGE_HTML = String.raw`<!doctype html>
-<html>
-<head><meta charset="utf-8"><title>wish WHIP/WHEP interop</title></head>
-<body>
-<video id="v" autoplay muted playsinline width="320" height="240"></video>
-<pre id="log"></pre>
-<script>
-${PAGE_COMMON}
-${WHEP_PLAYER_PAGE}
-${WHIP_PUBLISHER_PAGE}
-</script>
-</body>
-</html>
-`;
-
-function startPageServer(port) {
-  return new Promise((resolve, reject) => {
-    const srv = http.createServer((req, res) => {
-      if (req.method === 'GET' && (req.url === '/' || req.url === '/index.html')) {
-        res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8', 'Cache-Control': 'no-store' });
-        res.end(PAGE_HTML);
-      } else {
-        res.writeHead(req.url === '/favicon.ico' ? 204 : 404);
-        res.end();
-      }
-    });
-    srv.on('error', reject);
-    srv.listen(port, HOST, () => resolve(srv));
-  });
-}
+// The test page: publisher and viewer; served from another origin than the relay.
+const PAGE_HTML = testPageHtml('wish WHIP/WHEP interop', ['page-common.js', 'whep-player-page.js', 'whip-publisher-page.js']);
 
 // ---------------------------------------------------------------------------
 // the relay: gst-launch-1.0 whipserversrc -> whepserversink, one HTTP server
@@ -162,84 +71,18 @@ function startRelay(port) {
     'in.audio_0', '!', 'queue', '!', 'out.audio_0',
   ];
   log(`GST_PLUGIN_PATH=${pluginPath} gst-launch-1.0 ${args.join(' ')}`);
-  const child = spawn('gst-launch-1.0', args, {
-    env: { ...process.env, GST_PLUGIN_PATH: pluginPath },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const out = [];
-  let outLen = 0;
-  const keep = (chunk) => {
-    out.push(chunk);
-    outLen += chunk.length;
-    while (outLen > 4_000_000 && out.length > 1) outLen -= out.shift().length;
-  };
-  child.stdout.on('data', keep);
-  child.stderr.on('data', keep);
-  child.exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
-  child.on('error', (e) => keep(Buffer.from(`spawn error: ${e.message}\n`)));
-  child.output = () => Buffer.concat(out).toString('utf8');
-  child.isRunning = () => child.exitCode === null && child.signalCode === null;
-  return child;
+  return spawnKept('gst-launch-1.0', args, { env: { ...process.env, GST_PLUGIN_PATH: pluginPath } });
 }
 
 async function stopRelay(child) {
-  if (!child || !child.pid || !child.isRunning()) return;
-  for (const [sig, ms] of [['SIGINT', 2000], ['SIGTERM', 2000], ['SIGKILL', 2000]]) {
-    try { process.kill(child.pid, sig); } catch { return; }
-    const done = await Promise.race([child.exited.then(() => true), sleep(ms).then(() => false)]);
-    if (done) {
-      const { code, signal } = await child.exited;
-      log(`gst-launch-1.0 (pid ${child.pid}) stopped after ${sig}: ${signal ? `signal ${signal}` : `exit ${code}`}`);
-      return;
-    }
-  }
-  log(`gst-launch-1.0 (pid ${child.pid}) did not exit`);
-}
-
-async function waitForEndpoint(url, child) {
-  const deadline = Date.now() + SERVER_READY_TIMEOUT_MS;
-  let last = 'no answer';
-  while (Date.now() < deadline) {
-    if (!child.isRunning()) throw new Error(`gst-launch-1.0 exited early (${child.exitCode ?? child.signalCode})`);
-    try {
-      const r = await fetch(url, { method: 'OPTIONS', signal: AbortSignal.timeout(1000) });
-      await r.text();
-      if (r.ok) return r.status;
-      last = `HTTP ${r.status}`;
-    } catch (e) {
-      last = e.cause?.code || e.message;
-    }
-    await sleep(200);
-  }
-  throw new Error(`${url} not reachable within ${SERVER_READY_TIMEOUT_MS} ms (${last})`);
+  const exit = await stopChild(child);
+  if (child?.pid) log(`gst-launch-1.0 (pid ${child.pid}) ${exit ? `stopped after ${exit.by ?? 'exit'}: ${exit.signal ? `signal ${exit.signal}` : `exit ${exit.code}`}` : 'did not exit'}`);
 }
 
 // ---------------------------------------------------------------------------
 // main
 
-// Chromium uses only the last --disable-features switch it is given, so ours (which comes
-// after playwright's) repeats the playwright defaults that keep it off the network.
-const DISABLED_FEATURES = [
-  'WebRtcHideLocalIpsWithMdns',
-  'MediaRouter', 'OptimizationHints', 'NetworkTimeServiceQuerying', 'AimEnabled',
-  'PreconnectToSearch', 'Translate', 'LensOverlay', 'HttpsUpgrades', 'PaintHolding',
-  'AvoidCorsURLLoaderRestartOnRedirect',
-];
-
-const CHROMIUM_ARGS = [
-  '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync',
-  '--allow-loopback-in-peer-connection',
-  '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
-  // With camera/microphone access Chromium would gather on every interface and send
-  // to 127.0.0.1 from its Ethernet address (lower network cost). This policy (the
-  // switch is --webrtc-ip-handling-policy, there is no --force- prefix) leaves both
-  // pages without host candidates in the offer; their checks to the relay's 127.0.0.1
-  // candidates leave from 127.0.0.1 and are learnt as peer-reflexive by the relay.
-  '--webrtc-ip-handling-policy=default_public_interface_only',
-  `--disable-features=${DISABLED_FEATURES.join(',')}`,
-  '--no-proxy-server',
-];
+const CHROMIUM_ARGS = chromiumArgs(FAKE_MEDIA_ARGS);
 
 let relay = null;
 let pageServer = null;
@@ -254,40 +97,27 @@ async function cleanup() {
     await withTimeout(browser.close(), 10_000, 'closing chromium').catch((e) => log(`closing chromium: ${e.message}`));
   }
   await stopRelay(relay);
-  if (pageServer) {
-    pageServer.closeAllConnections?.();
-    await new Promise((r) => pageServer.close(() => r()));
-  }
+  await closePageServer(pageServer);
 }
 
-for (const sig of ['SIGINT', 'SIGTERM']) {
-  process.on(sig, async () => {
-    log(`got ${sig}, cleaning up`);
-    await cleanup();
-    process.exit(1);
-  });
-}
-
-const watchdog = setTimeout(async () => {
-  console.log(`${TAG}: FAIL overall timeout of ${TOTAL_TIMEOUT_MS} ms exceeded`);
-  if (relay) console.log(`--- gst-launch-1.0 output (tail) ---\n${relay.output().slice(-20000)}`);
-  await cleanup();
-  process.exit(1);
-}, TOTAL_TIMEOUT_MS);
+const watchdog = guardRun(TAG, TOTAL_TIMEOUT_MS, cleanup,
+  () => (relay ? `--- gst-launch-1.0 output (tail) ---\n${relay.output().slice(-20000)}` : ''));
 
 const onLoopback = (c) => typeof c === 'string' && c.startsWith('127.0.0.1:');
 let pub = null, pubEnd = null, view = null;
 try {
   const port = await freePort();
-  let pagePort = await freePort();
-  while (pagePort === port) pagePort = await freePort();
+  const pagePort = await freePort(port);
   const whipUrl = `http://${HOST}:${port}/whip`;
   const whepUrl = `http://${HOST}:${port}/whep`;
   const pageUrl = `http://${HOST}:${pagePort}/`;
 
   relay = startRelay(port);
-  log(`relay up: OPTIONS ${whipUrl} -> ${await waitForEndpoint(whipUrl, relay)}, OPTIONS ${whepUrl} -> ${await waitForEndpoint(whepUrl, relay)}`);
-  pageServer = await startPageServer(pagePort);
+  const options = { method: 'OPTIONS' };
+  const whipUp = await waitForEndpoint(whipUrl, relay, SERVER_READY_TIMEOUT_MS, options);
+  const whepUp = await waitForEndpoint(whepUrl, relay, SERVER_READY_TIMEOUT_MS, options);
+  log(`relay up: OPTIONS ${whipUrl} -> ${whipUp.status}, OPTIONS ${whepUrl} -> ${whepUp.status}`);
+  pageServer = await startPageServer(pagePort, PAGE_HTML);
   log(`pages at ${pageUrl} (another origin than the relay's: CORS applies)`);
 
   browser = await withTimeout(chromium.launch({
@@ -367,7 +197,7 @@ try {
 } catch (e) {
   check('test ran to completion', false, e.message);
 } finally {
-  failed = checks.length === 0 || checks.some((c) => !c.ok);
+  failed = anyFailed();
   const showDetails = failed || VERBOSE;
   if (showDetails) {
     for (const [who, r] of [['publisher', pub], ['viewer', view]]) {
