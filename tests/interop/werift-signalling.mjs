@@ -1,9 +1,11 @@
 // Signalling helpers shared by the werift WHEP and WHIP test servers: SDP and
 // sdpfrag handling, loopback-only candidates, ICE restart and trickle on a werift
-// RTCPeerConnection, and small HTTP helpers. Each server calls configureLog() first.
+// RTCPeerConnection, HTTP helpers, the command line and the HTTP endpoint with its
+// lifecycle (serveEndpoint). Each server calls configureLog() first.
 
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import http from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -274,5 +276,225 @@ export function weriftVersion() {
     return JSON.parse(fs.readFileSync(path.join(HERE, 'node_modules/werift/package.json'), 'utf8')).version;
   } catch {
     return '?';
+  }
+}
+
+// ---------------------------------------------------------------------------
+// command line and HTTP endpoint shared by the two servers
+
+// Parses [--port N] [--path P] [--max-lifetime SECONDS] [--verbose] plus the server's own
+// options: `extra` maps an option to (opts, value) => void, `defaults` gives the initial
+// opts (path included). Bad arguments print usage and exit 2.
+export function parseServerArgs(argv, { tag, usageLine, defaults, extra = {} }) {
+  const usage = (msg) => {
+    if (msg) process.stderr.write(`${tag}: ${msg}\n`);
+    process.stderr.write(`usage: node ${path.basename(process.argv[1])} ${usageLine}\n`);
+    process.exit(2);
+  };
+  const opts = { port: 0, maxLifetime: 0, verbose: false, ...defaults };
+  for (let i = 0; i < argv.length; i++) {
+    let arg = argv[i];
+    let value;
+    const eq = arg.indexOf('=');
+    if (arg.startsWith('--') && eq > 0) {
+      value = arg.slice(eq + 1);
+      arg = arg.slice(0, eq);
+    }
+    const next = () => {
+      if (value !== undefined) return value;
+      if (i + 1 >= argv.length) usage(`${arg} needs a value`);
+      return argv[++i];
+    };
+    if (arg === '--port') {
+      const v = next();
+      if (!/^\d+$/.test(v) || Number(v) > 65535) usage(`bad --port ${v}`);
+      opts.port = Number(v);
+    } else if (arg === '--path') {
+      opts.path = next();
+    } else if (arg === '--max-lifetime') {
+      const v = next();
+      if (!/^\d+(\.\d+)?$/.test(v)) usage(`bad --max-lifetime ${v}`);
+      opts.maxLifetime = Number(v);
+    } else if (arg === '--verbose' || arg === '-v') {
+      opts.verbose = true;
+    } else if (arg in extra) {
+      const problem = extra[arg](opts, next());
+      if (problem) usage(problem);
+    } else {
+      usage(arg === '--help' || arg === '-h' ? '' : `unknown argument ${arg}`);
+    }
+  }
+  if (!/^\/[A-Za-z0-9._~\-/]*$/.test(opts.path)) usage(`bad --path ${opts.path}`);
+  opts.path = opts.path.replace(/\/+$/, '') || defaults.path;
+  return opts;
+}
+
+const CORS = {
+  'Access-Control-Allow-Origin': '*',
+  'Access-Control-Allow-Methods': 'GET, POST, PATCH, DELETE, OPTIONS',
+  'Access-Control-Allow-Headers': 'Content-Type, If-Match, Authorization',
+  'Access-Control-Expose-Headers': 'Location, ETag, Accept-Patch, Accept-Post, Link',
+  'Access-Control-Max-Age': '600',
+};
+export const send = responder(CORS);
+
+// Runs the HTTP endpoint of a werift server until SIGINT/SIGTERM/SIGHUP, --max-lifetime,
+// or the parent process going away:
+//   POST <path>: offer -> createSession(offer) -> 201 + answer, Location, ETag (errors
+//     carry .status: 400, 422, ...); 415 other Content-Types, 503 beyond maxSessions;
+//   PATCH <path>/sessions/<id>: trickle-ice-sdpfrag with If-Match (428, 412, 415): trickle
+//     -> 204, ICE restart -> 200 + sdpfrag + new ETag (422 when it fails);
+//   DELETE <path>/sessions/<id> -> closeSession, 200 (404 unknown);
+//   OPTIONS -> 204 with Accept-Post and CORS; extraRoute(req, res, pathname) first gets
+//   every other path and returns true when it answered.
+// beforeListen() runs first; once listening, `<urlVar>=<url>` is the first stdout line.
+// On shutdown the sessions are closed, then afterSessions() runs; forcedExit() runs when
+// that takes longer than hardTimeoutMs.
+export async function serveEndpoint({
+  opts, urlVar, sessions, maxSessions, createSession, closeSession, describeSession,
+  describeTrickle = () => '', extraRoute = async () => false, beforeListen = async () => {},
+  afterSessions = async () => {}, forcedExit = () => {}, hardTimeoutMs, describeListening, onStartupFailure = () => {},
+}) {
+  const sessionPrefix = `${opts.path}/sessions/`;
+
+  async function handle(req, res) {
+    const p = new URL(req.url, `http://${HOST}`).pathname;
+    vlog(`${req.method} ${p} (${req.headers['content-type'] || '-'})`);
+
+    if (p === opts.path) {
+      if (req.method === 'OPTIONS') return send(res, 204, { 'Accept-Post': 'application/sdp', Allow: 'POST, OPTIONS' });
+      if (req.method !== 'POST') return send(res, 405, { Allow: 'POST, OPTIONS' }, 'method not allowed\n');
+      if (mediaType(req) !== 'application/sdp') {
+        await readBody(req).catch(() => '');
+        return send(res, 415, { 'Accept-Post': 'application/sdp' }, 'Content-Type must be application/sdp\n');
+      }
+      const offer = await readBody(req);
+      if (sessions.size >= maxSessions) return send(res, 503, { 'Retry-After': '2' }, 'too many sessions\n');
+      let s;
+      try {
+        s = await createSession(offer);
+      } catch (e) {
+        const status = e.status || 500; // 400 unparsable, 422 unsupported (set by createSession)
+        log(`POST ${p}: ${status} ${e.message}`);
+        return send(res, status, {}, `${e.message}\n`);
+      }
+      log(`session ${s.id}: created; ${describeSession(s)}; offer candidates kept ${s.report.candidatesKept}, ` +
+        `dropped ${s.report.candidatesDropped}; answer candidates ${s.answerCandidates.kept} (dropped ${s.answerCandidates.dropped})`);
+      vlog(`offer (reduced):\n${s.offer}answer:\n${s.answer}`);
+      return send(res, 201, {
+        'Content-Type': 'application/sdp',
+        Location: `${sessionPrefix}${s.id}`,
+        ETag: s.etag,
+        'Accept-Patch': 'application/trickle-ice-sdpfrag',
+      }, s.answer);
+    }
+
+    if (await extraRoute(req, res, p)) return undefined;
+
+    if (p.startsWith(sessionPrefix)) {
+      const s = sessions.get(p.slice(sessionPrefix.length));
+      if (req.method === 'OPTIONS') {
+        return send(res, 204, { 'Accept-Patch': 'application/trickle-ice-sdpfrag', Allow: 'PATCH, DELETE, OPTIONS' });
+      }
+      if (req.method !== 'PATCH' && req.method !== 'DELETE') {
+        return send(res, 405, { Allow: 'PATCH, DELETE, OPTIONS' }, 'method not allowed\n');
+      }
+      if (!s) {
+        await readBody(req).catch(() => '');
+        return send(res, 404, {}, 'no such session\n');
+      }
+      if (req.method === 'DELETE') {
+        await readBody(req).catch(() => '');
+        await closeSession(s, 'DELETE');
+        return send(res, 200, {}, '');
+      }
+      const body = await readBody(req);
+      if (mediaType(req) !== 'application/trickle-ice-sdpfrag') {
+        return send(res, 415, { 'Accept-Patch': 'application/trickle-ice-sdpfrag' }, 'Content-Type must be application/trickle-ice-sdpfrag\n');
+      }
+      const ifMatch = req.headers['if-match'];
+      if (ifMatch === undefined) return send(res, 428, {}, 'If-Match required\n');
+      if (!ifMatchMatches(ifMatch, s.etag)) return send(res, 412, { ETag: s.etag }, 'If-Match does not match the ICE session\n');
+      const frag = parseSdpFrag(body);
+      const restart = (frag.ufrag && frag.ufrag !== s.remoteUfrag) || (frag.pwd && frag.pwd !== s.remotePwd);
+      if (restart) {
+        if (!frag.ufrag || !frag.pwd) return send(res, 400, {}, 'ICE restart needs both ice-ufrag and ice-pwd\n');
+        try {
+          const out = await restartIce(s, frag);
+          log(`session ${s.id}: ICE restart (remote ufrag ${frag.ufrag}), new ETag ${s.etag}`);
+          vlog(`restart answer sdpfrag:\n${out}`);
+          return send(res, 200, { 'Content-Type': 'application/trickle-ice-sdpfrag', ETag: s.etag }, out);
+        } catch (e) {
+          log(`session ${s.id}: ICE restart failed: ${e.message}`);
+          return send(res, 422, {}, `ICE restart failed: ${e.message}\n`);
+        }
+      }
+      const r = await addTrickleCandidates(s, frag);
+      log(`session ${s.id}: PATCH trickle: ${r.added} candidate(s) added, ${r.ignored} ignored` +
+        `${frag.endOfCandidates ? ', end-of-candidates' : ''}${describeTrickle(s)}`);
+      return send(res, 204);
+    }
+
+    if (req.method === 'OPTIONS') return send(res, 204, { 'Accept-Post': 'application/sdp' });
+    return send(res, 404, {}, 'not found\n');
+  }
+
+  let httpServer = null;
+  let shuttingDown = false;
+  async function shutdown(code, why) {
+    if (shuttingDown) return;
+    shuttingDown = true;
+    log(`shutting down (${why})`);
+    setTimeout(() => {
+      log(`shutdown took longer than ${hardTimeoutMs} ms, forcing exit`);
+      forcedExit();
+      process.exit(code || 1);
+    }, hardTimeoutMs).unref();
+    if (httpServer) {
+      httpServer.close();
+      httpServer.closeAllConnections?.();
+    }
+    await Promise.allSettled([...sessions.values()].map((s) => closeSession(s, 'server shutdown')));
+    await afterSessions();
+    process.exit(code);
+  }
+
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(sig, () => shutdown(0, sig));
+  process.on('uncaughtException', (e) => { log(`uncaught exception: ${e.stack || e}`); shutdown(1, 'uncaught exception'); });
+  process.on('unhandledRejection', (e) => { log(`unhandled rejection: ${e?.stack || e}`); });
+  // stdout closed by the reader (EPIPE) is not a reason to die
+  process.stdout.on('error', () => {});
+  // If whoever started us goes away without stopping us, stop as well.
+  const initialPpid = process.ppid;
+  setInterval(() => {
+    if (process.ppid !== initialPpid) shutdown(0, `parent process ${initialPpid} went away`);
+  }, 1000).unref();
+  if (opts.maxLifetime > 0) {
+    setTimeout(() => shutdown(0, `--max-lifetime ${opts.maxLifetime} s reached`), opts.maxLifetime * 1000).unref();
+  }
+
+  try {
+    await beforeListen();
+    httpServer = http.createServer((req, res) => {
+      handle(req, res).catch((e) => {
+        log(`${req.method} ${req.url}: ${e.status || 500} ${e.message}`);
+        send(res, e.status || 500, {}, `${e.message}\n`);
+      });
+    });
+    httpServer.requestTimeout = 30_000;
+    httpServer.headersTimeout = 10_000;
+    httpServer.keepAliveTimeout = 5_000;
+    await new Promise((resolve, reject) => {
+      httpServer.once('error', reject);
+      httpServer.listen(opts.port, HOST, resolve);
+    });
+    httpServer.on('error', (e) => log(`HTTP server error: ${e.message}`));
+    const url = `http://${HOST}:${httpServer.address().port}${opts.path}`;
+    await new Promise((resolve) => process.stdout.write(`${urlVar}=${url}\n`, resolve));
+    log(`listening: ${url} (${describeListening()}, werift ${weriftVersion()})`);
+  } catch (e) {
+    log(`FATAL ${e.message}`);
+    onStartupFailure();
+    await shutdown(1, 'startup failed');
   }
 }

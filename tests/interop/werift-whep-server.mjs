@@ -37,7 +37,6 @@ import { spawn, spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import dgram from 'node:dgram';
 import fs from 'node:fs';
-import http from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
@@ -45,7 +44,7 @@ import {
   isLoopback, responder, sdpLines, splitSdp, joinSdp, parseCandidate,
   candidateIsUsable, attrValue, describeCodecs, filterAnswer, parseSdpFrag, randomId,
   waitGatheringComplete, disableDefaultStun, withTimeout, restartIce, addTrickleCandidates, mediaType,
-  readBody, ifMatchMatches, weriftVersion,
+  readBody, ifMatchMatches, weriftVersion, parseServerArgs, serveEndpoint,
 } from './werift-signalling.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -61,60 +60,25 @@ const SHUTDOWN_HARD_TIMEOUT_MS = 8_000;
 // ---------------------------------------------------------------------------
 // arguments
 
-function usage(msg) {
-  if (msg) process.stderr.write(`${TAG}: ${msg}\n`);
-  process.stderr.write(
-    `usage: node ${path.basename(process.argv[1])} [--port N] [--video h264|vp8|none] ` +
-    '[--audio opus|none] [--path /whep] [--max-lifetime SECONDS] [--verbose]\n');
+const OPTS = parseServerArgs(process.argv.slice(2), {
+  tag: TAG,
+  usageLine: '[--port N] [--video h264|vp8|none] [--audio opus|none] [--path /whep] [--max-lifetime SECONDS] [--verbose]',
+  defaults: { video: 'h264', audio: 'opus', path: '/whep' },
+  extra: {
+    '--video': (opts, v) => {
+      opts.video = v.toLowerCase();
+      return ['h264', 'vp8', 'none'].includes(opts.video) ? '' : `bad --video ${v}`;
+    },
+    '--audio': (opts, v) => {
+      opts.audio = v.toLowerCase();
+      return ['opus', 'none'].includes(opts.audio) ? '' : `bad --audio ${v}`;
+    },
+  },
+});
+if (OPTS.video === 'none' && OPTS.audio === 'none') {
+  process.stderr.write(`${TAG}: nothing to serve (--video none --audio none)\n`);
   process.exit(2);
 }
-
-function parseArgs(argv) {
-  const opts = { port: 0, video: 'h264', audio: 'opus', path: '/whep', maxLifetime: 0, verbose: false };
-  for (let i = 0; i < argv.length; i++) {
-    let arg = argv[i];
-    let value;
-    const eq = arg.indexOf('=');
-    if (arg.startsWith('--') && eq > 0) {
-      value = arg.slice(eq + 1);
-      arg = arg.slice(0, eq);
-    }
-    const next = () => {
-      if (value !== undefined) return value;
-      if (i + 1 >= argv.length) usage(`${arg} needs a value`);
-      return argv[++i];
-    };
-    switch (arg) {
-      case '--port': {
-        const v = next();
-        if (!/^\d+$/.test(v) || Number(v) > 65535) usage(`bad --port ${v}`);
-        opts.port = Number(v);
-        break;
-      }
-      case '--video': opts.video = next().toLowerCase(); break;
-      case '--audio': opts.audio = next().toLowerCase(); break;
-      case '--path': opts.path = next(); break;
-      case '--max-lifetime': {
-        const v = next();
-        if (!/^\d+(\.\d+)?$/.test(v)) usage(`bad --max-lifetime ${v}`);
-        opts.maxLifetime = Number(v);
-        break;
-      }
-      case '--verbose': case '-v': opts.verbose = true; break;
-      case '--help': case '-h': usage();
-      // falls through (usage exits)
-      default: usage(`unknown argument ${arg}`);
-    }
-  }
-  if (!['h264', 'vp8', 'none'].includes(opts.video)) usage(`bad --video ${opts.video}`);
-  if (!['opus', 'none'].includes(opts.audio)) usage(`bad --audio ${opts.audio}`);
-  if (opts.video === 'none' && opts.audio === 'none') usage('nothing to serve (--video none --audio none)');
-  if (!/^\/[A-Za-z0-9._~\-/]*$/.test(opts.path)) usage(`bad --path ${opts.path}`);
-  opts.path = opts.path.replace(/\/+$/, '') || '/whep';
-  return opts;
-}
-
-const OPTS = parseArgs(process.argv.slice(2));
 configureLog(TAG, OPTS.verbose);
 const SERVE = { video: OPTS.video === 'none' ? null : OPTS.video, audio: OPTS.audio === 'none' ? null : OPTS.audio };
 
@@ -464,186 +428,42 @@ async function createSession(offerSdp) {
   return s;
 }
 
-
-
-// ---------------------------------------------------------------------------
-// HTTP
-
-const CORS = {
-  'Access-Control-Allow-Origin': '*',
-  'Access-Control-Allow-Methods': 'POST, PATCH, DELETE, OPTIONS',
-  'Access-Control-Allow-Headers': 'Content-Type, If-Match, Authorization',
-  'Access-Control-Expose-Headers': 'Location, ETag, Accept-Patch, Accept-Post, Link',
-  'Access-Control-Max-Age': '600',
-};
-const send = responder(CORS);
-
-
-
-
-
-const sessionPrefix = `${OPTS.path}/sessions/`;
-
-async function handle(req, res) {
-  const url = new URL(req.url, `http://${HOST}`);
-  const p = url.pathname;
-  vlog(`${req.method} ${p} (${req.headers['content-type'] || '-'})`);
-
-  if (p === OPTS.path) {
-    if (req.method === 'OPTIONS') return send(res, 204, { 'Accept-Post': 'application/sdp', Allow: 'POST, OPTIONS' });
-    if (req.method !== 'POST') return send(res, 405, { Allow: 'POST, OPTIONS' }, 'method not allowed\n');
-    if (mediaType(req) !== 'application/sdp') {
-      await readBody(req).catch(() => '');
-      return send(res, 415, { 'Accept-Post': 'application/sdp' }, 'Content-Type must be application/sdp\n');
-    }
-    const offer = await readBody(req);
-    if (sessions.size >= MAX_SESSIONS) return send(res, 503, { 'Retry-After': '2' }, 'too many sessions\n');
-    let s;
-    try {
-      s = await createSession(offer);
-    } catch (e) {
-      const status = e.status || 500; // 400 (set above) for offers werift cannot use
-      log(`POST ${p}: ${status} ${e.message}`);
-      return send(res, status, {}, `${e.message}\n`);
-    }
-    const served = s.report.media.filter((m) => m.serve).map((m) => `${m.kind}=${m.codec.name}/pt${m.codec.pt}${m.codec.fmtp ? ` (${m.codec.fmtp})` : ''}`);
-    log(`session ${s.id}: created; ${served.join(', ')}; offer candidates kept ${s.report.candidatesKept}, ` +
-      `dropped ${s.report.candidatesDropped}; answer candidates ${s.answerCandidates.kept} (dropped ${s.answerCandidates.dropped})`);
-    vlog(`offer (reduced):\n${s.offer}answer:\n${s.answer}`);
-    return send(res, 201, {
-      'Content-Type': 'application/sdp',
-      Location: `${sessionPrefix}${s.id}`,
-      ETag: s.etag,
-      'Accept-Patch': 'application/trickle-ice-sdpfrag',
-    }, s.answer);
-  }
-
-  if (p.startsWith(sessionPrefix)) {
-    const id = p.slice(sessionPrefix.length);
-    const s = sessions.get(id);
-    if (req.method === 'OPTIONS') {
-      return send(res, 204, { 'Accept-Patch': 'application/trickle-ice-sdpfrag', Allow: 'PATCH, DELETE, OPTIONS' });
-    }
-    if (req.method !== 'PATCH' && req.method !== 'DELETE') {
-      return send(res, 405, { Allow: 'PATCH, DELETE, OPTIONS' }, 'method not allowed\n');
-    }
-    if (!s) {
-      await readBody(req).catch(() => '');
-      return send(res, 404, {}, 'no such session\n');
-    }
-    if (req.method === 'DELETE') {
-      await readBody(req).catch(() => '');
-      await closeSession(s, 'DELETE');
-      return send(res, 200, {}, '');
-    }
-    // PATCH
-    const body = await readBody(req);
-    if (mediaType(req) !== 'application/trickle-ice-sdpfrag') {
-      return send(res, 415, { 'Accept-Patch': 'application/trickle-ice-sdpfrag' }, 'Content-Type must be application/trickle-ice-sdpfrag\n');
-    }
-    const ifMatch = req.headers['if-match'];
-    if (ifMatch === undefined) return send(res, 428, {}, 'If-Match required\n');
-    if (!ifMatchMatches(ifMatch, s.etag)) return send(res, 412, { ETag: s.etag }, 'If-Match does not match the ICE session\n');
-    const frag = parseSdpFrag(body);
-    const restart = (frag.ufrag && frag.ufrag !== s.remoteUfrag) || (frag.pwd && frag.pwd !== s.remotePwd);
-    if (restart) {
-      if (!frag.ufrag || !frag.pwd) return send(res, 400, {}, 'ICE restart needs both ice-ufrag and ice-pwd\n');
-      try {
-        const out = await restartIce(s, frag);
-        log(`session ${s.id}: ICE restart (remote ufrag ${frag.ufrag}), new ETag ${s.etag}`);
-        vlog(`restart answer sdpfrag:\n${out}`);
-        return send(res, 200, { 'Content-Type': 'application/trickle-ice-sdpfrag', ETag: s.etag }, out);
-      } catch (e) {
-        log(`session ${s.id}: ICE restart failed: ${e.message}`);
-        return send(res, 422, {}, `ICE restart failed: ${e.message}\n`);
-      }
-    }
-    const r = await addTrickleCandidates(s, frag);
-    const remote = [...new Set(s.pc.iceTransports)].flatMap((t) => t.connection.remoteCandidates || [])
-      .map((c) => `${c.host}:${c.port}/${c.type}`);
-    log(`session ${s.id}: PATCH trickle: ${r.added} candidate(s) added, ${r.ignored} ignored` +
-      `${frag.endOfCandidates ? ', end-of-candidates' : ''}; werift remote candidates now: ${remote.join(' ') || 'none'}`);
-    return send(res, 204);
-  }
-
-  if (req.method === 'OPTIONS') return send(res, 204);
-  return send(res, 404, {}, 'not found\n');
-}
-
-// ---------------------------------------------------------------------------
-// lifecycle
-
-let httpServer = null;
-let shuttingDown = false;
-
-async function shutdown(code, why) {
-  if (shuttingDown) return;
-  shuttingDown = true;
-  log(`shutting down (${why})`);
-  setTimeout(() => {
-    log(`shutdown took longer than ${SHUTDOWN_HARD_TIMEOUT_MS} ms, forcing exit`);
-    killGstNow();
-    process.exit(code || 1);
-  }, SHUTDOWN_HARD_TIMEOUT_MS);
-  if (httpServer) {
-    httpServer.close();
-    httpServer.closeAllConnections?.();
-  }
-  await Promise.allSettled([...sessions.values()].map((s) => closeSession(s, 'server shutdown')));
-  for (const e of Object.values(rtpIn)) { try { e.socket.close(); } catch { /* ignore */ } }
-  await stopGst();
-  process.exit(code);
-}
-
 function killGstNow() {
   if (gst && gst.pid && gst.isRunning()) {
     try { process.kill(gst.pid, 'SIGKILL'); } catch { /* gone */ }
   }
 }
-
 process.on('exit', killGstNow);
-for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(sig, () => shutdown(0, sig));
-process.on('uncaughtException', (e) => { log(`uncaught exception: ${e.stack || e}`); shutdown(1, 'uncaught exception'); });
-process.on('unhandledRejection', (e) => { log(`unhandled rejection: ${e?.stack || e}`); });
-// stdout closed by the reader (EPIPE) is not a reason to die
-process.stdout.on('error', () => {});
 
-// If whoever started us goes away without stopping us, stop as well.
-const initialPpid = process.ppid;
-setInterval(() => {
-  if (process.ppid !== initialPpid) shutdown(0, `parent process ${initialPpid} went away`);
-}, 1000).unref();
-if (OPTS.maxLifetime > 0) {
-  setTimeout(() => shutdown(0, `--max-lifetime ${OPTS.maxLifetime} s reached`), OPTS.maxLifetime * 1000).unref();
-}
+// ---------------------------------------------------------------------------
+// HTTP and lifecycle
 
-try {
-  for (const kind of ['video', 'audio']) if (SERVE[kind]) await bindRtpSocket(kind);
-  gst = startGst();
-  const ready = Object.entries(rtpIn).map(([kind, e]) => e.firstPacket.then(() => log(`first ${kind} RTP packet received on ${HOST}:${e.port}`)));
-  await withTimeout(Promise.all(ready), MEDIA_READY_TIMEOUT_MS, 'first RTP packets from gst-launch-1.0');
-
-  httpServer = http.createServer((req, res) => {
-    handle(req, res).catch((e) => {
-      log(`${req.method} ${req.url}: ${e.status || 500} ${e.message}`);
-      send(res, e.status || 500, {}, `${e.message}\n`);
-    });
-  });
-  httpServer.requestTimeout = 30_000;
-  httpServer.headersTimeout = 10_000;
-  httpServer.keepAliveTimeout = 5_000;
-  await new Promise((resolve, reject) => {
-    httpServer.once('error', reject);
-    httpServer.listen(OPTS.port, HOST, resolve);
-  });
-  httpServer.on('error', (e) => log(`HTTP server error: ${e.message}`));
-  const { port } = httpServer.address();
-  const whepUrl = `http://${HOST}:${port}${OPTS.path}`;
-  await new Promise((resolve) => process.stdout.write(`WHEP_URL=${whepUrl}\n`, resolve));
-  log(`listening: ${whepUrl} (video ${OPTS.video}, audio ${OPTS.audio}, werift ${weriftVersion()})`);
-} catch (e) {
-  log(`FATAL ${e.message}`);
-  if (gst) log(`gst-launch-1.0 output tail:\n${gst.output().slice(-4000)}`);
-  await shutdown(1, 'startup failed');
-}
-
+serveEndpoint({
+  opts: OPTS,
+  urlVar: 'WHEP_URL',
+  sessions,
+  maxSessions: MAX_SESSIONS,
+  createSession,
+  closeSession,
+  describeSession: (s) => s.report.media.filter((m) => m.serve)
+    .map((m) => `${m.kind}=${m.codec.name}/pt${m.codec.pt}${m.codec.fmtp ? ` (${m.codec.fmtp})` : ''}`).join(', '),
+  describeTrickle: (s) => {
+    const remote = [...new Set(s.pc.iceTransports)].flatMap((t) => t.connection.remoteCandidates || [])
+      .map((c) => `${c.host}:${c.port}/${c.type}`);
+    return `; werift remote candidates now: ${remote.join(' ') || 'none'}`;
+  },
+  beforeListen: async () => {
+    for (const kind of ['video', 'audio']) if (SERVE[kind]) await bindRtpSocket(kind);
+    gst = startGst();
+    const ready = Object.entries(rtpIn).map(([kind, e]) => e.firstPacket.then(() => log(`first ${kind} RTP packet received on ${HOST}:${e.port}`)));
+    await withTimeout(Promise.all(ready), MEDIA_READY_TIMEOUT_MS, 'first RTP packets from gst-launch-1.0');
+  },
+  afterSessions: async () => {
+    for (const e of Object.values(rtpIn)) { try { e.socket.close(); } catch { /* ignore */ } }
+    await stopGst();
+  },
+  forcedExit: killGstNow,
+  hardTimeoutMs: SHUTDOWN_HARD_TIMEOUT_MS,
+  describeListening: () => `video ${OPTS.video}, audio ${OPTS.audio}`,
+  onStartupFailure: () => { if (gst) log(`gst-launch-1.0 output tail:\n${gst.output().slice(-4000)}`); },
+});

@@ -56,7 +56,6 @@
 
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import http from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
@@ -64,7 +63,7 @@ import {
   isLoopback, responder, sdpLines, splitSdp, joinSdp, parseCandidate,
   candidateIsUsable, attrValue, describeCodecs, filterAnswer, parseSdpFrag, randomId,
   waitGatheringComplete, disableDefaultStun, withTimeout, restartIce, addTrickleCandidates, mediaType,
-  readBody, ifMatchMatches, weriftVersion,
+  readBody, ifMatchMatches, weriftVersion, parseServerArgs, serveEndpoint, send,
 } from './werift-signalling.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -82,54 +81,11 @@ const nowMs = () => Date.now() - T0;
 // ---------------------------------------------------------------------------
 // arguments
 
-function usage(msg) {
-  if (msg) process.stderr.write(`${TAG}: ${msg}\n`);
-  process.stderr.write(
-    `usage: node ${path.basename(process.argv[1])} [--port N] [--path /whip] [--max-lifetime SECONDS] [--verbose]\n`);
-  process.exit(2);
-}
-
-function parseArgs(argv) {
-  const opts = { port: 0, path: '/whip', maxLifetime: 0, verbose: false };
-  for (let i = 0; i < argv.length; i++) {
-    let arg = argv[i];
-    let value;
-    const eq = arg.indexOf('=');
-    if (arg.startsWith('--') && eq > 0) {
-      value = arg.slice(eq + 1);
-      arg = arg.slice(0, eq);
-    }
-    const next = () => {
-      if (value !== undefined) return value;
-      if (i + 1 >= argv.length) usage(`${arg} needs a value`);
-      return argv[++i];
-    };
-    switch (arg) {
-      case '--port': {
-        const v = next();
-        if (!/^\d+$/.test(v) || Number(v) > 65535) usage(`bad --port ${v}`);
-        opts.port = Number(v);
-        break;
-      }
-      case '--path': opts.path = next(); break;
-      case '--max-lifetime': {
-        const v = next();
-        if (!/^\d+(\.\d+)?$/.test(v)) usage(`bad --max-lifetime ${v}`);
-        opts.maxLifetime = Number(v);
-        break;
-      }
-      case '--verbose': case '-v': opts.verbose = true; break;
-      case '--help': case '-h': usage();
-      // falls through (usage exits)
-      default: usage(`unknown argument ${arg}`);
-    }
-  }
-  if (!/^\/[A-Za-z0-9._~\-/]*$/.test(opts.path)) usage(`bad --path ${opts.path}`);
-  opts.path = opts.path.replace(/\/+$/, '') || '/whip';
-  return opts;
-}
-
-const OPTS = parseArgs(process.argv.slice(2));
+const OPTS = parseServerArgs(process.argv.slice(2), {
+  tag: TAG,
+  usageLine: '[--port N] [--path /whip] [--max-lifetime SECONDS] [--verbose]',
+  defaults: { path: '/whip' },
+});
 configureLog(TAG, OPTS.verbose);
 
 
@@ -485,194 +441,58 @@ function statsJson() {
   }, null, 1) + '\n';
 }
 
-
-
 // ---------------------------------------------------------------------------
 // HTTP
 
-const CORS = {
-  'Access-Control-Allow-Origin': '*',
-  'Access-Control-Allow-Methods': 'GET, POST, PATCH, DELETE, OPTIONS',
-  'Access-Control-Allow-Headers': 'Content-Type, If-Match, Authorization',
-  'Access-Control-Expose-Headers': 'Location, ETag, Accept-Patch, Accept-Post, Link',
-  'Access-Control-Max-Age': '600',
-};
-const send = responder(CORS);
-
-
-
-
-
-
-const sessionPrefix = `${OPTS.path}/sessions/`;
 const statsPath = `${OPTS.path}/stats`;
 const pliPath = `${OPTS.path}/pli`;
 
-async function handle(req, res) {
-  const url = new URL(req.url, `http://${HOST}`);
-  const p = url.pathname;
-  vlog(`${req.method} ${p} (${req.headers['content-type'] || '-'})`);
-
-  if (p === OPTS.path) {
-    if (req.method === 'OPTIONS') return send(res, 204, { 'Accept-Post': 'application/sdp', Allow: 'POST, OPTIONS' });
-    if (req.method !== 'POST') return send(res, 405, { Allow: 'POST, OPTIONS' }, 'method not allowed\n');
-    if (mediaType(req) !== 'application/sdp') {
-      await readBody(req).catch(() => '');
-      return send(res, 415, { 'Accept-Post': 'application/sdp' }, 'Content-Type must be application/sdp\n');
-    }
-    const offer = await readBody(req);
-    if (sessions.size >= MAX_SESSIONS) return send(res, 503, { 'Retry-After': '2' }, 'too many sessions\n');
-    let s;
-    try {
-      s = await createSession(offer);
-    } catch (e) {
-      const status = e.status || 500; // 400 unparsable, 422 unsupported (set above)
-      log(`POST ${p}: ${status} ${e.message}`);
-      return send(res, status, {}, `${e.message}\n`);
-    }
-    const got = s.report.media.map((m) => `${m.kind}=${m.codec.name}/pt${m.codec.pt}${m.codec.fmtp ? ` (${m.codec.fmtp})` : ''}`);
-    log(`session ${s.id}: created; ${got.join(', ')}; offer candidates kept ${s.report.candidatesKept}, ` +
-      `dropped ${s.report.candidatesDropped}; answer candidates ${s.answerCandidates.kept} (dropped ${s.answerCandidates.dropped})`);
-    vlog(`offer (reduced):\n${s.offer}answer:\n${s.answer}`);
-    return send(res, 201, {
-      'Content-Type': 'application/sdp',
-      Location: `${sessionPrefix}${s.id}`,
-      ETag: s.etag,
-      'Accept-Patch': 'application/trickle-ice-sdpfrag',
-    }, s.answer);
-  }
-
+// GET/DELETE <path>/stats and POST <path>/pli.
+async function statsAndPli(req, res, p) {
   if (p === statsPath) {
     await readBody(req).catch(() => '');
-    if (req.method === 'OPTIONS') return send(res, 204, { Allow: 'GET, DELETE, OPTIONS' });
-    if (req.method === 'GET') return send(res, 200, { 'Content-Type': 'application/json' }, statsJson());
-    if (req.method === 'DELETE') {
+    if (req.method === 'OPTIONS') send(res, 204, { Allow: 'GET, DELETE, OPTIONS' });
+    else if (req.method === 'GET') send(res, 200, { 'Content-Type': 'application/json' }, statsJson());
+    else if (req.method === 'DELETE') {
       for (const [id, r] of statsById) if (r.closed) statsById.delete(id);
-      return send(res, 204);
-    }
-    return send(res, 405, { Allow: 'GET, DELETE, OPTIONS' }, 'method not allowed\n');
+      send(res, 204);
+    } else send(res, 405, { Allow: 'GET, DELETE, OPTIONS' }, 'method not allowed\n');
+    return true;
   }
-
   if (p === pliPath) {
     await readBody(req).catch(() => '');
-    if (req.method === 'OPTIONS') return send(res, 204, { Allow: 'POST, OPTIONS' });
-    if (req.method !== 'POST') return send(res, 405, { Allow: 'POST, OPTIONS' }, 'method not allowed\n');
+    if (req.method === 'OPTIONS') {
+      send(res, 204, { Allow: 'POST, OPTIONS' });
+      return true;
+    }
+    if (req.method !== 'POST') {
+      send(res, 405, { Allow: 'POST, OPTIONS' }, 'method not allowed\n');
+      return true;
+    }
     plisRequested++;
     const results = await Promise.allSettled([...sessions.values()].map((s) => sendPli(s)));
     const sent = results.filter((r) => r.status === 'fulfilled' && r.value).length;
     for (const r of results) if (r.status === 'rejected') log(`PLI failed: ${r.reason?.message ?? r.reason}`);
-    if (!sent) return send(res, 409, {}, 'no connected session with a video track\n');
-    return send(res, 204, { 'X-Pli-Sent': String(sent) });
+    if (!sent) send(res, 409, {}, 'no connected session with a video track\n');
+    else send(res, 204, { 'X-Pli-Sent': String(sent) });
+    return true;
   }
-
-  if (p.startsWith(sessionPrefix)) {
-    const id = p.slice(sessionPrefix.length);
-    const s = sessions.get(id);
-    if (req.method === 'OPTIONS') {
-      return send(res, 204, { 'Accept-Patch': 'application/trickle-ice-sdpfrag', Allow: 'PATCH, DELETE, OPTIONS' });
-    }
-    if (req.method !== 'PATCH' && req.method !== 'DELETE') {
-      return send(res, 405, { Allow: 'PATCH, DELETE, OPTIONS' }, 'method not allowed\n');
-    }
-    if (!s) {
-      await readBody(req).catch(() => '');
-      return send(res, 404, {}, 'no such session\n');
-    }
-    if (req.method === 'DELETE') {
-      await readBody(req).catch(() => '');
-      await closeSession(s, 'DELETE');
-      return send(res, 200, {}, '');
-    }
-    // PATCH
-    const body = await readBody(req);
-    if (mediaType(req) !== 'application/trickle-ice-sdpfrag') {
-      return send(res, 415, { 'Accept-Patch': 'application/trickle-ice-sdpfrag' }, 'Content-Type must be application/trickle-ice-sdpfrag\n');
-    }
-    const ifMatch = req.headers['if-match'];
-    if (ifMatch === undefined) return send(res, 428, {}, 'If-Match required\n');
-    if (!ifMatchMatches(ifMatch, s.etag)) return send(res, 412, { ETag: s.etag }, 'If-Match does not match the ICE session\n');
-    const frag = parseSdpFrag(body);
-    const restart = (frag.ufrag && frag.ufrag !== s.remoteUfrag) || (frag.pwd && frag.pwd !== s.remotePwd);
-    if (restart) {
-      if (!frag.ufrag || !frag.pwd) return send(res, 400, {}, 'ICE restart needs both ice-ufrag and ice-pwd\n');
-      try {
-        const out = await restartIce(s, frag);
-        log(`session ${s.id}: ICE restart (remote ufrag ${frag.ufrag}), new ETag ${s.etag}`);
-        vlog(`restart answer sdpfrag:\n${out}`);
-        return send(res, 200, { 'Content-Type': 'application/trickle-ice-sdpfrag', ETag: s.etag }, out);
-      } catch (e) {
-        log(`session ${s.id}: ICE restart failed: ${e.message}`);
-        return send(res, 422, {}, `ICE restart failed: ${e.message}\n`);
-      }
-    }
-    const r = await addTrickleCandidates(s, frag);
-    log(`session ${s.id}: PATCH trickle: ${r.added} candidate(s) added, ${r.ignored} ignored` +
-      `${frag.endOfCandidates ? ', end-of-candidates' : ''}`);
-    return send(res, 204);
-  }
-
-  if (req.method === 'OPTIONS') return send(res, 204, { 'Accept-Post': 'application/sdp' });
-  return send(res, 404, {}, 'not found\n');
+  return false;
 }
 
 // ---------------------------------------------------------------------------
-// lifecycle
+// HTTP and lifecycle
 
-let httpServer = null;
-let shuttingDown = false;
-
-async function shutdown(code, why) {
-  if (shuttingDown) return;
-  shuttingDown = true;
-  log(`shutting down (${why})`);
-  setTimeout(() => {
-    log(`shutdown took longer than ${SHUTDOWN_HARD_TIMEOUT_MS} ms, forcing exit`);
-    process.exit(code || 1);
-  }, SHUTDOWN_HARD_TIMEOUT_MS).unref();
-  if (httpServer) {
-    httpServer.close();
-    httpServer.closeAllConnections?.();
-  }
-  await Promise.allSettled([...sessions.values()].map((s) => closeSession(s, 'server shutdown')));
-  process.exit(code);
-}
-
-for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(sig, () => shutdown(0, sig));
-process.on('uncaughtException', (e) => { log(`uncaught exception: ${e.stack || e}`); shutdown(1, 'uncaught exception'); });
-process.on('unhandledRejection', (e) => { log(`unhandled rejection: ${e?.stack || e}`); });
-// stdout closed by the reader (EPIPE) is not a reason to die
-process.stdout.on('error', () => {});
-
-// If whoever started us goes away without stopping us, stop as well.
-const initialPpid = process.ppid;
-setInterval(() => {
-  if (process.ppid !== initialPpid) shutdown(0, `parent process ${initialPpid} went away`);
-}, 1000).unref();
-if (OPTS.maxLifetime > 0) {
-  setTimeout(() => shutdown(0, `--max-lifetime ${OPTS.maxLifetime} s reached`), OPTS.maxLifetime * 1000).unref();
-}
-
-
-try {
-  httpServer = http.createServer((req, res) => {
-    handle(req, res).catch((e) => {
-      log(`${req.method} ${req.url}: ${e.status || 500} ${e.message}`);
-      send(res, e.status || 500, {}, `${e.message}\n`);
-    });
-  });
-  httpServer.requestTimeout = 30_000;
-  httpServer.headersTimeout = 10_000;
-  httpServer.keepAliveTimeout = 5_000;
-  await new Promise((resolve, reject) => {
-    httpServer.once('error', reject);
-    httpServer.listen(OPTS.port, HOST, resolve);
-  });
-  httpServer.on('error', (e) => log(`HTTP server error: ${e.message}`));
-  const { port } = httpServer.address();
-  const whipUrl = `http://${HOST}:${port}${OPTS.path}`;
-  await new Promise((resolve) => process.stdout.write(`WHIP_URL=${whipUrl}\n`, resolve));
-  log(`listening: ${whipUrl} (stats ${statsPath}, pli ${pliPath}; werift ${weriftVersion()})`);
-} catch (e) {
-  log(`FATAL ${e.message}`);
-  await shutdown(1, 'startup failed');
-}
+serveEndpoint({
+  opts: OPTS,
+  urlVar: 'WHIP_URL',
+  sessions,
+  maxSessions: MAX_SESSIONS,
+  createSession,
+  closeSession,
+  describeSession: (s) => s.report.media
+    .map((m) => `${m.kind}=${m.codec.name}/pt${m.codec.pt}${m.codec.fmtp ? ` (${m.codec.fmtp})` : ''}`).join(', '),
+  extraRoute: statsAndPli,
+  hardTimeoutMs: SHUTDOWN_HARD_TIMEOUT_MS,
+  describeListening: () => `stats ${statsPath}, pli ${pliPath}`,
+});
