@@ -6,7 +6,7 @@
 
 namespace wish {
 
-void install_client_properties(GObjectClass *klass, const char *protocol) {
+void install_client_properties(GObjectClass *klass, const char *protocol, const char *stats_fields) {
   auto flags = static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY);
   std::string lower = protocol;
   for (auto &c : lower) c = g_ascii_tolower(c);
@@ -47,6 +47,13 @@ void install_client_properties(GObjectClass *klass, const char *protocol) {
                            "POST the offer at once and send candidates by PATCH; false: POST a fully gathered offer",
                            TRUE, flags));
   g_object_class_install_property(klass, CLIENT_PROP_ICE_LOCAL_ADDRESSES, ice_local_addresses_param_spec(flags));
+  auto ro = static_cast<GParamFlags>(G_PARAM_READABLE | G_PARAM_STATIC_STRINGS);
+  g_object_class_install_property(klass, CLIENT_PROP_SESSION_URL,
+      g_param_spec_string("session-url", "Session URL",
+                          g_intern_string(("URL of the current " + std::string(protocol) + " session (null when none)").c_str()),
+                          nullptr, ro));
+  g_object_class_install_property(klass, CLIENT_PROP_STATS,
+      g_param_spec_boxed("stats", "Statistics", stats_fields, GST_TYPE_STRUCTURE, ro));
 }
 
 bool set_client_property(ClientSettings &s, guint prop_id, const GValue *value) {
@@ -82,6 +89,18 @@ bool get_client_property(const ClientSettings &s, guint prop_id, GValue *value) 
     case CLIENT_PROP_RETRY_MAX_DELAY: g_value_set_uint(value, s.retry_max_delay); return true;
     case CLIENT_PROP_TRICKLE: g_value_set_boolean(value, s.trickle); return true;
     case CLIENT_PROP_ICE_LOCAL_ADDRESSES: g_value_set_string(value, s.ice_local_addresses.c_str()); return true;
+    default: return false;
+  }
+}
+
+bool get_client_status(SessionClient &client, guint prop_id, GValue *value) {
+  switch (prop_id) {
+    case CLIENT_PROP_SESSION_URL: {
+      std::string url = client.session_url();
+      g_value_set_string(value, url.empty() ? nullptr : url.c_str());
+      return true;
+    }
+    case CLIENT_PROP_STATS: g_value_take_boxed(value, client.stats()); return true;
     default: return false;
   }
 }

@@ -1,5 +1,6 @@
 // Properties whepsrc and whipsink share: endpoint, auth, ICE servers and the client's
-// retry and trickle behaviour, all stored in ClientSettings.
+// retry and trickle behaviour, all stored in ClientSettings; and the read-only session-url
+// and stats the SessionClient reports.
 #pragma once
 
 #include <gst/gst.h>
@@ -21,13 +22,19 @@ enum ClientProperty {
   CLIENT_PROP_RETRY_MAX_DELAY,
   CLIENT_PROP_TRICKLE,
   CLIENT_PROP_ICE_LOCAL_ADDRESSES,
+  CLIENT_PROP_SESSION_URL,
+  CLIENT_PROP_STATS,
   CLIENT_PROP_LAST
 };
 
 // protocol is "WHEP" or "WHIP"; the endpoint property is named after it (whep-endpoint).
-void install_client_properties(GObjectClass *klass, const char *protocol);
-// Both return false for ids that are not shared ones.
+// stats_fields lists the fields of the stats structure for its documentation.
+void install_client_properties(GObjectClass *klass, const char *protocol, const char *stats_fields);
+// These return false for ids that are not shared ones. set/get take the settings (under the
+// element's object lock); get_client_status answers session-url and stats from the client
+// (without that lock: the client takes its own).
 bool set_client_property(ClientSettings &s, guint prop_id, const GValue *value);
 bool get_client_property(const ClientSettings &s, guint prop_id, GValue *value);
+bool get_client_status(SessionClient &client, guint prop_id, GValue *value);
 
 }  // namespace wish

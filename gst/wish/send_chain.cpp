@@ -1,6 +1,7 @@
 #include "send_chain.h"
 
 #include "gstptr.h"
+#include "whepserversink.h"
 
 namespace wish {
 
@@ -105,5 +106,47 @@ bool make_send_chain(GstCaps *caps, const EncoderSettings &st, std::vector<GstEl
   return true;
 }
 
-}  // namespace wish
+enum EncoderProperty { VIDEO_CODEC, VIDEO_BITRATE, AUDIO_BITRATE, KEY_INT_MAX };
 
+void install_encoder_properties(GObjectClass *klass, guint first_id, const char *keyframe_note) {
+  auto flags = static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY);
+  g_object_class_install_property(klass, first_id + VIDEO_CODEC,
+      g_param_spec_enum("video-codec", "Video codec", "Codec raw video is encoded to", gst_wish_video_codec_get_type(),
+                        GST_WISH_VIDEO_CODEC_H264, flags));
+  g_object_class_install_property(klass, first_id + VIDEO_BITRATE,
+      g_param_spec_uint("video-bitrate", "Video bitrate", "Bitrate of encoded raw video in kbit/s", 50, 100000, 2000,
+                        flags));
+  g_object_class_install_property(klass, first_id + AUDIO_BITRATE,
+      g_param_spec_uint("audio-bitrate", "Audio bitrate", "Bitrate of encoded raw audio (Opus) in bit/s", 6000,
+                        510000, 64000, flags));
+  // Param specs keep their strings: an interned one lives as long as the process.
+  const gchar *blurb = g_intern_string(
+      (std::string("Longest distance between keyframes of encoded raw video, in frames (") + keyframe_note + ")")
+          .c_str());
+  g_object_class_install_property(klass, first_id + KEY_INT_MAX,
+      g_param_spec_uint("key-int-max", "Keyframe interval", blurb, 1, 100000, 60, flags));
+}
+
+bool set_encoder_property(EncoderSettings &e, guint first_id, guint prop_id, const GValue *value) {
+  if (prop_id < first_id) return false;
+  switch (prop_id - first_id) {
+    case VIDEO_CODEC: e.vp8 = g_value_get_enum(value) == GST_WISH_VIDEO_CODEC_VP8; return true;
+    case VIDEO_BITRATE: e.video_bitrate = g_value_get_uint(value); return true;
+    case AUDIO_BITRATE: e.audio_bitrate = g_value_get_uint(value); return true;
+    case KEY_INT_MAX: e.key_int_max = g_value_get_uint(value); return true;
+    default: return false;
+  }
+}
+
+bool get_encoder_property(const EncoderSettings &e, guint first_id, guint prop_id, GValue *value) {
+  if (prop_id < first_id) return false;
+  switch (prop_id - first_id) {
+    case VIDEO_CODEC: g_value_set_enum(value, e.vp8 ? GST_WISH_VIDEO_CODEC_VP8 : GST_WISH_VIDEO_CODEC_H264); return true;
+    case VIDEO_BITRATE: g_value_set_uint(value, e.video_bitrate); return true;
+    case AUDIO_BITRATE: g_value_set_uint(value, e.audio_bitrate); return true;
+    case KEY_INT_MAX: g_value_set_uint(value, e.key_int_max); return true;
+    default: return false;
+  }
+}
+
+}  // namespace wish

@@ -17,6 +17,14 @@ struct EncoderSettings {
   unsigned key_int_max = 60;    // frames
 };
 
+// The encoder properties of the sending elements (video-codec, video-bitrate, audio-bitrate,
+// key-int-max) with ids first_id .. first_id + ENCODER_PROP_COUNT - 1; keyframe_note ends
+// the description of key-int-max. set/get return false for other ids.
+constexpr guint ENCODER_PROP_COUNT = 4;
+void install_encoder_properties(GObjectClass *klass, guint first_id, const char *keyframe_note);
+bool set_encoder_property(EncoderSettings &e, guint first_id, guint prop_id, const GValue *value);
+bool get_encoder_property(const EncoderSettings &e, guint first_id, guint prop_id, GValue *value);
+
 // Makes the elements (not yet in a bin) for input of these caps, the payloader last, set up
 // for WebRTC (MTU 1200, SPS/PPS with every IDR, payload type 96 video / 111 audio).
 // On failure returns false with a summary and detail for an element error.

@@ -54,10 +54,7 @@ struct Settings {
   HttpSettings http;
   guint max_viewers = 0;
   GstWishCounterOffer counter_offer = GST_WISH_COUNTER_OFFER_WHEN_NEEDED;
-  GstWishVideoCodec video_codec = GST_WISH_VIDEO_CODEC_H264;
-  guint video_bitrate = 2000;  // kbit/s
-  guint audio_bitrate = 64000;  // bit/s
-  guint key_int_max = 60;
+  EncoderSettings encoder;
   guint viewer_timeout = 10;  // seconds without a packet from a connected viewer
 };
 
@@ -398,11 +395,7 @@ GstPadProbeReturn WhepServer::on_entry_event(GstPad *pad, GstPadProbeInfo *info,
 // Builds entry -> [convert/encode/parse] -> payloader -> tee for the first caps seen.
 bool WhepServer::build_chain(Input *input, GstCaps *caps) {
   SETTINGS_LOCK();
-  EncoderSettings enc;
-  enc.vp8 = settings.video_codec == GST_WISH_VIDEO_CODEC_VP8;
-  enc.video_bitrate = settings.video_bitrate;
-  enc.audio_bitrate = settings.audio_bitrate;
-  enc.key_int_max = settings.key_int_max;
+  EncoderSettings enc = settings.encoder;
   SETTINGS_UNLOCK();
   std::vector<GstElement *> chain;
   std::string summary, detail;
@@ -1135,11 +1128,8 @@ GstStructure *WhepServer::stats() {
 enum {
   PROP_MAX_VIEWERS = wish::SERVER_PROP_LAST,
   PROP_COUNTER_OFFER,
-  PROP_VIDEO_CODEC,
-  PROP_VIDEO_BITRATE,
-  PROP_AUDIO_BITRATE,
-  PROP_KEY_INT_MAX,
-  PROP_VIEWER_TIMEOUT,
+  PROP_ENCODER_FIRST,  // the encoder properties (send_chain.h)
+  PROP_VIEWER_TIMEOUT = PROP_ENCODER_FIRST + wish::ENCODER_PROP_COUNT,
   PROP_STATS,
 };
 
@@ -1190,14 +1180,11 @@ static void gst_whep_server_sink_set_property(GObject *object, guint prop_id, co
   auto *self = GST_WHEP_SERVER_SINK(object);
   wish::Settings &s = self->server->settings;
   GST_OBJECT_LOCK(self);
-  if (!wish::set_server_property(s.http, prop_id, value)) {
+  if (!wish::set_server_property(s.http, prop_id, value) &&
+      !wish::set_encoder_property(s.encoder, PROP_ENCODER_FIRST, prop_id, value)) {
     switch (prop_id) {
       case PROP_MAX_VIEWERS: s.max_viewers = g_value_get_uint(value); break;
       case PROP_COUNTER_OFFER: s.counter_offer = static_cast<GstWishCounterOffer>(g_value_get_enum(value)); break;
-      case PROP_VIDEO_CODEC: s.video_codec = static_cast<GstWishVideoCodec>(g_value_get_enum(value)); break;
-      case PROP_VIDEO_BITRATE: s.video_bitrate = g_value_get_uint(value); break;
-      case PROP_AUDIO_BITRATE: s.audio_bitrate = g_value_get_uint(value); break;
-      case PROP_KEY_INT_MAX: s.key_int_max = g_value_get_uint(value); break;
       case PROP_VIEWER_TIMEOUT: s.viewer_timeout = g_value_get_uint(value); break;
       default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec); break;
     }
@@ -1217,14 +1204,11 @@ static void gst_whep_server_sink_get_property(GObject *object, guint prop_id, GV
   }
   const wish::Settings &s = self->server->settings;
   GST_OBJECT_LOCK(self);
-  if (!wish::get_server_property(s.http, prop_id, value)) {
+  if (!wish::get_server_property(s.http, prop_id, value) &&
+      !wish::get_encoder_property(s.encoder, PROP_ENCODER_FIRST, prop_id, value)) {
     switch (prop_id) {
       case PROP_MAX_VIEWERS: g_value_set_uint(value, s.max_viewers); break;
       case PROP_COUNTER_OFFER: g_value_set_enum(value, s.counter_offer); break;
-      case PROP_VIDEO_CODEC: g_value_set_enum(value, s.video_codec); break;
-      case PROP_VIDEO_BITRATE: g_value_set_uint(value, s.video_bitrate); break;
-      case PROP_AUDIO_BITRATE: g_value_set_uint(value, s.audio_bitrate); break;
-      case PROP_KEY_INT_MAX: g_value_set_uint(value, s.key_int_max); break;
       case PROP_VIEWER_TIMEOUT: g_value_set_uint(value, s.viewer_timeout); break;
       default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec); break;
     }
@@ -1310,20 +1294,7 @@ static void gst_whep_server_sink_class_init(GstWhepServerSinkClass *klass) {
       g_param_spec_enum("counter-offer", "Counter-offer",
                         "When to answer a POST with a 406 counter-offer carrying the server's own SDP offer",
                         gst_wish_counter_offer_get_type(), GST_WISH_COUNTER_OFFER_WHEN_NEEDED, flags));
-  g_object_class_install_property(gobject_class, PROP_VIDEO_CODEC,
-      g_param_spec_enum("video-codec", "Video codec", "Codec raw video is encoded to", gst_wish_video_codec_get_type(),
-                        GST_WISH_VIDEO_CODEC_H264, flags));
-  g_object_class_install_property(gobject_class, PROP_VIDEO_BITRATE,
-      g_param_spec_uint("video-bitrate", "Video bitrate", "Bitrate of encoded raw video in kbit/s", 50, 100000, 2000,
-                        flags));
-  g_object_class_install_property(gobject_class, PROP_AUDIO_BITRATE,
-      g_param_spec_uint("audio-bitrate", "Audio bitrate", "Bitrate of encoded raw audio (Opus) in bit/s", 6000,
-                        510000, 64000, flags));
-  g_object_class_install_property(gobject_class, PROP_KEY_INT_MAX,
-      g_param_spec_uint("key-int-max", "Keyframe interval",
-                        "Longest distance between keyframes of encoded raw video, in frames (new viewers get a "
-                        "keyframe at once anyway)",
-                        1, 100000, 60, flags));
+  wish::install_encoder_properties(gobject_class, PROP_ENCODER_FIRST, "new viewers get a keyframe at once anyway");
   g_object_class_install_property(gobject_class, PROP_VIEWER_TIMEOUT,
       g_param_spec_uint("viewer-timeout", "Viewer timeout",
                         "Seconds without any packet from a connected viewer (RTCP, DTLS) before its session is "

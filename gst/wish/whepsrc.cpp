@@ -177,8 +177,6 @@ enum {
   PROP_LATENCY = wish::CLIENT_PROP_LAST,
   PROP_VIDEO_CODECS,
   PROP_AUDIO_CODECS,
-  PROP_SESSION_URL,
-  PROP_STATS,
 };
 
 static void gst_whep_src_init(GstWhepSrc *self) {
@@ -211,15 +209,7 @@ static void gst_whep_src_set_property(GObject *object, guint prop_id, const GVal
 
 static void gst_whep_src_get_property(GObject *object, guint prop_id, GValue *value, GParamSpec *pspec) {
   auto *self = GST_WHEP_SRC(object);
-  if (prop_id == PROP_SESSION_URL) {
-    std::string url = self->client->session_url();
-    g_value_set_string(value, url.empty() ? nullptr : url.c_str());
-    return;
-  }
-  if (prop_id == PROP_STATS) {
-    g_value_take_boxed(value, self->client->stats());
-    return;
-  }
+  if (wish::get_client_status(*self->client, prop_id, value)) return;
   const wish::ClientSettings &s = self->client->settings;
   GST_OBJECT_LOCK(self);
   if (!wish::get_client_property(s, prop_id, value)) {
@@ -265,8 +255,9 @@ static void gst_whep_src_class_init(GstWhepSrcClass *klass) {
   element_class->send_event = gst_whep_src_send_event;
 
   auto flags = static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY);
-  auto ro = static_cast<GParamFlags>(G_PARAM_READABLE | G_PARAM_STATIC_STRINGS);
-  wish::install_client_properties(gobject_class, "WHEP");
+  wish::install_client_properties(gobject_class, "WHEP",
+                                  "session-url, state, reconnects, ice-restarts, buffers-out and link-ice-servers (STUN/TURN URIs "
+                                  "the endpoint announced)");
   g_object_class_install_property(gobject_class, PROP_LATENCY,
       g_param_spec_uint("latency", "Latency",
                         "Jitterbuffer size in ms: low by default for live playback; raise it on lossy networks", 0,
@@ -281,13 +272,6 @@ static void gst_whep_src_class_init(GstWhepSrcClass *klass) {
                           "Audio codecs to offer, comma-separated from opus; empty: every one a decoder is installed "
                           "for; none: no audio",
                           "", flags));
-  g_object_class_install_property(gobject_class, PROP_SESSION_URL,
-      g_param_spec_string("session-url", "Session URL", "URL of the current WHEP session (null when none)", nullptr,
-                          ro));
-  g_object_class_install_property(gobject_class, PROP_STATS,
-      g_param_spec_boxed("stats", "Statistics",
-                         "session-url, state, reconnects, ice-restarts, buffers-out and link-ice-servers (STUN/TURN URIs "
-                         "the endpoint announced)", GST_TYPE_STRUCTURE, ro));
 
   /**
    * GstWhepSrc::restart-ice:

@@ -393,14 +393,8 @@ void PublishMedia::detach(GstElement *webrtc) {
 // ---------------------------------------------------------------------------------------
 // GObject glue
 
-enum {
-  PROP_VIDEO_CODEC = wish::CLIENT_PROP_LAST,
-  PROP_VIDEO_BITRATE,
-  PROP_AUDIO_BITRATE,
-  PROP_KEY_INT_MAX,
-  PROP_SESSION_URL,
-  PROP_STATS,
-};
+// After the client properties come the encoder ones (send_chain.h).
+enum { PROP_ENCODER_FIRST = wish::CLIENT_PROP_LAST };
 
 static void gst_whip_sink_init(GstWhipSink *self) {
   self->media = new wish::PublishMedia(self);
@@ -421,41 +415,19 @@ static void gst_whip_sink_set_property(GObject *object, guint prop_id, const GVa
   wish::ClientSettings &s = self->client->settings;
   wish::EncoderSettings &e = self->media->encoder;
   GST_OBJECT_LOCK(self);
-  if (!wish::set_client_property(s, prop_id, value)) {
-    switch (prop_id) {
-      case PROP_VIDEO_CODEC: e.vp8 = g_value_get_enum(value) == GST_WISH_VIDEO_CODEC_VP8; break;
-      case PROP_VIDEO_BITRATE: e.video_bitrate = g_value_get_uint(value); break;
-      case PROP_AUDIO_BITRATE: e.audio_bitrate = g_value_get_uint(value); break;
-      case PROP_KEY_INT_MAX: e.key_int_max = g_value_get_uint(value); break;
-      default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec); break;
-    }
-  }
+  if (!wish::set_client_property(s, prop_id, value) && !wish::set_encoder_property(e, PROP_ENCODER_FIRST, prop_id, value))
+    G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
   GST_OBJECT_UNLOCK(self);
 }
 
 static void gst_whip_sink_get_property(GObject *object, guint prop_id, GValue *value, GParamSpec *pspec) {
   auto *self = GST_WHIP_SINK(object);
-  if (prop_id == PROP_SESSION_URL) {
-    std::string url = self->client->session_url();
-    g_value_set_string(value, url.empty() ? nullptr : url.c_str());
-    return;
-  }
-  if (prop_id == PROP_STATS) {
-    g_value_take_boxed(value, self->client->stats());
-    return;
-  }
+  if (wish::get_client_status(*self->client, prop_id, value)) return;
   const wish::ClientSettings &s = self->client->settings;
   const wish::EncoderSettings &e = self->media->encoder;
   GST_OBJECT_LOCK(self);
-  if (!wish::get_client_property(s, prop_id, value)) {
-    switch (prop_id) {
-      case PROP_VIDEO_CODEC: g_value_set_enum(value, e.vp8 ? GST_WISH_VIDEO_CODEC_VP8 : GST_WISH_VIDEO_CODEC_H264); break;
-      case PROP_VIDEO_BITRATE: g_value_set_uint(value, e.video_bitrate); break;
-      case PROP_AUDIO_BITRATE: g_value_set_uint(value, e.audio_bitrate); break;
-      case PROP_KEY_INT_MAX: g_value_set_uint(value, e.key_int_max); break;
-      default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec); break;
-    }
-  }
+  if (!wish::get_client_property(s, prop_id, value) && !wish::get_encoder_property(e, PROP_ENCODER_FIRST, prop_id, value))
+    G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
   GST_OBJECT_UNLOCK(self);
 }
 
@@ -510,29 +482,9 @@ static void gst_whip_sink_class_init(GstWhipSinkClass *klass) {
   element_class->release_pad = gst_whip_sink_release_pad;
   GST_BIN_CLASS(klass)->handle_message = gst_whip_sink_handle_message;
 
-  auto flags = static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY);
-  auto ro = static_cast<GParamFlags>(G_PARAM_READABLE | G_PARAM_STATIC_STRINGS);
-  wish::install_client_properties(gobject_class, "WHIP");
-  g_object_class_install_property(gobject_class, PROP_VIDEO_CODEC,
-      g_param_spec_enum("video-codec", "Video codec", "Codec raw video is encoded to", gst_wish_video_codec_get_type(),
-                        GST_WISH_VIDEO_CODEC_H264, flags));
-  g_object_class_install_property(gobject_class, PROP_VIDEO_BITRATE,
-      g_param_spec_uint("video-bitrate", "Video bitrate", "Bitrate of encoded raw video in kbit/s", 50, 100000, 2000,
-                        flags));
-  g_object_class_install_property(gobject_class, PROP_AUDIO_BITRATE,
-      g_param_spec_uint("audio-bitrate", "Audio bitrate", "Bitrate of encoded raw audio (Opus) in bit/s", 6000,
-                        510000, 64000, flags));
-  g_object_class_install_property(gobject_class, PROP_KEY_INT_MAX,
-      g_param_spec_uint("key-int-max", "Keyframe interval",
-                        "Longest distance between keyframes of encoded raw video, in frames (keyframe requests from "
-                        "the server are honoured at once)",
-                        1, 100000, 60, flags));
-  g_object_class_install_property(gobject_class, PROP_SESSION_URL,
-      g_param_spec_string("session-url", "Session URL", "URL of the current WHIP session (null when none)", nullptr,
-                          ro));
-  g_object_class_install_property(gobject_class, PROP_STATS,
-      g_param_spec_boxed("stats", "Statistics", "session-url, state, reconnects, ice-restarts and link-ice-servers",
-                         GST_TYPE_STRUCTURE, ro));
+  wish::install_client_properties(gobject_class, "WHIP",
+                                  "session-url, state, reconnects, ice-restarts and link-ice-servers");
+  wish::install_encoder_properties(gobject_class, PROP_ENCODER_FIRST, "keyframe requests from the server are honoured at once");
   /**
    * GstWhipSink::restart-ice:
    *
