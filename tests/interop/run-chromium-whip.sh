@@ -16,26 +16,15 @@ case "$codec" in
   *) echo "usage: $0 [vp8|h264]" >&2; exit 2 ;;
 esac
 
+tag="chromium-whip $codec"
+. "$here/node-env.sh"
 chromium="${CHROMIUM:-/usr/bin/chromium}"
 if [ ! -x "$chromium" ]; then
-  echo "chromium-whip $codec: SKIP $chromium not found (install the Debian package \"chromium\")"
+  echo "$tag: SKIP $chromium not found (install the Debian package \"chromium\")"
   exit 77
 fi
-for tool in node npm gst-launch-1.0; do
-  if ! command -v "$tool" >/dev/null 2>&1; then
-    echo "chromium-whip $codec: FAIL $tool not found in PATH" >&2
-    exit 1
-  fi
-done
-
-# npm ci is idempotent but slow-ish; only run it when the installed tree is missing
-# or does not match the lock file.
-installed_lock="$here/node_modules/.package-lock.json"
-if [ ! -f "$here/node_modules/playwright-core/package.json" ] || [ ! -f "$installed_lock" ] \
-   || [ "$here/package-lock.json" -nt "$installed_lock" ]; then
-  echo "chromium-whip $codec: installing node modules (npm ci)"
-  (cd "$here" && npm ci --no-audit --no-fund)
-fi
+require_tools 1 node npm gst-launch-1.0
+ensure_node_modules playwright-core
 
 export GST_PLUGIN_PATH="${GST_PLUGIN_PATH:-$here/../../build/gst/wish}"
 exec node "$here/chromium-whip.mjs" "$codec"

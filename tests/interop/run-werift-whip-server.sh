@@ -16,21 +16,9 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-
-for tool in node npm; do
-  if ! command -v "$tool" >/dev/null 2>&1; then
-    echo "run-werift-whip-server: SKIP $tool not found in PATH" >&2
-    exit 77
-  fi
-done
-
-# npm ci is idempotent but slow-ish; only run it when the installed tree is missing
-# or does not match the lock file. Its output must not reach stdout (WHIP_URL first).
-installed_lock="$here/node_modules/.package-lock.json"
-if [ ! -f "$here/node_modules/werift/package.json" ] || [ ! -f "$installed_lock" ] \
-   || [ "$here/package-lock.json" -nt "$installed_lock" ]; then
-  echo "run-werift-whip-server: installing node modules (npm ci)" >&2
-  (cd "$here" && timeout 600 npm ci --no-audit --no-fund) 1>&2
-fi
+tag=run-werift-whip-server
+. "$here/node-env.sh"
+require_tools 77 node npm
+ensure_node_modules werift
 
 exec node "$here/werift-whip-server.mjs" "$@"
