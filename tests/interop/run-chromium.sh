@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Interop tests with headless Chromium:
+#   whep  Chromium plays whepserversink (chromium-whep.mjs);
+#   whip  Chromium publishes (WHIP) to a whipserversrc -> whepserversink relay and a
+#         second Chromium page plays it (WHEP) (chromium-whip.mjs).
+#
+# Usage: run-chromium.sh <whep|whip> <h264|vp8>
+# Exit status: 0 pass, 1 fail, 77 skip (chromium not installed), 2 usage error.
+#
+# Installs the pinned node modules (npm ci) on first use, then runs the test.
+# GST_PLUGIN_PATH defaults to ../../build/gst/wish relative to this folder.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+kind="${1:-}"
+codec="${2:-}"
+case "$kind/$codec" in
+  whep/h264|whep/vp8|whip/h264|whip/vp8) ;;
+  *) echo "usage: $0 <whep|whip> <h264|vp8>" >&2; exit 2 ;;
+esac
+
+tag="chromium-$kind $codec"
+. "$here/node-env.sh"
+chromium="${CHROMIUM:-/usr/bin/chromium}"
+if [ ! -x "$chromium" ]; then
+  echo "$tag: SKIP $chromium not found (install the Debian package \"chromium\")"
+  exit 77
+fi
+require_tools 1 node npm gst-launch-1.0
+ensure_node_modules playwright-core
+
+export GST_PLUGIN_PATH="${GST_PLUGIN_PATH:-$here/../../build/gst/wish}"
+exec node "$here/chromium-$kind.mjs" "$codec"
