@@ -116,85 +116,73 @@ GST_START_TEST(test_eos_deletes_session) {
 }
 GST_END_TEST;
 
-GST_START_TEST(test_relay_keyframe_on_request) {
-  // whipsink -> whipserversrc -> whepserversink with a 20 s GOP: a late viewer's keyframe
-  // request must reach whipsink's encoder as PLI.
-  GError *err = nullptr;
-  GstElement *relay = gst_parse_launch(
-      "whipserversrc name=in address=127.0.0.1 port=0 ice-local-addresses=127.0.0.1 "
-      "whepserversink name=out address=127.0.0.1 port=0 ice-local-addresses=127.0.0.1 "
-      "in.video_0 ! queue ! out.video_0",
-      &err);
-  fail_unless(relay != nullptr);
-  watch_test_pipeline(relay);
-  gst_element_set_state(relay, GST_STATE_PLAYING);
-  GstElement *in = gst_bin_get_by_name(GST_BIN(relay), "in"), *out = gst_bin_get_by_name(GST_BIN(relay), "out");
+// A video-only relay, whipserversrc ! whepserversink, on two free ports of 127.0.0.1.
+struct VideoRelay {
+  GstElement *pipeline = nullptr;
   guint in_port = 0, out_port = 0;
-  g_object_get(in, "current-port", &in_port, nullptr);
-  g_object_get(out, "current-port", &out_port, nullptr);
-  {
-    Publisher pub("http://127.0.0.1:" + std::to_string(in_port) + "/whip", "key-int-max=600", false);
-    g_usleep(3 * G_USEC_PER_SEC);  // the first keyframe is long gone
-    wish_test::PlayerOptions opts;
-    opts.audio = false;
-    wish_test::TestPlayer player(opts);
+  VideoRelay() {
+    GError *err = nullptr;
+    pipeline = gst_parse_launch(
+        "whipserversrc name=in address=127.0.0.1 port=0 ice-local-addresses=127.0.0.1 "
+        "whepserversink name=out address=127.0.0.1 port=0 ice-local-addresses=127.0.0.1 "
+        "in.video_0 ! queue ! out.video_0",
+        &err);
+    fail_unless(pipeline != nullptr, "%s", err ? err->message : "");
+    watch_test_pipeline(pipeline);
+    gst_element_set_state(pipeline, GST_STATE_PLAYING);
+    for (auto [name, port] : {std::pair<const char *, guint *>{"in", &in_port}, {"out", &out_port}}) {
+      GstElement *e = gst_bin_get_by_name(GST_BIN(pipeline), name);
+      g_object_get(e, "current-port", port, nullptr);
+      gst_object_unref(e);
+    }
+  }
+  ~VideoRelay() {
+    gst_element_set_state(pipeline, GST_STATE_NULL);
+    gst_object_unref(pipeline);
+  }
+  std::string whip_url() const { return "http://127.0.0.1:" + std::to_string(in_port) + "/whip"; }
+  // The player POSTs its offer to the relay's WHEP endpoint until it is answered (409 until
+  // a publisher sends) and applies the answer.
+  void join(wish_test::TestPlayer &player) const {
     wish_test::HttpClient http;
     wish_test::HttpResult r;
     fail_unless(wait_until(10000, [&] {
       r = http.request("POST", "http://127.0.0.1:" + std::to_string(out_port) + "/whep",
                        {{"Content-Type", "application/sdp"}}, player.create_offer());
       return r.status == 201;
-    }));
+    }), "the relay answered %d", r.status);
     fail_unless(player.set_remote_answer(r.body));
-    fail_unless(player.wait_video_frames(1, 4000), "no frame within 4 s of joining a 20 s GOP");
   }
-  gst_element_set_state(relay, GST_STATE_NULL);
-  gst_object_unref(in);
-  gst_object_unref(out);
-  gst_object_unref(relay);
+};
+
+GST_START_TEST(test_relay_keyframe_on_request) {
+  // whipsink -> whipserversrc -> whepserversink with a 20 s GOP: a late viewer's keyframe
+  // request must reach whipsink's encoder as PLI.
+  VideoRelay relay;
+  Publisher pub(relay.whip_url(), "key-int-max=600", false);
+  g_usleep(3 * G_USEC_PER_SEC);  // the first keyframe is long gone
+  wish_test::PlayerOptions opts;
+  opts.audio = false;
+  wish_test::TestPlayer player(opts);
+  relay.join(player);
+  fail_unless(player.wait_video_frames(1, 4000), "no frame within 4 s of joining a 20 s GOP");
 }
 GST_END_TEST;
 
 GST_START_TEST(test_relay_viewers_survive_publisher_reconnect) {
-  GError *err = nullptr;
-  GstElement *relay = gst_parse_launch(
-      "whipserversrc name=in address=127.0.0.1 port=0 ice-local-addresses=127.0.0.1 "
-      "whepserversink name=out address=127.0.0.1 port=0 ice-local-addresses=127.0.0.1 "
-      "in.video_0 ! queue ! out.video_0",
-      &err);
-  fail_unless(relay != nullptr);
-  watch_test_pipeline(relay);
-  gst_element_set_state(relay, GST_STATE_PLAYING);
-  GstElement *in = gst_bin_get_by_name(GST_BIN(relay), "in"), *out = gst_bin_get_by_name(GST_BIN(relay), "out");
-  guint in_port = 0, out_port = 0;
-  g_object_get(in, "current-port", &in_port, nullptr);
-  g_object_get(out, "current-port", &out_port, nullptr);
-  std::string whip = "http://127.0.0.1:" + std::to_string(in_port) + "/whip";
-  {
-    wish_test::PlayerOptions opts;
-    opts.audio = false;
-    wish_test::TestPlayer player(opts);
-    auto pub = std::make_unique<Publisher>(whip, "", false);
-    wish_test::HttpClient http;
-    wish_test::HttpResult r;
-    fail_unless(wait_until(10000, [&] {
-      r = http.request("POST", "http://127.0.0.1:" + std::to_string(out_port) + "/whep",
-                       {{"Content-Type", "application/sdp"}}, player.create_offer());
-      return r.status == 201;
-    }));
-    fail_unless(player.set_remote_answer(r.body));
-    fail_unless(player.wait_video_frames(30, 15000));
-    pub.reset();  // the publisher leaves (DELETE) ...
-    g_usleep(500 * 1000);
-    pub = std::make_unique<Publisher>(whip, "", false);  // ... and comes back
-    guint64 before = player.video_frames();
-    fail_unless(player.wait_video_frames(before + 60, 20000),
-                "the viewer stopped at %" G_GUINT64_FORMAT " frames after the publisher came back", player.video_frames());
-  }
-  gst_element_set_state(relay, GST_STATE_NULL);
-  gst_object_unref(in);
-  gst_object_unref(out);
-  gst_object_unref(relay);
+  VideoRelay relay;
+  wish_test::PlayerOptions opts;
+  opts.audio = false;
+  wish_test::TestPlayer player(opts);
+  auto pub = std::make_unique<Publisher>(relay.whip_url(), "", false);
+  relay.join(player);
+  fail_unless(player.wait_video_frames(30, 15000));
+  pub.reset();  // the publisher leaves (DELETE) ...
+  g_usleep(500 * 1000);
+  pub = std::make_unique<Publisher>(relay.whip_url(), "", false);  // ... and comes back
+  guint64 before = player.video_frames();
+  fail_unless(player.wait_video_frames(before + 60, 20000),
+              "the viewer stopped at %" G_GUINT64_FORMAT " frames after the publisher came back", player.video_frames());
 }
 GST_END_TEST;
 
