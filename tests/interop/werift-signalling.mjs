@@ -280,6 +280,50 @@ export function weriftVersion() {
 }
 
 // ---------------------------------------------------------------------------
+// werift itself
+
+// The werift module; exits 1 when it is not installed.
+export async function loadWerift() {
+  try {
+    return await import('werift');
+  } catch (e) {
+    log(`FATAL cannot load werift (run npm ci in ${HERE}): ${e.message}`);
+    process.exit(1);
+  }
+}
+
+// RTCPeerConnection configuration with ICE restricted to the loopback interface; the
+// caller adds codecs and header extensions.
+//  - iceUseIpv4/iceUseIpv6 false: do not enumerate the host's interfaces at all
+//    (werift's enumeration skips loopback anyway, it would only add e.g. eth0);
+//  - iceAdditionalHostAddresses ['127.0.0.1']: the only host candidate address;
+//  - iceInterfaceAddresses { udp4: '127.0.0.1' }: the ICE sockets bind to
+//    127.0.0.1 instead of 0.0.0.0;
+//  - no STUN/TURN servers (werift would otherwise default to a public STUN server), no TCP candidates;
+//  - iceFilterCandidatePair / iceFilterStunResponse: only pairs and STUN requests
+//    between 127.0.0.1 addresses (belt and braces; remote candidates that are not
+//    127.0.0.1 are also stripped from the offer and from PATCH bodies, which keeps
+//    werift from starting an mDNS query for ".local" candidates).
+export const LOOPBACK_PC_CONFIG = {
+  iceServers: [],
+  iceTransportPolicy: 'all',
+  iceUseIpv4: false,
+  iceUseIpv6: false,
+  iceUseTcp: false,
+  iceUseLinkLocalAddress: false,
+  iceAdditionalHostAddresses: [HOST],
+  iceInterfaceAddresses: { udp4: HOST },
+  iceFilterCandidatePair: (pair) =>
+    isLoopback(pair.remoteCandidate?.host) && isLoopback(pair.protocol?.localCandidate?.host ?? HOST),
+  iceFilterStunResponse: (_msg, addr) => isLoopback(addr?.[0]),
+  bundlePolicy: 'max-bundle',
+};
+
+// Parameters of an a=fmtp value, names and values in lower case.
+export const fmtpParams = (fmtp) => Object.fromEntries(fmtp.split(';').map((kv) => kv.trim().split('='))
+  .filter((kv) => kv[0]).map(([k, v]) => [k.toLowerCase(), (v ?? '').trim().toLowerCase()]));
+
+// ---------------------------------------------------------------------------
 // command line and HTTP endpoint shared by the two servers
 
 // Parses [--port N] [--path P] [--max-lifetime SECONDS] [--verbose] plus the server's own

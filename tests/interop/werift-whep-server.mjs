@@ -34,20 +34,15 @@
 // Environment: DEBUG=werift* for werift's own logs; GST_DEBUG for gst-launch-1.0.
 
 import { spawn, spawnSync } from 'node:child_process';
-import crypto from 'node:crypto';
 import dgram from 'node:dgram';
-import fs from 'node:fs';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import {
   HOST, GATHER_TIMEOUT_MS, MAX_BODY_BYTES, configureLog, log, vlog,
   isLoopback, responder, sdpLines, splitSdp, joinSdp, parseCandidate,
   candidateIsUsable, attrValue, describeCodecs, filterAnswer, parseSdpFrag, randomId,
   waitGatheringComplete, disableDefaultStun, withTimeout, restartIce, addTrickleCandidates, mediaType,
-  readBody, ifMatchMatches, weriftVersion, parseServerArgs, serveEndpoint,
+  readBody, ifMatchMatches, weriftVersion, parseServerArgs, serveEndpoint, loadWerift, LOOPBACK_PC_CONFIG, fmtpParams,
 } from './werift-signalling.mjs';
 
-const HERE = path.dirname(fileURLToPath(import.meta.url));
 const TAG = 'werift-whep-server';
 
 const MEDIA_READY_TIMEOUT_MS = 15_000;  // gst-launch produces its first RTP packets
@@ -83,39 +78,11 @@ configureLog(TAG, OPTS.verbose);
 const SERVE = { video: OPTS.video === 'none' ? null : OPTS.video, audio: OPTS.audio === 'none' ? null : OPTS.audio };
 
 
-let werift;
-try {
-  werift = await import('werift');
-} catch (e) {
-  log(`FATAL cannot load werift (run npm ci in ${HERE}): ${e.message}`);
-  process.exit(1);
-}
-const { RTCPeerConnection, MediaStream, MediaStreamTrack, useH264, useVP8, useVP9, useOPUS, usePCMU, useSdesMid } = werift;
+const { RTCPeerConnection, MediaStream, MediaStreamTrack, useH264, useVP8, useVP9, useOPUS, usePCMU, useSdesMid } = await loadWerift();
 
-// werift configuration. ICE is restricted to the loopback interface:
-//  - iceUseIpv4/iceUseIpv6 false: do not enumerate the host's interfaces at all
-//    (werift's enumeration skips loopback anyway, it would only add e.g. eth0);
-//  - iceAdditionalHostAddresses ['127.0.0.1']: the only host candidate address;
-//  - iceInterfaceAddresses { udp4: '127.0.0.1' }: the ICE sockets bind to
-//    127.0.0.1 instead of 0.0.0.0;
-//  - no STUN/TURN servers (werift would otherwise default to a public STUN server), no TCP candidates;
-//  - iceFilterCandidatePair / iceFilterStunResponse: only pairs and STUN requests
-//    between 127.0.0.1 addresses (belt and braces; remote candidates that are not
-//    127.0.0.1 are also stripped from the offer and from PATCH bodies, which keeps
-//    werift from starting an mDNS query for ".local" candidates).
+// werift configuration: ICE on 127.0.0.1 only (werift-signalling.mjs), and the codecs.
 const PC_CONFIG = {
-  iceServers: [],
-  iceTransportPolicy: 'all',
-  iceUseIpv4: false,
-  iceUseIpv6: false,
-  iceUseTcp: false,
-  iceUseLinkLocalAddress: false,
-  iceAdditionalHostAddresses: [HOST],
-  iceInterfaceAddresses: { udp4: HOST },
-  iceFilterCandidatePair: (pair) =>
-    isLoopback(pair.remoteCandidate?.host) && isLoopback(pair.protocol?.localCandidate?.host ?? HOST),
-  iceFilterStunResponse: (_msg, addr) => isLoopback(addr?.[0]),
-  bundlePolicy: 'max-bundle',
+  ...LOOPBACK_PC_CONFIG,
   // werift matches codecs by MIME type only and answers with the offerer's payload
   // types and fmtp; the offer is reduced to one codec per m-line beforehand.
   codecs: {
@@ -128,15 +95,6 @@ const PC_CONFIG = {
 // ---------------------------------------------------------------------------
 // SDP helpers
 
-
-
-
-
-
-
-
-const fmtpParams = (fmtp) => Object.fromEntries(fmtp.split(';').map((kv) => kv.trim().split('='))
-  .filter((kv) => kv[0]).map(([k, v]) => [k.toLowerCase(), (v ?? '').trim().toLowerCase()]));
 
 // What the RTP source sends can be decoded by: H.264 packetization-mode=1 (FU-A /
 // STAP-A), any profile that contains constrained baseline, preferring 42e0xx.
@@ -221,7 +179,6 @@ function prepareOffer(sdp) {
   }
   return { sdp: joinSdp(parts), report, parts };
 }
-
 
 
 // ---------------------------------------------------------------------------
@@ -346,9 +303,6 @@ function forwardRtp(kind, buf) {
     }
   }
 }
-
-
-
 
 
 async function closeSession(s, why) {
