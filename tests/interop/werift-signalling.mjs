@@ -319,6 +319,50 @@ export const LOOPBACK_PC_CONFIG = {
   bundlePolicy: 'max-bundle',
 };
 
+// Answers the offer already set on pc: creates and sets the answer, waits for gathering
+// and keeps the 127.0.0.1 candidates; records on s the remote ICE credentials, the answer,
+// the offer's report and the candidate counts.
+export async function answerOffer(s, pc, prepared) {
+  const answer = await pc.createAnswer();
+  await pc.setLocalDescription(answer);
+  const gathered = await waitGatheringComplete(pc, GATHER_TIMEOUT_MS);
+  const filtered = filterAnswer(pc.localDescription.sdp);
+  if (!filtered.kept) throw new Error(`werift gathered no 127.0.0.1 candidate (gathering complete: ${gathered})`);
+  const ice = splitSdp(prepared.sdp);
+  const allLines = [...ice.session, ...ice.media.flatMap((m) => m.lines)];
+  s.remoteUfrag = attrValue(allLines, 'ice-ufrag');
+  s.remotePwd = attrValue(allLines, 'ice-pwd');
+  s.answer = filtered.sdp;
+  s.report = prepared.report;
+  s.answerCandidates = { kept: filtered.kept, dropped: filtered.dropped };
+}
+
+// Closes the session (closeSession(s, why)) when its connection fails or is closed, stays
+// disconnected longer than graceMs, or is not connected within connectMs. onState sees
+// every connection state. Returns the subscriptions.
+export function superviseConnection(s, pc, closeSession, { connectMs, graceMs, onState = () => {} }) {
+  const subs = [
+    pc.connectionStateChange.subscribe((state) => {
+      log(`session ${s.id}: connection ${state}`);
+      onState(state);
+      if (state === 'connected') {
+        clearTimeout(s.connectTimer);
+        clearTimeout(s.disconnectTimer);
+      } else if (state === 'failed' || state === 'closed') {
+        closeSession(s, `connection ${state}`);
+      } else if (state === 'disconnected') {
+        clearTimeout(s.disconnectTimer);
+        s.disconnectTimer = setTimeout(() => closeSession(s, `disconnected for ${graceMs} ms`), graceMs);
+      }
+    }),
+    pc.iceConnectionStateChange.subscribe((state) => vlog(`session ${s.id}: ice ${state}`)),
+  ];
+  s.connectTimer = setTimeout(() => {
+    if (pc.connectionState !== 'connected') closeSession(s, `not connected within ${connectMs} ms`);
+  }, connectMs);
+  return subs;
+}
+
 // Parameters of an a=fmtp value, names and values in lower case.
 export const fmtpParams = (fmtp) => Object.fromEntries(fmtp.split(';').map((kv) => kv.trim().split('='))
   .filter((kv) => kv[0]).map(([k, v]) => [k.toLowerCase(), (v ?? '').trim().toLowerCase()]));

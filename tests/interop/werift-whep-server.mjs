@@ -40,7 +40,7 @@ import {
   isLoopback, responder, sdpLines, splitSdp, joinSdp, parseCandidate,
   candidateIsUsable, attrValue, describeCodecs, filterAnswer, parseSdpFrag, randomId,
   waitGatheringComplete, disableDefaultStun, withTimeout, restartIce, addTrickleCandidates, mediaType,
-  readBody, ifMatchMatches, weriftVersion, parseServerArgs, serveEndpoint, loadWerift, LOOPBACK_PC_CONFIG, fmtpParams,
+  readBody, ifMatchMatches, weriftVersion, parseServerArgs, serveEndpoint, loadWerift, LOOPBACK_PC_CONFIG, fmtpParams, answerOffer, superviseConnection,
 } from './werift-signalling.mjs';
 
 const TAG = 'werift-whep-server';
@@ -345,39 +345,13 @@ async function createSession(offerSdp) {
     for (const t of pc.getTransceivers()) {
       if (!Object.values(s.tracks).includes(t.sender.track) && t.direction !== 'inactive') t.setDirection('inactive');
     }
-    const answer = await pc.createAnswer();
-    await pc.setLocalDescription(answer);
-    const gathered = await waitGatheringComplete(pc, GATHER_TIMEOUT_MS);
-    const filtered = filterAnswer(pc.localDescription.sdp);
-    if (!filtered.kept) throw new Error(`werift gathered no 127.0.0.1 candidate (gathering complete: ${gathered})`);
-    const ice = splitSdp(prepared.sdp);
-    const allLines = [...ice.session, ...ice.media.flatMap((m) => m.lines)];
-    s.remoteUfrag = attrValue(allLines, 'ice-ufrag');
-    s.remotePwd = attrValue(allLines, 'ice-pwd');
-    s.answer = filtered.sdp;
-    s.report = prepared.report;
-    s.answerCandidates = { kept: filtered.kept, dropped: filtered.dropped };
+    await answerOffer(s, pc, prepared);
   } catch (e) {
     await withTimeout(pc.close(), PC_CLOSE_TIMEOUT_MS, 'close').catch(() => {});
     throw e;
   }
 
-  pc.connectionStateChange.subscribe((state) => {
-    log(`session ${s.id}: connection ${state}`);
-    if (state === 'connected') {
-      clearTimeout(s.connectTimer);
-      clearTimeout(s.disconnectTimer);
-    } else if (state === 'failed' || state === 'closed') {
-      closeSession(s, `connection ${state}`);
-    } else if (state === 'disconnected') {
-      clearTimeout(s.disconnectTimer);
-      s.disconnectTimer = setTimeout(() => closeSession(s, `disconnected for ${DISCONNECTED_GRACE_MS} ms`), DISCONNECTED_GRACE_MS);
-    }
-  });
-  pc.iceConnectionStateChange.subscribe((state) => vlog(`session ${s.id}: ice ${state}`));
-  s.connectTimer = setTimeout(() => {
-    if (pc.connectionState !== 'connected') closeSession(s, `not connected within ${CONNECT_TIMEOUT_MS} ms`);
-  }, CONNECT_TIMEOUT_MS);
+  superviseConnection(s, pc, closeSession, { connectMs: CONNECT_TIMEOUT_MS, graceMs: DISCONNECTED_GRACE_MS });
   sessions.set(s.id, s);
   return s;
 }
