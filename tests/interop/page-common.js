@@ -40,3 +40,18 @@ function keepLoopbackCandidates(sdp) {
   });
   return { sdp: lines.join('\r\n'), kept, dropped };
 }
+
+// The selected candidate pair of a transport stats entry, with its addresses
+// ("127.0.0.1:port/udp host"); null when there is none yet.
+function selectedPair(byId, transport) {
+  const p = byId.get(transport.selectedCandidatePairId);
+  if (!p) return null;
+  const where = (c) => (c ? c.address + ':' + c.port + '/' + c.protocol + ' ' + c.candidateType : null);
+  return {
+    state: p.state, dtlsState: transport.dtlsState, dtlsRole: transport.dtlsRole, srtpCipher: transport.srtpCipher,
+    bytesSent: p.bytesSent, bytesReceived: p.bytesReceived,
+    packetsSent: p.packetsSent, packetsReceived: p.packetsReceived,
+    transportBytesReceived: transport.bytesReceived,
+    local: where(byId.get(p.localCandidateId)), remote: where(byId.get(p.remoteCandidateId)),
+  };
+}

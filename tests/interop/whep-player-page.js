@@ -27,21 +27,7 @@ async function collectStats(pc) {
         payloadType: codec ? codec.payloadType : null,
       };
     }
-    if (s.type === 'transport' && s.selectedCandidatePairId) {
-      const p = byId.get(s.selectedCandidatePairId);
-      if (p) {
-        const l = byId.get(p.localCandidateId), r = byId.get(p.remoteCandidateId);
-        out.pair = {
-          state: p.state,
-          bytesSent: p.bytesSent, bytesReceived: p.bytesReceived,
-          packetsSent: p.packetsSent, packetsReceived: p.packetsReceived,
-          transportBytesReceived: s.bytesReceived, dtlsState: s.dtlsState,
-          srtpCipher: s.srtpCipher, dtlsRole: s.dtlsRole,
-          local: l ? l.address + ':' + l.port + '/' + l.protocol + ' ' + l.candidateType : null,
-          remote: r ? r.address + ':' + r.port + '/' + r.protocol + ' ' + r.candidateType : null,
-        };
-      }
-    }
+    if (s.type === 'transport' && s.selectedCandidatePairId) out.pair = selectedPair(byId, s);
   });
   return out;
 }

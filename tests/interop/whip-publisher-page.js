@@ -17,17 +17,7 @@ async function outboundStats(pc) {
         mimeType: c ? c.mimeType : null, sdpFmtpLine: c ? c.sdpFmtpLine : null,
       };
     }
-    if (s.type === 'transport' && s.selectedCandidatePairId) {
-      const p = byId.get(s.selectedCandidatePairId);
-      if (p) {
-        const l = byId.get(p.localCandidateId), r = byId.get(p.remoteCandidateId);
-        out.pair = {
-          state: p.state, dtlsState: s.dtlsState,
-          local: l ? l.address + ':' + l.port + '/' + l.protocol + ' ' + l.candidateType : null,
-          remote: r ? r.address + ':' + r.port + '/' + r.protocol + ' ' + r.candidateType : null,
-        };
-      }
-    }
+    if (s.type === 'transport' && s.selectedCandidatePairId) out.pair = selectedPair(byId, s);
   });
   return out;
 }
