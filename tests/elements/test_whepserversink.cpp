@@ -617,4 +617,4 @@ static Suite *whepserversink_suite(void) {
   return s;
 }
 
-GST_CHECK_MAIN(whepserversink);
+WISH_CHECK_MAIN(whepserversink);

@@ -528,4 +528,4 @@ static Suite *whepsrc_suite(void) {
   return s;
 }
 
-GST_CHECK_MAIN(whepsrc);
+WISH_CHECK_MAIN(whepsrc);

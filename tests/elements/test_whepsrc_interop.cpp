@@ -178,4 +178,4 @@ static Suite *interop_suite(void) {
   return s;
 }
 
-GST_CHECK_MAIN(interop);
+WISH_CHECK_MAIN(interop);

@@ -299,4 +299,4 @@ static Suite *whipserversrc_suite(void) {
   return s;
 }
 
-GST_CHECK_MAIN(whipserversrc);
+WISH_CHECK_MAIN(whipserversrc);

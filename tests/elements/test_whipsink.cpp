@@ -204,4 +204,4 @@ static Suite *whipsink_suite(void) {
   return s;
 }
 
-GST_CHECK_MAIN(whipsink);
+WISH_CHECK_MAIN(whipsink);
