@@ -79,6 +79,7 @@ GstPad *MediaOutputs::attach(GstPad *webrtc_pad, const std::string &kind) {
   }
   if (is_new) {
     gst_pad_set_active(ghost, TRUE);
+    std::lock_guard<std::mutex> announcing(announce_mutex_);
     gst_element_add_pad(bin_, ghost);  // downstream links here (gst-launch, applications)
   }
 

@@ -40,6 +40,11 @@ private:
 
   GstElement *bin_;
   std::mutex mutex_;
+  // New pads are announced (pad-added) one at a time. Streams arrive on several streaming
+  // threads, and gst_parse_launch's delayed links (in.video_0 ! ...) look their pad up by
+  // name from every pad-added: two announcements at once made two threads link and
+  // disconnect the same delayed link (a GLib critical, and the pad linked twice).
+  std::mutex announce_mutex_;
   std::vector<Output> outputs_;
   unsigned counter_[2] = {0, 0};
   std::atomic<guint64> buffers_{0};
