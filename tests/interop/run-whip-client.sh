@@ -257,11 +257,14 @@ stop_pid "$recv_pid" INT
 recv_pid=""
 
 vframes="$(count_v)"; vok="$(count_v_ok)"; abufs="$(count_a)"
-# The caps each fakesink got, from its last-message for the caps event (gst-launch -v does
-# not always print the pad's caps notification).
+# The caps each fakesink got, from the pad's caps notification or the fakesink's
+# last-message for the caps event: gst-launch -v now and then misses one of them (seen for
+# the pad's caps notification).
 sink_caps() {
-  grep -a -m1 -o "($1:sink) E (type: caps ([0-9]*), GstEventCaps, caps=(GstCaps)\"[^\"]*" "$work/recv.log" \
-    | sed 's/.*caps=(GstCaps)"//; s/\\//g'
+  { grep -a -m1 -o "GstFakeSink:$1.GstPad:sink: caps = .*" "$work/recv.log" | sed 's/.*caps = //'
+    grep -a -m1 -o "($1:sink) E (type: caps ([0-9]*), GstEventCaps, caps=(GstCaps)\"[^\"]*" "$work/recv.log" \
+      | sed 's/.*caps=(GstCaps)"//; s/\\//g'
+  } | grep -v '^NULL$' | head -n1
 }
 vcaps="$(sink_caps vsink)"
 acaps="$(sink_caps asink)"
