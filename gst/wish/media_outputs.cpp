@@ -49,6 +49,17 @@ Mode choose_mode(GstPad *ghost, const std::string &kind, GstCaps **wanted_encode
 
 }  // namespace
 
+void MediaOutputs::add_pad_templates(GstElementClass *klass) {
+  static GstStaticPadTemplate video = GST_STATIC_PAD_TEMPLATE(
+      "video_%u", GST_PAD_SRC, GST_PAD_SOMETIMES,
+      GST_STATIC_CAPS("video/x-raw(ANY); video/x-h264; video/x-vp8; video/x-vp9; application/x-rtp, media=video"));
+  static GstStaticPadTemplate audio = GST_STATIC_PAD_TEMPLATE(
+      "audio_%u", GST_PAD_SRC, GST_PAD_SOMETIMES,
+      GST_STATIC_CAPS("audio/x-raw(ANY); audio/x-opus; application/x-rtp, media=audio"));
+  gst_element_class_add_static_pad_template(klass, &video);
+  gst_element_class_add_static_pad_template(klass, &audio);
+}
+
 GstPad *MediaOutputs::attach(GstPad *webrtc_pad, const std::string &kind) {
   GstPad *ghost = nullptr;
   bool is_new = false;

@@ -16,6 +16,9 @@ class MediaOutputs {
 public:
   explicit MediaOutputs(GstElement *bin) : bin_(bin) {}
 
+  // The sometimes pad templates video_%u / audio_%u the outputs are made from; for class_init.
+  static void add_pad_templates(GstElementClass *klass);
+
   // For a new webrtcbin src pad (called from its streaming thread): reuses a free output of
   // that kind (a later session continues on the same pad) or adds one, then links it.
   // Downstream's caps, in its order of preference, decide: raw (also when nothing is linked

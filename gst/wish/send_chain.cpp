@@ -11,6 +11,17 @@ static GstElement *make(const char *factory, std::string *missing) {
   return e;
 }
 
+void add_send_pad_templates(GstElementClass *klass) {
+  static GstStaticPadTemplate video = GST_STATIC_PAD_TEMPLATE(
+      "video_%u", GST_PAD_SINK, GST_PAD_REQUEST,
+      // Encoded first: caps queries intersect with the template, and its order counts.
+      GST_STATIC_CAPS("video/x-h264; video/x-vp8; video/x-vp9; video/x-raw"));
+  static GstStaticPadTemplate audio =
+      GST_STATIC_PAD_TEMPLATE("audio_%u", GST_PAD_SINK, GST_PAD_REQUEST, GST_STATIC_CAPS("audio/x-opus; audio/x-raw"));
+  gst_element_class_add_static_pad_template(klass, &video);
+  gst_element_class_add_static_pad_template(klass, &audio);
+}
+
 GstCaps *send_input_caps(const std::string &kind) {
   return gst_caps_from_string(kind == "video"
                                   ? "video/x-h264; video/x-vp8; video/x-vp9; video/x-raw,format=I420; video/x-raw"

@@ -25,6 +25,9 @@ void install_encoder_properties(GObjectClass *klass, guint first_id, const char 
 bool set_encoder_property(EncoderSettings &e, guint first_id, guint prop_id, const GValue *value);
 bool get_encoder_property(const EncoderSettings &e, guint first_id, guint prop_id, GValue *value);
 
+// The request pad templates video_%u / audio_%u of the sending elements; for class_init.
+void add_send_pad_templates(GstElementClass *klass);
+
 // Makes the elements (not yet in a bin) for input of these caps, the payloader last, set up
 // for WebRTC (MTU 1200, SPS/PPS with every IDR, payload type 96 video / 111 audio).
 // On failure returns false with a summary and detail for an element error.

@@ -251,12 +251,7 @@ bool SessionClient::create_webrtcbin(bool with_media, std::string *error) {
   connect("pad-added", G_CALLBACK(+[](GstElement *, GstPad *pad, gpointer d) {
             auto *c = static_cast<Ctx *>(d);
             if (GST_PAD_DIRECTION(pad) != GST_PAD_SRC) return;
-            GstCaps *caps = gst_pad_get_current_caps(pad);
-            if (!caps) caps = gst_pad_query_caps(pad, nullptr);
-            const gchar *media = gst_structure_get_string(gst_caps_get_structure(caps, 0), "media");
-            std::string kind = media ? media : "video";
-            gst_caps_unref(caps);
-            c->self->media_->on_stream(pad, kind);
+            c->self->media_->on_stream(pad, stream_kind(pad));
           }));
   gst_bin_add(GST_BIN(element_), webrtc_);
 
@@ -273,8 +268,8 @@ bool SessionClient::create_webrtcbin(bool with_media, std::string *error) {
 void SessionClient::destroy_webrtcbin() {
   gen_++;
   if (!webrtc_) return;
-  // Stopped first: that releases any streaming thread blocked in its pads, so the media side
-  // can unlink from it.
+  // Stopped first: that releases any streaming thread blocked in its pads before the media
+  // side detaches from them.
   gst_element_set_locked_state(webrtc_, TRUE);
   gst_element_set_state(webrtc_, GST_STATE_NULL);
   media_->detach(webrtc_);

@@ -191,6 +191,15 @@ bool restart_ice(GstElement *webrtcbin, const std::string &remote_ufrag,
   return true;
 }
 
+std::string stream_kind(GstPad *webrtc_src_pad) {
+  GstCaps *caps = gst_pad_get_current_caps(webrtc_src_pad);
+  if (!caps) caps = gst_pad_query_caps(webrtc_src_pad, nullptr);
+  const gchar *media = gst_structure_get_string(gst_caps_get_structure(caps, 0), "media");
+  std::string kind = media ? media : "video";
+  gst_caps_unref(caps);
+  return kind;
+}
+
 void watch_incoming(GstElement *webrtcbin, std::shared_ptr<std::atomic<gint64>> last_rx) {
   last_rx->store(g_get_monotonic_time());
   GstIterator *it = gst_bin_iterate_recurse(GST_BIN(webrtcbin));

@@ -42,6 +42,10 @@ bool set_remote_ice(GstElement *webrtcbin, const std::string &ufrag, const std::
 // also work after a restart webrtcbin does not know about.
 void add_remote_candidates(GstElement *webrtcbin, const std::vector<std::string> &candidates);
 
+// "video" or "audio": the kind of stream on a webrtcbin src pad (pad-added), from the media
+// field of its caps (video when it has none).
+std::string stream_kind(GstPad *webrtc_src_pad);
+
 // Stamps *last_rx with g_get_monotonic_time() whenever anything (RTP, RTCP, DTLS) arrives on
 // webrtcbin's ICE transports; the caller decides when silence means the peer is gone.
 // webrtcbin 1.22 leaves libnice's consent freshness off, so ICE alone does not notice.

@@ -1156,12 +1156,6 @@ GType gst_wish_video_codec_get_type(void) {
   return type;
 }
 
-static GstStaticPadTemplate video_template = GST_STATIC_PAD_TEMPLATE(
-    "video_%u", GST_PAD_SINK, GST_PAD_REQUEST,
-    // Encoded first: caps queries intersect with the template, and its order counts.
-    GST_STATIC_CAPS("video/x-h264; video/x-vp8; video/x-vp9; video/x-raw"));
-static GstStaticPadTemplate audio_template =
-    GST_STATIC_PAD_TEMPLATE("audio_%u", GST_PAD_SINK, GST_PAD_REQUEST, GST_STATIC_CAPS("audio/x-opus; audio/x-raw"));
 
 static void gst_whep_server_sink_init(GstWhepServerSink *self) {
   self->server = new wish::WhepServer(self);
@@ -1311,8 +1305,7 @@ static void gst_whep_server_sink_class_init(GstWhepServerSinkClass *klass) {
   wish::install_server_signals(gobject_class, "WHEP", gst_whep_server_sink_post, gst_whep_server_sink_patch,
                                gst_whep_server_sink_delete);
 
-  gst_element_class_add_static_pad_template(element_class, &video_template);
-  gst_element_class_add_static_pad_template(element_class, &audio_template);
+  wish::add_send_pad_templates(element_class);
   gst_element_class_set_static_metadata(
       element_class, "WHEP server sink", "Sink/Network/WebRTC",
       "Serves audio and video to WHEP players (draft-ietf-wish-whep-03) over HTTP(S); posts "

@@ -163,12 +163,6 @@ G_DEFINE_TYPE_WITH_CODE(GstWhepSrc, gst_whep_src, GST_TYPE_BIN,
                         G_IMPLEMENT_INTERFACE(GST_TYPE_URI_HANDLER, gst_whep_src_uri_handler_init));
 GST_ELEMENT_REGISTER_DEFINE(whepsrc, "whepsrc", GST_RANK_PRIMARY, GST_TYPE_WHEP_SRC);
 
-static GstStaticPadTemplate video_src_template = GST_STATIC_PAD_TEMPLATE(
-    "video_%u", GST_PAD_SRC, GST_PAD_SOMETIMES,
-    GST_STATIC_CAPS("video/x-raw(ANY); video/x-h264; video/x-vp8; video/x-vp9; application/x-rtp, media=video"));
-static GstStaticPadTemplate audio_src_template = GST_STATIC_PAD_TEMPLATE(
-    "audio_%u", GST_PAD_SRC, GST_PAD_SOMETIMES,
-    GST_STATIC_CAPS("audio/x-raw(ANY); audio/x-opus; application/x-rtp, media=audio"));
 
 // ---------------------------------------------------------------------------------------
 // GObject glue
@@ -283,8 +277,7 @@ static void gst_whep_src_class_init(GstWhepSrcClass *klass) {
                              static_cast<GSignalFlags>(G_SIGNAL_RUN_LAST | G_SIGNAL_ACTION),
                              G_CALLBACK(gst_whep_src_restart_ice), nullptr, nullptr, nullptr, G_TYPE_NONE, 0);
 
-  gst_element_class_add_static_pad_template(element_class, &video_src_template);
-  gst_element_class_add_static_pad_template(element_class, &audio_src_template);
+  wish::MediaOutputs::add_pad_templates(element_class);
   gst_element_class_set_static_metadata(
       element_class, "WHEP player source", "Source/Network/WebRTC",
       "Plays a WHEP endpoint (draft-ietf-wish-whep-03): decoded by default, encoded or RTP when downstream asks; "

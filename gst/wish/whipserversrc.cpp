@@ -153,12 +153,6 @@ struct _GstWhipServerSrc {
 G_DEFINE_TYPE(GstWhipServerSrc, gst_whip_server_src, GST_TYPE_BIN);
 GST_ELEMENT_REGISTER_DEFINE(whipserversrc, "whipserversrc", GST_RANK_NONE, GST_TYPE_WHIP_SERVER_SRC);
 
-static GstStaticPadTemplate video_src_template = GST_STATIC_PAD_TEMPLATE(
-    "video_%u", GST_PAD_SRC, GST_PAD_SOMETIMES,
-    GST_STATIC_CAPS("video/x-raw(ANY); video/x-h264; video/x-vp8; video/x-vp9; application/x-rtp, media=video"));
-static GstStaticPadTemplate audio_src_template = GST_STATIC_PAD_TEMPLATE(
-    "audio_%u", GST_PAD_SRC, GST_PAD_SOMETIMES,
-    GST_STATIC_CAPS("audio/x-raw(ANY); audio/x-opus; application/x-rtp, media=audio"));
 
 namespace wish {
 
@@ -297,12 +291,7 @@ void WhipServer::answer_offer(const std::string &id, const std::string &offer, c
             }));
     connect("pad-added", G_CALLBACK(+[](GstElement *, GstPad *pad, gpointer d) {
               if (GST_PAD_DIRECTION(pad) != GST_PAD_SRC) return;
-              GstCaps *caps = gst_pad_get_current_caps(pad);
-              if (!caps) caps = gst_pad_query_caps(pad, nullptr);
-              const gchar *media = gst_structure_get_string(gst_caps_get_structure(caps, 0), "media");
-              std::string kind = media ? media : "video";
-              gst_caps_unref(caps);
-              static_cast<Ctx *>(d)->self->outputs_.attach(pad, kind);
+              static_cast<Ctx *>(d)->self->outputs_.attach(pad, stream_kind(pad));
             }));
     gst_bin_add(GST_BIN(element_), p->webrtc);
     gst_element_sync_state_with_parent(p->webrtc);
@@ -592,8 +581,7 @@ static void gst_whip_server_src_class_init(GstWhipServerSrcClass *klass) {
   wish::install_server_signals(gobject_class, "WHIP", gst_whip_server_src_post, gst_whip_server_src_patch,
                                gst_whip_server_src_delete);
 
-  gst_element_class_add_static_pad_template(element_class, &video_src_template);
-  gst_element_class_add_static_pad_template(element_class, &audio_src_template);
+  wish::MediaOutputs::add_pad_templates(element_class);
   gst_element_class_set_static_metadata(
       element_class, "WHIP server source", "Source/Network/WebRTC",
       "Takes WHIP publishers (RFC 9725): decoded by default, encoded or RTP when downstream asks; posts "

@@ -96,10 +96,6 @@ struct _GstWhipSink {
 G_DEFINE_TYPE(GstWhipSink, gst_whip_sink, GST_TYPE_BIN);
 GST_ELEMENT_REGISTER_DEFINE(whipsink, "whipsink", GST_RANK_NONE, GST_TYPE_WHIP_SINK);
 
-static GstStaticPadTemplate video_template = GST_STATIC_PAD_TEMPLATE(
-    "video_%u", GST_PAD_SINK, GST_PAD_REQUEST, GST_STATIC_CAPS("video/x-h264; video/x-vp8; video/x-vp9; video/x-raw"));
-static GstStaticPadTemplate audio_template =
-    GST_STATIC_PAD_TEMPLATE("audio_%u", GST_PAD_SINK, GST_PAD_REQUEST, GST_STATIC_CAPS("audio/x-opus; audio/x-raw"));
 
 namespace wish {
 
@@ -219,18 +215,20 @@ GstPadProbeReturn PublishMedia::on_payloader_output(GstPad *pad, GstPadProbeInfo
   bool prime = false;
   GstPad *target = self->take_target(in, &prime);
   if (!target) return event ? GST_PAD_PROBE_OK : GST_PAD_PROBE_DROP;  // no session: dropped
-  bool ok = true;
-  std::pair<GstPad *, bool *> prime_state(target, &ok);
+  struct Priming {
+    GstPad *target;
+    bool ok;  // false when the target refused the caps (not active yet)
+  } priming{target, true};
   if (prime)
     gst_pad_sticky_events_foreach(
         pad,
         [](GstPad *, GstEvent **ev, gpointer d) -> gboolean {
-          auto *state = static_cast<std::pair<GstPad *, bool *> *>(d);
-          if (!gst_pad_send_event(state->first, gst_event_ref(*ev)) && GST_EVENT_TYPE(*ev) == GST_EVENT_CAPS)
-            *state->second = false;
+          auto *p = static_cast<Priming *>(d);
+          if (!gst_pad_send_event(p->target, gst_event_ref(*ev)) && GST_EVENT_TYPE(*ev) == GST_EVENT_CAPS) p->ok = false;
           return TRUE;
         },
-        &prime_state);
+        &priming);
+  bool ok = priming.ok;
   if (event) {
     // A sticky event was stored on the pad before this probe: priming has just sent it.
     if (!prime || !GST_EVENT_IS_STICKY(event)) gst_pad_send_event(target, gst_event_ref(event));
@@ -495,8 +493,7 @@ static void gst_whip_sink_class_init(GstWhipSinkClass *klass) {
                              static_cast<GSignalFlags>(G_SIGNAL_RUN_LAST | G_SIGNAL_ACTION),
                              G_CALLBACK(gst_whip_sink_restart_ice), nullptr, nullptr, nullptr, G_TYPE_NONE, 0);
 
-  gst_element_class_add_static_pad_template(element_class, &video_template);
-  gst_element_class_add_static_pad_template(element_class, &audio_template);
+  wish::add_send_pad_templates(element_class);
   gst_element_class_set_static_metadata(
       element_class, "WHIP publisher sink", "Sink/Network/WebRTC",
       "Publishes to a WHIP endpoint (RFC 9725), encoding raw input once; posts wish-session-started, "
