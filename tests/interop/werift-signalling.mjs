@@ -363,6 +363,42 @@ export function superviseConnection(s, pc, closeSession, { connectMs, graceMs, o
   return subs;
 }
 
+// The offer split into session and media parts (splitSdp); throws bad(message) when it is
+// not an SDP with at least one m= line.
+export function splitOffer(sdp, bad) {
+  const parts = splitSdp(sdp);
+  if (!/^v=0$/.test(parts.session[0] || '')) throw bad('not an SDP (no v=0 line)');
+  if (!parts.media.length) throw bad('SDP offer has no m= line');
+  return parts;
+}
+
+// Reduces an m-line to one payload type (its rtpmap/fmtp/rtcp-fb lines stay, the others'
+// go) and to usable candidates, counted in report.candidatesKept / candidatesDropped.
+// dropSsrcGroups also removes a=ssrc-group lines (FID/FEC-FR of stripped RTX/FEC).
+export function keepOneCodec(m, pt, report, { dropSsrcGroups = false } = {}) {
+  m.lines[0] = [...m.lines[0].split(' ').slice(0, 3), pt].join(' ');
+  m.lines = m.lines.filter((l) => {
+    const linePt = /^a=(?:rtpmap|fmtp|rtcp-fb):(\d+|\*)[ \s]/.exec(l)?.[1];
+    if (linePt !== undefined && linePt !== '*' && linePt !== pt) return false;
+    if (dropSsrcGroups && l.startsWith('a=ssrc-group:')) return false;
+    if (l.startsWith('a=candidate:')) {
+      const ok = candidateIsUsable(l);
+      report[ok ? 'candidatesKept' : 'candidatesDropped']++;
+      return ok;
+    }
+    return true;
+  });
+}
+
+// Throws bad(message) unless the offer carries ICE credentials and a DTLS fingerprint.
+export function requireIceAndDtls(parts, bad) {
+  const all = [...parts.session, ...parts.media.flatMap((m) => m.lines)];
+  if (!all.some((l) => l.startsWith('a=ice-ufrag:')) || !all.some((l) => l.startsWith('a=ice-pwd:'))) {
+    throw bad('SDP offer has no ice-ufrag/ice-pwd');
+  }
+  if (!all.some((l) => l.startsWith('a=fingerprint:'))) throw bad('SDP offer has no DTLS fingerprint');
+}
+
 // Parameters of an a=fmtp value, names and values in lower case.
 export const fmtpParams = (fmtp) => Object.fromEntries(fmtp.split(';').map((kv) => kv.trim().split('='))
   .filter((kv) => kv[0]).map(([k, v]) => [k.toLowerCase(), (v ?? '').trim().toLowerCase()]));

@@ -40,7 +40,8 @@ import {
   isLoopback, responder, sdpLines, splitSdp, joinSdp, parseCandidate,
   candidateIsUsable, attrValue, describeCodecs, filterAnswer, parseSdpFrag, randomId,
   waitGatheringComplete, disableDefaultStun, withTimeout, restartIce, addTrickleCandidates, mediaType,
-  readBody, ifMatchMatches, weriftVersion, parseServerArgs, serveEndpoint, loadWerift, LOOPBACK_PC_CONFIG, fmtpParams, answerOffer, superviseConnection,
+  readBody, ifMatchMatches, weriftVersion, parseServerArgs, serveEndpoint, loadWerift, LOOPBACK_PC_CONFIG,
+  fmtpParams, answerOffer, superviseConnection, splitOffer, keepOneCodec, requireIceAndDtls,
 } from './werift-signalling.mjs';
 
 const TAG = 'werift-whep-server';
@@ -130,9 +131,7 @@ function pickCodec(kind, codecs, want) {
 // Throws an Error with .status = 400 for unusable offers.
 function prepareOffer(sdp) {
   const bad = (msg) => Object.assign(new Error(msg), { status: 400 });
-  const parts = splitSdp(sdp);
-  if (!/^v=0$/.test(parts.session[0] || '')) throw bad('not an SDP (no v=0 line)');
-  if (!parts.media.length) throw bad('SDP offer has no m= line');
+  const parts = splitOffer(sdp, bad);
   const report = { media: [], candidatesKept: 0, candidatesDropped: 0 };
   const servedKinds = new Set();
   parts.media.forEach((m, index) => {
@@ -155,24 +154,10 @@ function prepareOffer(sdp) {
     }
     if (wantHere) servedKinds.add(m.kind);
     Object.assign(entry, { codec, serve: !!wantHere });
-    m.lines[0] = [...mline.slice(0, 3), codec.pt].join(' ');
-    m.lines = m.lines.filter((l) => {
-      const pt = /^a=(?:rtpmap|fmtp|rtcp-fb):(\d+|\*)[ \s]/.exec(l)?.[1];
-      if (pt !== undefined && pt !== '*' && pt !== codec.pt) return false;
-      if (l.startsWith('a=candidate:')) {
-        const ok = candidateIsUsable(l);
-        report[ok ? 'candidatesKept' : 'candidatesDropped']++;
-        return ok;
-      }
-      return true;
-    });
+    keepOneCodec(m, codec.pt, report);
   });
   // Session-level requirements werift (and WHEP) rely on.
-  const all = [...parts.session, ...parts.media.flatMap((m) => m.lines)];
-  if (!all.some((l) => l.startsWith('a=ice-ufrag:')) || !all.some((l) => l.startsWith('a=ice-pwd:'))) {
-    throw bad('SDP offer has no ice-ufrag/ice-pwd');
-  }
-  if (!all.some((l) => l.startsWith('a=fingerprint:'))) throw bad('SDP offer has no DTLS fingerprint');
+  requireIceAndDtls(parts, bad);
   if (!report.media.some((e) => e.serve)) {
     throw bad(`SDP offer has no recvonly/sendrecv m-line for what this server sends (${
       Object.entries(SERVE).filter(([, v]) => v).map(([k, v]) => `${k} ${v}`).join(', ')})`);

@@ -59,7 +59,8 @@ import {
   isLoopback, responder, sdpLines, splitSdp, joinSdp, parseCandidate,
   candidateIsUsable, attrValue, describeCodecs, filterAnswer, parseSdpFrag, randomId,
   waitGatheringComplete, disableDefaultStun, withTimeout, restartIce, addTrickleCandidates, mediaType,
-  readBody, ifMatchMatches, weriftVersion, parseServerArgs, serveEndpoint, loadWerift, LOOPBACK_PC_CONFIG, fmtpParams, answerOffer, superviseConnection, send,
+  readBody, ifMatchMatches, weriftVersion, parseServerArgs, serveEndpoint, loadWerift, LOOPBACK_PC_CONFIG,
+  fmtpParams, answerOffer, superviseConnection, splitOffer, keepOneCodec, requireIceAndDtls, send,
 } from './werift-signalling.mjs';
 
 const TAG = 'werift-whip-server';
@@ -121,9 +122,7 @@ const statusError = (status, msg) => Object.assign(new Error(msg), { status });
 function prepareOffer(sdp) {
   const bad = (msg) => statusError(400, msg);
   const unsupported = (msg) => statusError(422, msg);
-  const parts = splitSdp(sdp);
-  if (!/^v=0$/.test(parts.session[0] || '')) throw bad('not an SDP (no v=0 line)');
-  if (!parts.media.length) throw bad('SDP offer has no m= line');
+  const parts = splitOffer(sdp, bad);
   const report = { media: [], candidatesKept: 0, candidatesDropped: 0 };
   const seen = { audio: 0, video: 0 };
   parts.media.forEach((m, index) => {
@@ -142,25 +141,10 @@ function prepareOffer(sdp) {
       throw unsupported(`no supported ${m.kind} codec (${m.kind === 'video' ? 'H264 packetization-mode=1 or VP8' : 'opus/48000'}) offered: ${offered}`);
     }
     report.media.push({ index, kind: m.kind, mid, codec, dir });
-    m.lines[0] = [...mline.slice(0, 3), codec.pt].join(' ');
-    m.lines = m.lines.filter((l) => {
-      const pt = /^a=(?:rtpmap|fmtp|rtcp-fb):(\d+|\*)[ \s]/.exec(l)?.[1];
-      if (pt !== undefined && pt !== '*' && pt !== codec.pt) return false;
-      if (l.startsWith('a=ssrc-group:')) return false; // FID/FEC-FR of stripped RTX/FEC
-      if (l.startsWith('a=candidate:')) {
-        const ok = candidateIsUsable(l);
-        report[ok ? 'candidatesKept' : 'candidatesDropped']++;
-        return ok;
-      }
-      return true;
-    });
+    keepOneCodec(m, codec.pt, report, { dropSsrcGroups: true });
     // a=ssrc lines of the RTX/FEC SSRCs of a removed ssrc-group are harmless to werift.
   });
-  const all = [...parts.session, ...parts.media.flatMap((m) => m.lines)];
-  if (!all.some((l) => l.startsWith('a=ice-ufrag:')) || !all.some((l) => l.startsWith('a=ice-pwd:'))) {
-    throw bad('SDP offer has no ice-ufrag/ice-pwd');
-  }
-  if (!all.some((l) => l.startsWith('a=fingerprint:'))) throw bad('SDP offer has no DTLS fingerprint');
+  requireIceAndDtls(parts, bad);
   return { sdp: joinSdp(parts), report };
 }
 
