@@ -22,10 +22,23 @@ void add_send_pad_templates(GstElementClass *klass) {
   gst_element_class_add_static_pad_template(klass, &audio);
 }
 
-GstCaps *send_input_caps(const std::string &kind) {
+static GstCaps *send_input_caps(const std::string &kind) {
   return gst_caps_from_string(kind == "video"
                                   ? "video/x-h264; video/x-vp8; video/x-vp9; video/x-raw,format=I420; video/x-raw"
                                   : "audio/x-opus; audio/x-raw,rate=48000,channels=2; audio/x-raw");
+}
+
+void answer_input_caps_query(GstQuery *query, const std::string &kind) {
+  GstCaps *filter = nullptr;
+  gst_query_parse_caps(query, &filter);
+  GstCaps *caps = send_input_caps(kind);
+  if (filter) {
+    GstCaps *both = gst_caps_intersect_full(filter, caps, GST_CAPS_INTERSECT_FIRST);
+    gst_caps_unref(caps);
+    caps = both;
+  }
+  gst_query_set_caps_result(query, caps);
+  gst_caps_unref(caps);
 }
 
 bool make_send_chain(GstCaps *caps, const EncoderSettings &st, std::vector<GstElement *> *out, std::string *summary,

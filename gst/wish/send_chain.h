@@ -34,9 +34,10 @@ void add_send_pad_templates(GstElementClass *klass);
 bool make_send_chain(GstCaps *caps, const EncoderSettings &settings, std::vector<GstElement *> *chain,
                      std::string *summary, std::string *detail);
 
-// What a sending element's input pad of that kind says it accepts before its chain exists:
-// encoded formats first, so an upstream that can hand them over (a relay, a demuxer,
-// decodebin) is not decoded only to be encoded again; raw in the format the encoders take.
-GstCaps *send_input_caps(const std::string &kind);
+// Answers a caps query on a sending element's input pad of that kind before its chain exists
+// (nothing downstream answers yet): encoded formats first, so an upstream that can hand them
+// over (a relay, a demuxer, decodebin) is not decoded only to be encoded again; raw in the
+// format the encoders take. Intersected with the query's filter.
+void answer_input_caps_query(GstQuery *query, const std::string &kind);
 
 }  // namespace wish

@@ -357,16 +357,7 @@ GstPadProbeReturn WhepServer::on_entry_event(GstPad *pad, GstPadProbeInfo *info,
   if (info->type & GST_PAD_PROBE_TYPE_QUERY_DOWNSTREAM) {
     GstQuery *query = GST_PAD_PROBE_INFO_QUERY(info);
     if (GST_QUERY_TYPE(query) != GST_QUERY_CAPS || input->tee) return GST_PAD_PROBE_OK;
-    GstCaps *filter = nullptr;
-    gst_query_parse_caps(query, &filter);
-    GstCaps *caps = send_input_caps(input->kind);  // until the chain exists nothing downstream answers
-    if (filter) {
-      GstCaps *i = gst_caps_intersect_full(filter, caps, GST_CAPS_INTERSECT_FIRST);
-      gst_caps_unref(caps);
-      caps = i;
-    }
-    gst_query_set_caps_result(query, caps);
-    gst_caps_unref(caps);
+    answer_input_caps_query(query, input->kind);  // until the chain exists nothing downstream answers
     return GST_PAD_PROBE_HANDLED;
   }
   GstEvent *event = GST_PAD_PROBE_INFO_EVENT(info);

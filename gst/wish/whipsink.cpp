@@ -145,16 +145,7 @@ GstPadProbeReturn PublishMedia::on_entry(GstPad *pad, GstPadProbeInfo *info, gpo
   if (info->type & GST_PAD_PROBE_TYPE_QUERY_DOWNSTREAM) {
     GstQuery *query = GST_PAD_PROBE_INFO_QUERY(info);
     if (GST_QUERY_TYPE(query) != GST_QUERY_CAPS || in->payloader) return GST_PAD_PROBE_OK;
-    GstCaps *filter = nullptr;
-    gst_query_parse_caps(query, &filter);
-    GstCaps *caps = send_input_caps(in->kind);
-    if (filter) {
-      GstCaps *both = gst_caps_intersect_full(filter, caps, GST_CAPS_INTERSECT_FIRST);
-      gst_caps_unref(caps);
-      caps = both;
-    }
-    gst_query_set_caps_result(query, caps);
-    gst_caps_unref(caps);
+    answer_input_caps_query(query, in->kind);
     return GST_PAD_PROBE_HANDLED;
   }
   GstEvent *event = GST_PAD_PROBE_INFO_EVENT(info);
