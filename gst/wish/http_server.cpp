@@ -13,14 +13,67 @@ namespace {
 std::mutex registry_mutex;
 std::map<std::string, std::weak_ptr<HttpServer>> registry;
 
-// A request waiting for its handler's reply. The reply may come from any thread and after
-// the client went away, so the message is only touched on the server thread while alive.
-struct PendingReply {
-  SoupServerMessage *msg;
-  bool finished = false;
-  gulong finished_id = 0;
-};
 }  // namespace
+
+// A request waiting for its handler's reply. The reply may come from any thread and after
+// the client went away, so the message is only touched on the server thread.
+struct HttpServer::Pending {
+  SoupServerMessage *msg = nullptr;  // a reference of ours until answered
+  gulong finished_id = 0;
+  bool finished = false;  // the connection went: nothing to answer
+  bool answered = false;
+};
+
+// Queues answers on the server's thread; after shutdown they are dropped, the messages they
+// were for having been answered 503 then.
+struct HttpServer::Replies {
+  std::mutex mutex;  // guards loop
+  LoopThread *loop = nullptr;
+  std::vector<std::shared_ptr<Pending>> pending;  // server thread only
+
+  void post(std::function<void()> fn) {
+    std::lock_guard<std::mutex> lock(mutex);
+    if (loop) loop->post(std::move(fn));
+  }
+  // Server thread: sends the response (unless the client went) and forgets the message.
+  void answer(const std::shared_ptr<Pending> &p, const Response &resp);
+};
+
+void HttpServer::Replies::answer(const std::shared_ptr<Pending> &p, const Response &resp) {
+  if (p->answered) return;
+  p->answered = true;
+  SoupServerMessage *m = p->msg;
+  g_signal_handler_disconnect(m, p->finished_id);
+  if (!p->finished) {
+    soup_server_message_set_status(m, resp.status, reason_phrase(resp.status));
+    SoupMessageHeaders *rh = soup_server_message_get_response_headers(m);
+    // libsoup 3.2 never notices a client closing an idle keep-alive connection, which
+    // would leave one socket in CLOSE_WAIT per connection; WHIP/WHEP clients make few
+    // requests, so close after each response.
+    soup_message_headers_replace(rh, "Connection", "close");
+    std::string content_type;
+    for (const auto &kv : resp.headers.items()) {
+      if (iequals(kv.first, "Content-Type"))
+        content_type = kv.second;
+      else
+        soup_message_headers_append(rh, kv.first.c_str(), kv.second.c_str());
+    }
+    if (!resp.body.empty()) {
+      soup_server_message_set_response(m, content_type.empty() ? "text/plain" : content_type.c_str(),
+                                       SOUP_MEMORY_COPY, resp.body.data(), resp.body.size());
+    } else if (!content_type.empty()) {
+      soup_message_headers_replace(rh, "Content-Type", content_type.c_str());
+    }
+    soup_server_message_unpause(m);
+  }
+  g_object_unref(m);
+  p->msg = nullptr;
+  for (auto it = pending.begin(); it != pending.end(); ++it)
+    if (*it == p) {
+      pending.erase(it);
+      break;
+    }
+}
 
 std::shared_ptr<HttpServer> HttpServer::acquire(const Options &options, std::string *error) {
   std::lock_guard<std::mutex> lock(registry_mutex);
@@ -43,6 +96,8 @@ std::shared_ptr<HttpServer> HttpServer::acquire(const Options &options, std::str
 bool HttpServer::start(const Options &options, std::string *error) {
   max_body_size_ = options.max_body_size;
   loop_ = std::make_unique<LoopThread>("wish-http");
+  replies_ = std::make_shared<Replies>();
+  replies_->loop = loop_.get();
   bool ok = false;
   loop_->invoke_sync([&] {
     GError *err = nullptr;
@@ -105,8 +160,15 @@ HttpServer::~HttpServer() {
       if (it != registry.end() && it->second.expired()) registry.erase(it);
     }
   }
+  if (replies_) {
+    std::lock_guard<std::mutex> lock(replies_->mutex);
+    replies_->loop = nullptr;  // replies sent from now on are dropped
+  }
   if (loop_ && server_) {
     loop_->invoke_sync([this] {
+      // Requests still waiting for their handlers get an answer before the server goes.
+      auto pending = replies_->pending;
+      for (auto &p : pending) replies_->answer(p, Response::problem(503, "the server is shutting down"));
       soup_server_disconnect(server_);
       g_object_unref(server_);
       server_ = nullptr;
@@ -118,30 +180,37 @@ HttpServer::~HttpServer() {
 bool HttpServer::add_handler(const std::string &path, Handler handler) {
   std::lock_guard<std::mutex> lock(mutex_);
   if (handlers_.count(path)) return false;
-  handlers_[path] = std::move(handler);
+  auto reg = std::make_shared<Registration>();
+  reg->handler = std::move(handler);
+  handlers_[path] = std::move(reg);
   return true;
 }
 
 void HttpServer::remove_handler(const std::string &path) {
-  std::lock_guard<std::mutex> lock(mutex_);
-  handlers_.erase(path);
+  std::unique_lock<std::mutex> lock(mutex_);
+  auto it = handlers_.find(path);
+  if (it == handlers_.end()) return;
+  std::shared_ptr<Registration> reg = it->second;
+  handlers_.erase(it);
+  if (loop_->is_current()) return;  // called by a handler: the only call running is that one
+  idle_.wait(lock, [&] { return reg->running == 0; });
 }
 
-// Longest registered path that is the request path or a parent of it.
-bool HttpServer::lookup(const std::string &path, Handler *out) {
+// Longest registered path that is the request path or a parent of it, counted as running.
+std::shared_ptr<HttpServer::Registration> HttpServer::lookup(const std::string &path) {
   std::lock_guard<std::mutex> lock(mutex_);
   size_t best = 0;
-  bool found = false;
+  std::shared_ptr<Registration> found;
   for (const auto &kv : handlers_) {
     const std::string &p = kv.first;
     bool match = path == p || (path.compare(0, p.size(), p) == 0 &&
                                (p.back() == '/' || path[p.size()] == '/'));
     if (match && p.size() >= best) {
       best = p.size();
-      *out = kv.second;
-      found = true;
+      found = kv.second;
     }
   }
+  if (found) found->running++;
   return found;
 }
 
@@ -197,56 +266,34 @@ void HttpServer::on_request(SoupServer *, SoupServerMessage *msg, const char *pa
     g_bytes_unref(bytes);
   }
 
-  Handler handler;
-  if (!self->lookup(req.path, &handler)) {
+  std::shared_ptr<Registration> reg = self->lookup(req.path);
+  if (!reg) {
     set_problem(msg, 404, "no such resource");
     return;
   }
   GST_DEBUG("%s %s", req.method.c_str(), req.path.c_str());
 
-  auto *pending = new PendingReply{static_cast<SoupServerMessage *>(g_object_ref(msg))};
+  auto pending = std::make_shared<Pending>();
+  pending->msg = static_cast<SoupServerMessage *>(g_object_ref(msg));
   pending->finished_id = g_signal_connect(msg, "finished", G_CALLBACK(+[](SoupServerMessage *, gpointer p) {
-                                            static_cast<PendingReply *>(p)->finished = true;
+                                            static_cast<Pending *>(p)->finished = true;
                                           }),
-                                          pending);
+                                          pending.get());
+  self->replies_->pending.push_back(pending);
   soup_server_message_pause(msg);
 
-  LoopThread *loop = self->loop_.get();
-  auto once = std::make_shared<std::atomic<bool>>(false);
-  handler(req, [loop, pending, once](Response resp) {
-    if (once->exchange(true)) return;
-    // The loop outlives every handler: elements unregister and finish replies before the
-    // last reference to the server goes. Always deferred: libsoup wants the message paused
-    // when its handler returns and unpaused later, never both inside the handler.
-    loop->post([pending, resp = std::move(resp)]() {
-      SoupServerMessage *m = pending->msg;
-      g_signal_handler_disconnect(m, pending->finished_id);
-      if (!pending->finished) {
-        soup_server_message_set_status(m, resp.status, reason_phrase(resp.status));
-        SoupMessageHeaders *rh = soup_server_message_get_response_headers(m);
-        // libsoup 3.2 never notices a client closing an idle keep-alive connection, which
-        // would leave one socket in CLOSE_WAIT per connection; WHIP/WHEP clients make few
-        // requests, so close after each response.
-        soup_message_headers_replace(rh, "Connection", "close");
-        std::string content_type;
-        for (const auto &kv : resp.headers.items()) {
-          if (iequals(kv.first, "Content-Type"))
-            content_type = kv.second;
-          else
-            soup_message_headers_append(rh, kv.first.c_str(), kv.second.c_str());
-        }
-        if (!resp.body.empty()) {
-          soup_server_message_set_response(m, content_type.empty() ? "text/plain" : content_type.c_str(),
-                                           SOUP_MEMORY_COPY, resp.body.data(), resp.body.size());
-        } else if (!content_type.empty()) {
-          soup_message_headers_replace(rh, "Content-Type", content_type.c_str());
-        }
-        soup_server_message_unpause(m);
-      }
-      g_object_unref(m);
-      delete pending;
-    });
+  // Always deferred: libsoup wants the message paused when its handler returns and
+  // unpaused later, never both inside the handler.
+  std::shared_ptr<Replies> replies = self->replies_;
+  Reply reply([replies, pending](Response resp) {
+    replies->post([replies, pending, resp = std::move(resp)] { replies->answer(pending, resp); });
   });
+  reg->handler(req, std::move(reply));
+  {
+    std::lock_guard<std::mutex> lock(self->mutex_);
+    reg->running--;
+  }
+  self->idle_.notify_all();
 }
 
 }  // namespace wish

@@ -2,6 +2,7 @@
 // uses it; each element registers its own path. It runs on its own thread.
 #pragma once
 
+#include <condition_variable>
 #include <functional>
 #include <map>
 #include <memory>
@@ -17,8 +18,8 @@ namespace wish {
 
 class HttpServer {
 public:
-  using Reply = std::function<void(Response)>;
-  using Handler = std::function<void(const Request &, Reply)>;
+  // Answers through reply, at once or later from any thread.
+  using Handler = std::function<void(const Request &, Reply reply)>;
 
   struct Options {
     std::string address = "0.0.0.0";
@@ -34,18 +35,28 @@ public:
 
   // Routes requests for `path` and everything below it to handler. False if taken.
   bool add_handler(const std::string &path, Handler handler);
+  // Stops routing to the handler and waits until no call of it is running (a call from the
+  // handler itself does not wait for itself). Replies it still owes are answered later, or
+  // 503 when dropped.
   void remove_handler(const std::string &path);
 
   unsigned port() const { return bound_port_; }
   bool is_tls() const { return tls_; }
 
 private:
+  struct Registration {
+    Handler handler;
+    int running = 0;  // calls of handler under way; under mutex_
+  };
+  struct Pending;
+  struct Replies;
+
   HttpServer() = default;
   bool start(const Options &options, std::string *error);
   static void on_request(SoupServer *server, SoupServerMessage *msg, const char *path,
                          GHashTable *query, gpointer self);
   static void on_request_started(SoupServer *server, SoupServerMessage *msg, gpointer self);
-  bool lookup(const std::string &path, Handler *out);
+  std::shared_ptr<Registration> lookup(const std::string &path);
 
   std::unique_ptr<LoopThread> loop_;
   SoupServer *server_ = nullptr;  // used only on loop_'s thread
@@ -53,8 +64,13 @@ private:
   bool tls_ = false;
   size_t max_body_size_ = 64 * 1024;
   std::string key_;
-  std::mutex mutex_;  // guards handlers_
-  std::map<std::string, Handler> handlers_;
+  // Where replies go; outlives the server for replies still held by media callbacks.
+  std::shared_ptr<Replies> replies_;
+  // Guards handlers_ and each Registration's running count; idle_ signals a count at zero.
+  // Never held while a handler runs.
+  std::mutex mutex_;
+  std::condition_variable idle_;
+  std::map<std::string, std::shared_ptr<Registration>> handlers_;
 };
 
 }  // namespace wish

@@ -90,8 +90,7 @@ GstPad *MediaOutputs::attach(GstPad *webrtc_pad, const std::string &kind) {
   }
   if (is_new) {
     gst_pad_set_active(ghost, TRUE);
-    std::lock_guard<std::mutex> announcing(announce_mutex_);
-    gst_element_add_pad(bin_, ghost);  // downstream links here (gst-launch, applications)
+    announce(ghost);  // downstream links here (gst-launch, applications)
   }
 
   GstCaps *wanted_encoded = nullptr;
@@ -122,6 +121,28 @@ GstPad *MediaOutputs::attach(GstPad *webrtc_pad, const std::string &kind) {
   gst_pad_link(webrtc_pad, sink);
   gst_object_unref(sink);
   return ghost;
+}
+
+void MediaOutputs::announce(GstPad *ghost) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    to_announce_.push_back(ghost);
+    if (announcing_) return;  // the announcing thread takes it too
+    announcing_ = true;
+  }
+  for (;;) {
+    GstPad *next;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (to_announce_.empty()) {
+        announcing_ = false;
+        return;
+      }
+      next = to_announce_.front();
+      to_announce_.erase(to_announce_.begin());
+    }
+    gst_element_add_pad(bin_, next);
+  }
 }
 
 void MediaOutputs::on_decoded_pad(GstElement *decodebin, GstPad *pad) {

@@ -41,14 +41,21 @@ private:
   };
   void on_decoded_pad(GstElement *decodebin, GstPad *pad);
 
+  // Adds queued pads to the bin, one at a time and with no lock held (pad-added reaches the
+  // application): the thread that finds nobody announcing does it for every queued pad.
+  void announce(GstPad *ghost);
+
   GstElement *bin_;
+  // Guards outputs_, counter_, to_announce_ and announcing_; never held while calling into
+  // GStreamer code that can reach the application.
   std::mutex mutex_;
+  std::vector<Output> outputs_;
   // New pads are announced (pad-added) one at a time. Streams arrive on several streaming
   // threads, and gst_parse_launch's delayed links (in.video_0 ! ...) look their pad up by
   // name from every pad-added: two announcements at once made two threads link and
   // disconnect the same delayed link (a GLib critical, and the pad linked twice).
-  std::mutex announce_mutex_;
-  std::vector<Output> outputs_;
+  std::vector<GstPad *> to_announce_;
+  bool announcing_ = false;
   unsigned counter_[2] = {0, 0};
   std::atomic<guint64> buffers_{0};
 };

@@ -9,11 +9,17 @@
 GST_DEBUG_CATEGORY(wish_http_debug);
 GST_DEBUG_CATEGORY(wish_outputs_debug);
 GST_DEBUG_CATEGORY(wish_client_debug);
+GST_DEBUG_CATEGORY(wish_peer_debug);
+GST_DEBUG_CATEGORY(wish_server_debug);
+GST_DEBUG_CATEGORY(wish_streams_debug);
 
 static gboolean plugin_init(GstPlugin *plugin) {
   GST_DEBUG_CATEGORY_INIT(wish_http_debug, "wishhttp", 0, "wish HTTP server");
   GST_DEBUG_CATEGORY_INIT(wish_outputs_debug, "wishoutputs", 0, "wish output pads of receiving elements");
   GST_DEBUG_CATEGORY_INIT(wish_client_debug, "wishclient", 0, "wish WHIP/WHEP client sessions");
+  GST_DEBUG_CATEGORY_INIT(wish_peer_debug, "wishpeer", 0, "wish webrtcbin lifecycle");
+  GST_DEBUG_CATEGORY_INIT(wish_server_debug, "wishserver", 0, "wish server sessions");
+  GST_DEBUG_CATEGORY_INIT(wish_streams_debug, "wishstreams", 0, "wish streams, tracks and output slots");
   gboolean ok = FALSE;
   ok |= GST_ELEMENT_REGISTER(whepserversink, plugin);
   ok |= GST_ELEMENT_REGISTER(whepsrc, plugin);

@@ -110,13 +110,27 @@ void SessionClient::post_message(GstStructure *s) {
   gst_element_post_message(GST_ELEMENT(element_), gst_message_new_element(GST_OBJECT(element_), s));
 }
 
-void SessionClient::fail(const std::string &summary, const std::string &detail) {
+void SessionClient::fail(const std::string &summary, const std::string &detail, unsigned http_status) {
   phase_ = Phase::Failed;
   {
     std::lock_guard<std::mutex> lock(pads_mutex_);
     phase_copy_ = phase_name(phase_);
   }
-  GST_ELEMENT_ERROR(element_, RESOURCE, FAILED, ("%s", summary.c_str()), ("%s", detail.c_str()));
+  // The HTTP status picks the error code (what souphttpsrc does too) and travels in the
+  // error's details for applications: http-status (0 when nothing answered).
+  GstResourceError code = GST_RESOURCE_ERROR_FAILED;
+  switch (http_status == kNoHttp ? ClientFailure::Other : client_failure(http_status)) {
+    case ClientFailure::NotAuthorized: code = GST_RESOURCE_ERROR_NOT_AUTHORIZED; break;
+    case ClientFailure::NotFound: code = GST_RESOURCE_ERROR_NOT_FOUND; break;
+    case ClientFailure::Busy: code = GST_RESOURCE_ERROR_BUSY; break;
+    case ClientFailure::Unreachable: code = GST_RESOURCE_ERROR_OPEN_READ_WRITE; break;
+    case ClientFailure::Refused: code = GST_RESOURCE_ERROR_SETTINGS; break;
+    case ClientFailure::Other: code = GST_RESOURCE_ERROR_FAILED; break;
+  }
+  GstStructure *details = gst_structure_new("details", "url", G_TYPE_STRING, post_url_.c_str(), nullptr);
+  if (http_status != kNoHttp) gst_structure_set(details, "http-status", G_TYPE_UINT, http_status, nullptr);
+  gst_element_message_full_with_details(element_, GST_MESSAGE_ERROR, GST_RESOURCE_ERROR, code, g_strdup(summary.c_str()),
+                                        g_strdup(detail.c_str()), __FILE__, GST_FUNCTION, __LINE__, details);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -204,77 +218,41 @@ void SessionClient::delete_session_sync() {
 bool SessionClient::create_webrtcbin(bool with_media, std::string *error) {
   ClientSettings s = snapshot();
   gen_++;
-  webrtc_ = gst_element_factory_make("webrtcbin", nullptr);
-  if (!webrtc_) {
-    *error = "webrtcbin is not available";
-    return false;
-  }
-  g_object_set(webrtc_, "latency", s.latency, "ice-transport-policy", s.ice_transport_policy, nullptr);
-  if (!configure_webrtcbin(webrtc_, local_addresses_, s.stun_server, s.turn_servers, error)) {
-    gst_object_unref(gst_object_ref_sink(webrtc_));
-    webrtc_ = nullptr;
-    return false;
-  }
   unsigned gen = gen_;
-  auto *self = this;
-  struct Ctx {
-    SessionClient *self;
-    unsigned gen;
-    std::shared_ptr<Dispatcher> dispatch;
-  };
-  auto connect = [&](const char *signal, GCallback cb) {
-    g_signal_connect_data(webrtc_, signal, cb, new Ctx{self, gen, dispatch_},
-                          [](gpointer d, GClosure *) { delete static_cast<Ctx *>(d); }, static_cast<GConnectFlags>(0));
-  };
-  connect("on-ice-candidate", G_CALLBACK(+[](GstElement *, guint mline, gchar *cand, gpointer d) {
-            auto *c = static_cast<Ctx *>(d);
-            std::string candidate = cand ? cand : "";
-            SessionClient *client = c->self;
-            unsigned g = c->gen;
-            c->dispatch->post([client, g, mline, candidate] { client->on_candidate(g, mline, candidate); });
-          }));
-  connect("notify::ice-gathering-state", G_CALLBACK(+[](GstElement *w, GParamSpec *, gpointer d) {
-            auto *c = static_cast<Ctx *>(d);
-            GstWebRTCICEGatheringState st;
-            g_object_get(w, "ice-gathering-state", &st, nullptr);
-            if (st != GST_WEBRTC_ICE_GATHERING_STATE_COMPLETE) return;
-            SessionClient *client = c->self;
-            unsigned g = c->gen;
-            c->dispatch->post([client, g] { client->on_gathering_done(g); });
-          }));
-  connect("notify::ice-connection-state", G_CALLBACK(+[](GstElement *, GParamSpec *, gpointer d) {
-            auto *c = static_cast<Ctx *>(d);
-            SessionClient *client = c->self;
-            unsigned g = c->gen;
-            c->dispatch->post([client, g] { client->on_ice_state(g); });
-          }));
-  connect("pad-added", G_CALLBACK(+[](GstElement *, GstPad *pad, gpointer d) {
-            auto *c = static_cast<Ctx *>(d);
-            if (GST_PAD_DIRECTION(pad) != GST_PAD_SRC) return;
-            c->self->media_->on_stream(pad, stream_kind(pad));
-          }));
-  gst_bin_add(GST_BIN(element_), webrtc_);
-
-  if (with_media && !media_->attach(webrtc_, error)) return false;
-  gst_element_sync_state_with_parent(webrtc_);
+  Peer::Settings ps;
+  ps.local_addresses = local_addresses_;
+  ps.stun_server = s.stun_server;
+  ps.turn_servers = s.turn_servers;
+  ps.latency_ms = static_cast<int>(s.latency);
+  ps.ice_transport_policy = s.ice_transport_policy;
+  Peer::Callbacks cb;
+  cb.on_candidate = [this, gen](const std::string &candidate) { on_candidate(gen, candidate); };
+  cb.on_gathering_done = [this, gen] { on_gathering_done(gen); };
+  cb.on_state = [this, gen] { on_ice_state(gen); };
+  MediaSide *media = media_;
+  cb.on_stream = [media](GstPad *pad, const std::string &kind) { media->on_stream(pad, kind); };
+  peer_ = std::make_unique<Peer>(GST_BIN(element_), worker_.get(), dispatch_);
+  if (!peer_->create("", ps, cb, error)) {
+    peer_.reset();
+    return false;
+  }
+  if (with_media && !media_->attach(peer_->webrtcbin(), error)) return false;
   gathered_.clear();
   gathering_done_ = false;
-  watching_ = false;
   // A reconnection gathers with the servers the endpoint announced last time.
   if (!link_servers_.empty()) apply_ice_servers(link_servers_);
+  peer_->start();
   return true;
 }
 
 void SessionClient::destroy_webrtcbin() {
   gen_++;
-  if (!webrtc_) return;
+  if (!peer_) return;
   // Stopped first: that releases any streaming thread blocked in its pads before the media
   // side detaches from them.
-  gst_element_set_locked_state(webrtc_, TRUE);
-  gst_element_set_state(webrtc_, GST_STATE_NULL);
-  media_->detach(webrtc_);
-  gst_bin_remove(GST_BIN(element_), webrtc_);
-  webrtc_ = nullptr;
+  MediaSide *media = media_;
+  peer_->close([media](GstElement *webrtc) { media->detach(webrtc); });
+  peer_.reset();
 }
 
 void SessionClient::start_session() {
@@ -291,33 +269,13 @@ void SessionClient::start_session() {
   ClientSettings s = snapshot();
   trickle_ok_ = s.trickle;
   unsigned gen = gen_;
-  // webrtcbin's threads never wait on the worker: the element is captured here instead.
-  GstElement *webrtc = GST_ELEMENT(gst_object_ref(webrtc_));
-  auto dispatch = dispatch_;
-  GstPromise *promise = promise_with_callback([this, gen, webrtc, dispatch](bool ok, const GstStructure *reply,
-                                                                            const std::string &err) {
-    GstWebRTCSessionDescription *offer = nullptr;
-    if (ok && reply) gst_structure_get(reply, "offer", GST_TYPE_WEBRTC_SESSION_DESCRIPTION, &offer, nullptr);
-    if (!offer) {
-      dispatch->post([this, gen, err] {
-        if (gen == gen_) fail("Cannot create an SDP offer", err);
-      });
-      gst_object_unref(webrtc);
-      return;
-    }
-    gchar *text = gst_sdp_message_as_text(offer->sdp);
-    std::string sdp = text;
-    g_free(text);
-    GstPromise *set = promise_with_callback([this, gen, sdp, dispatch](bool, const GstStructure *, const std::string &) {
-      dispatch->post([this, gen, sdp] { on_offer_created(gen, sdp); });
-    });
-    g_signal_emit_by_name(webrtc, "set-local-description", offer, set);
-    gst_promise_unref(set);
-    gst_webrtc_session_description_free(offer);
-    gst_object_unref(webrtc);
+  peer_->offer([this, gen](Negotiated n) {
+    if (gen != gen_) return;
+    if (!n.ok)
+      fail("Cannot create an SDP offer", n.error);
+    else
+      on_offer_created(gen, n.sdp);
   });
-  g_signal_emit_by_name(webrtc_, "create-offer", nullptr, promise);
-  gst_promise_unref(promise);
 }
 
 void SessionClient::on_offer_created(unsigned gen, std::string sdp) {
@@ -352,7 +310,8 @@ void SessionClient::post_offer() {
 
 void SessionClient::apply_ice_servers(const std::vector<IceServer> &servers) {
   ClientSettings s = snapshot();
-  if (!s.use_link_headers || !webrtc_) return;
+  if (!s.use_link_headers || !peer_) return;
+  GstElement *webrtc = peer_->webrtcbin();
   if (&servers != &link_servers_) link_servers_ = servers;
   {
     std::lock_guard<std::mutex> lock(pads_mutex_);
@@ -360,10 +319,10 @@ void SessionClient::apply_ice_servers(const std::vector<IceServer> &servers) {
   }
   for (const auto &srv : servers) {
     if (srv.scheme == "stun" || srv.scheme == "stuns") {
-      if (s.stun_server.empty()) g_object_set(webrtc_, "stun-server", srv.gst_url().c_str(), nullptr);
+      if (s.stun_server.empty()) g_object_set(webrtc, "stun-server", srv.gst_url().c_str(), nullptr);
     } else {
       gboolean ok = FALSE;
-      g_signal_emit_by_name(webrtc_, "add-turn-server", srv.gst_url().c_str(), &ok);
+      g_signal_emit_by_name(webrtc, "add-turn-server", srv.gst_url().c_str(), &ok);
     }
     GST_INFO_OBJECT(element_, "ICE server from Link header: %s", srv.uri().c_str());
     std::lock_guard<std::mutex> lock(pads_mutex_);
@@ -379,7 +338,7 @@ void SessionClient::on_post_response(unsigned gen, std::string url, Response res
       reconnect("server unreachable: " + transport_error);
       return;
     }
-    fail((std::string("Cannot reach the ") + name() + " endpoint"), url + ": " + transport_error);
+    fail((std::string("Cannot reach the ") + name() + " endpoint"), url + ": " + transport_error, 0);
     return;
   }
   PostDecision d = decide_post(url, resp, unix_now());
@@ -394,21 +353,9 @@ void SessionClient::on_post_response(unsigned gen, std::string url, Response res
       }
       g_object_notify(G_OBJECT(element_), "session-url");
       apply_ice_servers(d.ice_servers);
-      GstSDPMessage *sdp = nullptr;
-      if (gst_sdp_message_new_from_text(resp.body.c_str(), &sdp) != GST_SDP_OK) {
-        fail((std::string("The ") + name() + " server sent an unusable answer"), resp.body.substr(0, 200));
-        return;
-      }
-      GstWebRTCSessionDescription *answer = gst_webrtc_session_description_new(GST_WEBRTC_SDP_TYPE_ANSWER, sdp);
-      auto dispatch = dispatch_;
-      GstPromise *promise = promise_with_callback([this, gen, dispatch](bool ok, const GstStructure *, const std::string &err) {
-        if (!ok) dispatch->post([this, gen, err] {
-          if (gen == gen_) fail((std::string("The ") + name() + " server's answer was rejected"), err);
-        });
+      peer_->apply_answer(resp.body, [this, gen](Negotiated n) {
+        if (gen == gen_ && !n.ok) fail((std::string("The ") + name() + " server's answer was rejected"), n.error);
       });
-      g_signal_emit_by_name(webrtc_, "set-remote-description", answer, promise);
-      gst_promise_unref(promise);
-      gst_webrtc_session_description_free(answer);
       phase_ = Phase::Connected;
       retry_backoff_.reset();
       if (etag_.empty()) trickle_ok_ = false;  // nothing to put in If-Match
@@ -425,7 +372,7 @@ void SessionClient::on_post_response(unsigned gen, std::string url, Response res
     }
     case PostOutcome::CounterOffer:
       if (protocol_ != ClientProtocol::Whep) {
-        fail(std::string("The ") + name() + " server refused the session", "406 Not Acceptable");
+        fail(std::string("The ") + name() + " server refused the session", "406 Not Acceptable", resp.status);
         return;
       }
       handle_counter_offer(d, resp.body);
@@ -455,7 +402,7 @@ void SessionClient::on_post_response(unsigned gen, std::string url, Response res
       break;
     }
     case PostOutcome::Fail:
-      fail((std::string("The ") + name() + " server refused the session"), d.error);
+      fail((std::string("The ") + name() + " server refused the session"), d.error, resp.status);
       break;
   }
 }
@@ -480,15 +427,12 @@ void SessionClient::handle_counter_offer(const PostDecision &d, const std::strin
   apply_ice_servers(d.ice_servers);
   trickle_ok_ = false;  // the answer carries every candidate
   unsigned gen = gen_;
-  auto dispatch = dispatch_;  // replies come on webrtcbin threads: they only queue work
-  answer_remote_offer(webrtc_, offer, [this, gen, dispatch](Negotiated n) {
-    dispatch->post([this, gen, n] {
-      if (gen != gen_) return;
-      if (n.ok)
-        send_counter_answer(gen, n.sdp);
-      else
-        fail((std::string("Cannot answer the ") + name() + " server's counter-offer"), n.error);
-    });
+  peer_->answer(offer, [this, gen](Negotiated n) {
+    if (gen != gen_) return;
+    if (n.ok)
+      send_counter_answer(gen, n.sdp);
+    else
+      fail((std::string("Cannot answer the ") + name() + " server's counter-offer"), n.error);
   });
 }
 
@@ -503,7 +447,8 @@ void SessionClient::send_counter_answer(unsigned gen, std::string sdp) {
     if (resp.status != 204 && resp.status != 200) {
       fail((std::string("The ") + name() + " server refused our answer to its counter-offer"),
            resp.status ? std::to_string(resp.status) + " " + reason_phrase(resp.status) + " " + resp.body.substr(0, 200)
-                       : transport_error);
+                       : transport_error,
+           resp.status);
       return;
     }
     phase_ = Phase::Connected;
@@ -515,9 +460,8 @@ void SessionClient::send_counter_answer(unsigned gen, std::string sdp) {
 // ---------------------------------------------------------------------------------------
 // Trickle ICE
 
-void SessionClient::on_candidate(unsigned gen, guint, std::string candidate) {
+void SessionClient::on_candidate(unsigned gen, const std::string &candidate) {
   if (gen != gen_ || candidate.empty()) return;
-  if (candidate.rfind("a=", 0) == 0) candidate = candidate.substr(2);
   if (phase_ == Phase::Connected && trickle_ok_) {
     trickle_.add("0", candidate);  // max-bundle: everything goes on the first m-line's transport
     flush_trickle();
@@ -571,15 +515,13 @@ void SessionClient::flush_trickle() {
 // Keeping the session alive
 
 void SessionClient::on_ice_state(unsigned gen) {
-  if (gen != gen_ || !webrtc_) return;
-  GstWebRTCICEConnectionState st;
-  g_object_get(webrtc_, "ice-connection-state", &st, nullptr);
+  if (gen != gen_ || !peer_) return;
+  GstWebRTCICEConnectionState st = peer_->ice_state();
   GST_DEBUG_OBJECT(element_, "ICE connection state %d", st);
   if (st == GST_WEBRTC_ICE_CONNECTION_STATE_CONNECTED || st == GST_WEBRTC_ICE_CONNECTION_STATE_COMPLETED) {
     disconnected_since_ = 0;
-    if (!watching_) {
-      watching_ = true;
-      watch_incoming(webrtc_, last_rx_);
+    if (!peer_->watching()) {
+      peer_->watch_incoming();
       if (!liveness_timer_) liveness_timer_ = worker_->add_interval(500, [this] { check_liveness(); });
     }
     reconnect_backoff_.reset();
@@ -592,9 +534,9 @@ void SessionClient::on_ice_state(unsigned gen) {
 
 // Media stopped (the server or the network went away): ICE restart first, then a new session.
 void SessionClient::check_liveness() {
-  if (phase_ != Phase::Connected || !watching_) return;
+  if (phase_ != Phase::Connected || !peer_ || !peer_->watching()) return;
   gint64 now = g_get_monotonic_time();
-  bool silent = now - last_rx_->load() > kSilenceUs;
+  bool silent = now - peer_->last_rx() > kSilenceUs;
   bool disconnected = disconnected_since_ && now - disconnected_since_ > 2 * G_USEC_PER_SEC;
   if (silent || disconnected) {
     GST_INFO_OBJECT(element_, "nothing received for a while: restarting ICE");
@@ -609,8 +551,8 @@ void SessionClient::restart_ice() {
   }
   LocalIce local;
   std::string error;
-  // The server's new credentials arrive in the 200; placeholders until then.
-  if (!wish::restart_ice(webrtc_, "placeholder", "placeholderplaceholder00", {}, &local, &error)) {
+  // The server's new credentials arrive in the 200.
+  if (!peer_ || !peer_->restart_ice_locally(&local, &error)) {
     reconnect("ICE restart impossible: " + error);
     return;
   }
@@ -621,7 +563,6 @@ void SessionClient::restart_ice() {
   frag.ice_pwd = local.pwd;
   frag.media.push_back({"0", local.candidates, true});
   unsigned gen = gen_;
-  last_rx_->store(g_get_monotonic_time());
   http("PATCH", session_url_, {{"If-Match", "*"}}, "application/trickle-ice-sdpfrag", build_sdpfrag(frag),
        [this, gen, local](Response resp, std::string transport_error) {
          if (gen != gen_ || phase_ != Phase::Restarting) return;
@@ -634,13 +575,12 @@ void SessionClient::restart_ice() {
          }
          std::vector<std::string> cands;
          for (const auto &m : answer->media) cands.insert(cands.end(), m.candidates.begin(), m.candidates.end());
-         set_remote_ice(webrtc_, answer->ice_ufrag, answer->ice_pwd, cands);
+         peer_->set_remote_ice(answer->ice_ufrag, answer->ice_pwd, cands);
          if (auto etag = resp.headers.get("ETag")) etag_ = std::string(trim(*etag));
          trickle_.set_session(etag_, local.ufrag, local.pwd);
          phase_ = Phase::Connected;
          ice_restarts_++;
          disconnected_since_ = 0;
-         last_rx_->store(g_get_monotonic_time());
          GST_INFO_OBJECT(element_, "ICE restarted");
          post_message(gst_structure_new("wish-ice-restarted", "session-url", G_TYPE_STRING, session_url_.c_str(),
                                         nullptr));
@@ -665,7 +605,6 @@ void SessionClient::reconnect(const std::string &reason) {
     etag_.clear();
   }
   destroy_webrtcbin();
-  watching_ = false;
   phase_ = Phase::Waiting;
   unsigned gen = gen_;
   schedule(delay, [this, gen] {
@@ -683,14 +622,11 @@ void SessionClient::request_ice_restart() {
   });
 }
 
+// EOS from the application: the session is DELETEd on the client's thread, then the outputs
+// end; the application's thread never waits for the server.
 void SessionClient::send_eos() {
-  media_->eos();
-  if (worker_)
-    worker_->invoke_sync([this] {
-      g_cancellable_cancel(cancellable_);
-      delete_session_sync();
-      phase_ = Phase::Stopped;
-    });
+  MediaSide *media = media_;
+  finish_async([media] { media->eos(); });
 }
 
 void SessionClient::finish_async(std::function<void()> done) {

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "loop_thread.h"
+#include "peer.h"
 #include "protocol/client.h"
 
 namespace wish {
@@ -68,6 +69,7 @@ public:
   void begin();
   bool start() { return prepare() && (begin(), true); }
   void stop();
+  // EOS: DELETE without blocking the caller, then EOS on the media side's outputs.
   void send_eos();
   // DELETEs the session on the client's thread without waiting, then runs done there
   // (sending elements at EOS: never block the streaming thread on HTTP).
@@ -90,7 +92,7 @@ private:
   void on_post_response(unsigned gen, std::string url, Response resp, std::string transport_error);
   void handle_counter_offer(const PostDecision &d, const std::string &sdp);
   void send_counter_answer(unsigned gen, std::string sdp);
-  void on_candidate(unsigned gen, guint mline, std::string candidate);
+  void on_candidate(unsigned gen, const std::string &candidate);
   void on_gathering_done(unsigned gen);
   void flush_trickle();
   void on_ice_state(unsigned gen);
@@ -98,7 +100,10 @@ private:
   void restart_ice();
   void reconnect(const std::string &reason);
   void schedule(double seconds, std::function<void()> fn);
-  void fail(const std::string &summary, const std::string &detail);
+  // Posts the element error; an HTTP status (0: no answer) picks the code and goes in its
+  // details, kNoHttp for failures that have none.
+  static constexpr unsigned kNoHttp = G_MAXUINT;
+  void fail(const std::string &summary, const std::string &detail, unsigned http_status = kNoHttp);
   void post_message(GstStructure *s);
   void delete_session_sync();
   void apply_ice_servers(const std::vector<IceServer> &servers);
@@ -118,7 +123,7 @@ private:
   // Worker-thread state.
   Phase phase_ = Phase::Idle;
   unsigned gen_ = 0;  // bumps with every webrtcbin; callbacks of older ones are ignored
-  GstElement *webrtc_ = nullptr;
+  std::unique_ptr<Peer> peer_;
   std::vector<std::string> local_addresses_;
   std::string offer_, local_ufrag_, local_pwd_;
   std::vector<std::string> gathered_;
@@ -132,8 +137,6 @@ private:
   int reconnects_ = 0;
   unsigned ice_restarts_ = 0;
   guint timer_ = 0, liveness_timer_ = 0;
-  std::shared_ptr<std::atomic<gint64>> last_rx_ = std::make_shared<std::atomic<gint64>>(0);
-  bool watching_ = false;
   gint64 disconnected_since_ = 0;
 
   std::mutex pads_mutex_;  // guards the copies below, read by property getters

@@ -2,10 +2,12 @@
 
 #include <gst/gst.h>
 
+#include "server_bin.h"
+
 G_BEGIN_DECLS
 
 #define GST_TYPE_WHEP_SERVER_SINK (gst_whep_server_sink_get_type())
-G_DECLARE_FINAL_TYPE(GstWhepServerSink, gst_whep_server_sink, GST, WHEP_SERVER_SINK, GstBin)
+G_DECLARE_FINAL_TYPE(GstWhepServerSink, gst_whep_server_sink, GST, WHEP_SERVER_SINK, GstWishServerBin)
 
 GST_ELEMENT_REGISTER_DECLARE(whepserversink);
 

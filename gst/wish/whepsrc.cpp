@@ -30,8 +30,7 @@
 #include "gst_utils.h"
 #include "media_outputs.h"
 #include "protocol/http.h"
-#include "client_properties.h"
-#include "session_client.h"
+#include "client_bin.h"
 
 GST_DEBUG_CATEGORY_STATIC(whepsrc_debug);
 #define GST_CAT_DEFAULT whepsrc_debug
@@ -110,11 +109,14 @@ GstCaps *offer_caps(const CodecChoice (&table)[N], const std::string &list, std:
 
 
 
+}  // namespace
+
 // whepsrc's media: recvonly transceivers for the wanted codecs; received streams on output
 // pads that outlive sessions.
-class PlayMedia : public MediaSide {
+class PlayMedia : public ClientElement {
 public:
-  explicit PlayMedia(GstElement *element) : element_(element), outputs_(element) {}
+  explicit PlayMedia(GstElement *element)
+      : ClientElement(element, ClientProtocol::Whep), element_(element), outputs_(element) {}
   std::string video_codecs, audio_codecs;  // guarded by the element's object lock
 
   bool attach(GstElement *webrtc, std::string *error) override {
@@ -148,18 +150,17 @@ private:
   MediaOutputs outputs_;
 };
 
-}  // namespace
+static PlayMedia *play_media(gpointer element) { return static_cast<PlayMedia *>(client_impl(element)); }
+
 }  // namespace wish
 
 struct _GstWhepSrc {
-  GstBin parent;
-  wish::PlayMedia *media;
-  wish::SessionClient *client;
+  GstWishClientBin parent;
 };
 
 static void gst_whep_src_uri_handler_init(gpointer iface, gpointer data);
 
-G_DEFINE_TYPE_WITH_CODE(GstWhepSrc, gst_whep_src, GST_TYPE_BIN,
+G_DEFINE_TYPE_WITH_CODE(GstWhepSrc, gst_whep_src, GST_TYPE_WISH_CLIENT_BIN,
                         G_IMPLEMENT_INTERFACE(GST_TYPE_URI_HANDLER, gst_whep_src_uri_handler_init));
 GST_ELEMENT_REGISTER_DEFINE(whepsrc, "whepsrc", GST_RANK_PRIMARY, GST_TYPE_WHEP_SRC);
 
@@ -168,90 +169,74 @@ GST_ELEMENT_REGISTER_DEFINE(whepsrc, "whepsrc", GST_RANK_PRIMARY, GST_TYPE_WHEP_
 // GObject glue
 
 enum {
-  PROP_LATENCY = wish::CLIENT_PROP_LAST,
+  PROP_ENDPOINT = 1,
+  PROP_LATENCY,
   PROP_VIDEO_CODECS,
   PROP_AUDIO_CODECS,
 };
 
-static void gst_whep_src_init(GstWhepSrc *self) {
-  self->media = new wish::PlayMedia(GST_ELEMENT(self));
-  self->client = new wish::SessionClient(GST_ELEMENT(self), wish::ClientProtocol::Whep, self->media);
-  wish::mark_live_source(GST_BIN(self));
-}
-
-static void gst_whep_src_finalize(GObject *object) {
-  auto *self = GST_WHEP_SRC(object);
-  delete self->client;
-  delete self->media;
-  G_OBJECT_CLASS(gst_whep_src_parent_class)->finalize(object);
-}
+static void gst_whep_src_init(GstWhepSrc *self) { wish::mark_live_source(GST_BIN(self)); }
 
 static void gst_whep_src_set_property(GObject *object, guint prop_id, const GValue *value, GParamSpec *pspec) {
-  auto *self = GST_WHEP_SRC(object);
-  wish::ClientSettings &s = self->client->settings;
-  GST_OBJECT_LOCK(self);
-  if (!wish::set_client_property(s, prop_id, value)) {
-    switch (prop_id) {
-      case PROP_LATENCY: s.latency = g_value_get_uint(value); break;
-      case PROP_VIDEO_CODECS: self->media->video_codecs = wish::string_from_value(value); break;
-      case PROP_AUDIO_CODECS: self->media->audio_codecs = wish::string_from_value(value); break;
-      default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec); break;
-    }
+  if (prop_id == PROP_ENDPOINT) {
+    wish::set_endpoint(object, value);
+    return;
   }
-  GST_OBJECT_UNLOCK(self);
+  wish::PlayMedia *media = wish::play_media(object);
+  GST_OBJECT_LOCK(object);
+  switch (prop_id) {
+    case PROP_LATENCY: media->client().settings.latency = g_value_get_uint(value); break;
+    case PROP_VIDEO_CODECS: media->video_codecs = wish::string_from_value(value); break;
+    case PROP_AUDIO_CODECS: media->audio_codecs = wish::string_from_value(value); break;
+    default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec); break;
+  }
+  GST_OBJECT_UNLOCK(object);
 }
 
 static void gst_whep_src_get_property(GObject *object, guint prop_id, GValue *value, GParamSpec *pspec) {
-  auto *self = GST_WHEP_SRC(object);
-  if (wish::get_client_status(*self->client, prop_id, value)) return;
-  const wish::ClientSettings &s = self->client->settings;
-  GST_OBJECT_LOCK(self);
-  if (!wish::get_client_property(s, prop_id, value)) {
-    switch (prop_id) {
-      case PROP_LATENCY: g_value_set_uint(value, s.latency); break;
-      case PROP_VIDEO_CODECS: g_value_set_string(value, self->media->video_codecs.c_str()); break;
-      case PROP_AUDIO_CODECS: g_value_set_string(value, self->media->audio_codecs.c_str()); break;
-      default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec); break;
-    }
+  if (prop_id == PROP_ENDPOINT) {
+    wish::get_endpoint(object, value);
+    return;
   }
-  GST_OBJECT_UNLOCK(self);
+  wish::PlayMedia *media = wish::play_media(object);
+  GST_OBJECT_LOCK(object);
+  switch (prop_id) {
+    case PROP_LATENCY: g_value_set_uint(value, media->client().settings.latency); break;
+    case PROP_VIDEO_CODECS: g_value_set_string(value, media->video_codecs.c_str()); break;
+    case PROP_AUDIO_CODECS: g_value_set_string(value, media->audio_codecs.c_str()); break;
+    default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec); break;
+  }
+  GST_OBJECT_UNLOCK(object);
 }
 
 static GstStateChangeReturn gst_whep_src_change_state(GstElement *element, GstStateChange transition) {
-  auto *self = GST_WHEP_SRC(element);
-  if (transition == GST_STATE_CHANGE_READY_TO_PAUSED) {
-    if (!self->client->start()) return GST_STATE_CHANGE_FAILURE;
-  }
-  if (transition == GST_STATE_CHANGE_PAUSED_TO_READY) self->client->stop();
   GstStateChangeReturn ret = GST_ELEMENT_CLASS(gst_whep_src_parent_class)->change_state(element, transition);
   return wish::live_source_result(transition, ret);
 }
 
 static gboolean gst_whep_src_send_event(GstElement *element, GstEvent *event) {
   if (GST_EVENT_TYPE(event) == GST_EVENT_EOS) {
-    GST_WHEP_SRC(element)->client->send_eos();
+    wish::play_media(element)->client().send_eos();
     gst_event_unref(event);
     return TRUE;
   }
   return GST_ELEMENT_CLASS(gst_whep_src_parent_class)->send_event(element, event);
 }
 
-static void gst_whep_src_restart_ice(GstWhepSrc *self) { self->client->request_ice_restart(); }
-
 static void gst_whep_src_class_init(GstWhepSrcClass *klass) {
   GObjectClass *gobject_class = G_OBJECT_CLASS(klass);
   GstElementClass *element_class = GST_ELEMENT_CLASS(klass);
   GST_DEBUG_CATEGORY_INIT(whepsrc_debug, "whepsrc", 0, "WHEP player source");
-  gobject_class->finalize = gst_whep_src_finalize;
+  GST_WISH_CLIENT_BIN_CLASS(klass)->create_impl = [](GstWishClientBin *self) -> wish::ClientElement * {
+    return new wish::PlayMedia(GST_ELEMENT(self));
+  };
   gobject_class->set_property = gst_whep_src_set_property;
   gobject_class->get_property = gst_whep_src_get_property;
   element_class->change_state = gst_whep_src_change_state;
   element_class->send_event = gst_whep_src_send_event;
 
   auto flags = static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY);
-  wish::install_client_properties(gobject_class, "WHEP",
-                                  "session-url, state, reconnects, ice-restarts, buffers-out and link-ice-servers (STUN/TURN URIs "
-                                  "the endpoint announced)");
+  wish::install_endpoint_property(gobject_class, PROP_ENDPOINT, "WHEP");
   g_object_class_install_property(gobject_class, PROP_LATENCY,
       g_param_spec_uint("latency", "Latency",
                         "Jitterbuffer size in ms: low by default for live playback; raise it on lossy networks", 0,
@@ -266,16 +251,6 @@ static void gst_whep_src_class_init(GstWhepSrcClass *klass) {
                           "Audio codecs to offer, comma-separated from opus; empty: every one a decoder is installed "
                           "for; none: no audio",
                           "", flags));
-
-  /**
-   * GstWhepSrc::restart-ice:
-   *
-   * Restarts ICE now (PATCH with If-Match: * and new credentials), e.g. after the
-   * application saw the network change. A refused restart starts a new session.
-   */
-  g_signal_new_class_handler("restart-ice", G_TYPE_FROM_CLASS(klass),
-                             static_cast<GSignalFlags>(G_SIGNAL_RUN_LAST | G_SIGNAL_ACTION),
-                             G_CALLBACK(gst_whep_src_restart_ice), nullptr, nullptr, nullptr, G_TYPE_NONE, 0);
 
   wish::MediaOutputs::add_pad_templates(element_class);
   gst_element_class_set_static_metadata(
@@ -298,7 +273,7 @@ static const gchar *const *gst_whep_src_uri_get_protocols(GType) {
 static gchar *gst_whep_src_uri_get_uri(GstURIHandler *handler) {
   auto *self = GST_WHEP_SRC(handler);
   GST_OBJECT_LOCK(self);
-  std::string endpoint = self->client->settings.endpoint;
+  std::string endpoint = wish::play_media(self)->client().settings.endpoint;
   GST_OBJECT_UNLOCK(self);
   if (endpoint.rfind("https://", 0) == 0) return g_strdup(("wheps://" + endpoint.substr(8)).c_str());
   if (endpoint.rfind("http://", 0) == 0) return g_strdup(("whep://" + endpoint.substr(7)).c_str());
@@ -318,7 +293,7 @@ static gboolean gst_whep_src_uri_set_uri(GstURIHandler *handler, const gchar *ur
     return FALSE;
   }
   GST_OBJECT_LOCK(self);
-  self->client->settings.endpoint = endpoint;
+  wish::play_media(self)->client().settings.endpoint = endpoint;
   GST_OBJECT_UNLOCK(self);
   return TRUE;
 }

@@ -2,46 +2,48 @@
  * SECTION:element-whipserversrc
  * @title: whipserversrc
  *
- * Takes WHIP publishers (RFC 9725) on `path` and exposes what they send as sometimes pads
- * `video_%u` / `audio_%u`: decoded by default, encoded or RTP when downstream asks. One
- * publisher at a time; the pads stay when it leaves and the next one continues on them.
+ * Takes WHIP publishers (RFC 9725). The publisher on `path` itself feeds the sometimes pads
+ * `video_%u` / `audio_%u`: decoded by default, encoded or RTP when downstream asks; one at a
+ * time, and the pads stay when it leaves for the next one to continue on them.
+ *
+ * Publishers on `path`/<name> (/whip/cam1) publish the stream <name> of the HTTP server
+ * instead, many at once, each without re-encoding: a whepserversink on the same server plays
+ * it at its own path/<name> (/whep/cam1), no change to the pipeline needed.
  *
  * |[
  * gst-launch-1.0 whipserversrc name=in whepserversink name=out \
  *   in.video_0 ! queue ! out.video_0  in.audio_0 ! queue ! out.audio_0
  * ]|
- * relays WHIP ingest to WHEP viewers without decoding or re-encoding.
+ * relays WHIP ingest on /whip to WHEP viewers on /whep, and /whip/<name> to /whep/<name>.
  */
 #include "whipserversrc.h"
 
 #include <gst/webrtc/webrtc.h>
 
 #include <atomic>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
 
 #include "gst_utils.h"
-#include "loop_thread.h"
 #include "media_outputs.h"
-#include "protocol/endpoint.h"
 #include "protocol/sdp.h"
-#include "server_host.h"
-#include "webrtc_utils.h"
+#include "send_chain.h"
+#include "server_bin.h"
+#include "server_element.h"
 
 GST_DEBUG_CATEGORY_STATIC(whipserversrc_debug);
 #define GST_CAT_DEFAULT whipserversrc_debug
 
 namespace wish {
 
+class WhipServer;
+
 namespace {
 
-constexpr guint kGatherTimeoutMs = 3000;
-
 struct Settings {
-  Settings() { http.path = "/whip"; }
-  HttpSettings http;
   gboolean takeover = FALSE;
   guint latency = 50;
   guint publisher_timeout = 5;  // seconds without a packet before a publisher counts as gone
@@ -76,381 +78,327 @@ GstCaps *preferred_caps(const MediaSection &m) {
   return nullptr;
 }
 
-struct Publisher {
-  std::string id;
-  GstElement *webrtc = nullptr;
-  MediaCallback pending;
-  std::string local_sdp;
-  std::vector<std::string> candidates;
-  bool sdp_ready = false, gathering_done = false, connected = false, watching = false;
-  guint gather_timeout = 0;
-  std::shared_ptr<std::atomic<gint64>> last_rx = std::make_shared<std::atomic<gint64>>(0);
-  std::vector<gulong> handlers;
+struct Publisher;
+
+// What a decodebin of a named stream's publisher feeds, for its pad-added handler.
+struct EncodedTarget {
+  WhipServer *self;
+  std::weak_ptr<Publisher> pub;
+  std::weak_ptr<Track> track;
+};
+
+struct Publisher : ServerSession {
+  std::shared_ptr<Stream> named;  // the registry stream it publishes; null for the pads
+  std::mutex chains_mutex;        // guards chains: built on streaming threads
+  std::vector<GPtr<GstElement>> chains;
 };
 
 }  // namespace
 
-class WhipServer : public MediaBackend {
+class WhipServer : public ServerElement {
 public:
-  explicit WhipServer(GstWhipServerSrc *element) : element_(element) {}
+  explicit WhipServer(GstElement *element) : ServerElement(element, "/whip"), outputs_(element) {}
   ~WhipServer() override { stop(); }
 
   Settings settings;  // guarded by the element's object lock
-
-  bool start();
-  void stop();
-  void set_running(bool running) { running_ = running; }
-  ServerHost &host() { return host_; }
-  guint current_port() const { return host_.port(); }
   GstStructure *stats();
 
-  // MediaBackend, all but admission and can_answer completing on the worker thread.
-  unsigned admission_status() override;
-  bool can_answer(const SessionDescription &offer) override;
-  void answer_offer(const std::string &id, const std::string &offer, const SessionDescription &parsed,
-                    MediaCallback done) override;
-  void make_offer(const std::string &, MediaCallback done) override {
-    done(MediaResult::failure(422, "WHIP has no counter-offers"));
-  }
-  void apply_answer(const std::string &, const std::string &, const SessionDescription &, MediaCallback done) override {
-    done(MediaResult::failure(422, "WHIP has no counter-offers"));
-  }
-  void add_candidates(const std::string &id, const SdpFrag &frag) override;
-  void restart_ice(const std::string &id, const SdpFrag &frag, MediaCallback done) override;
-  void close(const std::string &id) override;
+  // MediaBackend
+  Admission admit(const std::string &stream) override;
+  bool can_answer(const std::string &stream, const SessionDescription &offer) override;
 
 private:
   Settings snapshot();
-  void on_local_description(const std::string &id, const std::string &sdp);
-  void maybe_complete(const std::string &id);
-  void on_connection_state(const std::string &id);
-  void check_liveness();
-  void teardown(const char *reason);
-  Publisher *current(const std::string &id) { return pub_ && pub_->id == id ? pub_.get() : nullptr; }
+  void configure_endpoint(EndpointConfig *config) override;
+  void on_stop() override;
+  guint silence_timeout_s() override { return snapshot().publisher_timeout; }
+  int jitterbuffer_latency_ms() override { return static_cast<int>(snapshot().latency); }
+  std::shared_ptr<ServerSession> new_session() override { return std::make_shared<Publisher>(); }
+  bool attach_media(ServerSession &session, const SessionRequest &request, MediaResult *refusal) override;
+  void on_connected(ServerSession &session) override;
+  void on_stream(const std::shared_ptr<ServerSession> &session, GstPad *pad, const std::string &kind) override;
+  void detach_media(ServerSession &session, GstElement *webrtc) override;
+  void on_released(ServerSession &session, const std::string &reason) override;
+  void tick() override;
+  static void on_encoded_pad(GstElement *decodebin, GstPad *pad, gpointer data);
 
-  GstWhipServerSrc *element_;
-  ServerHost host_;
-  MediaOutputs outputs_{GST_ELEMENT(element_)};
-  std::unique_ptr<LoopThread> worker_;
-  std::shared_ptr<Dispatcher> dispatch_;
-  std::vector<std::string> local_addresses_;
-  std::unique_ptr<Publisher> pub_;  // worker thread only
-  std::atomic<bool> busy_{false};   // a publisher exists: read by admission on the HTTP thread
-  std::atomic<bool> running_{false};
+  MediaOutputs outputs_;
+  // Guards live_, named_ and default_session_; never held across GStreamer calls.
+  std::mutex mutex_;
+  std::map<std::string, std::string> live_;  // stream ("" for the pads) -> publishing session
+  std::map<std::string, std::shared_ptr<Stream>> named_;  // streams this element registered
+  std::string default_session_;  // for stats
   std::atomic<guint> publishers_{0};
-  guint liveness_timer_ = 0;
-  std::mutex stats_mutex_;
-  std::string stats_session_;
 };
 
 }  // namespace wish
 
 struct _GstWhipServerSrc {
-  GstBin parent;
-  wish::WhipServer *server;
+  GstWishServerBin parent;
 };
 
-G_DEFINE_TYPE(GstWhipServerSrc, gst_whip_server_src, GST_TYPE_BIN);
+G_DEFINE_TYPE(GstWhipServerSrc, gst_whip_server_src, GST_TYPE_WISH_SERVER_BIN);
 GST_ELEMENT_REGISTER_DEFINE(whipserversrc, "whipserversrc", GST_RANK_NONE, GST_TYPE_WHIP_SERVER_SRC);
-
 
 namespace wish {
 
+static WhipServer *whip_server(gpointer element) { return static_cast<WhipServer *>(server_impl(element)); }
+
 Settings WhipServer::snapshot() {
-  GST_OBJECT_LOCK(element_);
+  GST_OBJECT_LOCK(element());
   Settings s = settings;
-  GST_OBJECT_UNLOCK(element_);
+  GST_OBJECT_UNLOCK(element());
   return s;
 }
 
-bool WhipServer::start() {
-  Settings s = snapshot();
-  std::string error;
-  if (!resolve_local_addresses(s.http.ice_local_addresses, &local_addresses_, &error)) {
-    GST_ELEMENT_ERROR(element_, RESOURCE, SETTINGS, ("Invalid ice-local-addresses"), ("%s", error.c_str()));
-    return false;
-  }
-  worker_ = std::make_unique<LoopThread>("whipserver-work");
-  dispatch_ = std::make_shared<Dispatcher>(worker_.get());
-  EndpointConfig cfg;
-  cfg.kind = EndpointKind::Whip;
-  cfg.path = s.http.endpoint_path();
-  cfg.auth_token = s.http.auth_token;
-  cfg.cors_allowed_origins = s.http.cors_allowed_origins;
-  cfg.ice_servers = s.http.ice_servers();
-  if (!host_.start(GST_ELEMENT(element_), s.http, cfg, this)) return false;
-  liveness_timer_ = worker_->add_interval(500, [this] { check_liveness(); });
-  return true;
+void WhipServer::configure_endpoint(EndpointConfig *cfg) {
+  cfg->kind = EndpointKind::Whip;
+  cfg->connect_timeout_ms = std::max(5u, snapshot().publisher_timeout) * 1000;
 }
 
-void WhipServer::stop() {
-  host_.stop();
-  if (worker_) {
-    worker_->invoke_sync([this] {
-      worker_->cancel(liveness_timer_);
-      liveness_timer_ = 0;
-      teardown("stopped");
-    });
-  }
-  if (dispatch_) dispatch_->close();
-  worker_.reset();
+// READY->NULL: every session is gone; the output pads go too.
+void WhipServer::on_stop() {
   outputs_.remove_all();
+  std::map<std::string, std::shared_ptr<Stream>> named;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    named.swap(named_);
+  }
+  if (registry())
+    for (const auto &kv : named) registry()->remove(kv.second);
 }
 
-unsigned WhipServer::admission_status() {
-  if (!running_) return 503;
+Admission WhipServer::admit(const std::string &stream) {
+  if (!running()) return {503, "the server is not playing"};
   Settings s = snapshot();
-  return busy_ && !s.takeover ? 409 : 0;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (live_.count(stream) && !s.takeover)
+      return {409, stream.empty() ? "another publisher is live on this endpoint"
+                                  : "a publisher is live on stream '" + stream + "'"};
+    if (!stream.empty() && !named_.count(stream) && registry() && registry()->find(stream))
+      return {409, "stream '" + stream + "' is served by another element"};
+  }
+  return {};
 }
 
 // RFC 9725: one MediaStream, at most one audio and one video track, each in a codec we take.
-bool WhipServer::can_answer(const SessionDescription &offer) {
+bool WhipServer::can_answer(const std::string &, const SessionDescription &offer) {
   int audio = 0, video = 0, usable = 0;
   for (const auto &m : offer.media) {
     if (m.rejected() || (m.kind != "audio" && m.kind != "video")) continue;
     (m.kind == "audio" ? audio : video)++;
-    GstCaps *caps = preferred_caps(m);
-    if (caps) {
-      usable++;
-      gst_caps_unref(caps);
-    }
+    GPtr<GstCaps> caps = GPtr<GstCaps>::adopt(preferred_caps(m));
+    if (caps) usable++;
   }
   return audio <= 1 && video <= 1 && usable > 0;
 }
 
-void WhipServer::answer_offer(const std::string &id, const std::string &offer, const SessionDescription &parsed,
-                              MediaCallback done) {
-  busy_ = true;
-  dispatch_->post([this, id, offer, parsed, done = std::move(done)]() mutable {
-    if (pub_) {
-      GST_INFO_OBJECT(element_, "publisher %s replaced by %s", pub_->id.c_str(), id.c_str());
-      host_.endpoint()->session_gone(pub_->id);
-      teardown("replaced");
-    }
-    Settings s = snapshot();
-    auto p = std::make_unique<Publisher>();
-    p->id = id;
-    p->webrtc = gst_element_factory_make("webrtcbin", nullptr);
-    std::string error;
-    if (!p->webrtc || !configure_webrtcbin(p->webrtc, local_addresses_, s.http.stun_server, s.http.turn_servers, &error)) {
-      if (p->webrtc) gst_object_unref(gst_object_ref_sink(p->webrtc));
-      busy_ = false;
-      done(MediaResult::failure(500, error.empty() ? "webrtcbin is not available" : error));
-      return;
-    }
-    g_object_set(p->webrtc, "latency", s.latency, nullptr);
-    // Transceivers that accept exactly the publisher's first usable codec per m-line.
-    for (const auto &m : parsed.media) {
-      if (m.rejected() || (m.kind != "audio" && m.kind != "video")) continue;
-      GstCaps *caps = preferred_caps(m);
-      if (!caps) continue;
-      GstWebRTCRTPTransceiver *trans = nullptr;
-      g_signal_emit_by_name(p->webrtc, "add-transceiver", GST_WEBRTC_RTP_TRANSCEIVER_DIRECTION_RECVONLY, caps, &trans);
-      if (trans) gst_object_unref(trans);
-      gst_caps_unref(caps);
-    }
-    struct Ctx {
-      WhipServer *self;
-      std::string id;
-      std::shared_ptr<Dispatcher> dispatch;
-    };
-    auto connect = [&](const char *signal, GCallback cb) {
-      p->handlers.push_back(g_signal_connect_data(p->webrtc, signal, cb, new Ctx{this, id, dispatch_},
-                                                  [](gpointer d, GClosure *) { delete static_cast<Ctx *>(d); },
-                                                  static_cast<GConnectFlags>(0)));
-    };
-    connect("on-ice-candidate", G_CALLBACK(+[](GstElement *, guint, gchar *cand, gpointer d) {
-              auto *c = static_cast<Ctx *>(d);
-              std::string candidate = cand ? cand : "";
-              if (candidate.rfind("a=", 0) == 0) candidate = candidate.substr(2);
-              WhipServer *self = c->self;
-              std::string id = c->id;
-              c->dispatch->post([self, id, candidate] {
-                if (Publisher *p = self->current(id)) p->candidates.push_back(candidate);
-              });
-            }));
-    connect("notify::ice-gathering-state", G_CALLBACK(+[](GstElement *w, GParamSpec *, gpointer d) {
-              auto *c = static_cast<Ctx *>(d);
-              GstWebRTCICEGatheringState st;
-              g_object_get(w, "ice-gathering-state", &st, nullptr);
-              if (st != GST_WEBRTC_ICE_GATHERING_STATE_COMPLETE) return;
-              WhipServer *self = c->self;
-              std::string id = c->id;
-              c->dispatch->post([self, id] {
-                if (Publisher *p = self->current(id)) {
-                  p->gathering_done = true;
-                  self->maybe_complete(id);
-                }
-              });
-            }));
-    connect("notify::connection-state", G_CALLBACK(+[](GstElement *, GParamSpec *, gpointer d) {
-              auto *c = static_cast<Ctx *>(d);
-              WhipServer *self = c->self;
-              std::string id = c->id;
-              c->dispatch->post([self, id] { self->on_connection_state(id); });
-            }));
-    connect("pad-added", G_CALLBACK(+[](GstElement *, GstPad *pad, gpointer d) {
-              if (GST_PAD_DIRECTION(pad) != GST_PAD_SRC) return;
-              static_cast<Ctx *>(d)->self->outputs_.attach(pad, stream_kind(pad));
-            }));
-    gst_bin_add(GST_BIN(element_), p->webrtc);
-    gst_element_sync_state_with_parent(p->webrtc);
-    p->pending = std::move(done);
-    GstElement *webrtc = p->webrtc;
-    pub_ = std::move(p);
-    {
-      std::lock_guard<std::mutex> lock(stats_mutex_);
-      stats_session_ = id;
-    }
-    auto dispatch = dispatch_;
-    answer_remote_offer(webrtc, offer, [this, id, dispatch](Negotiated n) {
-      dispatch->post([this, id, n] {
-        Publisher *p = current(id);
-        if (!p) return;
-        if (n.ok) {
-          on_local_description(id, n.sdp);
-          return;
-        }
-        MediaCallback done = std::move(p->pending);
-        p->pending = nullptr;
-        teardown("failed");
-        if (done) done(MediaResult::failure(n.status, n.error));
-      });
-    });
-  });
-}
-
-void WhipServer::on_local_description(const std::string &id, const std::string &sdp) {
-  Publisher *p = current(id);
-  if (!p) return;
-  p->local_sdp = sdp;
-  p->sdp_ready = true;
-  // A WHIP endpoint answers with all its candidates: wait for gathering, not forever.
-  p->gather_timeout = worker_->add_timeout(kGatherTimeoutMs, [this, id] {
-    if (Publisher *p = current(id)) {
-      p->gather_timeout = 0;
-      p->gathering_done = true;
-      maybe_complete(id);
-    }
-  });
-  maybe_complete(id);
-}
-
-void WhipServer::maybe_complete(const std::string &id) {
-  Publisher *p = current(id);
-  if (!p || !p->sdp_ready || !p->gathering_done || !p->pending) return;
-  worker_->cancel(p->gather_timeout);
-  p->gather_timeout = 0;
-  MediaCallback done = std::move(p->pending);
-  p->pending = nullptr;
-  done(MediaResult::success(finish_local_sdp(p->local_sdp, p->candidates)));
-}
-
-void WhipServer::on_connection_state(const std::string &id) {
-  Publisher *p = current(id);
-  if (!p) return;
-  GstWebRTCPeerConnectionState pc;
-  g_object_get(p->webrtc, "connection-state", &pc, nullptr);
-  if (pc == GST_WEBRTC_PEER_CONNECTION_STATE_CONNECTED && !p->connected) {
-    p->connected = true;
-    p->watching = true;
-    watch_incoming(p->webrtc, p->last_rx);
-    publishers_++;
-    GST_INFO_OBJECT(element_, "publisher %s connected", id.c_str());
-    gst_element_post_message(GST_ELEMENT(element_),
-                             gst_message_new_element(GST_OBJECT(element_),
-                                                     gst_structure_new("wish-publisher-joined", "session-id",
-                                                                       G_TYPE_STRING, id.c_str(), nullptr)));
-  } else if (pc == GST_WEBRTC_PEER_CONNECTION_STATE_FAILED || pc == GST_WEBRTC_PEER_CONNECTION_STATE_CLOSED) {
-    host_.endpoint()->session_gone(id);
-    teardown("connection-lost");
-  }
-}
-
-// A publisher streams all the time: silence means it vanished without DELETE.
-void WhipServer::check_liveness() {
-  if (!pub_ || !pub_->watching) return;
-  Settings s = snapshot();
-  if (g_get_monotonic_time() - pub_->last_rx->load() > static_cast<gint64>(s.publisher_timeout) * G_USEC_PER_SEC) {
-    GST_INFO_OBJECT(element_, "nothing from publisher %s for %u s", pub_->id.c_str(), s.publisher_timeout);
-    if (host_.endpoint()) host_.endpoint()->session_gone(pub_->id);
-    teardown("timeout");
-  }
-}
-
-void WhipServer::add_candidates(const std::string &id, const SdpFrag &frag) {
-  std::vector<std::string> candidates;
-  for (const auto &m : frag.media) candidates.insert(candidates.end(), m.candidates.begin(), m.candidates.end());
-  if (candidates.empty()) return;
-  dispatch_->post([this, id, candidates] {
-    if (Publisher *p = current(id)) add_remote_candidates(p->webrtc, candidates);
-  });
-}
-
-void WhipServer::restart_ice(const std::string &id, const SdpFrag &frag, MediaCallback done) {
-  dispatch_->post([this, id, frag, done = std::move(done)] {
-    Publisher *p = current(id);
-    if (!p) {
-      done(MediaResult::failure(404, "no such session"));
-      return;
-    }
-    std::vector<std::string> remote;
-    for (const auto &m : frag.media) remote.insert(remote.end(), m.candidates.begin(), m.candidates.end());
-    LocalIce local;
-    std::string error;
-    if (!wish::restart_ice(p->webrtc, frag.ice_ufrag, frag.ice_pwd, remote, &local, &error)) {
-      done(MediaResult::failure(422, "ICE restart failed: " + error));
-      return;
-    }
-    SdpFrag answer;
-    answer.ice_ufrag = local.ufrag;
-    answer.ice_pwd = local.pwd;
-    answer.media.push_back({frag.media.empty() ? "0" : frag.media[0].mid, local.candidates, true});
-    p->last_rx->store(g_get_monotonic_time());
-    done(MediaResult::success(build_sdpfrag(answer)));
-  });
-}
-
-void WhipServer::close(const std::string &id) {
-  if (!dispatch_) return;
-  dispatch_->post([this, id] {
-    if (current(id)) teardown("closed");
-  });
-}
-
-// Worker thread: the publisher's webrtcbin goes, the output pads stay for the next one.
-void WhipServer::teardown(const char *reason) {
-  if (!pub_) return;
-  std::unique_ptr<Publisher> p = std::move(pub_);
-  busy_ = false;
-  worker_->cancel(p->gather_timeout);
-  for (gulong h : p->handlers) g_signal_handler_disconnect(p->webrtc, h);
-  outputs_.detach_all();
-  gst_element_set_locked_state(p->webrtc, TRUE);
-  gst_element_set_state(p->webrtc, GST_STATE_NULL);
-  gst_bin_remove(GST_BIN(element_), p->webrtc);
-  if (p->pending) p->pending(MediaResult::failure(500, "publisher closed while being set up"));
+bool WhipServer::attach_media(ServerSession &session, const SessionRequest &request, MediaResult *refusal) {
+  auto &pub = static_cast<Publisher &>(session);
+  // takeover: the publisher live on this stream goes first.
+  std::string previous;
   {
-    std::lock_guard<std::mutex> lock(stats_mutex_);
-    stats_session_.clear();
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = live_.find(request.stream);
+    if (it != live_.end()) previous = it->second;
   }
-  GST_INFO_OBJECT(element_, "publisher %s left (%s)", p->id.c_str(), reason);
-  if (p->connected) {
-    gst_element_post_message(GST_ELEMENT(element_),
-                             gst_message_new_element(GST_OBJECT(element_),
-                                                     gst_structure_new("wish-publisher-left", "session-id",
-                                                                       G_TYPE_STRING, p->id.c_str(), "reason",
-                                                                       G_TYPE_STRING, reason, nullptr)));
-    if (snapshot().eos_on_leave) outputs_.push_eos();
+  if (!previous.empty())
+    if (auto old = find_session(previous)) {
+      GST_INFO_OBJECT(element(), "publisher %s replaced by %s", previous.c_str(), session.id.c_str());
+      end_session(*old, "replaced", true);
+    }
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    live_[request.stream] = session.id;
+    if (request.stream.empty()) default_session_ = session.id;
   }
+  if (!request.stream.empty()) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = named_.find(request.stream);
+    if (it == named_.end()) {
+      auto stream = std::make_shared<Stream>(request.stream, "whip publisher");
+      if (!registry()->add(stream)) {
+        *refusal = MediaResult::failure(409, "stream '" + request.stream + "' is served by another element");
+        return false;
+      }
+      it = named_.emplace(request.stream, stream).first;
+    }
+    pub.named = it->second;
+  }
+  GstElement *webrtc = session.peer->webrtcbin();
+  // Transceivers that accept exactly the publisher's first usable codec per m-line.
+  for (const auto &m : request.parsed.media) {
+    if (m.rejected() || (m.kind != "audio" && m.kind != "video")) continue;
+    GPtr<GstCaps> caps = GPtr<GstCaps>::adopt(preferred_caps(m));
+    if (!caps) continue;
+    GstWebRTCRTPTransceiver *trans = nullptr;
+    g_signal_emit_by_name(webrtc, "add-transceiver", GST_WEBRTC_RTP_TRANSCEIVER_DIRECTION_RECVONLY, caps.get(), &trans);
+    if (trans) gst_object_unref(trans);
+    if (pub.named && !pub.named->track(m.kind, 0)) pub.named->add_track(m.kind);
+  }
+  return true;
+}
+
+void WhipServer::on_connected(ServerSession &session) {
+  auto &pub = static_cast<Publisher &>(session);
+  publishers_++;
+  if (pub.named) pub.named->set_live(true);
+  GST_INFO_OBJECT(element(), "publisher %s connected%s%s", session.id.c_str(), pub.named ? " to stream " : "",
+                  pub.named ? pub.named->name().c_str() : "");
+  GstStructure *s = gst_structure_new("wish-publisher-joined", "session-id", G_TYPE_STRING, session.id.c_str(),
+                                      "stream", G_TYPE_STRING, session.stream.c_str(), nullptr);
+  gst_element_post_message(element(), gst_message_new_element(GST_OBJECT(element()), s));
+}
+
+// Streaming thread. The pads' publisher hands its streams to the outputs; a named stream's
+// publisher to a chain that stops at the encoded stream and payloads it once for the track.
+void WhipServer::on_stream(const std::shared_ptr<ServerSession> &session, GstPad *pad, const std::string &kind) {
+  auto pub = std::static_pointer_cast<Publisher>(session);
+  if (!pub->named) {
+    outputs_.attach(pad, kind);
+    return;
+  }
+  std::shared_ptr<Track> track = pub->named->track(kind, 0);
+  if (!track) return;
+  GstElement *decodebin = gst_element_factory_make("decodebin", nullptr);
+  GPtr<GstCaps> encoded = GPtr<GstCaps>::adopt(gst_caps_from_string(
+      kind == "video" ? "video/x-h264; video/x-vp8; video/x-vp9" : "audio/x-opus"));
+  g_object_set(decodebin, "caps", encoded.get(), nullptr);
+  g_signal_connect_data(decodebin, "pad-added", G_CALLBACK(&WhipServer::on_encoded_pad),
+                        new EncodedTarget{this, pub, track},
+                        [](gpointer d, GClosure *) { delete static_cast<EncodedTarget *>(d); },
+                        static_cast<GConnectFlags>(0));
+  {
+    std::lock_guard<std::mutex> lock(pub->chains_mutex);
+    pub->chains.push_back(GPtr<GstElement>::ref(decodebin));
+  }
+  gst_bin_add(GST_BIN(element()), decodebin);
+  gst_element_sync_state_with_parent(decodebin);
+  GPtr<GstPad> sink = GPtr<GstPad>::adopt(gst_element_get_static_pad(decodebin, "sink"));
+  gst_pad_link(pad, sink.get());
+}
+
+void WhipServer::on_encoded_pad(GstElement *, GstPad *pad, gpointer data) {
+  auto *target = static_cast<EncodedTarget *>(data);
+  auto pub = target->pub.lock();
+  auto track = target->track.lock();
+  if (!pub || !track) return;
+  WhipServer *self = target->self;
+  GPtr<GstCaps> caps = GPtr<GstCaps>::adopt(gst_pad_get_current_caps(pad));
+  if (!caps) caps = GPtr<GstCaps>::adopt(gst_pad_query_caps(pad, nullptr));
+  std::vector<GstElement *> made;
+  std::string summary, detail;
+  if (!make_send_chain(caps.get(), EncoderSettings{}, &made, &summary, &detail)) {
+    GST_WARNING_OBJECT(self->element(), "stream %s: %s (%s)", pub->named->name().c_str(), summary.c_str(),
+                       detail.c_str());
+    return;
+  }
+  GstPad *prev = pad;
+  for (GstElement *e : made) {
+    {
+      std::lock_guard<std::mutex> lock(pub->chains_mutex);
+      pub->chains.push_back(GPtr<GstElement>::ref(e));
+    }
+    gst_bin_add(GST_BIN(self->element()), e);
+  }
+  for (GstElement *e : made) {
+    GPtr<GstPad> sink = GPtr<GstPad>::adopt(gst_element_get_static_pad(e, "sink"));
+    gst_pad_link(prev, sink.get());
+    prev = gst_element_get_static_pad(e, "src");
+    gst_object_unref(prev);  // the element keeps its pad
+  }
+  track->set_source(prev);
+  for (auto it = made.rbegin(); it != made.rend(); ++it) gst_element_sync_state_with_parent(*it);
+  GST_INFO_OBJECT(self->element(), "stream %s: %s track %" GST_PTR_FORMAT, pub->named->name().c_str(),
+                  track->kind().c_str(), caps.get());
+}
+
+// The publisher's webrtcbin is stopped: what it fed goes, the output pads stay.
+void WhipServer::detach_media(ServerSession &session, GstElement *) {
+  auto &pub = static_cast<Publisher &>(session);
+  if (!pub.named) {
+    bool current;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      current = default_session_ == session.id;
+    }
+    if (current) outputs_.detach_all();
+    return;
+  }
+  std::vector<GPtr<GstElement>> chains;
+  {
+    std::lock_guard<std::mutex> lock(pub.chains_mutex);
+    chains.swap(pub.chains);
+  }
+  for (const auto &t : pub.named->tracks()) t->clear_source();
+  for (const auto &e : chains) {
+    gst_element_set_locked_state(e.get(), TRUE);
+    gst_element_set_state(e.get(), GST_STATE_NULL);
+    if (GST_OBJECT_PARENT(e.get()) == GST_OBJECT(element())) gst_bin_remove(GST_BIN(element()), e.get());
+  }
+}
+
+void WhipServer::on_released(ServerSession &session, const std::string &reason) {
+  auto &pub = static_cast<Publisher &>(session);
+  bool was_live = false;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = live_.find(session.stream);
+    if (it != live_.end() && it->second == session.id) {
+      live_.erase(it);
+      was_live = true;
+      if (pub.named) pub.named->set_live(false);
+    }
+    if (default_session_ == session.id) default_session_.clear();
+  }
+  if (!session.connected) return;
+  GST_INFO_OBJECT(element(), "publisher %s left (%s)", session.id.c_str(), reason.c_str());
+  GstStructure *s = gst_structure_new("wish-publisher-left", "session-id", G_TYPE_STRING, session.id.c_str(), "stream",
+                                      G_TYPE_STRING, session.stream.c_str(), "reason", G_TYPE_STRING, reason.c_str(),
+                                      nullptr);
+  gst_element_post_message(element(), gst_message_new_element(GST_OBJECT(element()), s));
+  if (was_live && !pub.named && snapshot().eos_on_leave) outputs_.push_eos();
+}
+
+// A named stream nobody publishes or watches any more leaves the registry; while it has
+// viewers it stays, for its publisher to come back to.
+void WhipServer::tick() {
+  std::vector<std::shared_ptr<Stream>> gone;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (auto it = named_.begin(); it != named_.end();) {
+      if (!live_.count(it->first) && registry() && registry()->audience(it->first) == 0) {
+        gone.push_back(it->second);
+        it = named_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  for (const auto &s : gone) registry()->remove(s);
 }
 
 GstStructure *WhipServer::stats() {
-  std::lock_guard<std::mutex> lock(stats_mutex_);
-  return gst_structure_new("application/x-whipserversrc-stats", "publishing", G_TYPE_BOOLEAN,
-                           static_cast<gboolean>(!stats_session_.empty()), "session-id", G_TYPE_STRING,
-                           stats_session_.c_str(), "publishers", G_TYPE_UINT, publishers_.load(), "buffers-out",
-                           G_TYPE_UINT64, outputs_.buffers(), nullptr);
+  std::string session;
+  GValue streams = G_VALUE_INIT;
+  gst_value_list_init(&streams, 0);
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    session = default_session_;
+    for (const auto &kv : named_) {
+      GValue v = G_VALUE_INIT;
+      g_value_init(&v, G_TYPE_STRING);
+      g_value_set_string(&v, kv.first.c_str());
+      gst_value_list_append_and_take_value(&streams, &v);
+    }
+  }
+  GstStructure *s = gst_structure_new("application/x-whipserversrc-stats", "publishing", G_TYPE_BOOLEAN,
+                                      static_cast<gboolean>(!session.empty()), "session-id", G_TYPE_STRING,
+                                      session.c_str(), "publishers", G_TYPE_UINT, publishers_.load(), "buffers-out",
+                                      G_TYPE_UINT64, outputs_.buffers(), nullptr);
+  gst_structure_take_value(s, "streams", &streams);
+  return s;
 }
 
 }  // namespace wish
@@ -459,132 +407,95 @@ GstStructure *WhipServer::stats() {
 // GObject glue
 
 enum {
-  PROP_TAKEOVER = wish::SERVER_PROP_LAST,
+  PROP_PATH = 1,
+  PROP_TAKEOVER,
   PROP_LATENCY,
   PROP_PUBLISHER_TIMEOUT,
   PROP_EOS_ON_LEAVE,
   PROP_STATS,
 };
 
-static void gst_whip_server_src_init(GstWhipServerSrc *self) {
-  self->server = new wish::WhipServer(self);
-  wish::mark_live_source(GST_BIN(self));
-}
-
-static void gst_whip_server_src_finalize(GObject *object) {
-  delete GST_WHIP_SERVER_SRC(object)->server;
-  G_OBJECT_CLASS(gst_whip_server_src_parent_class)->finalize(object);
-}
+static void gst_whip_server_src_init(GstWhipServerSrc *self) { wish::mark_live_source(GST_BIN(self)); }
 
 static void gst_whip_server_src_set_property(GObject *object, guint prop_id, const GValue *value, GParamSpec *pspec) {
-  auto *self = GST_WHIP_SERVER_SRC(object);
-  wish::Settings &s = self->server->settings;
-  GST_OBJECT_LOCK(self);
-  if (!wish::set_server_property(s.http, prop_id, value)) {
-    switch (prop_id) {
-      case PROP_TAKEOVER: s.takeover = g_value_get_boolean(value); break;
-      case PROP_LATENCY: s.latency = g_value_get_uint(value); break;
-      case PROP_PUBLISHER_TIMEOUT: s.publisher_timeout = g_value_get_uint(value); break;
-      case PROP_EOS_ON_LEAVE: s.eos_on_leave = g_value_get_boolean(value); break;
-      default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec); break;
-    }
+  wish::WhipServer *server = wish::whip_server(object);
+  wish::Settings &s = server->settings;
+  GST_OBJECT_LOCK(object);
+  switch (prop_id) {
+    case PROP_PATH: server->http.path = wish::string_from_value(value); break;
+    case PROP_TAKEOVER: s.takeover = g_value_get_boolean(value); break;
+    case PROP_LATENCY: s.latency = g_value_get_uint(value); break;
+    case PROP_PUBLISHER_TIMEOUT: s.publisher_timeout = g_value_get_uint(value); break;
+    case PROP_EOS_ON_LEAVE: s.eos_on_leave = g_value_get_boolean(value); break;
+    default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec); break;
   }
-  GST_OBJECT_UNLOCK(self);
+  GST_OBJECT_UNLOCK(object);
 }
 
 static void gst_whip_server_src_get_property(GObject *object, guint prop_id, GValue *value, GParamSpec *pspec) {
-  auto *self = GST_WHIP_SERVER_SRC(object);
-  if (prop_id == wish::SERVER_PROP_CURRENT_PORT) {
-    g_value_set_uint(value, self->server->current_port());
-    return;
-  }
+  wish::WhipServer *server = wish::whip_server(object);
   if (prop_id == PROP_STATS) {
-    g_value_take_boxed(value, self->server->stats());
+    g_value_take_boxed(value, server->stats());
     return;
   }
-  const wish::Settings &s = self->server->settings;
-  GST_OBJECT_LOCK(self);
-  if (!wish::get_server_property(s.http, prop_id, value)) {
-    switch (prop_id) {
-      case PROP_TAKEOVER: g_value_set_boolean(value, s.takeover); break;
-      case PROP_LATENCY: g_value_set_uint(value, s.latency); break;
-      case PROP_PUBLISHER_TIMEOUT: g_value_set_uint(value, s.publisher_timeout); break;
-      case PROP_EOS_ON_LEAVE: g_value_set_boolean(value, s.eos_on_leave); break;
-      default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec); break;
-    }
+  const wish::Settings &s = server->settings;
+  GST_OBJECT_LOCK(object);
+  switch (prop_id) {
+    case PROP_PATH: g_value_set_string(value, server->http.path.c_str()); break;
+    case PROP_TAKEOVER: g_value_set_boolean(value, s.takeover); break;
+    case PROP_LATENCY: g_value_set_uint(value, s.latency); break;
+    case PROP_PUBLISHER_TIMEOUT: g_value_set_uint(value, s.publisher_timeout); break;
+    case PROP_EOS_ON_LEAVE: g_value_set_boolean(value, s.eos_on_leave); break;
+    default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec); break;
   }
-  GST_OBJECT_UNLOCK(self);
+  GST_OBJECT_UNLOCK(object);
 }
 
 static GstStateChangeReturn gst_whip_server_src_change_state(GstElement *element, GstStateChange transition) {
-  auto *self = GST_WHIP_SERVER_SRC(element);
-  switch (transition) {
-    case GST_STATE_CHANGE_NULL_TO_READY:
-      if (!self->server->start()) {
-        self->server->stop();
-        return GST_STATE_CHANGE_FAILURE;
-      }
-      break;
-    case GST_STATE_CHANGE_READY_TO_PAUSED:
-      self->server->set_running(true);
-      break;
-    case GST_STATE_CHANGE_PAUSED_TO_READY:
-      self->server->set_running(false);
-      break;
-    default:
-      break;
-  }
   GstStateChangeReturn ret = GST_ELEMENT_CLASS(gst_whip_server_src_parent_class)->change_state(element, transition);
-  if (transition == GST_STATE_CHANGE_READY_TO_NULL) self->server->stop();
   return wish::live_source_result(transition, ret);
-}
-
-static void gst_whip_server_src_post(GstElement *self, GstStructure *request, GstPromise *promise) {
-  GST_WHIP_SERVER_SRC(self)->server->host().handle_signal("POST", request, promise);
-}
-static void gst_whip_server_src_patch(GstElement *self, GstStructure *request, GstPromise *promise) {
-  GST_WHIP_SERVER_SRC(self)->server->host().handle_signal("PATCH", request, promise);
-}
-static void gst_whip_server_src_delete(GstElement *self, GstStructure *request, GstPromise *promise) {
-  GST_WHIP_SERVER_SRC(self)->server->host().handle_signal("DELETE", request, promise);
 }
 
 static void gst_whip_server_src_class_init(GstWhipServerSrcClass *klass) {
   GObjectClass *gobject_class = G_OBJECT_CLASS(klass);
   GstElementClass *element_class = GST_ELEMENT_CLASS(klass);
   GST_DEBUG_CATEGORY_INIT(whipserversrc_debug, "whipserversrc", 0, "WHIP server source");
-  gobject_class->finalize = gst_whip_server_src_finalize;
+  GST_WISH_SERVER_BIN_CLASS(klass)->create_impl = [](GstWishServerBin *self) -> wish::ServerElement * {
+    return new wish::WhipServer(GST_ELEMENT(self));
+  };
   gobject_class->set_property = gst_whip_server_src_set_property;
   gobject_class->get_property = gst_whip_server_src_get_property;
   element_class->change_state = gst_whip_server_src_change_state;
 
-  wish::install_server_properties(gobject_class, "WHIP", "/whip");
+  wish::install_path_property(gobject_class, PROP_PATH, "WHIP", "/whip");
   auto flags = static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY);
   g_object_class_install_property(gobject_class, PROP_TAKEOVER,
       g_param_spec_boolean("takeover", "Takeover",
-                           "A new publisher replaces the current one instead of getting 409 Conflict", FALSE,
-                           static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS)));
+                           "A new publisher on a live stream replaces the current one instead of getting 409 Conflict",
+                           FALSE, static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS)));
   g_object_class_install_property(gobject_class, PROP_LATENCY,
       g_param_spec_uint("latency", "Latency", "Jitterbuffer size in ms", 0, 10000, 50, flags));
   g_object_class_install_property(gobject_class, PROP_PUBLISHER_TIMEOUT,
       g_param_spec_uint("publisher-timeout", "Publisher timeout",
-                        "Seconds without any packet before a publisher that did not DELETE counts as gone", 1, 3600, 5,
-                        static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS)));
+                        "Seconds without any packet before a publisher that did not DELETE counts as gone (a "
+                        "publisher that never connects goes after this too, at least 5 s)",
+                        1, 3600, 5, static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS)));
   g_object_class_install_property(gobject_class, PROP_EOS_ON_LEAVE,
       g_param_spec_boolean("eos-on-leave", "EOS on leave",
-                           "Push EOS on the output pads when the publisher leaves (default: pads and pipeline stay "
+                           "Push EOS on the output pads when their publisher leaves (default: pads and pipeline stay "
                            "up for the next publisher)",
                            FALSE, static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS)));
   g_object_class_install_property(gobject_class, PROP_STATS,
-      g_param_spec_boxed("stats", "Statistics", "publishing, session-id, publishers (count so far) and buffers-out",
+      g_param_spec_boxed("stats", "Statistics",
+                         "publishing, session-id (the publisher of the pads), publishers (count so far), "
+                         "buffers-out and streams (names of the named streams this element publishes)",
                          GST_TYPE_STRUCTURE, static_cast<GParamFlags>(G_PARAM_READABLE | G_PARAM_STATIC_STRINGS)));
-  wish::install_server_signals(gobject_class, "WHIP", gst_whip_server_src_post, gst_whip_server_src_patch,
-                               gst_whip_server_src_delete);
 
   wish::MediaOutputs::add_pad_templates(element_class);
   gst_element_class_set_static_metadata(
       element_class, "WHIP server source", "Source/Network/WebRTC",
-      "Takes WHIP publishers (RFC 9725): decoded by default, encoded or RTP when downstream asks; posts "
+      "Takes WHIP publishers (RFC 9725): the one on the path feeds the pads (decoded by default, encoded or RTP "
+      "when downstream asks), those on path/<name> publish named streams of the HTTP server; posts "
       "wish-publisher-joined and wish-publisher-left element messages",
       "wish project");
 }

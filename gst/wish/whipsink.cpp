@@ -22,9 +22,9 @@
 #include <vector>
 
 #include "gst_utils.h"
+#include "gstptr.h"
 #include "send_chain.h"
-#include "client_properties.h"
-#include "session_client.h"
+#include "client_bin.h"
 #include "whepserversink.h"
 
 GST_DEBUG_CATEGORY_STATIC(whipsink_debug);
@@ -54,13 +54,25 @@ struct SendInput {
 }  // namespace
 
 // whipsink's media: sendonly transceivers fed by the inputs' payloaders.
-class PublishMedia : public MediaSide {
+class PublishMedia : public ClientElement {
 public:
-  explicit PublishMedia(GstWhipSink *element) : element_(element) {}
+  explicit PublishMedia(GstWhipSink *element)
+      : ClientElement(GST_ELEMENT(element), ClientProtocol::Whip), element_(element) {}
 
   EncoderSettings encoder;  // guarded by the element's object lock
-  SessionClient *client = nullptr;
   std::atomic<bool> running{false};
+
+  // The first session starts once every input has RTP caps (maybe_begin).
+  bool activate() override {
+    if (!client().prepare()) return false;
+    running = true;
+    maybe_begin();
+    return true;
+  }
+  void deactivate() override {
+    running = false;
+    client().stop();
+  }
 
   GstPad *request_pad(GstPadTemplate *templ, const gchar *name);
   void release_pad(GstPad *pad);
@@ -88,25 +100,29 @@ private:
 }  // namespace wish
 
 struct _GstWhipSink {
-  GstBin parent;
-  wish::PublishMedia *media;
-  wish::SessionClient *client;
+  GstWishClientBin parent;
 };
 
-G_DEFINE_TYPE(GstWhipSink, gst_whip_sink, GST_TYPE_BIN);
+G_DEFINE_TYPE(GstWhipSink, gst_whip_sink, GST_TYPE_WISH_CLIENT_BIN);
 GST_ELEMENT_REGISTER_DEFINE(whipsink, "whipsink", GST_RANK_NONE, GST_TYPE_WHIP_SINK);
 
 
 namespace wish {
 
+static PublishMedia *publish_media(gpointer element) { return static_cast<PublishMedia *>(client_impl(element)); }
+
+// Pads come and go outside mutex_: adding and removing them reaches the application
+// (pad-added, pad-removed). Request and release run on the application's thread, one at a time.
 GstPad *PublishMedia::request_pad(GstPadTemplate *templ, const gchar *) {
   std::string kind = g_str_has_prefix(GST_PAD_TEMPLATE_NAME_TEMPLATE(templ), "video") ? "video" : "audio";
-  std::lock_guard<std::mutex> lock(mutex_);
-  for (const auto &in : inputs_)
-    if (in->kind == kind) {
-      GST_WARNING_OBJECT(element_, "WHIP carries one %s track: no second %s pad", kind.c_str(), kind.c_str());
-      return nullptr;
-    }
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (const auto &in : inputs_)
+      if (in->kind == kind) {
+        GST_WARNING_OBJECT(element_, "WHIP carries one %s track: no second %s pad", kind.c_str(), kind.c_str());
+        return nullptr;
+      }
+  }
   auto in = std::make_unique<SendInput>();
   in->kind = kind;
   std::string name = kind + "_0";
@@ -114,34 +130,39 @@ GstPad *PublishMedia::request_pad(GstPadTemplate *templ, const gchar *) {
   g_object_set(in->entry, "max-size-buffers", 0, "max-size-bytes", 0, "max-size-time", (guint64)(2 * GST_SECOND),
                nullptr);
   gst_bin_add(GST_BIN(element_), in->entry);
-  GstPad *target = gst_element_get_static_pad(in->entry, "sink");
-  in->ghost = gst_ghost_pad_new_from_template(name.c_str(), target, templ);
-  gst_pad_add_probe(target,
+  GPtr<GstPad> target = GPtr<GstPad>::adopt(gst_element_get_static_pad(in->entry, "sink"));
+  in->ghost = gst_ghost_pad_new_from_template(name.c_str(), target.get(), templ);
+  gst_pad_add_probe(target.get(),
                     static_cast<GstPadProbeType>(GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM | GST_PAD_PROBE_TYPE_QUERY_DOWNSTREAM),
                     &PublishMedia::on_entry, in.get(), nullptr);
-  gst_object_unref(target);
   gst_element_sync_state_with_parent(in->entry);
   gst_pad_set_active(in->ghost, TRUE);
-  gst_element_add_pad(GST_ELEMENT(element_), in->ghost);
   GstPad *ghost = in->ghost;
-  inputs_.push_back(std::move(in));
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    inputs_.push_back(std::move(in));
+  }
+  gst_element_add_pad(GST_ELEMENT(element_), ghost);
   return ghost;
 }
 
 void PublishMedia::release_pad(GstPad *pad) {
-  std::lock_guard<std::mutex> lock(mutex_);
-  for (auto it = inputs_.begin(); it != inputs_.end(); ++it) {
-    if ((*it)->ghost != pad) continue;
-    gst_element_remove_pad(GST_ELEMENT(element_), pad);
-    inputs_.erase(it);
-    return;
+  std::unique_ptr<SendInput> gone;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (auto it = inputs_.begin(); it != inputs_.end(); ++it) {
+      if ((*it)->ghost != pad) continue;
+      gone = std::move(*it);
+      inputs_.erase(it);
+      break;
+    }
   }
+  if (gone) gst_element_remove_pad(GST_ELEMENT(element_), pad);
 }
 
 GstPadProbeReturn PublishMedia::on_entry(GstPad *pad, GstPadProbeInfo *info, gpointer data) {
   auto *in = static_cast<SendInput *>(data);
-  auto *element = GST_WHIP_SINK(GST_OBJECT_PARENT(GST_OBJECT_PARENT(pad)));
-  PublishMedia *self = element->media;
+  PublishMedia *self = publish_media(GST_OBJECT_PARENT(GST_OBJECT_PARENT(pad)));
   if (info->type & GST_PAD_PROBE_TYPE_QUERY_DOWNSTREAM) {
     GstQuery *query = GST_PAD_PROBE_INFO_QUERY(info);
     if (GST_QUERY_TYPE(query) != GST_QUERY_CAPS || in->payloader) return GST_PAD_PROBE_OK;
@@ -196,7 +217,7 @@ bool PublishMedia::build_chain(SendInput *in, GstCaps *caps) {
 GstPadProbeReturn PublishMedia::on_payloader_output(GstPad *pad, GstPadProbeInfo *info, gpointer data) {
   auto *in = static_cast<SendInput *>(data);
   auto *element = GST_WHIP_SINK(GST_OBJECT_PARENT(GST_OBJECT_PARENT(pad)));
-  PublishMedia *self = element->media;
+  PublishMedia *self = publish_media(element);
   GstEvent *event = (info->type & GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM) ? GST_PAD_PROBE_INFO_EVENT(info) : nullptr;
   if (event && GST_EVENT_TYPE(event) == GST_EVENT_CAPS) {
     GstCaps *caps;
@@ -292,7 +313,7 @@ void PublishMedia::maybe_begin() {
     for (const auto &in : inputs_)
       if (!in->ready) return;
   }
-  if (running && client && !begun_.exchange(true)) client->begin();
+  if (running && !begun_.exchange(true)) client().begin();
 }
 
 void PublishMedia::on_input_eos() {
@@ -304,7 +325,7 @@ void PublishMedia::on_input_eos() {
   // Every input ended: the session is DELETEd off the streaming thread, then the element
   // reports EOS to the pipeline.
   GstElement *element = GST_ELEMENT(gst_object_ref(element_));
-  client->finish_async([element] {
+  client().finish_async([element] {
     gst_element_post_message(element, gst_message_new_eos(GST_OBJECT(element)));
     gst_object_unref(element);
   });
@@ -382,69 +403,39 @@ void PublishMedia::detach(GstElement *webrtc) {
 // ---------------------------------------------------------------------------------------
 // GObject glue
 
-// After the client properties come the encoder ones (send_chain.h).
-enum { PROP_ENCODER_FIRST = wish::CLIENT_PROP_LAST };
+enum { PROP_ENDPOINT = 1, PROP_ENCODER_FIRST };  // then the encoder properties (send_chain.h)
 
-static void gst_whip_sink_init(GstWhipSink *self) {
-  self->media = new wish::PublishMedia(self);
-  self->client = new wish::SessionClient(GST_ELEMENT(self), wish::ClientProtocol::Whip, self->media);
-  self->media->client = self->client;
-  GST_OBJECT_FLAG_SET(self, GST_ELEMENT_FLAG_SINK);
-}
-
-static void gst_whip_sink_finalize(GObject *object) {
-  auto *self = GST_WHIP_SINK(object);
-  delete self->client;
-  delete self->media;
-  G_OBJECT_CLASS(gst_whip_sink_parent_class)->finalize(object);
-}
+static void gst_whip_sink_init(GstWhipSink *self) { GST_OBJECT_FLAG_SET(self, GST_ELEMENT_FLAG_SINK); }
 
 static void gst_whip_sink_set_property(GObject *object, guint prop_id, const GValue *value, GParamSpec *pspec) {
-  auto *self = GST_WHIP_SINK(object);
-  wish::ClientSettings &s = self->client->settings;
-  wish::EncoderSettings &e = self->media->encoder;
-  GST_OBJECT_LOCK(self);
-  if (!wish::set_client_property(s, prop_id, value) && !wish::set_encoder_property(e, PROP_ENCODER_FIRST, prop_id, value))
-    G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
-  GST_OBJECT_UNLOCK(self);
+  if (prop_id == PROP_ENDPOINT) {
+    wish::set_endpoint(object, value);
+    return;
+  }
+  wish::EncoderSettings &e = wish::publish_media(object)->encoder;
+  GST_OBJECT_LOCK(object);
+  if (!wish::set_encoder_property(e, PROP_ENCODER_FIRST, prop_id, value)) G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
+  GST_OBJECT_UNLOCK(object);
 }
 
 static void gst_whip_sink_get_property(GObject *object, guint prop_id, GValue *value, GParamSpec *pspec) {
-  auto *self = GST_WHIP_SINK(object);
-  if (wish::get_client_status(*self->client, prop_id, value)) return;
-  const wish::ClientSettings &s = self->client->settings;
-  const wish::EncoderSettings &e = self->media->encoder;
-  GST_OBJECT_LOCK(self);
-  if (!wish::get_client_property(s, prop_id, value) && !wish::get_encoder_property(e, PROP_ENCODER_FIRST, prop_id, value))
-    G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
-  GST_OBJECT_UNLOCK(self);
-}
-
-static GstStateChangeReturn gst_whip_sink_change_state(GstElement *element, GstStateChange transition) {
-  auto *self = GST_WHIP_SINK(element);
-  switch (transition) {
-    case GST_STATE_CHANGE_READY_TO_PAUSED:
-      if (!self->client->prepare()) return GST_STATE_CHANGE_FAILURE;
-      self->media->running = true;
-      self->media->maybe_begin();
-      break;
-    case GST_STATE_CHANGE_PAUSED_TO_READY:
-      self->media->running = false;
-      self->client->stop();
-      break;
-    default:
-      break;
+  if (prop_id == PROP_ENDPOINT) {
+    wish::get_endpoint(object, value);
+    return;
   }
-  return GST_ELEMENT_CLASS(gst_whip_sink_parent_class)->change_state(element, transition);
+  const wish::EncoderSettings &e = wish::publish_media(object)->encoder;
+  GST_OBJECT_LOCK(object);
+  if (!wish::get_encoder_property(e, PROP_ENCODER_FIRST, prop_id, value)) G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
+  GST_OBJECT_UNLOCK(object);
 }
 
 static GstPad *gst_whip_sink_request_new_pad(GstElement *element, GstPadTemplate *templ, const gchar *name,
                                              const GstCaps *) {
-  return GST_WHIP_SINK(element)->media->request_pad(templ, name);
+  return wish::publish_media(element)->request_pad(templ, name);
 }
 
 static void gst_whip_sink_release_pad(GstElement *element, GstPad *pad) {
-  GST_WHIP_SINK(element)->media->release_pad(pad);
+  wish::publish_media(element)->release_pad(pad);
 }
 
 static void gst_whip_sink_handle_message(GstBin *bin, GstMessage *message) {
@@ -457,32 +448,21 @@ static void gst_whip_sink_handle_message(GstBin *bin, GstMessage *message) {
   GST_BIN_CLASS(gst_whip_sink_parent_class)->handle_message(bin, message);
 }
 
-static void gst_whip_sink_restart_ice(GstWhipSink *self) { self->client->request_ice_restart(); }
-
 static void gst_whip_sink_class_init(GstWhipSinkClass *klass) {
   GObjectClass *gobject_class = G_OBJECT_CLASS(klass);
   GstElementClass *element_class = GST_ELEMENT_CLASS(klass);
   GST_DEBUG_CATEGORY_INIT(whipsink_debug, "whipsink", 0, "WHIP publisher sink");
-  gobject_class->finalize = gst_whip_sink_finalize;
+  GST_WISH_CLIENT_BIN_CLASS(klass)->create_impl = [](GstWishClientBin *self) -> wish::ClientElement * {
+    return new wish::PublishMedia(GST_WHIP_SINK(self));
+  };
   gobject_class->set_property = gst_whip_sink_set_property;
   gobject_class->get_property = gst_whip_sink_get_property;
-  element_class->change_state = gst_whip_sink_change_state;
   element_class->request_new_pad = gst_whip_sink_request_new_pad;
   element_class->release_pad = gst_whip_sink_release_pad;
   GST_BIN_CLASS(klass)->handle_message = gst_whip_sink_handle_message;
 
-  wish::install_client_properties(gobject_class, "WHIP",
-                                  "session-url, state, reconnects, ice-restarts and link-ice-servers");
+  wish::install_endpoint_property(gobject_class, PROP_ENDPOINT, "WHIP");
   wish::install_encoder_properties(gobject_class, PROP_ENCODER_FIRST, "keyframe requests from the server are honoured at once");
-  /**
-   * GstWhipSink::restart-ice:
-   *
-   * Restarts ICE now (PATCH with If-Match: * and new credentials). A refused restart starts
-   * a new session.
-   */
-  g_signal_new_class_handler("restart-ice", G_TYPE_FROM_CLASS(klass),
-                             static_cast<GSignalFlags>(G_SIGNAL_RUN_LAST | G_SIGNAL_ACTION),
-                             G_CALLBACK(gst_whip_sink_restart_ice), nullptr, nullptr, nullptr, G_TYPE_NONE, 0);
 
   wish::add_send_pad_templates(element_class);
   gst_element_class_set_static_metadata(

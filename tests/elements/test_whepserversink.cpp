@@ -446,7 +446,7 @@ GST_START_TEST(test_sessions_leave_nothing_behind) {
   GValue item = G_VALUE_INIT;
   while (gst_iterator_next(it, &item) == GST_ITERATOR_OK) {
     GstElement *e = GST_ELEMENT(g_value_get_object(&item));
-    fail_if(g_str_has_prefix(GST_OBJECT_NAME(e), "viewer_"), "left behind: %s", GST_OBJECT_NAME(e));
+    fail_if(g_str_has_prefix(GST_OBJECT_NAME(e), "session_"), "left behind: %s", GST_OBJECT_NAME(e));
     g_value_reset(&item);
   }
   g_value_unset(&item);

@@ -9,7 +9,9 @@
 #include "protocol/http.h"
 #include "protocol/ice_servers.h"
 #include "protocol/sdp.h"
+#include "protocol/rtp_continuity.h"
 #include "protocol/sdpfrag.h"
+#include "protocol/stream_names.h"
 
 using namespace wish;
 
@@ -204,30 +206,49 @@ GST_START_TEST(test_ice_servers) {
 GST_END_TEST;
 
 // A media side that completes at once, so the endpoint's HTTP rules can be checked alone.
+struct FakeMedia;
 class FakeBackend : public MediaBackend {
 public:
-  unsigned admission = 0;
+  Admission admission;
   bool answerable = true;
   bool restart_ok = true;
-  std::vector<std::string> closed;
+  std::vector<std::string> closed;  // "<id> <reason>" of every media handle dropped
   size_t candidates = 0;
-  unsigned admission_status() override { return admission; }
-  bool can_answer(const SessionDescription &) override { return answerable; }
-  void answer_offer(const std::string &, const std::string &, const SessionDescription &, MediaCallback done) override {
-    done(MediaResult::success("v=0\r\nanswer\r\n"));
-  }
-  void make_offer(const std::string &, MediaCallback done) override { done(MediaResult::success("v=0\r\noffer\r\n")); }
-  void apply_answer(const std::string &, const std::string &, const SessionDescription &, MediaCallback done) override {
-    done(MediaResult::success(""));
-  }
-  void add_candidates(const std::string &, const SdpFrag &f) override { candidates += f.candidate_count(); }
-  void restart_ice(const std::string &, const SdpFrag &, MediaCallback done) override {
-    done(restart_ok ? MediaResult::success("a=ice-ufrag:new\r\n") : MediaResult::failure(422, "no"));
-  }
-  void close(const std::string &id) override { closed.push_back(id); }
+  std::vector<std::string> streams;  // the stream of each session created
+  std::map<std::string, std::shared_ptr<SessionEvents>> events;
+  bool hold = false;  // keep creations pending in `held`
+  std::vector<std::function<void()>> held;
+  Admission admit(const std::string &) override { return admission; }
+  bool can_answer(const std::string &, const SessionDescription &) override { return answerable; }
+  void create_session(const SessionRequest &request, std::shared_ptr<SessionEvents> ev, SessionCallback done) override;
 };
 
-static Response call(Endpoint &ep, const std::string &method, const std::string &path,
+struct FakeMedia : MediaSession {
+  FakeBackend *be;
+  std::string id;
+  FakeMedia(FakeBackend *b, std::string i) : be(b), id(std::move(i)) {}
+  ~FakeMedia() override { be->closed.push_back(id + " " + end_reason); }
+  void add_candidates(const SdpFrag &f) override { be->candidates += f.candidate_count(); }
+  void restart_ice(const SdpFrag &, MediaCallback done) override {
+    done(be->restart_ok ? MediaResult::success("a=ice-ufrag:new\r\n") : MediaResult::failure(422, "no"));
+  }
+  void apply_answer(const std::string &, MediaCallback done) override { done(MediaResult::success("")); }
+};
+
+void FakeBackend::create_session(const SessionRequest &request, std::shared_ptr<SessionEvents> ev, SessionCallback done) {
+  streams.push_back(request.stream);
+  events[request.id] = ev;
+  std::string body = request.counter_offer ? "v=0\r\noffer\r\n" : "v=0\r\nanswer\r\n";
+  auto finish = [this, id = request.id, body, done] {
+    done(MediaResult::success(body), std::make_unique<FakeMedia>(this, id));
+  };
+  if (hold)
+    held.push_back(finish);
+  else
+    finish();
+}
+
+static Response call(const std::shared_ptr<Endpoint> &ep, const std::string &method, const std::string &path,
                      std::map<std::string, std::string> headers = {}, const std::string &body = "") {
   Request req;
   req.method = method;
@@ -235,12 +256,12 @@ static Response call(Endpoint &ep, const std::string &method, const std::string 
   for (auto &kv : headers) req.headers.add(kv.first, kv.second);
   req.body = body;
   Response out;
-  bool called = false;
-  ep.handle(req, [&](Response r) {
-    out = std::move(r);
-    called = true;
-  });
-  fail_unless(called);
+  int called = 0;
+  ep->handle(req, Reply([&](Response r) {
+               out = std::move(r);
+               called++;
+             }));
+  fail_unless_equals_int(called, 1);
   return out;
 }
 
@@ -250,7 +271,7 @@ GST_START_TEST(test_endpoint_post_and_delete) {
   FakeBackend be;
   EndpointConfig cfg;
   cfg.ice_servers.push_back(*parse_ice_server_url("stun://127.0.0.1:3478"));
-  Endpoint ep(cfg, &be);
+  auto ep = std::make_shared<Endpoint>(cfg, &be);
   Response r = call(ep, "POST", "/whep", {{"Content-Type", "application/sdp; charset=utf-8"}}, kOffer);
   fail_unless_equals_int(r.status, 201);
   std::string loc = *r.headers.get("Location");
@@ -261,12 +282,12 @@ GST_START_TEST(test_endpoint_post_and_delete) {
   assert_str(r.headers.get("Link")->c_str(), "<stun:127.0.0.1:3478>; rel=\"ice-server\"");
   assert_str(r.headers.get("Access-Control-Allow-Origin")->c_str(), "*");
   fail_unless(r.headers.get("Access-Control-Expose-Headers")->find("ETag") != std::string::npos);
-  fail_unless_equals_int(ep.session_count(), 1);
+  fail_unless_equals_int(ep->session_count(), 1);
   fail_unless_equals_int(call(ep, "GET", loc).status, 200);
   fail_unless_equals_int(call(ep, "DELETE", loc).status, 200);
   fail_unless_equals_int(be.closed.size(), 1);
   fail_unless_equals_int(call(ep, "DELETE", loc).status, 404);
-  fail_unless_equals_int(ep.session_count(), 0);
+  fail_unless_equals_int(ep->session_count(), 0);
 }
 GST_END_TEST;
 
@@ -274,7 +295,7 @@ GST_START_TEST(test_endpoint_errors) {
   FakeBackend be;
   EndpointConfig cfg;
   cfg.max_sessions = 1;
-  Endpoint ep(cfg, &be);
+  auto ep = std::make_shared<Endpoint>(cfg, &be);
   fail_unless_equals_int(call(ep, "POST", "/whep", {{"Content-Type", "text/plain"}}, kOffer).status, 415);
   fail_unless_equals_int(call(ep, "POST", "/whep", {}, kOffer).status, 415);
   Response bad = call(ep, "POST", "/whep", kSdpType, "not sdp");
@@ -284,11 +305,11 @@ GST_START_TEST(test_endpoint_errors) {
   // sendonly from a WHEP player offers nothing to receive
   fail_unless_equals_int(call(ep, "POST", "/whep", kSdpType, "v=0\r\nm=video 9 X 96\r\na=sendonly\r\na=rtpmap:96 VP8/90000\r\n").status, 400);
   fail_unless_equals_int(call(ep, "POST", "/whep", kSdpType, std::string(70000, 'a')).status, 413);
-  be.admission = 409;
+  be.admission = {409, "nothing published yet"};
   Response conflict = call(ep, "POST", "/whep", kSdpType, kOffer);
   fail_unless_equals_int(conflict.status, 409);
   fail_unless(conflict.headers.get("Retry-After").has_value());
-  be.admission = 0;
+  be.admission = {};
   fail_unless_equals_int(call(ep, "POST", "/whep", kSdpType, kOffer).status, 201);
   Response full = call(ep, "POST", "/whep", kSdpType, kOffer);
   fail_unless_equals_int(full.status, 503);
@@ -310,7 +331,7 @@ GST_START_TEST(test_endpoint_auth_and_cors) {
   EndpointConfig cfg;
   cfg.auth_token = "tok";
   cfg.cors_allowed_origins = "http://a.example, http://b.example";
-  Endpoint ep(cfg, &be);
+  auto ep = std::make_shared<Endpoint>(cfg, &be);
   Response r = call(ep, "POST", "/whep", kSdpType, kOffer);
   fail_unless_equals_int(r.status, 401);
   assert_str(r.headers.get("WWW-Authenticate")->c_str(), "Bearer");
@@ -333,7 +354,7 @@ GST_END_TEST;
 
 GST_START_TEST(test_endpoint_patch_rules) {
   FakeBackend be;
-  Endpoint ep(EndpointConfig{}, &be);
+  auto ep = std::make_shared<Endpoint>(EndpointConfig{}, &be);
   Response created = call(ep, "POST", "/whep", kSdpType, kOffer);
   std::string loc = *created.headers.get("Location"), etag = *created.headers.get("ETag");
   std::string frag = "a=ice-ufrag:u\r\na=ice-pwd:pppppppppppppppppppppp\r\nm=audio 9 RTP/AVP 0\r\na=mid:0\r\n"
@@ -372,40 +393,287 @@ GST_END_TEST;
 
 GST_START_TEST(test_endpoint_counter_offer) {
   FakeBackend be;
-  int64_t now = 1000000;
+  int64_t now = 1000000000;  // ms
   EndpointConfig cfg;
   cfg.counter_offer = CounterOfferMode::Always;
-  Endpoint ep(cfg, &be, [&] { return now; });
+  auto ep = std::make_shared<Endpoint>(cfg, &be, [&] { return now; });
   Response r = call(ep, "POST", "/whep", kSdpType, kOffer);
   fail_unless_equals_int(r.status, 406);
   fail_unless(r.headers.get("Content-Type")->rfind("application/sdp; valid-until=\"", 0) == 0);
-  fail_unless(r.headers.get("Content-Type")->find(http_date(now + 30)) != std::string::npos);
+  fail_unless(r.headers.get("Content-Type")->find(http_date(now / 1000 + 30)) != std::string::npos);
   std::string loc = *r.headers.get("Location");
   // A trickle before the answer is refused
   fail_unless_equals_int(call(ep, "PATCH", loc, {{"Content-Type", "application/trickle-ice-sdpfrag"}, {"If-Match", *r.headers.get("ETag")}}, "a=ice-ufrag:x\r\n").status, 409);
   fail_unless_equals_int(call(ep, "PATCH", loc, kSdpType, "garbage").status, 400);
   fail_unless_equals_int(call(ep, "PATCH", loc, kSdpType, kOffer).status, 204);
   fail_unless_equals_int(call(ep, "PATCH", loc, kSdpType, kOffer).status, 422);  // only once
+  be.events[loc.substr(loc.rfind('/') + 1)]->connected();  // its media flows: no connect deadline
 
   // An unanswered counter-offer expires after 30 s
   Response r2 = call(ep, "POST", "/whep", kSdpType, kOffer);
   fail_unless_equals_int(r2.status, 406);
-  now += 29;
-  fail_unless_equals_int(ep.expire_stale().size(), 0);
-  now += 1;
-  fail_unless_equals_int(ep.expire_stale().size(), 1);
+  now += 29000;
+  fail_unless_equals_int(ep->expire_stale().size(), 0);
+  now += 1000;
+  fail_unless_equals_int(ep->expire_stale().size(), 1);
   fail_unless_equals_int(call(ep, "PATCH", *r2.headers.get("Location"), kSdpType, kOffer).status, 404);
-  fail_unless_equals_int(ep.session_count(), 1);
+  fail_unless_equals_int(ep->session_count(), 1);
 
   // when-needed: only when the offer cannot be answered; never: 422
   cfg.counter_offer = CounterOfferMode::WhenNeeded;
-  ep.set_config(cfg);
+  ep->set_config(cfg);
   fail_unless_equals_int(call(ep, "POST", "/whep", kSdpType, kOffer).status, 201);
   be.answerable = false;
   fail_unless_equals_int(call(ep, "POST", "/whep", kSdpType, kOffer).status, 406);
   cfg.counter_offer = CounterOfferMode::Never;
-  ep.set_config(cfg);
+  ep->set_config(cfg);
   fail_unless_equals_int(call(ep, "POST", "/whep", kSdpType, kOffer).status, 422);
+}
+GST_END_TEST;
+
+// The endpoint owns its sessions: a handle dropped is the media freed, for every way a
+// session ends, and each with its reason.
+GST_START_TEST(test_endpoint_session_ownership) {
+  FakeBackend be;
+  int64_t now = 5000000;
+  EndpointConfig cfg;
+  cfg.connect_timeout_ms = 3000;
+  auto ep = std::make_shared<Endpoint>(cfg, &be, [&] { return now; });
+  auto id_of = [](const Response &r) {
+    std::string loc = *r.headers.get("Location");
+    return loc.substr(loc.rfind('/') + 1);
+  };
+  Response a = call(ep, "POST", "/whep", kSdpType, kOffer);
+  Response b = call(ep, "POST", "/whep", kSdpType, kOffer);
+  Response c = call(ep, "POST", "/whep", kSdpType, kOffer);
+  fail_unless_equals_int(ep->session_count(), 3);
+  // a connects; b never does; c's media ends by itself.
+  be.events[id_of(a)]->connected();
+  be.events[id_of(c)]->ended("connection-lost");
+  fail_unless_equals_int(ep->session_count(), 2);
+  assert_str(be.closed.back(), id_of(c) + " connection-lost");
+  fail_unless_equals_int(call(ep, "DELETE", *c.headers.get("Location")).status, 404);
+  now += 2999;
+  fail_unless_equals_int(ep->expire_stale().size(), 0);
+  now += 1;
+  auto expired = ep->expire_stale();
+  fail_unless_equals_int(expired.size(), 1);
+  assert_str(expired[0], id_of(b));
+  assert_str(be.closed.back(), id_of(b) + " not-connected");
+  fail_unless_equals_int(call(ep, "DELETE", *a.headers.get("Location")).status, 200);
+  assert_str(be.closed.back(), id_of(a) + " closed");
+  fail_unless_equals_int(ep->session_count(), 0);
+  // Events for sessions that are gone, or from an endpoint that is gone, do nothing.
+  be.events[id_of(a)]->ended("late");
+  Response d = call(ep, "POST", "/whep", kSdpType, kOffer);
+  auto events = be.events[id_of(d)];
+  ep.reset();  // the endpoint goes: its sessions' media with it
+  assert_str(be.closed.back(), id_of(d) + " stopped");
+  events->ended("after the endpoint");
+  events->connected();
+}
+GST_END_TEST;
+
+// Every request is answered exactly once: a reply dropped unanswered (a media step that
+// never completed, a request that raced shutdown) answers 503, and a DELETE during set-up
+// frees the media that arrives afterwards.
+GST_START_TEST(test_reply_exactly_once) {
+  {
+    int sent = 0;
+    unsigned status = 0;
+    {
+      Reply r([&](Response resp) {
+        sent++;
+        status = resp.status;
+      });
+      Reply copy = r;
+      copy.send(Response::empty(204));
+      r.send(Response::empty(500));  // ignored
+    }
+    fail_unless_equals_int(sent, 1);
+    fail_unless_equals_int(status, 204);
+  }
+  {
+    int sent = 0;
+    unsigned status = 0;
+    { Reply r([&](Response resp) { sent++, status = resp.status; }); }
+    fail_unless_equals_int(sent, 1);
+    fail_unless_equals_int(status, 503);
+  }
+  FakeBackend be;
+  be.hold = true;
+  auto ep = std::make_shared<Endpoint>(EndpointConfig{}, &be);
+  std::vector<unsigned> statuses;
+  Request req;
+  req.method = "POST";
+  req.path = "/whep";
+  req.headers.add("Content-Type", "application/sdp");
+  req.body = kOffer;
+  ep->handle(req, Reply([&](Response r) { statuses.push_back(r.status); }));
+  ep->handle(req, Reply([&](Response r) { statuses.push_back(r.status); }));
+  fail_unless_equals_int(statuses.size(), 0);
+  fail_unless_equals_int(ep->session_count(), 2);
+  ep->close_all();  // a DELETE of everything while both are being set up
+  be.held[0]();     // the media arrives for a session that is gone: freed, 500
+  fail_unless_equals_int(statuses.size(), 1);
+  fail_unless_equals_int(statuses[0], 500);
+  fail_unless_equals_int(be.closed.size(), 1);
+  ep.reset();
+  be.held[1]();  // the endpoint is gone: the media is freed and the reply answers 503
+  be.held.clear();
+  fail_unless_equals_int(statuses.size(), 2);
+  fail_unless_equals_int(statuses[1], 503);
+  fail_unless_equals_int(be.closed.size(), 2);
+}
+GST_END_TEST;
+
+GST_START_TEST(test_endpoint_named_streams) {
+  FakeBackend be;
+  auto ep = std::make_shared<Endpoint>(EndpointConfig{}, &be);
+  fail_unless_equals_int(call(ep, "POST", "/whep/cam1", kSdpType, kOffer).status, 201);
+  fail_unless_equals_int(call(ep, "POST", "/whep", kSdpType, kOffer).status, 201);
+  assert_str(be.streams[0], "cam1");
+  assert_str(be.streams[1], "");
+  fail_unless_equals_int(call(ep, "POST", "/whep/a/b", kSdpType, kOffer).status, 404);
+  fail_unless_equals_int(call(ep, "POST", "/whep/..", kSdpType, kOffer).status, 404);
+  fail_unless_equals_int(call(ep, "POST", "/whep/sessions", kSdpType, kOffer).status, 404);
+  fail_unless_equals_int(call(ep, "OPTIONS", "/whep/cam1").status, 200);
+  be.admission = {404, "no stream named 'x'"};
+  Response unknown = call(ep, "POST", "/whep/x", kSdpType, kOffer);
+  fail_unless_equals_int(unknown.status, 404);
+  fail_if(unknown.headers.has("Retry-After"));
+  EndpointConfig plain;
+  plain.named_streams = false;
+  ep->set_config(plain);
+  fail_unless_equals_int(call(ep, "POST", "/whep/cam1", kSdpType, kOffer).status, 404);
+}
+GST_END_TEST;
+
+GST_START_TEST(test_stream_names) {
+  fail_unless(valid_stream_name("cam-1.main_x~"));
+  fail_if(valid_stream_name(""));
+  fail_if(valid_stream_name("a/b"));
+  fail_if(valid_stream_name(".."));
+  fail_if(valid_stream_name("sessions"));
+  fail_if(valid_stream_name("a b"));
+  fail_if(valid_stream_name(std::string(65, 'a')));
+  std::vector<std::string> paths = {"/whep", "/whip", "/live/in"};
+  assert_str(stream_name_from_locator("cam1", paths), "cam1");
+  assert_str(stream_name_from_locator("/whep/cam1", paths), "cam1");
+  assert_str(stream_name_from_locator("/whip/cam1/", paths), "cam1");
+  assert_str(stream_name_from_locator("http://h.example:8889/whep/cam1?x=1", paths), "cam1");
+  assert_str(stream_name_from_locator("/live/in/cam2", paths), "cam2");
+  assert_str(stream_name_from_locator("/whep", paths), "whep");
+  assert_str(stream_name_from_locator("/red", paths), "red");
+  assert_str(stream_name_from_locator("http://h.example/", paths), "");
+}
+GST_END_TEST;
+
+static std::vector<uint8_t> rtp_packet(uint8_t pt, uint16_t seq, uint32_t ts, uint32_t ssrc,
+                                       std::vector<uint8_t> payload, bool extension = false) {
+  std::vector<uint8_t> p = {static_cast<uint8_t>(0x80 | (extension ? 0x10 : 0)), pt, static_cast<uint8_t>(seq >> 8),
+                            static_cast<uint8_t>(seq)};
+  for (int i = 0; i < 4; i++) p.push_back(static_cast<uint8_t>(ts >> (24 - 8 * i)));
+  for (int i = 0; i < 4; i++) p.push_back(static_cast<uint8_t>(ssrc >> (24 - 8 * i)));
+  if (extension) p.insert(p.end(), {0xbe, 0xde, 0x00, 0x01, 0x10, 0xaa, 0x00, 0x00});
+  p.insert(p.end(), payload.begin(), payload.end());
+  return p;
+}
+
+GST_START_TEST(test_rtp_keyframes) {
+  auto key = [](const char *enc, std::vector<uint8_t> payload, bool ext = false) {
+    auto p = rtp_packet(96, 1, 1, 1, std::move(payload), ext);
+    return rtp_starts_keyframe(enc, p.data(), p.size());
+  };
+  // H.264: IDR, SPS, STAP-A holding SPS/PPS, FU-A start of an IDR; not: P slice, FU-A middle.
+  fail_unless(key("H264", {0x65, 0x88}));
+  fail_unless(key("H264", {0x67, 0x42}));
+  fail_unless(key("H264", {0x78, 0x00, 0x02, 0x67, 0x42, 0x00, 0x02, 0x68, 0xce}));
+  fail_unless(key("H264", {0x7c, 0x85, 0x00}));
+  fail_unless(key("H264", {0x7c, 0x85, 0x00}, true));
+  fail_if(key("H264", {0x41, 0x9a}));
+  fail_if(key("H264", {0x7c, 0x05, 0x00}));
+  fail_if(key("H264", {0x78, 0x00, 0x02, 0x41, 0x9a}));
+  // VP8: start of partition 0 with P=0, with and without the extended descriptor.
+  fail_unless(key("VP8", {0x10, 0x10}));
+  fail_unless(key("VP8", {0x90, 0x80, 0x81, 0x23, 0x50}));
+  fail_if(key("VP8", {0x90, 0x80, 0x81, 0x23, 0x51}));  // inter frame
+  fail_if(key("VP8", {0x00, 0x10}));                    // not a partition start
+  // VP9: frame start without inter-prediction.
+  fail_unless(key("VP9", {0x88}));
+  fail_if(key("VP9", {0xc8}));
+  fail_unless(key("OPUS", {0x01}));
+  fail_if(key("H264", {}));
+  std::vector<uint8_t> junk = {0x80, 0x60};
+  fail_if(rtp_starts_keyframe("H264", junk.data(), junk.size()));
+}
+GST_END_TEST;
+
+GST_START_TEST(test_rtp_continuity) {
+  RtpContinuity out(0xabcdef01, 102, 90000, true);
+  RtpHeader h, o;
+  auto feed = [&](uint16_t seq, uint32_t ts, uint32_t ssrc, bool key, int64_t now_us) {
+    auto p = rtp_packet(96, seq, ts, ssrc, {0});
+    fail_unless(parse_rtp_header(p.data(), p.size(), &h));
+    return out.process(h, key, now_us, &o);
+  };
+  // Nothing before the first keyframe; then the source's numbering, our SSRC and payload type.
+  fail_unless(feed(100, 9000, 1, false, 0) == RtpContinuity::Verdict::Drop);
+  fail_unless(feed(101, 9000, 1, true, 0) == RtpContinuity::Verdict::Rewrite);
+  fail_unless_equals_int(o.seq, 101);
+  fail_unless_equals_int(o.timestamp, 9000);
+  fail_unless_equals_int(o.ssrc, 0xabcdef01);
+  fail_unless_equals_int(o.payload_type, 102);
+  fail_unless(feed(102, 12000, 1, false, 33000) == RtpContinuity::Verdict::Rewrite);
+  // Switch to a source with other numbers: it starts at its keyframe, one sequence number
+  // on, the timestamp advanced by the 100 ms that passed (9000 ticks).
+  out.switch_source();
+  fail_unless(feed(60000, 500, 2, false, 100000) == RtpContinuity::Verdict::Drop);
+  fail_unless(feed(60001, 700, 2, true, 133000) == RtpContinuity::Verdict::Rewrite);
+  fail_unless_equals_int(o.seq, 103);
+  fail_unless_equals_int(o.timestamp, 12000 + 9000);
+  fail_unless_equals_int(o.ssrc, 0xabcdef01);
+  fail_unless(feed(60002, 700 + 3000, 2, false, 166000) == RtpContinuity::Verdict::Rewrite);
+  fail_unless_equals_int(o.seq, 104);
+  fail_unless_equals_int(o.timestamp, 12000 + 9000 + 3000);
+  // Wrap-around of the source's numbers stays continuous.
+  fail_unless(feed(65535, 5000, 2, false, 170000) == RtpContinuity::Verdict::Rewrite);
+  uint16_t at_wrap = o.seq;
+  fail_unless(feed(0, 5000, 2, false, 171000) == RtpContinuity::Verdict::Rewrite);
+  fail_unless_equals_int(static_cast<uint16_t>(o.seq - at_wrap), 1);
+  // A source that restarts with a new SSRC is a switch by itself.
+  fail_unless(feed(7, 1, 3, false, 200000) == RtpContinuity::Verdict::Drop);
+  fail_unless(feed(8, 1, 3, true, 200000) == RtpContinuity::Verdict::Rewrite);
+  fail_unless_equals_int(static_cast<uint16_t>(o.seq - at_wrap), 2);
+  // Same SSRC, payload type and numbers as the first source: the packet passes untouched.
+  RtpContinuity same(1, 96, 48000, false);
+  auto p = rtp_packet(96, 5, 960, 1, {0});
+  fail_unless(parse_rtp_header(p.data(), p.size(), &h));
+  fail_unless(same.process(h, false, 0, &o) == RtpContinuity::Verdict::Unchanged);
+  std::vector<uint8_t> copy = p;
+  o.seq = 0x1234;
+  o.timestamp = 0x01020304;
+  o.ssrc = 0x0a0b0c0d;
+  o.payload_type = 111;
+  write_rtp_header(copy.data(), o);
+  RtpHeader back;
+  fail_unless(parse_rtp_header(copy.data(), copy.size(), &back));
+  fail_unless_equals_int(back.seq, 0x1234);
+  fail_unless_equals_int(back.timestamp, 0x01020304);
+  fail_unless_equals_int(back.ssrc, 0x0a0b0c0d);
+  fail_unless_equals_int(back.payload_type, 111);
+}
+GST_END_TEST;
+
+GST_START_TEST(test_client_failures) {
+  fail_unless(client_failure(401) == ClientFailure::NotAuthorized);
+  fail_unless(client_failure(403) == ClientFailure::NotAuthorized);
+  fail_unless(client_failure(404) == ClientFailure::NotFound);
+  fail_unless(client_failure(409) == ClientFailure::Busy);
+  fail_unless(client_failure(503) == ClientFailure::Busy);
+  fail_unless(client_failure(0) == ClientFailure::Unreachable);
+  fail_unless(client_failure(422) == ClientFailure::Refused);
+  fail_unless(client_failure(500) == ClientFailure::Other);
 }
 GST_END_TEST;
 
@@ -567,6 +835,13 @@ static Suite *protocol_suite(void) {
   tcase_add_test(tc, test_endpoint_auth_and_cors);
   tcase_add_test(tc, test_endpoint_patch_rules);
   tcase_add_test(tc, test_endpoint_counter_offer);
+  tcase_add_test(tc, test_endpoint_session_ownership);
+  tcase_add_test(tc, test_reply_exactly_once);
+  tcase_add_test(tc, test_endpoint_named_streams);
+  tcase_add_test(tc, test_stream_names);
+  tcase_add_test(tc, test_rtp_keyframes);
+  tcase_add_test(tc, test_rtp_continuity);
+  tcase_add_test(tc, test_client_failures);
   tcase_add_test(tc, test_parsers_fuzz);
   tcase_add_test(tc, test_resolve_url);
   tcase_add_test(tc, test_retry_after_and_backoff);

@@ -265,4 +265,13 @@ std::optional<std::string> TrickleBuffer::take(std::string *if_match) {
   return build_sdpfrag(frag);
 }
 
+ClientFailure client_failure(unsigned status) {
+  if (status == 0) return ClientFailure::Unreachable;
+  if (status == 401 || status == 403 || status == 407) return ClientFailure::NotAuthorized;
+  if (status == 404 || status == 410) return ClientFailure::NotFound;
+  if (status == 409 || status == 429 || status == 503) return ClientFailure::Busy;
+  if (status >= 400 && status < 500) return ClientFailure::Refused;
+  return ClientFailure::Other;
+}
+
 }  // namespace wish

@@ -56,6 +56,11 @@ struct PostDecision {
 
 PostDecision decide_post(const std::string &request_url, const Response &resp, int64_t now_unix);
 
+// What kind of failure a client reports for an HTTP status it cannot go on with (0: no
+// answer at all), for the matching GStreamer resource error code.
+enum class ClientFailure { NotAuthorized, NotFound, Busy, Unreachable, Refused, Other };
+ClientFailure client_failure(unsigned http_status);
+
 // Whether a PATCH status means the server does not do trickle/restart at all (the client
 // carries on without it) rather than a transient failure.
 bool patch_unsupported(unsigned status);

@@ -3,6 +3,8 @@
 #include <chrono>
 #include <optional>
 
+#include "stream_names.h"
+
 namespace wish {
 
 namespace {
@@ -22,14 +24,22 @@ const char *session_state_name(SessionState s) {
   return "unknown";
 }
 
+void SessionEvents::connected() {
+  if (auto ep = endpoint_.lock()) ep->on_connected(id_);
+}
+
+void SessionEvents::ended(const std::string &reason) {
+  if (auto ep = endpoint_.lock()) ep->on_ended(id_, reason);
+}
+
 Endpoint::Endpoint(EndpointConfig config, MediaBackend *backend, Clock clock)
     : config_(std::move(config)), backend_(backend), clock_(std::move(clock)) {}
 
-Endpoint::~Endpoint() = default;
+Endpoint::~Endpoint() { close_all(); }
 
 int64_t Endpoint::now() const {
   if (clock_) return clock_();
-  return std::chrono::duration_cast<std::chrono::seconds>(
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
@@ -75,48 +85,68 @@ Response Endpoint::decorate(const Request &req, Response resp) const {
   return resp;
 }
 
+Endpoint::Route Endpoint::route(const std::string &path) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  const std::string &base = config_.path;
+  Route r;
+  if (path == base || path == base + "/") {
+    r.is_endpoint = true;
+    return r;
+  }
+  if (path.size() <= base.size() + 1 || path.compare(0, base.size(), base) != 0 || path[base.size()] != '/') return r;
+  std::string rest = path.substr(base.size() + 1);
+  const std::string sessions = "sessions/";
+  if (rest.compare(0, sessions.size(), sessions) == 0 && rest.size() > sessions.size()) {
+    r.is_session = true;
+    r.session = rest.substr(sessions.size());
+  } else if (config_.named_streams && valid_stream_name(rest)) {
+    r.is_endpoint = true;
+    r.stream = rest;
+  }
+  return r;
+}
+
 void Endpoint::handle(const Request &req, Reply reply) {
-  auto decorated = [this, req, reply = std::move(reply)](Response r) mutable {
-    reply(decorate(req, std::move(r)));
-  };
+  // Every answer leaves with the CORS headers, whoever sends it.
+  std::weak_ptr<Endpoint> weak = weak_from_this();
+  Reply decorated([weak, req, reply](Response r) {
+    auto self = weak.lock();
+    reply.send(self ? self->decorate(req, std::move(r)) : std::move(r));
+  });
 
   bool preflight = req.method == "OPTIONS" && req.headers.has("Access-Control-Request-Method");
-  std::string base, token, page;
+  std::string token, page;
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    base = config_.path;
     token = config_.auth_token;
     page = config_.player_page;
   }
-  std::string sessions_prefix = base + "/sessions/";
-  bool is_endpoint = req.path == base || req.path == base + "/";
-  bool is_session = req.path.compare(0, sessions_prefix.size(), sessions_prefix) == 0 &&
-                    req.path.size() > sessions_prefix.size();
-  if (!is_endpoint && !is_session) {
-    decorated(Response::problem(404, "no such resource"));
+  Route where = route(req.path);
+  if (!where.is_endpoint && !where.is_session) {
+    decorated.send(Response::problem(404, "no such resource"));
     return;
   }
 
   if (preflight) {
     Response r = Response::empty(200);
-    r.headers.set("Access-Control-Allow-Methods", is_endpoint ? kEndpointMethods : kSessionMethods);
+    r.headers.set("Access-Control-Allow-Methods", where.is_endpoint ? kEndpointMethods : kSessionMethods);
     auto asked = req.headers.get("Access-Control-Request-Headers");
     r.headers.set("Access-Control-Allow-Headers",
                   asked && !asked->empty() ? *asked : "Authorization, Content-Type, If-Match");
     r.headers.set("Access-Control-Max-Age", "86400");
-    if (is_endpoint) r.headers.set("Accept-Post", kSdp);
-    decorated(std::move(r));
+    if (where.is_endpoint) r.headers.set("Accept-Post", kSdp);
+    decorated.send(std::move(r));
     return;
   }
 
   // The player page is public so a browser can open it; it sends the token itself.
-  if (is_endpoint && req.method == "GET" && !page.empty()) {
+  if (where.is_endpoint && req.method == "GET" && !page.empty()) {
     auto accept = req.headers.get("Accept");
     if (accept && accept->find("text/html") != std::string::npos) {
       Response r = Response::empty(200);
       r.headers.set("Content-Type", "text/html; charset=utf-8");
       r.body = page;
-      decorated(std::move(r));
+      decorated.send(std::move(r));
       return;
     }
   }
@@ -124,35 +154,34 @@ void Endpoint::handle(const Request &req, Reply reply) {
   if (!token.empty() && !bearer_token_matches(req.headers.get("Authorization"), token)) {
     Response r = Response::problem(401, "missing or wrong bearer token");
     r.headers.set("WWW-Authenticate", "Bearer");
-    decorated(std::move(r));
+    decorated.send(std::move(r));
     return;
   }
 
-  if (is_endpoint) {
-    handle_endpoint(req, std::move(decorated));
-  } else {
-    handle_session(req, req.path.substr(sessions_prefix.size()), std::move(decorated));
-  }
+  if (where.is_endpoint)
+    handle_endpoint(req, where.stream, std::move(decorated));
+  else
+    handle_session(req, where.session, std::move(decorated));
 }
 
-void Endpoint::handle_endpoint(const Request &req, Reply reply) {
+void Endpoint::handle_endpoint(const Request &req, const std::string &stream, Reply reply) {
   if (req.method == "POST") {
-    handle_post(req, std::move(reply));
+    handle_post(req, stream, std::move(reply));
   } else if (req.method == "OPTIONS") {
     Response r = Response::empty(200);
     r.headers.set("Accept-Post", kSdp);
     r.headers.set("Allow", kEndpointMethods);
-    reply(std::move(r));
+    reply.send(std::move(r));
   } else if (req.method == "HEAD") {
     Response r = Response::empty(200);
     r.headers.set("Content-Type", kSdp);
-    reply(std::move(r));
+    reply.send(std::move(r));
   } else if (req.method == "GET") {
-    reply(Response::empty(200));
+    reply.send(Response::empty(200));
   } else {
     Response r = Response::problem(405, "method not allowed on the endpoint");
     r.headers.set("Allow", kEndpointMethods);
-    reply(std::move(r));
+    reply.send(std::move(r));
   }
 }
 
@@ -163,42 +192,40 @@ static bool usable_for(EndpointKind kind, const MediaSection &m) {
   return m.direction == Direction::SendOnly || m.direction == Direction::SendRecv;
 }
 
-void Endpoint::handle_post(const Request &req, Reply reply) {
+void Endpoint::handle_post(const Request &req, const std::string &stream, Reply reply) {
   EndpointConfig cfg = config();
   auto ct = req.headers.get("Content-Type");
   if (!ct || media_type(*ct) != kSdp) {
     Response r = Response::problem(415, "POST needs Content-Type: application/sdp");
     r.headers.set("Accept-Post", kSdp);
-    reply(std::move(r));
+    reply.send(std::move(r));
     return;
   }
   if (req.body.size() > cfg.max_body_size) {
-    reply(Response::problem(413, "offer larger than " + std::to_string(cfg.max_body_size) + " bytes"));
+    reply.send(Response::problem(413, "offer larger than " + std::to_string(cfg.max_body_size) + " bytes"));
     return;
   }
   std::string error;
   auto offer = parse_sdp(req.body, &error);
   if (!offer) {
-    reply(Response::problem(400, "malformed SDP offer: " + error));
+    reply.send(Response::problem(400, "malformed SDP offer: " + error));
     return;
   }
   bool any_usable = false;
   for (const auto &m : offer->media) any_usable = any_usable || usable_for(cfg.kind, m);
   if (!any_usable) {
-    reply(Response::problem(400, cfg.kind == EndpointKind::Whep
-                                     ? "offer has no audio or video m-line that can receive"
-                                     : "offer has no audio or video m-line that sends"));
+    reply.send(Response::problem(400, cfg.kind == EndpointKind::Whep
+                                          ? "offer has no audio or video m-line that can receive"
+                                          : "offer has no audio or video m-line that sends"));
     return;
   }
 
-  unsigned admission = backend_->admission_status();
-  if (admission != 0) {
-    const char *why = admission != 409                ? "server cannot take a session now"
-                      : cfg.kind == EndpointKind::Whip ? "another publisher is live on this endpoint"
-                                                       : "no media is being published yet";
-    Response r = Response::problem(admission, why);
-    r.headers.set("Retry-After", std::to_string(cfg.retry_after_s));
-    reply(std::move(r));
+  Admission admission = backend_->admit(stream);
+  if (admission.status != 0) {
+    Response r = Response::problem(admission.status, admission.reason);
+    if (admission.status == 409 || admission.status == 503)
+      r.headers.set("Retry-After", std::to_string(cfg.retry_after_s));
+    reply.send(std::move(r));
     return;
   }
 
@@ -206,19 +233,26 @@ void Endpoint::handle_post(const Request &req, Reply reply) {
   if (cfg.kind == EndpointKind::Whep) {
     if (cfg.counter_offer == CounterOfferMode::Always) {
       counter_offer = true;
-    } else if (!backend_->can_answer(*offer)) {
+    } else if (!backend_->can_answer(stream, *offer)) {
       if (cfg.counter_offer == CounterOfferMode::Never) {
-        reply(Response::problem(422, "no codec in common with the offer"));
+        reply.send(Response::problem(422, "no codec in common with the offer"));
         return;
       }
       counter_offer = true;
     }
-  } else if (!backend_->can_answer(*offer)) {
-    reply(Response::problem(422, "offer carries no stream this endpoint can take"));
+  } else if (!backend_->can_answer(stream, *offer)) {
+    reply.send(Response::problem(422, "offer carries no stream this endpoint can take"));
     return;
   }
 
-  std::string id = random_hex(16);  // 128 bits from the kernel CSPRNG
+  SessionRequest request;
+  request.id = random_hex(16);  // 128 bits from the kernel CSPRNG
+  request.stream = stream;
+  request.counter_offer = counter_offer;
+  if (!counter_offer) {
+    request.offer = req.body;
+    request.parsed = std::move(*offer);
+  }
   bool full = false;
   {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -226,61 +260,75 @@ void Endpoint::handle_post(const Request &req, Reply reply) {
     if (!full) {
       Session s;
       s.etag = "\"" + random_hex(12) + "\"";
+      s.stream = stream;
       s.created = now();
-      sessions_[id] = s;
+      sessions_[request.id] = std::move(s);
     }
   }
   if (full) {
     Response r = Response::problem(503, "too many sessions");
     r.headers.set("Retry-After", std::to_string(cfg.retry_after_s));
-    reply(std::move(r));
+    reply.send(std::move(r));
     return;
   }
 
-  auto done = [this, id, counter_offer, reply = std::move(reply)](MediaResult result) mutable {
-    finish_creation(id, counter_offer, std::move(result), std::move(reply));
-  };
-  if (counter_offer)
-    backend_->make_offer(id, std::move(done));
-  else
-    backend_->answer_offer(id, req.body, *offer, std::move(done));
+  std::weak_ptr<Endpoint> weak = weak_from_this();
+  std::string id = request.id;
+  auto events = std::make_shared<SessionEvents>(weak, id);
+  backend_->create_session(request, events,
+                           [weak, id, counter_offer, reply](MediaResult result, std::unique_ptr<MediaSession> media) {
+                             // An endpoint that is gone drops the media and the reply (503).
+                             if (auto self = weak.lock())
+                               self->finish_creation(id, counter_offer, std::move(result), std::move(media), reply);
+                           });
 }
 
 void Endpoint::finish_creation(const std::string &id, bool counter_offer, MediaResult result,
-                               Reply reply) {
+                               std::unique_ptr<MediaSession> media, Reply reply) {
   std::string etag, location;
   std::vector<IceServer> ice_servers;
-  int64_t deadline = 0;
-  bool gone = false;
+  int64_t deadline_ms = 0;
+  bool gone = false, created = false;
+  std::shared_ptr<MediaSession> failed;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     auto it = sessions_.find(id);
     if (it == sessions_.end()) {
       gone = true;
-    } else if (!result.ok) {
-      sessions_.erase(it);
+    } else if (!result.ok || !media) {
+      failed = take_locked(id, "failed");
     } else {
-      etag = it->second.etag;
+      Session &s = it->second;
+      s.media = std::move(media);
+      etag = s.etag;
       location = config_.path + "/sessions/" + id;
       ice_servers = config_.ice_servers;
       if (counter_offer) {
-        it->second.state = SessionState::CounterOffered;
-        deadline = now() + config_.counter_offer_validity_s;
-        it->second.deadline = deadline;
+        s.state = SessionState::CounterOffered;
+        deadline_ms = now() + static_cast<int64_t>(config_.counter_offer_validity_s) * 1000;
+        s.deadline = deadline_ms;
       } else {
-        it->second.state = SessionState::Active;
+        s.state = SessionState::Active;
+        s.connect_deadline = now() + config_.connect_timeout_ms;
       }
+      created = true;
     }
   }
-  if (gone || !result.ok) {
-    backend_->close(id);
-    reply(gone ? Response::problem(500, "session was closed while it was being set up")
-               : Response::problem(result.status, result.error));
+  if (gone) {
+    media.reset();  // DELETEd while it was being set up: the media goes too
+    reply.send(Response::problem(500, "session was closed while it was being set up"));
+    return;
+  }
+  if (!created) {
+    failed.reset();
+    media.reset();
+    reply.send(result.ok ? Response::problem(500, "the media side returned no session")
+                         : Response::problem(result.status, result.error));
     return;
   }
   Response r = Response::empty(counter_offer ? 406 : 201);
   if (counter_offer)
-    r.headers.set("Content-Type", std::string(kSdp) + "; valid-until=\"" + http_date(deadline) + "\"");
+    r.headers.set("Content-Type", std::string(kSdp) + "; valid-until=\"" + http_date(deadline_ms / 1000) + "\"");
   else
     r.headers.set("Content-Type", kSdp);
   r.headers.set("Location", location);
@@ -288,7 +336,22 @@ void Endpoint::finish_creation(const std::string &id, bool counter_offer, MediaR
   r.headers.set("Accept-Patch", kSdpFrag);
   for (const auto &s : ice_servers) r.headers.add("Link", s.link_value());
   r.body = std::move(result.body);
-  reply(std::move(r));
+  reply.send(std::move(r));
+}
+
+std::shared_ptr<MediaSession> Endpoint::take_locked(const std::string &id, const std::string &reason) {
+  auto it = sessions_.find(id);
+  if (it == sessions_.end()) return nullptr;
+  std::shared_ptr<MediaSession> media = std::move(it->second.media);
+  sessions_.erase(it);
+  if (media) media->end_reason = reason;
+  return media;
+}
+
+std::shared_ptr<MediaSession> Endpoint::media_of(const std::string &id) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto it = sessions_.find(id);
+  return it == sessions_.end() ? nullptr : it->second.media;
 }
 
 void Endpoint::handle_session(const Request &req, const std::string &id, Reply reply) {
@@ -298,34 +361,32 @@ void Endpoint::handle_session(const Request &req, const std::string &id, Reply r
     known = sessions_.count(id) > 0;
   }
   if (!known) {
-    reply(Response::problem(404, "no such session"));
+    reply.send(Response::problem(404, "no such session"));
     return;
   }
   if (req.method == "PATCH") {
     handle_patch(req, id, std::move(reply));
   } else if (req.method == "DELETE") {
+    std::shared_ptr<MediaSession> media;
     bool existed;
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      existed = sessions_.erase(id) > 0;
+      existed = sessions_.count(id) > 0;
+      media = take_locked(id, "closed");
     }
-    if (!existed) {
-      reply(Response::problem(404, "no such session"));
-      return;
-    }
-    backend_->close(id);
-    reply(Response::empty(200));
+    media.reset();  // frees the media (the media side tears down on its own thread)
+    reply.send(existed ? Response::empty(200) : Response::problem(404, "no such session"));
   } else if (req.method == "GET") {
-    reply(Response::empty(200));
+    reply.send(Response::empty(200));
   } else if (req.method == "OPTIONS") {
     Response r = Response::empty(200);
     r.headers.set("Accept-Patch", kSdpFrag);
     r.headers.set("Allow", kSessionMethods);
-    reply(std::move(r));
+    reply.send(std::move(r));
   } else {
     Response r = Response::problem(405, "method not allowed on a session");
     r.headers.set("Allow", kSessionMethods);
-    reply(std::move(r));
+    reply.send(std::move(r));
   }
 }
 
@@ -334,80 +395,83 @@ void Endpoint::handle_patch(const Request &req, const std::string &id, Reply rep
   auto ct = req.headers.get("Content-Type");
   std::string type = ct ? media_type(*ct) : "";
   if (req.body.size() > cfg.max_body_size) {
-    reply(Response::problem(413, "body larger than " + std::to_string(cfg.max_body_size) + " bytes"));
+    reply.send(Response::problem(413, "body larger than " + std::to_string(cfg.max_body_size) + " bytes"));
     return;
   }
+  std::weak_ptr<Endpoint> weak = weak_from_this();
 
   if (type == kSdp) {
     // The player's answer to our counter-offer.
-    bool expected;
+    std::shared_ptr<MediaSession> media;
     {
       std::lock_guard<std::mutex> lock(mutex_);
       auto it = sessions_.find(id);
-      expected = it != sessions_.end() && it->second.state == SessionState::CounterOffered;
-      if (expected) it->second.state = SessionState::Negotiating;
+      if (it != sessions_.end() && it->second.state == SessionState::CounterOffered) {
+        it->second.state = SessionState::Negotiating;
+        media = it->second.media;
+      }
     }
-    if (!expected) {
-      reply(Response::problem(422, "an SDP PATCH is only accepted as the answer to a counter-offer"));
+    if (!media) {
+      reply.send(Response::problem(422, "an SDP PATCH is only accepted as the answer to a counter-offer"));
       return;
     }
     std::string error;
-    auto answer = parse_sdp(req.body, &error);
-    if (!answer) {
+    if (!parse_sdp(req.body, &error)) {
       {
         std::lock_guard<std::mutex> lock(mutex_);
         auto it = sessions_.find(id);
         if (it != sessions_.end()) it->second.state = SessionState::CounterOffered;
       }
-      reply(Response::problem(400, "malformed SDP answer: " + error));
+      reply.send(Response::problem(400, "malformed SDP answer: " + error));
       return;
     }
-    backend_->apply_answer(id, req.body, *answer,
-                           [this, id, reply = std::move(reply)](MediaResult result) mutable {
-                             bool known;
-                             {
-                               std::lock_guard<std::mutex> lock(mutex_);
-                               auto it = sessions_.find(id);
-                               known = it != sessions_.end();
-                               if (known && result.ok) it->second.state = SessionState::Active;
-                               if (known && !result.ok) sessions_.erase(it);
-                             }
-                             if (!result.ok) {
-                               if (known) backend_->close(id);
-                               reply(Response::problem(result.status, result.error));
-                             } else {
-                               reply(Response::empty(204));
-                             }
-                           });
+    media->apply_answer(req.body, [weak, id, reply](MediaResult result) {
+      auto self = weak.lock();
+      if (!self) return;  // the reply answers 503
+      std::shared_ptr<MediaSession> failed;
+      {
+        std::lock_guard<std::mutex> lock(self->mutex_);
+        auto it = self->sessions_.find(id);
+        if (it != self->sessions_.end() && result.ok) {
+          it->second.state = SessionState::Active;
+          it->second.connect_deadline = self->now() + self->config_.connect_timeout_ms;
+        } else if (it != self->sessions_.end()) {
+          failed = self->take_locked(id, "failed");
+        }
+      }
+      failed.reset();
+      reply.send(result.ok ? Response::empty(204) : Response::problem(result.status, result.error));
+    });
     return;
   }
 
   if (type != kSdpFrag) {
     Response r = Response::problem(415, "PATCH needs Content-Type: application/trickle-ice-sdpfrag");
     r.headers.set("Accept-Patch", kSdpFrag);
-    reply(std::move(r));
+    reply.send(std::move(r));
     return;
   }
 
   IfMatchValue if_match = parse_if_match(req.headers.get("If-Match"));
   if (if_match.kind == IfMatch::Missing) {
-    reply(Response::problem(428, "PATCH needs If-Match"));
+    reply.send(Response::problem(428, "PATCH needs If-Match"));
     return;
   }
   std::string error;
   auto frag = parse_sdpfrag(req.body, &error);
   if (!frag) {
-    reply(Response::problem(400, "malformed sdpfrag: " + error));
+    reply.send(Response::problem(400, "malformed sdpfrag: " + error));
     return;
   }
 
   std::optional<Response> refusal;
+  std::shared_ptr<MediaSession> media;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     auto it = sessions_.find(id);
     if (it == sessions_.end()) {
       refusal = Response::problem(404, "no such session");
-    } else if (it->second.state != SessionState::Active) {
+    } else if (it->second.state != SessionState::Active || !it->second.media) {
       refusal = Response::problem(409, "session is not negotiated yet");
     } else if (if_match.kind == IfMatch::Tags && !if_match_accepts(if_match, it->second.etag)) {
       refusal = Response::problem(412, "If-Match does not name the current ICE session");
@@ -419,25 +483,28 @@ void Endpoint::handle_patch(const Request &req, const std::string &id, Reply rep
       else
         it->second.restarting = true;
     }
+    if (!refusal) media = it->second.media;
   }
   if (refusal) {
-    reply(std::move(*refusal));
+    reply.send(std::move(*refusal));
     return;
   }
 
   if (if_match.kind == IfMatch::Tags) {
-    backend_->add_candidates(id, *frag);
-    reply(Response::empty(204));
+    media->add_candidates(*frag);
+    reply.send(Response::empty(204));
     return;
   }
 
-  backend_->restart_ice(id, *frag, [this, id, reply = std::move(reply)](MediaResult result) mutable {
+  media->restart_ice(*frag, [weak, id, reply](MediaResult result) {
+    auto self = weak.lock();
+    if (!self) return;
     std::string etag;
     bool known;
     {
-      std::lock_guard<std::mutex> lock(mutex_);
-      auto it = sessions_.find(id);
-      known = it != sessions_.end();
+      std::lock_guard<std::mutex> lock(self->mutex_);
+      auto it = self->sessions_.find(id);
+      known = it != self->sessions_.end();
       if (known) {
         it->second.restarting = false;
         if (result.ok) {
@@ -447,60 +514,80 @@ void Endpoint::handle_patch(const Request &req, const std::string &id, Reply rep
       }
     }
     if (!known) {
-      reply(Response::problem(404, "session ended during the ICE restart"));
+      reply.send(Response::problem(404, "session ended during the ICE restart"));
       return;
     }
     if (!result.ok) {
-      reply(Response::problem(result.status, result.error));  // the old ICE session stays
+      reply.send(Response::problem(result.status, result.error));  // the old ICE session stays
       return;
     }
     Response r = Response::empty(200);
     r.headers.set("Content-Type", kSdpFrag);
     r.headers.set("ETag", etag);
     r.body = std::move(result.body);
-    reply(std::move(r));
+    reply.send(std::move(r));
   });
 }
 
-void Endpoint::session_gone(const std::string &id) {
+void Endpoint::on_connected(const std::string &id) {
   std::lock_guard<std::mutex> lock(mutex_);
-  sessions_.erase(id);
+  auto it = sessions_.find(id);
+  if (it != sessions_.end()) it->second.connected = true;
+}
+
+void Endpoint::on_ended(const std::string &id, const std::string &reason) {
+  std::shared_ptr<MediaSession> media;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    media = take_locked(id, reason);
+  }
 }
 
 std::vector<std::string> Endpoint::expire_stale() {
   std::vector<std::string> expired;
+  std::vector<std::shared_ptr<MediaSession>> dropped;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     int64_t t = now();
     for (auto it = sessions_.begin(); it != sessions_.end();) {
-      if (it->second.state == SessionState::CounterOffered && t >= it->second.deadline) {
-        expired.push_back(it->first);
-        it = sessions_.erase(it);
-      } else {
+      const Session &s = it->second;
+      const char *reason = nullptr;
+      if (s.state == SessionState::CounterOffered && t >= s.deadline)
+        reason = "expired";
+      else if (!s.connected && s.connect_deadline && t >= s.connect_deadline)
+        reason = "not-connected";
+      if (!reason) {
         ++it;
+        continue;
       }
+      expired.push_back(it->first);
+      if (it->second.media) it->second.media->end_reason = reason;
+      dropped.push_back(std::move(it->second.media));
+      it = sessions_.erase(it);
     }
   }
-  for (const auto &id : expired) backend_->close(id);
+  dropped.clear();
   return expired;
 }
 
-void Endpoint::close_all() {
-  std::vector<std::string> ids;
+void Endpoint::close_all(const std::string &reason) {
+  std::vector<std::shared_ptr<MediaSession>> dropped;
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    for (const auto &kv : sessions_) ids.push_back(kv.first);
+    for (auto &kv : sessions_) {
+      if (kv.second.media) kv.second.media->end_reason = reason;
+      dropped.push_back(std::move(kv.second.media));
+    }
     sessions_.clear();
   }
-  for (const auto &id : ids) backend_->close(id);
 }
 
 std::vector<SessionInfo> Endpoint::sessions() const {
   std::lock_guard<std::mutex> lock(mutex_);
   std::vector<SessionInfo> out;
   for (const auto &kv : sessions_)
-    out.push_back({kv.first, config_.path + "/sessions/" + kv.first, kv.second.etag,
-                   kv.second.state, kv.second.created});
+    out.push_back({kv.first, config_.path + "/sessions/" + kv.first, kv.second.etag, kv.second.stream,
+                   kv.second.state, kv.second.connected, kv.second.created});
   return out;
 }
 

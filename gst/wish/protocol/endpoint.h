@@ -1,6 +1,7 @@
 // The HTTP side of a WHEP (or WHIP) server endpoint: routing, status codes, auth, CORS,
-// ETags and the session state machine. Media work is delegated to a MediaBackend, which the
-// elements implement with webrtcbin and the tests with fakes.
+// ETags and the session state machine. The endpoint owns its sessions; the media of each one
+// is a MediaSession handle the MediaBackend hands back (webrtcbin in the elements, fakes in
+// the tests), and dropping the handle frees the media.
 #pragma once
 
 #include <cstdint>
@@ -24,12 +25,14 @@ enum class EndpointKind { Whep, Whip };
 struct EndpointConfig {
   EndpointKind kind = EndpointKind::Whep;
   std::string path = "/whep";           // sessions live under path + "/sessions/"
+  bool named_streams = true;            // path + "/<name>" is the endpoint of stream <name>
   std::string auth_token;               // empty: no authentication
   std::string cors_allowed_origins = "*";  // "*" or comma-separated origins
   std::vector<IceServer> ice_servers;   // advertised as Link rel="ice-server"
   unsigned max_sessions = 0;            // 0: unlimited
   CounterOfferMode counter_offer = CounterOfferMode::WhenNeeded;
   unsigned counter_offer_validity_s = 30;
+  unsigned connect_timeout_ms = 10000;  // a session that has not connected by then is removed
   size_t max_body_size = 64 * 1024;
   unsigned retry_after_s = 1;           // for 409 and 503
   std::string player_page;              // HTML for GET with Accept: text/html; "" for none
@@ -49,22 +52,66 @@ struct MediaResult {
 };
 using MediaCallback = std::function<void(MediaResult)>;
 
-// Media side of the sessions. Callbacks may be completed from any thread, at most once.
+// The media of one session. Its owner is the endpoint's session; destroying it frees the
+// media (without blocking: the media side tears down on its own thread). Callbacks may be
+// completed from any thread, at most once.
+class MediaSession {
+public:
+  virtual ~MediaSession() = default;
+  virtual void add_candidates(const SdpFrag &frag) = 0;
+  virtual void restart_ice(const SdpFrag &frag, MediaCallback done) = 0;
+  // The player's answer to a counter-offer.
+  virtual void apply_answer(const std::string &answer, MediaCallback done) = 0;
+  // Why the session ends, set by the endpoint just before it drops the handle: "closed"
+  // (DELETE), "not-connected", "expired" (counter-offer), "stopped", or what the media
+  // side reported through SessionEvents::ended.
+  std::string end_reason = "closed";
+};
+
+class Endpoint;
+
+// What the media side reports about one session. Safe from any thread, also after the
+// session or the endpoint are gone (then it does nothing).
+class SessionEvents {
+public:
+  SessionEvents(std::weak_ptr<Endpoint> endpoint, std::string id) : endpoint_(std::move(endpoint)), id_(std::move(id)) {}
+  const std::string &id() const { return id_; }
+  // Media flows: the connect deadline no longer applies.
+  void connected();
+  // The media ended by itself (ICE failed, silence, replaced): the endpoint drops the session.
+  void ended(const std::string &reason);
+
+private:
+  std::weak_ptr<Endpoint> endpoint_;
+  std::string id_;
+};
+
+struct SessionRequest {
+  std::string id;
+  std::string stream;  // "" for the endpoint's own stream, else the name after the path
+  std::string offer;   // the client's SDP offer (empty for a counter-offer)
+  SessionDescription parsed;
+  bool counter_offer = false;  // make our own offer (WHEP 406) instead of answering
+};
+// The result and, on success, the media handle the endpoint keeps for the session.
+using SessionCallback = std::function<void(MediaResult, std::unique_ptr<MediaSession>)>;
+
+// Whether a new session on a stream can be taken now.
+struct Admission {
+  unsigned status = 0;  // 0: yes; 404 no such stream; 409 nothing published / live already; 503
+  std::string reason;
+};
+
+// Media side of the sessions.
 class MediaBackend {
 public:
   virtual ~MediaBackend() = default;
-  // 0 to accept a new session now, or 409 / 503 (answered with Retry-After).
-  virtual unsigned admission_status() = 0;
-  // Whether an answer to this offer could send at least one stream.
-  virtual bool can_answer(const SessionDescription &offer) = 0;
-  virtual void answer_offer(const std::string &id, const std::string &offer,
-                            const SessionDescription &parsed, MediaCallback done) = 0;
-  virtual void make_offer(const std::string &id, MediaCallback done) = 0;
-  virtual void apply_answer(const std::string &id, const std::string &answer,
-                            const SessionDescription &parsed, MediaCallback done) = 0;
-  virtual void add_candidates(const std::string &id, const SdpFrag &frag) = 0;
-  virtual void restart_ice(const std::string &id, const SdpFrag &frag, MediaCallback done) = 0;
-  virtual void close(const std::string &id) = 0;
+  virtual Admission admit(const std::string &stream) = 0;
+  // Whether an answer to this offer could carry at least one stream.
+  virtual bool can_answer(const std::string &stream, const SessionDescription &offer) = 0;
+  // Creates the session's media; done is called once, from any thread.
+  virtual void create_session(const SessionRequest &request, std::shared_ptr<SessionEvents> events,
+                              SessionCallback done) = 0;
 };
 
 enum class SessionState { Negotiating, CounterOffered, Active };
@@ -74,55 +121,76 @@ struct SessionInfo {
   std::string id;
   std::string url;
   std::string etag;
+  std::string stream;
   SessionState state;
-  int64_t created;  // unix seconds
+  bool connected;
+  int64_t created_ms;  // unix milliseconds
 };
 
-class Endpoint {
+// Always held by a shared_ptr (make_shared): media callbacks keep only a weak reference.
+class Endpoint : public std::enable_shared_from_this<Endpoint> {
 public:
-  using Reply = std::function<void(Response)>;
-  using Clock = std::function<int64_t()>;  // unix seconds
+  using Clock = std::function<int64_t()>;  // unix milliseconds
 
   Endpoint(EndpointConfig config, MediaBackend *backend, Clock clock = {});
   ~Endpoint();
 
-  // Handles one request; reply is called exactly once, possibly later and from another
+  // Handles one request; reply is answered exactly once, possibly later and from another
   // thread (when media work is involved).
   void handle(const Request &req, Reply reply);
 
   void set_config(EndpointConfig config);
   EndpointConfig config() const;
 
-  // The backend saw a session end on its own (ICE failed, DTLS closed).
-  void session_gone(const std::string &id);
-  // Drops counter-offers nobody answered in time; returns the ids it closed.
+  // Drops counter-offers nobody answered in time and sessions that never connected; returns
+  // the ids it removed.
   std::vector<std::string> expire_stale();
-  // Closes every session (element shutting down).
-  void close_all();
+  // Drops every session (element shutting down).
+  void close_all(const std::string &reason = "stopped");
 
   std::vector<SessionInfo> sessions() const;
   size_t session_count() const;
   std::string session_url(const std::string &id) const;
 
 private:
+  friend class SessionEvents;
   struct Session {
     std::string etag;
+    std::string stream;
     SessionState state = SessionState::Negotiating;
     int64_t created = 0;
-    int64_t deadline = 0;  // counter-offer expiry
+    int64_t deadline = 0;          // counter-offer expiry
+    int64_t connect_deadline = 0;  // 0 while the answer is not out yet
+    bool connected = false;
     bool restarting = false;
+    // Null until created. Shared only so a call into it can run outside the lock while a
+    // DELETE drops the session: the media goes when the last of those calls returns.
+    std::shared_ptr<MediaSession> media;
+  };
+  struct Route {
+    bool is_endpoint = false, is_session = false;
+    std::string stream, session;
   };
 
+  Route route(const std::string &path) const;
   Response decorate(const Request &req, Response resp) const;
   bool origin_allowed(const std::string &origin) const;
-  void handle_endpoint(const Request &req, Reply reply);
+  void handle_endpoint(const Request &req, const std::string &stream, Reply reply);
   void handle_session(const Request &req, const std::string &id, Reply reply);
-  void handle_post(const Request &req, Reply reply);
+  void handle_post(const Request &req, const std::string &stream, Reply reply);
   void handle_patch(const Request &req, const std::string &id, Reply reply);
-  void finish_creation(const std::string &id, bool counter_offer, MediaResult result, Reply reply);
+  void finish_creation(const std::string &id, bool counter_offer, MediaResult result,
+                       std::unique_ptr<MediaSession> media, Reply reply);
+  // Removes the session; its media handle is returned for the caller to drop outside the lock.
+  std::shared_ptr<MediaSession> take_locked(const std::string &id, const std::string &reason);
+  void on_connected(const std::string &id);
+  void on_ended(const std::string &id, const std::string &reason);
+  std::shared_ptr<MediaSession> media_of(const std::string &id) const;
   int64_t now() const;
 
-  mutable std::mutex mutex_;  // guards config_ and sessions_; never held while calling backend_
+  // Guards config_ and sessions_. Never held while calling the backend or a media handle,
+  // nor while answering a request.
+  mutable std::mutex mutex_;
   EndpointConfig config_;
   MediaBackend *backend_;
   Clock clock_;

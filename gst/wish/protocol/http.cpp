@@ -47,6 +47,14 @@ std::vector<std::string> Headers::get_all(std::string_view name) const {
   return out;
 }
 
+void Reply::send(Response response) const {
+  if (state_ && state_->sender && !state_->done.exchange(true)) state_->sender(std::move(response));
+}
+
+Reply::State::~State() {
+  if (sender && !done.exchange(true)) sender(Response::problem(503, "the server ended before answering"));
+}
+
 Response Response::empty(unsigned status) {
   Response r;
   r.status = status;

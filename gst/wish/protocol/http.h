@@ -2,7 +2,10 @@
 // Plain C++: no GLib, no libsoup, so protocol rules can be unit tested directly.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -41,6 +44,28 @@ struct Response {
   static Response empty(unsigned status);
   // RFC 9457 problem details with a short human readable detail.
   static Response problem(unsigned status, std::string_view detail);
+};
+
+// The one answer to a request. Copies share it: the first send() answers, later ones are
+// ignored, and a request whose last copy is dropped unanswered (a request that raced a
+// shutdown, a media step that never completed) is answered 503. send() may be called from
+// any thread.
+class Reply {
+public:
+  using Sender = std::function<void(Response)>;
+  Reply() = default;  // answers nowhere
+  explicit Reply(Sender sender) : state_(std::make_shared<State>(std::move(sender))) {}
+  void send(Response response) const;
+  bool answered() const { return state_ && state_->done.load(); }
+
+private:
+  struct State {
+    explicit State(Sender s) : sender(std::move(s)) {}
+    ~State();
+    Sender sender;
+    std::atomic<bool> done{false};
+  };
+  std::shared_ptr<State> state_;
 };
 
 const char *reason_phrase(unsigned status);

@@ -1,0 +1,195 @@
+#include "output_slot.h"
+
+#include <gst/video/video.h>
+
+GST_DEBUG_CATEGORY_EXTERN(wish_streams_debug);
+#define GST_CAT_DEFAULT wish_streams_debug
+
+namespace wish {
+
+namespace {
+// How long a video output waits for the keyframe it asked for before asking again.
+constexpr gint64 kKeyframeRetryUs = 1000 * 1000;
+}  // namespace
+
+SlotOutput::SlotOutput(Params params)
+    : params_(std::move(params)),
+      encoding_hash_(std::hash<std::string>()(params_.encoding)),
+      pad_(params_.pad),
+      rtp_(params_.ssrc, params_.payload_type, params_.clock_rate, params_.kind == "video") {}
+
+std::shared_ptr<SlotOutput> SlotOutput::create(Params params) {
+  std::shared_ptr<SlotOutput> self(new SlotOutput(std::move(params)));
+  // webrtcbin turns the viewer's PLI/FIR into upstream force-key-unit events on its sink
+  // pad; nothing is linked there, so they are taken here for the current source.
+  self->upstream_probe_ = gst_pad_add_probe(
+      self->params_.pad.get(), GST_PAD_PROBE_TYPE_EVENT_UPSTREAM,
+      [](GstPad *, GstPadProbeInfo *info, gpointer d) {
+        GstEvent *event = GST_PAD_PROBE_INFO_EVENT(info);
+        if (gst_video_event_is_force_key_unit(event))
+          if (auto output = static_cast<std::weak_ptr<SlotOutput> *>(d)->lock()) output->request_keyframe();
+        return GST_PAD_PROBE_DROP;
+      },
+      new std::weak_ptr<SlotOutput>(self), [](gpointer d) { delete static_cast<std::weak_ptr<SlotOutput> *>(d); });
+  return self;
+}
+
+SlotOutput::~SlotOutput() { close(); }
+
+void SlotOutput::set_source(const std::shared_ptr<Track> &track) {
+  std::shared_ptr<Track> old;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (closed_) return;
+    old = source_.lock();
+    if (old == track) return;
+    source_ = track;
+    rtp_.switch_source();
+    last_keyframe_ask_ = g_get_monotonic_time();
+  }
+  if (old) old->remove_sink(this);
+  if (track) {
+    track->add_sink(shared_from_this());
+    track->request_keyframe(true);
+  }
+}
+
+std::shared_ptr<Track> SlotOutput::source() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return source_.lock();
+}
+
+void SlotOutput::request_keyframe() {
+  if (auto track = source()) track->request_keyframe(false);
+}
+
+std::vector<GstEvent *> SlotOutput::priming_locked(const std::shared_ptr<Track> &from) {
+  std::vector<GstEvent *> events;
+  if (!started_) {
+    gchar *id = g_strdup_printf("wish-slot-%08x-%s", params_.ssrc, params_.kind.c_str());
+    events.push_back(gst_event_new_stream_start(id));
+    g_free(id);
+    events.push_back(gst_event_new_caps(params_.caps.get()));
+  }
+  GstSegment segment = from->segment();
+  if (!started_ || !segment_sent_ || !gst_segment_is_equal(&segment, &sent_segment_)) {
+    events.push_back(gst_event_new_segment(&segment));
+    sent_segment_ = segment;
+    segment_sent_ = true;
+  }
+  started_ = true;
+  return events;
+}
+
+void SlotOutput::deliver(const std::shared_ptr<Track> &from, GstBuffer *buffer) {
+  GPtr<GstPad> pad;
+  std::vector<GstEvent *> priming;
+  bool ask_keyframe = false;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (closed_ || source_.lock() != from || from->encoding_hash() != encoding_hash_) {
+      gst_buffer_unref(buffer);
+      return;
+    }
+    pad = pad_;
+    priming = priming_locked(from);
+  }
+  // Sticky events go in first, also while webrtcbin still blocks buffers: it connects the
+  // pad once negotiation is done and it has seen the caps.
+  bool primed = true;
+  for (GstEvent *e : priming) {
+    bool caps = GST_EVENT_TYPE(e) == GST_EVENT_CAPS;
+    if (!gst_pad_send_event(pad.get(), e) && caps) primed = false;
+  }
+  if (!primed || gst_pad_is_blocked(pad.get())) {
+    if (!primed) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      started_ = false;  // not active yet: the events go again with the next packet
+    }
+    gst_buffer_unref(buffer);
+    return;
+  }
+
+  GstMapInfo map;
+  if (!gst_buffer_map(buffer, &map, GST_MAP_READ)) {
+    gst_buffer_unref(buffer);
+    return;
+  }
+  RtpHeader in, out;
+  bool parsed = parse_rtp_header(map.data, map.size, &in);
+  bool keyframe = parsed && rtp_starts_keyframe(params_.encoding, map.data, map.size);
+  gst_buffer_unmap(buffer, &map);
+  if (!parsed) {
+    gst_buffer_unref(buffer);
+    return;
+  }
+  RtpContinuity::Verdict verdict;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (closed_ || source_.lock() != from) {
+      gst_buffer_unref(buffer);
+      return;
+    }
+    gint64 now = g_get_monotonic_time();
+    verdict = rtp_.process(in, keyframe, now, &out);
+    if (verdict == RtpContinuity::Verdict::Drop && now - last_keyframe_ask_ > kKeyframeRetryUs) {
+      last_keyframe_ask_ = now;
+      ask_keyframe = true;
+    }
+  }
+  if (verdict == RtpContinuity::Verdict::Drop) {
+    gst_buffer_unref(buffer);
+    if (ask_keyframe) from->request_keyframe(true);
+    return;
+  }
+  if (verdict == RtpContinuity::Verdict::Rewrite) {
+    buffer = gst_buffer_make_writable(buffer);
+    if (!gst_buffer_map(buffer, &map, GST_MAP_WRITE)) {
+      gst_buffer_unref(buffer);
+      return;
+    }
+    write_rtp_header(map.data, out);
+    gst_buffer_unmap(buffer, &map);
+  }
+  packets_++;
+  bytes_ += gst_buffer_get_size(buffer);
+  GstFlowReturn ret = gst_pad_chain(pad.get(), buffer);
+  if (ret == GST_FLOW_FLUSHING) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    started_ = false;  // stopping, or not active yet: prime again if it comes back
+  }
+}
+
+void SlotOutput::close() {
+  std::shared_ptr<Track> old;
+  GPtr<GstPad> pad;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (closed_) return;
+    closed_ = true;
+    old = source_.lock();
+    source_.reset();
+    pad = std::move(pad_);
+  }
+  if (old) old->remove_sink(this);
+  if (pad && upstream_probe_) gst_pad_remove_probe(pad.get(), upstream_probe_);
+}
+
+void Slot::point_to(const std::shared_ptr<Stream> &stream) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    showing_ = stream ? stream->name() : "";
+  }
+  for (const auto &o : outputs_) o->set_source(stream ? stream->track(o->kind(), o->index()) : nullptr);
+}
+
+std::string Slot::showing() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return showing_;
+}
+
+void Slot::close() {
+  for (const auto &o : outputs_) o->close();
+}
+
+}  // namespace wish

@@ -1,0 +1,96 @@
+// What a viewer receives from: a slot with one output per negotiated m-line. An output feeds
+// the viewer's webrtcbin sink pad from whichever track it points at, with the viewer's own
+// payload type and one SSRC, sequence numbers and timestamps that stay continuous when the
+// slot is re-pointed to another stream or the stream's source restarts; video resumes on a
+// keyframe, asked for at once.
+//
+// SlotOutput::mutex_ comes after the Track and Stream locks (stream_registry.h) and is never
+// held while a buffer or event goes into webrtcbin.
+#pragma once
+
+#include <gst/gst.h>
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "gstptr.h"
+#include "protocol/rtp_continuity.h"
+#include "stream_registry.h"
+
+namespace wish {
+
+class SlotOutput : public TrackSink, public std::enable_shared_from_this<SlotOutput> {
+public:
+  struct Params {
+    GPtr<GstPad> pad;    // the viewer's webrtcbin sink pad
+    GPtr<GstCaps> caps;  // what it was negotiated with (payload type, fmtp, ssrc)
+    std::string kind, encoding;
+    size_t index = 0;    // among the outputs of its kind: which track of a stream it takes
+    uint32_t ssrc = 0;
+    uint8_t payload_type = 96;
+    uint32_t clock_rate = 90000;
+  };
+  static std::shared_ptr<SlotOutput> create(Params params);
+  ~SlotOutput() override;
+
+  const std::string &kind() const { return params_.kind; }
+  size_t index() const { return params_.index; }
+  const std::string &encoding() const { return params_.encoding; }
+
+  // Takes its packets from `track` from now on (null: none); a change of track restarts the
+  // stream at the next keyframe, which is requested at once.
+  void set_source(const std::shared_ptr<Track> &track);
+  std::shared_ptr<Track> source() const;
+  void deliver(const std::shared_ptr<Track> &from, GstBuffer *buffer) override;
+  // The viewer asked for a keyframe (PLI/FIR turned into an upstream event by webrtcbin).
+  void request_keyframe();
+  // No packet goes to the pad any more; the pad is let go.
+  void close();
+
+  guint64 packets() const { return packets_; }
+  guint64 bytes() const { return bytes_; }
+
+private:
+  explicit SlotOutput(Params params);
+  // Sticky events the pad must see before the next buffer; empty when it has them.
+  std::vector<GstEvent *> priming_locked(const std::shared_ptr<Track> &from);
+
+  const Params params_;
+  const size_t encoding_hash_;  // packets of another codec are never sent
+  gulong upstream_probe_ = 0;
+  mutable std::mutex mutex_;  // guards everything below but the atomics
+  GPtr<GstPad> pad_;
+  std::weak_ptr<Track> source_;
+  RtpContinuity rtp_;
+  bool started_ = false;        // stream-start and caps went out
+  GstSegment sent_segment_{};   // the segment the pad has
+  bool segment_sent_ = false;
+  gint64 last_keyframe_ask_ = 0;
+  bool closed_ = false;
+  std::atomic<guint64> packets_{0}, bytes_{0};
+};
+
+// A viewer's outputs and the stream it asked for.
+class Slot {
+public:
+  explicit Slot(std::string requested) : requested_(std::move(requested)) {}
+  const std::string &requested() const { return requested_; }
+  void add_output(std::shared_ptr<SlotOutput> output) { outputs_.push_back(std::move(output)); }
+  const std::vector<std::shared_ptr<SlotOutput>> &outputs() const { return outputs_; }
+
+  // Every output takes the track of its kind and order in `stream` (or none).
+  void point_to(const std::shared_ptr<Stream> &stream);
+  std::string showing() const;  // name of the stream it points at, "" when none
+  void close();
+
+private:
+  const std::string requested_;
+  std::vector<std::shared_ptr<SlotOutput>> outputs_;  // fixed once the slot is joined
+  mutable std::mutex mutex_;  // guards showing_
+  std::string showing_;
+};
+
+}  // namespace wish

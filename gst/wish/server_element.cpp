@@ -1,0 +1,405 @@
+#include "server_element.h"
+
+#include "protocol/sdpfrag.h"
+#include "webrtc_utils.h"
+
+GST_DEBUG_CATEGORY_EXTERN(wish_server_debug);
+#define GST_CAT_DEFAULT wish_server_debug
+
+namespace wish {
+
+namespace {
+constexpr guint kGatherTimeoutMs = 3000;
+constexpr guint kTickMs = 250;
+}  // namespace
+
+std::string HttpSettings::endpoint_path() const {
+  std::string p = path;
+  while (p.size() > 1 && p.back() == '/') p.pop_back();
+  return p;
+}
+
+std::vector<IceServer> HttpSettings::ice_servers() const {
+  std::vector<std::string> urls = turn_servers;
+  if (!stun_server.empty()) urls.insert(urls.begin(), stun_server);
+  std::vector<IceServer> out;
+  for (const auto &u : urls)
+    if (auto s = parse_ice_server_url(u)) out.push_back(*s);
+  return out;
+}
+
+// What the endpoint keeps for a session. Everything it asks goes to the worker; dropping
+// it releases the session there. After the element stopped, the dispatcher drops the work.
+class ServerElement::Handle : public MediaSession {
+public:
+  Handle(ServerElement *owner, std::string id) : owner_(owner), dispatch_(owner->dispatch_), id_(std::move(id)) {}
+  ~Handle() override {
+    ServerElement *owner = owner_;
+    std::string id = id_, reason = end_reason;
+    dispatch_->post([owner, id, reason] { owner->release(id, reason); });
+  }
+  void add_candidates(const SdpFrag &frag) override {
+    std::vector<std::string> candidates;
+    for (const auto &m : frag.media) candidates.insert(candidates.end(), m.candidates.begin(), m.candidates.end());
+    ServerElement *owner = owner_;
+    std::string id = id_;
+    dispatch_->post([owner, id, candidates] {
+      if (auto s = owner->find_session(id)) s->peer->add_remote_candidates(candidates);
+    });
+  }
+  void restart_ice(const SdpFrag &frag, MediaCallback done) override {
+    ServerElement *owner = owner_;
+    std::string id = id_;
+    if (!dispatch_->post([owner, id, frag, done] {
+          auto s = owner->find_session(id);
+          if (!s) {
+            done(MediaResult::failure(404, "no such session"));
+            return;
+          }
+          std::vector<std::string> remote;
+          for (const auto &m : frag.media) remote.insert(remote.end(), m.candidates.begin(), m.candidates.end());
+          LocalIce local;
+          std::string error;
+          if (!s->peer->restart_ice(frag.ice_ufrag, frag.ice_pwd, remote, &local, &error)) {
+            done(MediaResult::failure(422, "ICE restart failed: " + error));
+            return;
+          }
+          SdpFrag answer;
+          answer.ice_ufrag = local.ufrag;
+          answer.ice_pwd = local.pwd;
+          answer.media.push_back({s->peer->first_mid(), local.candidates, true});
+          GST_INFO_OBJECT(owner->element_, "ICE restarted for session %s", id.c_str());
+          done(MediaResult::success(build_sdpfrag(answer)));
+        }))
+      done(MediaResult::failure(503, "the element is stopping"));
+  }
+  void apply_answer(const std::string &answer, MediaCallback done) override {
+    ServerElement *owner = owner_;
+    std::string id = id_;
+    if (!dispatch_->post([owner, id, answer, done] {
+          auto s = owner->find_session(id);
+          if (!s) {
+            done(MediaResult::failure(404, "no such session"));
+            return;
+          }
+          s->peer->apply_answer(answer, [done](Negotiated n) {
+            done(n.ok ? MediaResult::success("") : MediaResult::failure(n.status, n.error));
+          });
+        }))
+      done(MediaResult::failure(503, "the element is stopping"));
+  }
+
+private:
+  ServerElement *owner_;
+  std::shared_ptr<Dispatcher> dispatch_;
+  std::string id_;
+};
+
+ServerElement::ServerElement(GstElement *element, const char *default_path) : element_(element) {
+  http.path = default_path;
+}
+
+ServerElement::~ServerElement() { stop(); }
+
+bool ServerElement::start() {
+  GST_OBJECT_LOCK(element_);
+  HttpSettings s = http;
+  GST_OBJECT_UNLOCK(element_);
+  std::string error;
+  if (!resolve_local_addresses(s.ice_local_addresses, &local_addresses_, &error)) {
+    GST_ELEMENT_ERROR(element_, RESOURCE, SETTINGS, ("Invalid ice-local-addresses"), ("%s", error.c_str()));
+    return false;
+  }
+  worker_ = std::make_unique<LoopThread>("wish-server");
+  dispatch_ = std::make_shared<Dispatcher>(worker_.get());
+  if (!on_start(&error)) {
+    GST_ELEMENT_ERROR(element_, RESOURCE, SETTINGS, ("Cannot start"), ("%s", error.c_str()));
+    return false;
+  }
+  EndpointConfig config;
+  config.path = s.endpoint_path();
+  config.auth_token = s.auth_token;
+  config.cors_allowed_origins = s.cors_allowed_origins;
+  config.ice_servers = s.ice_servers();
+  configure_endpoint(&config);
+  if (!serve(s, config)) return false;
+  on_serving();
+  tick_source_ = worker_->add_interval(kTickMs, [this] {
+    if (endpoint_)
+      for (const auto &id : endpoint_->expire_stale()) GST_INFO_OBJECT(element_, "session %s expired", id.c_str());
+    check_liveness();
+    tick();
+  });
+  return true;
+}
+
+bool ServerElement::serve(const HttpSettings &s, const EndpointConfig &config) {
+  endpoint_ = std::make_shared<Endpoint>(config, this);
+  if (!s.serve_http) {
+    registry_ = StreamRegistry::acquire("");
+    registry_->add_endpoint_path(config.path);
+    return true;
+  }
+  HttpServer::Options opts;
+  opts.address = s.address;
+  opts.port = s.port;
+  opts.tls_certificate_file = s.tls_certificate_file;
+  opts.tls_key_file = s.tls_key_file;
+  std::string error;
+  http_server_ = HttpServer::acquire(opts, &error);
+  if (!http_server_) {
+    GST_ELEMENT_ERROR(element_, RESOURCE, OPEN_READ_WRITE, ("Cannot start the HTTP server"), ("%s", error.c_str()));
+    return false;
+  }
+  std::weak_ptr<Endpoint> weak = endpoint_;
+  if (!http_server_->add_handler(config.path, [weak](const Request &req, Reply reply) {
+        if (auto ep = weak.lock()) ep->handle(req, std::move(reply));
+      })) {
+    GST_ELEMENT_ERROR(element_, RESOURCE, OPEN_READ_WRITE, ("Cannot serve %s", config.path.c_str()),
+                      ("another element already serves %s on %s:%u", config.path.c_str(), opts.address.c_str(),
+                       opts.port));
+    http_server_.reset();
+    return false;
+  }
+  served_path_ = config.path;
+  registry_ = StreamRegistry::acquire(s.address + ":" + std::to_string(http_server_->port()));
+  registry_->add_endpoint_path(config.path);
+  GST_INFO_OBJECT(element_, "serving %s://%s:%u%s", http_server_->is_tls() ? "https" : "http", opts.address.c_str(),
+                  http_server_->port(), config.path.c_str());
+  g_object_notify(G_OBJECT(element_), "current-port");
+  return true;
+}
+
+void ServerElement::close_sessions() {
+  if (endpoint_) endpoint_->close_all("stopped");
+  if (worker_) worker_->invoke_sync([this] { release_all("stopped"); });
+}
+
+void ServerElement::stop() {
+  // No new request reaches the endpoint, and none is still inside it, from here on.
+  if (http_server_ && !served_path_.empty()) http_server_->remove_handler(served_path_);
+  served_path_.clear();
+  close_sessions();
+  if (worker_) {
+    worker_->invoke_sync([this] {
+      worker_->cancel(tick_source_);
+      tick_source_ = 0;
+    });
+  }
+  on_stop();
+  if (dispatch_) dispatch_->close();
+  worker_.reset();
+  if (registry_ && endpoint_) registry_->remove_endpoint_path(endpoint_->config().path);
+  endpoint_.reset();
+  http_server_.reset();
+  registry_.reset();
+}
+
+guint ServerElement::current_port() const { return http_server_ ? http_server_->port() : 0; }
+
+bool ServerElement::switch_stream(const std::string &from, const std::string &to, std::string *error) {
+  if (!registry_) {
+    *error = "the element is not started";
+    return false;
+  }
+  return registry_->switch_stream(from, to, error);
+}
+
+void ServerElement::handle_signal(const char *method, const GstStructure *request, GstPromise *promise) {
+  Request req;
+  req.method = method;
+  const gchar *path = request ? gst_structure_get_string(request, "path") : nullptr;
+  std::shared_ptr<Endpoint> ep = endpoint_;
+  if (ep) req.path = path ? path : ep->config().path;
+  if (request) {
+    const std::pair<const char *, const char *> fields[] = {{"content-type", "Content-Type"},
+                                                            {"if-match", "If-Match"},
+                                                            {"authorization", "Authorization"},
+                                                            {"origin", "Origin"},
+                                                            {"accept", "Accept"}};
+    for (const auto &f : fields) {
+      const gchar *v = gst_structure_get_string(request, f.first);
+      if (v) req.headers.add(f.second, v);
+    }
+    const gchar *body = gst_structure_get_string(request, "body");
+    if (body) req.body = body;
+  }
+  GPtr<GstPromise> p = GPtr<GstPromise>::ref(promise);
+  Reply reply([p](Response resp) {
+    if (!p) return;
+    GstStructure *headers = gst_structure_new_empty("headers");
+    for (const auto &kv : resp.headers.items()) {
+      std::string name = kv.first;
+      for (auto &c : name) c = static_cast<char>(g_ascii_tolower(c));
+      const gchar *prev = gst_structure_get_string(headers, name.c_str());
+      std::string value = prev ? std::string(prev) + ", " + kv.second : kv.second;
+      gst_structure_set(headers, name.c_str(), G_TYPE_STRING, value.c_str(), nullptr);
+    }
+    GstStructure *s = gst_structure_new("wish-response", "status", G_TYPE_UINT, resp.status, "body", G_TYPE_STRING,
+                                        resp.body.c_str(), "headers", GST_TYPE_STRUCTURE, headers, nullptr);
+    gst_structure_free(headers);
+    gst_promise_reply(p.get(), s);
+  });
+  if (!ep) {
+    reply.send(Response::problem(503, "element is not started"));
+    return;
+  }
+  ep->handle(req, std::move(reply));
+}
+
+// ---------------------------------------------------------------------------------------
+// Sessions
+
+std::shared_ptr<ServerSession> ServerElement::find_session(const std::string &id) const {
+  std::lock_guard<std::mutex> lock(sessions_mutex_);
+  auto it = sessions_.find(id);
+  return it == sessions_.end() ? nullptr : it->second;
+}
+
+std::vector<std::shared_ptr<ServerSession>> ServerElement::sessions() const {
+  std::lock_guard<std::mutex> lock(sessions_mutex_);
+  std::vector<std::shared_ptr<ServerSession>> out;
+  for (const auto &kv : sessions_) out.push_back(kv.second);
+  return out;
+}
+
+void ServerElement::create_session(const SessionRequest &request, std::shared_ptr<SessionEvents> events,
+                                   SessionCallback done) {
+  bool queued = dispatch_ && dispatch_->post([this, request, events, done]() mutable {
+    auto session = new_session();
+    session->id = request.id;
+    session->stream = request.stream;
+    session->events = events;
+    session->created_us = g_get_real_time();
+    session->peer = std::make_unique<Peer>(GST_BIN(element_), worker_.get(), dispatch_);
+    GST_OBJECT_LOCK(element_);
+    Peer::Settings ps;
+    ps.stun_server = http.stun_server;
+    ps.turn_servers = http.turn_servers;
+    GST_OBJECT_UNLOCK(element_);
+    ps.local_addresses = local_addresses_;
+    ps.latency_ms = jitterbuffer_latency_ms();
+    std::string id = request.id;
+    Peer::Callbacks cb;
+    cb.on_state = [this, id] { on_peer_state(id); };
+    std::weak_ptr<ServerSession> weak = session;
+    cb.on_stream = [this, weak](GstPad *pad, const std::string &kind) {
+      if (auto s = weak.lock()) on_stream(s, pad, kind);
+    };
+    std::string error;
+    if (!session->peer->create("session_" + id.substr(0, 8), ps, cb, &error)) {
+      done(MediaResult::failure(500, error), nullptr);
+      return;
+    }
+    {
+      std::lock_guard<std::mutex> lock(sessions_mutex_);
+      sessions_[id] = session;
+    }
+    session->pending = std::move(done);
+    MediaResult refusal;
+    if (!attach_media(*session, request, &refusal)) {
+      SessionCallback pending = std::move(session->pending);
+      release(id, "failed");
+      pending(refusal, nullptr);
+      return;
+    }
+    session->peer->start();
+    auto completed = [this, id](Negotiated n) {
+      auto s = find_session(id);
+      if (!s || !s->pending) return;
+      SessionCallback pending = std::move(s->pending);
+      s->pending = nullptr;
+      if (!n.ok) {
+        GST_INFO_OBJECT(element_, "session %s failed: %s", id.c_str(), n.error.c_str());
+        release(id, "failed");
+        pending(MediaResult::failure(n.status, n.error), nullptr);
+        return;
+      }
+      GST_DEBUG_OBJECT(element_, "session %s local description:\n%s", id.c_str(), n.sdp.c_str());
+      s->answered = true;
+      pending(MediaResult::success(n.sdp), std::make_unique<Handle>(this, id));
+      on_answered(*s);
+    };
+    if (request.counter_offer)
+      session->peer->offer_with_candidates(kGatherTimeoutMs, completed);
+    else
+      session->peer->answer_with_candidates(request.offer, kGatherTimeoutMs, completed);
+  });
+  if (!queued) done(MediaResult::failure(503, "the element is not running"), nullptr);
+}
+
+void ServerElement::on_peer_state(const std::string &id) {
+  auto s = find_session(id);
+  if (!s) return;
+  GstWebRTCPeerConnectionState pc = s->peer->connection_state();
+  GstWebRTCICEConnectionState ice = s->peer->ice_state();
+  std::string state = Peer::state_name(pc);
+  bool changed;
+  {
+    std::lock_guard<std::mutex> lock(sessions_mutex_);
+    changed = state != s->state;
+    s->state = state;
+  }
+  if (changed) GST_INFO_OBJECT(element_, "session %s: connection %s", id.c_str(), state.c_str());
+  if (pc == GST_WEBRTC_PEER_CONNECTION_STATE_CONNECTED && !s->connected) {
+    s->connected = true;
+    s->peer->watch_incoming();
+    s->events->connected();
+    on_connected(*s);
+  }
+  if (pc == GST_WEBRTC_PEER_CONNECTION_STATE_FAILED || pc == GST_WEBRTC_PEER_CONNECTION_STATE_CLOSED ||
+      ice == GST_WEBRTC_ICE_CONNECTION_STATE_FAILED || ice == GST_WEBRTC_ICE_CONNECTION_STATE_CLOSED)
+    end_session(*s, "connection-lost");
+}
+
+void ServerElement::end_session(ServerSession &session, const std::string &reason, bool release_now) {
+  if (session.ending) return;
+  session.ending = true;
+  GST_INFO_OBJECT(element_, "session %s ends: %s", session.id.c_str(), reason.c_str());
+  std::string id = session.id;
+  // The endpoint drops the handle, which releases the session here later (nothing when it
+  // is released already); a session still being set up has no handle yet.
+  if (session.answered) session.events->ended(reason);
+  if (release_now || !session.answered) release(id, reason);
+}
+
+// Peers send RTCP every second or so: one that vanished without DELETE goes silent.
+void ServerElement::check_liveness() {
+  gint64 timeout_us = static_cast<gint64>(silence_timeout_s()) * G_USEC_PER_SEC;
+  gint64 now = g_get_monotonic_time();
+  for (const auto &s : sessions()) {
+    if (s->ending || !s->peer->watching() || now - s->peer->last_rx() <= timeout_us) continue;
+    GST_INFO_OBJECT(element_, "nothing heard from session %s for %u s", s->id.c_str(), silence_timeout_s());
+    end_session(*s, "timeout");
+  }
+}
+
+void ServerElement::release(const std::string &id, const std::string &reason) {
+  std::shared_ptr<ServerSession> s;
+  {
+    std::lock_guard<std::mutex> lock(sessions_mutex_);
+    auto it = sessions_.find(id);
+    if (it == sessions_.end()) return;
+    s = it->second;
+    sessions_.erase(it);
+  }
+  s->peer->close([this, s](GstElement *webrtc) { detach_media(*s, webrtc); });
+  GST_INFO_OBJECT(element_, "session %s ended (%s)", id.c_str(), reason.c_str());
+  if (s->pending) {
+    SessionCallback pending = std::move(s->pending);
+    s->pending = nullptr;
+    pending(MediaResult::failure(503, "session closed while being set up"), nullptr);
+  }
+  on_released(*s, reason);
+}
+
+void ServerElement::release_all(const std::string &reason) {
+  std::vector<std::string> ids;
+  {
+    std::lock_guard<std::mutex> lock(sessions_mutex_);
+    for (const auto &kv : sessions_) ids.push_back(kv.first);
+  }
+  for (const auto &id : ids) release(id, reason);
+}
+
+}  // namespace wish

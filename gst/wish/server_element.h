@@ -1,0 +1,150 @@
+// What every server element (whepserversink, whipserversrc) is made of, below its own media:
+// the HTTP settings, an Endpoint served on the shared HTTP server and through the action
+// signals, the stream registry of that server, a worker thread, and the sessions: one Peer
+// each, created, answered, watched and torn down the same way for every protocol. The
+// endpoint owns the sessions; what it holds for each is a handle whose destruction brings
+// the session's media down here, on the worker.
+//
+// Threads and locks:
+// - settings (`http` and the subclasses' own) are guarded by the element's object lock;
+// - sessions_ is changed on the worker thread only, under sessions_mutex_ so that stats can
+//   read it from the application's thread; the mutex is never held while calling into
+//   GStreamer, the endpoint or a subclass hook;
+// - Endpoint, HttpServer and the registry have their own locks (see their headers); this
+//   class never holds one of its locks while calling them.
+#pragma once
+
+#include <gst/gst.h>
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "http_server.h"
+#include "loop_thread.h"
+#include "peer.h"
+#include "protocol/endpoint.h"
+#include "stream_registry.h"
+
+namespace wish {
+
+struct HttpSettings {
+  std::string address = "0.0.0.0";
+  guint port = 8889;
+  std::string path;
+  std::string auth_token;
+  std::string stun_server;
+  std::vector<std::string> turn_servers;
+  std::string tls_certificate_file, tls_key_file;
+  std::string cors_allowed_origins = "*";
+  std::string ice_local_addresses;
+  gboolean serve_http = TRUE;
+
+  // The endpoint path without trailing slashes, and the STUN/TURN servers to advertise.
+  std::string endpoint_path() const;
+  std::vector<IceServer> ice_servers() const;
+};
+
+// A session of a server element: its webrtcbin and what the element hangs on it.
+struct ServerSession {
+  virtual ~ServerSession() = default;
+  std::string id;
+  std::string stream;  // as requested: "" for the element's own
+  std::unique_ptr<Peer> peer;
+  std::shared_ptr<SessionEvents> events;
+  SessionCallback pending;  // creation under way
+  gint64 created_us = 0;
+  bool answered = false;    // the 201/406 went out
+  bool connected = false;   // reached "connected" once
+  bool ending = false;      // reported ended, waiting for the endpoint to drop it
+  std::string state = "new";  // connection state; written under sessions_mutex_
+};
+
+class ServerElement : public MediaBackend {
+public:
+  ServerElement(GstElement *element, const char *default_path);
+  ~ServerElement() override;
+
+  GstElement *element() const { return element_; }
+  HttpSettings http;  // guarded by the element's object lock
+
+  // State changes: NULL->READY, READY<->PAUSED, PAUSED->READY, READY->NULL.
+  bool start();
+  void set_running(bool running) { running_ = running; }
+  bool running() const { return running_; }
+  void close_sessions();
+  void stop();
+
+  // A request from the post/patch/delete action signals; the promise gets "wish-response".
+  void handle_signal(const char *method, const GstStructure *request, GstPromise *promise);
+  // switch-stream: every viewer of `from` on this HTTP server now sees `to`.
+  bool switch_stream(const std::string &from, const std::string &to, std::string *error);
+  guint current_port() const;
+  std::shared_ptr<StreamRegistry> registry() const { return registry_; }
+  std::shared_ptr<Endpoint> endpoint() const { return endpoint_; }
+
+  // MediaBackend
+  void create_session(const SessionRequest &request, std::shared_ptr<SessionEvents> events,
+                      SessionCallback done) override;
+
+protected:
+  // What the subclass adds to the endpoint's configuration (kind, limits, page); the HTTP
+  // parts come from `http`.
+  virtual void configure_endpoint(EndpointConfig *config) = 0;
+  // Before the HTTP server starts / after it stopped (application or worker thread).
+  virtual bool on_start(std::string *error) { return true; }
+  virtual void on_stop() {}
+  // Once the endpoint is served and the registry known (application's thread).
+  virtual void on_serving() {}
+  // Seconds of silence after which a connected peer counts as gone.
+  virtual guint silence_timeout_s() = 0;
+  virtual int jitterbuffer_latency_ms() { return -1; }
+
+  // Worker thread. Makes the session with its media set up on session->peer (sink pads,
+  // transceivers); false with *refusal to refuse it.
+  virtual bool attach_media(ServerSession &session, const SessionRequest &request, MediaResult *refusal) = 0;
+  virtual std::shared_ptr<ServerSession> new_session() { return std::make_shared<ServerSession>(); }
+  virtual void on_answered(ServerSession &) {}
+  virtual void on_connected(ServerSession &) {}
+  // The session goes: its media leaves the peer once the peer is stopped (before_remove) and
+  // then the element says so (after).
+  virtual void detach_media(ServerSession &, GstElement *webrtc) {}
+  virtual void on_released(ServerSession &, const std::string &reason) {}
+  // Streaming thread: a received stream of the session appeared.
+  virtual void on_stream(const std::shared_ptr<ServerSession> &, GstPad *, const std::string &kind) {}
+  virtual void tick() {}  // every 250 ms on the worker
+
+  LoopThread *worker() const { return worker_.get(); }
+  const std::shared_ptr<Dispatcher> &dispatcher() const { return dispatch_; }
+  std::shared_ptr<ServerSession> find_session(const std::string &id) const;
+  std::vector<std::shared_ptr<ServerSession>> sessions() const;
+  // The media side ends a session (replaced, input removed): the endpoint drops it, and the
+  // media goes when the endpoint lets go of it, or at once with release_now.
+  void end_session(ServerSession &session, const std::string &reason, bool release_now = false);
+
+private:
+  class Handle;
+  void on_peer_state(const std::string &id);
+  void check_liveness();
+  void release(const std::string &id, const std::string &reason);
+  void release_all(const std::string &reason);
+  bool serve(const HttpSettings &settings, const EndpointConfig &config);
+
+  GstElement *element_;
+  std::unique_ptr<LoopThread> worker_;
+  std::shared_ptr<Dispatcher> dispatch_;
+  std::shared_ptr<Endpoint> endpoint_;
+  std::shared_ptr<HttpServer> http_server_;
+  std::shared_ptr<StreamRegistry> registry_;
+  std::string served_path_;
+  std::vector<std::string> local_addresses_;  // set in start(), read-only afterwards
+  guint tick_source_ = 0;
+  std::atomic<bool> running_{false};
+  mutable std::mutex sessions_mutex_;
+  std::map<std::string, std::shared_ptr<ServerSession>> sessions_;
+};
+
+}  // namespace wish
