@@ -76,21 +76,25 @@ void HttpServer::Replies::answer(const std::shared_ptr<Pending> &p, const Respon
 }
 
 std::shared_ptr<HttpServer> HttpServer::acquire(const Options &options, std::string *error) {
-  std::lock_guard<std::mutex> lock(registry_mutex);
-  std::string key = options.address + ":" + std::to_string(options.port);
-  if (options.port != 0) {
-    auto it = registry.find(key);
-    if (it != registry.end()) {
-      if (auto existing = it->second.lock()) return existing;
+  std::shared_ptr<HttpServer> server;
+  {
+    std::lock_guard<std::mutex> lock(registry_mutex);
+    if (options.port != 0) {
+      auto it = registry.find(options.address + ":" + std::to_string(options.port));
+      if (it != registry.end())
+        if (auto existing = it->second.lock()) return existing;
+    }
+    server.reset(new HttpServer());
+    if (server->start(options, error)) {
+      // Registered under the port it got, so that an element given that port (one told the
+      // current-port of a port=0 element) shares it.
+      server->key_ = options.address + ":" + std::to_string(server->bound_port_);
+      registry[server->key_] = server;
+      return server;
     }
   }
-  std::shared_ptr<HttpServer> server(new HttpServer());
-  if (!server->start(options, error)) return nullptr;
-  if (options.port != 0) {
-    server->key_ = key;
-    registry[key] = server;
-  }
-  return server;
+  server.reset();  // outside the lock: the destructor takes it
+  return nullptr;
 }
 
 bool HttpServer::start(const Options &options, std::string *error) {

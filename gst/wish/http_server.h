@@ -23,7 +23,7 @@ public:
 
   struct Options {
     std::string address = "0.0.0.0";
-    unsigned port = 8889;  // 0: pick a free port (never shared)
+    unsigned port = 8889;  // 0: a free port (a new server, later shared under the port it got)
     std::string tls_certificate_file, tls_key_file;
     size_t max_body_size = 64 * 1024;
   };
