@@ -1,6 +1,9 @@
 #include "test_player.h"
 
+#include <gst/video/video.h>
 #include <gst/webrtc/webrtc.h>
+
+#include <algorithm>
 
 #include "protocol/sdp.h"
 #include "teardown.h"
@@ -68,6 +71,27 @@ TestPlayer::~TestPlayer() {
 
 void TestPlayer::on_pad_added(GstElement *, GstPad *pad, TestPlayer *self) {
   if (GST_PAD_DIRECTION(pad) != GST_PAD_SRC) return;
+  GstCaps *rtp = gst_pad_get_current_caps(pad);
+  if (!rtp) rtp = gst_pad_query_caps(pad, nullptr);
+  const gchar *media = gst_structure_get_string(gst_caps_get_structure(rtp, 0), "media");
+  bool video = !media || g_str_equal(media, "video");
+  gst_caps_unref(rtp);
+  if (video) {
+    self->video_pads_++;
+    gst_pad_add_probe(pad, GST_PAD_PROBE_TYPE_BUFFER,
+                      [](GstPad *, GstPadProbeInfo *info, gpointer d) {
+                        auto *p = static_cast<TestPlayer *>(d);
+                        guint8 h[12];
+                        if (gst_buffer_extract(GST_PAD_PROBE_INFO_BUFFER(info), 0, h, 12) == 12) {
+                          unsigned ssrc = (h[8] << 24) | (h[9] << 16) | (h[10] << 8) | h[11];
+                          std::lock_guard<std::mutex> lock(p->mutex_);
+                          if (std::find(p->ssrcs_.begin(), p->ssrcs_.end(), ssrc) == p->ssrcs_.end())
+                            p->ssrcs_.push_back(ssrc);
+                        }
+                        return GST_PAD_PROBE_OK;
+                      },
+                      self, nullptr);
+  }
   GstElement *decodebin = gst_element_factory_make("decodebin", nullptr);
   g_signal_connect(decodebin, "pad-added", G_CALLBACK(&TestPlayer::on_decoded_pad), self);
   g_signal_connect(decodebin, "deep-element-added", G_CALLBACK(+[](GstBin *, GstBin *, GstElement *e, TestPlayer *self) {
@@ -95,12 +119,46 @@ void TestPlayer::on_decoded_pad(GstElement *, GstPad *pad, TestPlayer *self) {
   GstElement *sink = gst_element_factory_make("fakesink", nullptr);
   g_object_set(sink, "sync", FALSE, "async", FALSE, nullptr);
   gst_bin_add(GST_BIN(self->pipeline_), sink);
-  gst_element_sync_state_with_parent(sink);
+  GstPad *target = pad;
+  if (video) {
+    // Pictures are read as RGB: the centre pixel says which source is shown.
+    GstElement *convert = gst_element_factory_make("videoconvert", nullptr);
+    GstElement *filter = gst_element_factory_make("capsfilter", nullptr);
+    GstCaps *rgb = gst_caps_from_string("video/x-raw,format=RGB");
+    g_object_set(filter, "caps", rgb, nullptr);
+    gst_caps_unref(rgb);
+    gst_bin_add_many(GST_BIN(self->pipeline_), convert, filter, nullptr);
+    gst_element_link_many(convert, filter, sink, nullptr);
+    gst_element_sync_state_with_parent(sink);
+    gst_element_sync_state_with_parent(filter);
+    gst_element_sync_state_with_parent(convert);
+    GstPad *in = gst_element_get_static_pad(convert, "sink");
+    gst_pad_link(pad, in);
+    gst_object_unref(in);
+    target = nullptr;
+  } else {
+    gst_element_sync_state_with_parent(sink);
+  }
   GstPad *sinkpad = gst_element_get_static_pad(sink, "sink");
-  gst_pad_link(pad, sinkpad);
+  if (target) gst_pad_link(target, sinkpad);
   gst_pad_add_probe(sinkpad, GST_PAD_PROBE_TYPE_BUFFER,
-                    video ? +[](GstPad *, GstPadProbeInfo *, gpointer d) {
-                      static_cast<TestPlayer *>(d)->video_frames_++;
+                    video ? +[](GstPad *p, GstPadProbeInfo *info, gpointer d) {
+                      auto *self = static_cast<TestPlayer *>(d);
+                      self->video_frames_++;
+                      GstCaps *caps = gst_pad_get_current_caps(p);
+                      GstVideoInfo vi;
+                      if (caps && gst_video_info_from_caps(&vi, caps)) {
+                        GstVideoFrame frame;
+                        if (gst_video_frame_map(&frame, &vi, GST_PAD_PROBE_INFO_BUFFER(info), GST_MAP_READ)) {
+                          const guint8 *row = static_cast<const guint8 *>(GST_VIDEO_FRAME_PLANE_DATA(&frame, 0)) +
+                                              GST_VIDEO_FRAME_PLANE_STRIDE(&frame, 0) * (vi.height / 2);
+                          const guint8 *px = row + 3 * (vi.width / 2);
+                          std::lock_guard<std::mutex> lock(self->mutex_);
+                          self->center_ = {px[0], px[1], px[2]};
+                          gst_video_frame_unmap(&frame);
+                        }
+                      }
+                      if (caps) gst_caps_unref(caps);
                       return GST_PAD_PROBE_OK;
                     }
                           : +[](GstPad *, GstPadProbeInfo *, gpointer d) {
@@ -200,6 +258,20 @@ bool TestPlayer::wait_video_frames(guint64 count, int timeout_ms) {
 
 bool TestPlayer::wait_audio_buffers(guint64 count, int timeout_ms) {
   return wait_until(timeout_ms, [&] { return audio_buffers_ >= count; });
+}
+
+TestPlayer::Rgb TestPlayer::center_color() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return center_;
+}
+
+bool TestPlayer::wait_color(int timeout_ms, bool (*pred)(const Rgb &)) {
+  return wait_until(timeout_ms, [&] { return pred(center_color()); });
+}
+
+std::vector<unsigned> TestPlayer::video_ssrcs() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return ssrcs_;
 }
 
 std::string TestPlayer::depayloaders() const {

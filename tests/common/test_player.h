@@ -34,6 +34,17 @@ public:
   guint64 audio_buffers() const { return audio_buffers_; }
   std::string depayloaders() const;  // factory names of the depayloaders used, for codec checks
 
+  // The centre pixel of the last decoded picture, as 8-bit RGB (-1s before the first).
+  struct Rgb {
+    int r = -1, g = -1, b = -1;
+  };
+  Rgb center_color() const;
+  // Waits until the centre pixel matches pred; false after timeout_ms.
+  bool wait_color(int timeout_ms, bool (*pred)(const Rgb &));
+  // SSRCs of the video RTP packets received so far, and how many video pads webrtcbin made.
+  std::vector<unsigned> video_ssrcs() const;
+  int video_pads() const { return video_pads_; }
+
   // ICE restart on the player side: new local credentials; remote ones applied after.
   bool restart_ice(std::string *ufrag, std::string *pwd, std::vector<std::string> *candidates);
   bool apply_remote_ice(const std::string &ufrag, const std::string &pwd,
@@ -53,6 +64,9 @@ private:
   std::vector<std::string> candidates_;
   std::string video_caps_;
   std::atomic<guint64> video_frames_{0}, audio_buffers_{0};
+  std::atomic<int> video_pads_{0};
+  Rgb center_;
+  std::vector<unsigned> ssrcs_;
 };
 
 }  // namespace wish_test

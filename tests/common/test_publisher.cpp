@@ -17,7 +17,7 @@ TestPublisher::TestPublisher(const PublisherOptions &opts) {
   std::string desc = "webrtcbin name=w ";
   for (int i = 0; i < opts.video_tracks && !opts.video.empty(); i++) {
     std::string k = std::to_string(opts.keyframe_interval);
-    desc += "videotestsrc is-live=true pattern=ball ! video/x-raw,width=320,height=240,framerate=30/1 ! ";
+    desc += "videotestsrc is-live=true pattern=" + opts.pattern + " ! video/x-raw,width=320,height=240,framerate=30/1 ! ";
     if (opts.video == "h264")
       desc += "x264enc name=enc" + std::to_string(i) + " tune=zerolatency speed-preset=ultrafast key-int-max=" + k +
               " ! video/x-h264,profile=constrained-baseline ! rtph264pay config-interval=-1 pt=102 ! "

@@ -15,6 +15,7 @@ struct PublisherOptions {
   bool audio = true;
   int keyframe_interval = 30;  // frames
   int video_tracks = 1;        // >1 to provoke 422
+  std::string pattern = "ball";  // videotestsrc pattern
 };
 
 class TestPublisher {

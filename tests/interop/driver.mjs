@@ -146,9 +146,9 @@ export async function closePageServer(srv) {
 
 // A child process whose stderr (and stdout unless the driver reads it) is kept, bounded,
 // for failure reports: child.output(), child.exited (resolves to { code, signal }),
-// child.isRunning().
-export function spawnKept(cmd, args, { env = process.env, keepStdout = true, limit = 4_000_000 } = {}) {
-  const child = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+// child.isRunning(). stdin: 'pipe' for a driver that writes to it.
+export function spawnKept(cmd, args, { env = process.env, keepStdout = true, stdin = 'ignore', limit = 4_000_000 } = {}) {
+  const child = spawn(cmd, args, { env, stdio: [stdin, 'pipe', 'pipe'] });
   const kept = [];
   let keptLen = 0;
   const keep = (chunk) => {

@@ -2,9 +2,11 @@
 # Interop tests with headless Chromium:
 #   whep  Chromium plays whepserversink (chromium-whep.mjs);
 #   whip  Chromium publishes (WHIP) to a whipserversrc -> whepserversink relay and a
-#         second Chromium page plays it (WHEP) (chromium-whip.mjs).
+#         second Chromium page plays it (WHEP) (chromium-whip.mjs);
+#   switch  a Chromium viewer is switched between two streams by switch-stream
+#         (chromium-switch.mjs, with the host program given as third argument).
 #
-# Usage: run-chromium.sh <whep|whip> <h264|vp8>
+# Usage: run-chromium.sh <whep|whip|switch> <h264|vp8> [two_streams_server]
 # Exit status: 0 pass, 1 fail, 77 skip (chromium not installed), 2 usage error.
 #
 # Installs the pinned node modules (npm ci) on first use, then runs the test.
@@ -15,8 +17,8 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 kind="${1:-}"
 codec="${2:-}"
 case "$kind/$codec" in
-  whep/h264|whep/vp8|whip/h264|whip/vp8) ;;
-  *) echo "usage: $0 <whep|whip> <h264|vp8>" >&2; exit 2 ;;
+  whep/h264|whep/vp8|whip/h264|whip/vp8|switch/h264|switch/vp8) ;;
+  *) echo "usage: $0 <whep|whip|switch> <h264|vp8> [two_streams_server]" >&2; exit 2 ;;
 esac
 
 tag="chromium-$kind $codec"
@@ -30,4 +32,4 @@ require_tools 1 node npm gst-launch-1.0
 ensure_node_modules playwright-core
 
 export GST_PLUGIN_PATH="${GST_PLUGIN_PATH:-$here/../../build/gst/wish}"
-exec node "$here/chromium-$kind.mjs" "$codec"
+exec node "$here/chromium-$kind.mjs" "$codec" "${3:-}"

@@ -131,6 +131,11 @@ window.runWhep = async function runWhep(cfg) {
   } catch (e) {
     res.error = String(e && e.stack || e);
   } finally {
+    if (cfg.hold && !res.error) {
+      // The session stays up for the driver: sampleVideo() and endWhep() below.
+      window.whepHeld = { pc, sessionUrl: res.sessionUrl };
+      return res;
+    }
     if (res.sessionUrl) {
       try {
         const d = await fetch(res.sessionUrl, { method: 'DELETE', signal: AbortSignal.timeout(5000) });
@@ -144,4 +149,43 @@ window.runWhep = async function runWhep(cfg) {
     pc.close();
   }
   return res;
+};
+
+// What the held session shows now: the centre pixel of the video element and the inbound
+// video RTP stream (SSRC, frames).
+window.sampleVideo = async function sampleVideo() {
+  const v = document.getElementById('v');
+  const out = { r: -1, g: -1, b: -1, ssrc: null, framesDecoded: 0, keyFramesDecoded: 0 };
+  if (v.videoWidth > 0) {
+    const c = document.createElement('canvas');
+    c.width = v.videoWidth;
+    c.height = v.videoHeight;
+    const ctx = c.getContext('2d');
+    ctx.drawImage(v, 0, 0);
+    const px = ctx.getImageData(Math.floor(c.width / 2), Math.floor(c.height / 2), 1, 1).data;
+    out.r = px[0]; out.g = px[1]; out.b = px[2];
+  }
+  const report = await window.whepHeld.pc.getStats();
+  report.forEach((s) => {
+    if (s.type === 'inbound-rtp' && s.kind === 'video') {
+      out.ssrc = s.ssrc;
+      out.framesDecoded = s.framesDecoded || 0;
+      out.keyFramesDecoded = s.keyFramesDecoded || 0;
+    }
+  });
+  return out;
+};
+
+// Ends the held session: DELETE, then close; resolves to the DELETE's status.
+window.endWhep = async function endWhep() {
+  const held = window.whepHeld;
+  let status = null;
+  try {
+    const d = await fetch(held.sessionUrl, { method: 'DELETE', signal: AbortSignal.timeout(5000) });
+    status = d.status;
+  } catch (e) {
+    status = 'error: ' + e;
+  }
+  held.pc.close();
+  return status;
 };
