@@ -11,6 +11,7 @@
 #include <sstream>
 #include <regex>
 #include <string>
+#include <thread>
 
 #include "http_client.h"
 #include "protocol/sdp.h"
@@ -476,6 +477,49 @@ GST_START_TEST(test_shared_http_server) {
   fail_unless_equals_int(http.request("GET", base + "/three").status, 404);
   gst_element_set_state(pipeline, GST_STATE_NULL);
   gst_object_unref(pipeline);
+
+  // A port=0 element's server is joined by an element given its current-port.
+  Server origin("path=/first");
+  fail_unless(origin.wait_ready());
+  Server joiner("path=/second port=" + std::to_string(origin.port));
+  fail_unless(joiner.wait_ready());
+  fail_unless_equals_int(joiner.port, origin.port);
+  fail_unless_equals_int(http.request("POST", origin.url("/second"), sdp_headers(), kStaticOffer).status, 201);
+}
+GST_END_TEST;
+
+// Requests that race the element's shutdown are all answered: 201, 503 when their session
+// could not be made, 404 once the path is no longer served; none hangs, and the element
+// stops in bounded time.
+GST_START_TEST(test_requests_racing_stop) {
+  for (int round = 0; round < 3; round++) {
+    auto server = std::make_unique<Server>();
+    fail_unless(server->wait_ready());
+    std::string url = server->url();
+    std::atomic<int> answered{0}, unanswered{0};
+    std::vector<std::thread> clients;
+    for (int c = 0; c < 4; c++)
+      clients.emplace_back([&] {
+        HttpClient http;
+        for (int i = 0; i < 10; i++) {
+          HttpResult r = http.request("POST", url, sdp_headers(), kStaticOffer);
+          if (r.status == 201 || r.status == 503 || r.status == 404)
+            answered++;
+          else if (r.status != 0) {  // 0: the server was gone before the request reached it
+            g_printerr("racing stop: %u %s\n", r.status, r.body.c_str());
+            unanswered++;
+          }
+        }
+      });
+    g_usleep(20 * 1000 * (round + 1));
+    gint64 t0 = g_get_monotonic_time();
+    server.reset();  // to NULL while requests are in flight
+    gint64 stop_ms = (g_get_monotonic_time() - t0) / 1000;
+    for (auto &t : clients) t.join();
+    fail_unless(stop_ms < 5000, "stopping took %" G_GINT64_FORMAT " ms", stop_ms);
+    fail_unless_equals_int(unanswered.load(), 0);
+    GST_INFO("round %d: %d answered, stop took %" G_GINT64_FORMAT " ms", round, answered.load(), stop_ms);
+  }
 }
 GST_END_TEST;
 
@@ -610,6 +654,7 @@ static Suite *whepserversink_suite(void) {
   tcase_add_test(tc, test_vanished_viewer_removed);
   tcase_add_test(tc, test_sessions_leave_nothing_behind);
   tcase_add_test(tc, test_shared_http_server);
+  tcase_add_test(tc, test_requests_racing_stop);
   tcase_add_test(tc, test_https);
   tcase_add_test(tc, test_action_signals);
   tcase_add_test(tc, test_viewer_messages);

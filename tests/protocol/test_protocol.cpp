@@ -514,9 +514,9 @@ GST_START_TEST(test_reply_exactly_once) {
   fail_unless_equals_int(statuses.size(), 0);
   fail_unless_equals_int(ep->session_count(), 2);
   ep->close_all();  // a DELETE of everything while both are being set up
-  be.held[0]();     // the media arrives for a session that is gone: freed, 500
+  be.held[0]();     // the media arrives for a session that is gone: freed, 503
   fail_unless_equals_int(statuses.size(), 1);
-  fail_unless_equals_int(statuses[0], 500);
+  fail_unless_equals_int(statuses[0], 503);
   fail_unless_equals_int(be.closed.size(), 1);
   ep.reset();
   be.held[1]();  // the endpoint is gone: the media is freed and the reply answers 503

@@ -315,8 +315,12 @@ void Endpoint::finish_creation(const std::string &id, bool counter_offer, MediaR
     }
   }
   if (gone) {
-    media.reset();  // DELETEd while it was being set up: the media goes too
-    reply.send(Response::problem(500, "session was closed while it was being set up"));
+    // DELETEd, or the element stopped, while it was being set up: the media goes too, and the
+    // client may try again.
+    media.reset();
+    Response r = Response::problem(503, "the session ended while it was being set up");
+    r.headers.set("Retry-After", std::to_string(config().retry_after_s));
+    reply.send(std::move(r));
     return;
   }
   if (!created) {
