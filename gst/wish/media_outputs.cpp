@@ -1,5 +1,7 @@
 #include "media_outputs.h"
 
+#include "gstptr.h"
+
 GST_DEBUG_CATEGORY_EXTERN(wish_outputs_debug);
 #define GST_CAT_DEFAULT wish_outputs_debug
 
@@ -10,41 +12,26 @@ namespace {
 enum class Mode { Raw, Encoded, Rtp };
 
 // Downstream's first acceptable choice among raw, encoded and RTP.
-Mode choose_mode(GstPad *ghost, const std::string &kind, GstCaps **wanted_encoded) {
-  *wanted_encoded = nullptr;
+Mode choose_mode(GstPad *ghost, const std::string &kind, GPtr<GstCaps> *wanted_encoded) {
   if (!gst_pad_is_linked(ghost)) return Mode::Raw;
-  GstCaps *peer = gst_pad_peer_query_caps(ghost, nullptr);
-  if (!peer || gst_caps_is_any(peer) || gst_caps_is_empty(peer)) {
-    if (peer) gst_caps_unref(peer);
-    return Mode::Raw;
-  }
+  g_autoptr(GstCaps) peer = gst_pad_peer_query_caps(ghost, nullptr);
+  if (!peer || gst_caps_is_any(peer) || gst_caps_is_empty(peer)) return Mode::Raw;
   GST_DEBUG_OBJECT(ghost, "downstream accepts %" GST_PTR_FORMAT, peer);
-  GstCaps *raw = gst_caps_from_string(kind == "video" ? "video/x-raw(ANY)" : "audio/x-raw(ANY)");
-  GstCaps *encoded = gst_caps_from_string(kind == "video" ? "video/x-h264; video/x-vp8; video/x-vp9" : "audio/x-opus");
-  GstCaps *rtp = gst_caps_from_string("application/x-rtp");
-  Mode mode = Mode::Raw;
+  g_autoptr(GstCaps) raw = gst_caps_from_string(kind == "video" ? "video/x-raw(ANY)" : "audio/x-raw(ANY)");
+  g_autoptr(GstCaps) encoded =
+      gst_caps_from_string(kind == "video" ? "video/x-h264; video/x-vp8; video/x-vp9" : "audio/x-opus");
+  g_autoptr(GstCaps) rtp = gst_caps_from_string("application/x-rtp");
   for (guint i = 0; i < gst_caps_get_size(peer); i++) {
-    GstCaps *one = gst_caps_copy_nth(peer, i);
-    bool decided = true;
-    if (gst_caps_can_intersect(one, raw)) {
-      mode = Mode::Raw;
-    } else if (gst_caps_can_intersect(one, encoded)) {
-      mode = Mode::Encoded;
+    g_autoptr(GstCaps) one = gst_caps_copy_nth(peer, i);
+    if (gst_caps_can_intersect(one, raw)) return Mode::Raw;
+    if (gst_caps_can_intersect(one, encoded)) {
       // Every encoded format downstream takes, so decodebin stops at whichever arrives.
-      *wanted_encoded = gst_caps_intersect(peer, encoded);
-    } else if (gst_caps_can_intersect(one, rtp)) {
-      mode = Mode::Rtp;
-    } else {
-      decided = false;
+      *wanted_encoded = GPtr<GstCaps>::adopt(gst_caps_intersect(peer, encoded));
+      return Mode::Encoded;
     }
-    gst_caps_unref(one);
-    if (decided) break;
+    if (gst_caps_can_intersect(one, rtp)) return Mode::Rtp;
   }
-  gst_caps_unref(peer);
-  gst_caps_unref(raw);
-  gst_caps_unref(encoded);
-  gst_caps_unref(rtp);
-  return mode;
+  return Mode::Raw;
 }
 
 }  // namespace
@@ -93,7 +80,7 @@ GstPad *MediaOutputs::attach(GstPad *webrtc_pad, const std::string &kind) {
     announce(ghost);  // downstream links here (gst-launch, applications)
   }
 
-  GstCaps *wanted_encoded = nullptr;
+  GPtr<GstCaps> wanted_encoded;
   Mode mode = choose_mode(ghost, kind, &wanted_encoded);
   GST_INFO_OBJECT(bin_, "%s output %s: %s", kind.c_str(), GST_PAD_NAME(ghost),
                   mode == Mode::Raw ? "decoded" : mode == Mode::Encoded ? "encoded" : "RTP");
@@ -102,10 +89,7 @@ GstPad *MediaOutputs::attach(GstPad *webrtc_pad, const std::string &kind) {
     return ghost;
   }
   GstElement *decodebin = gst_element_factory_make("decodebin", nullptr);
-  if (wanted_encoded) {
-    g_object_set(decodebin, "caps", wanted_encoded, nullptr);
-    gst_caps_unref(wanted_encoded);
-  }
+  if (wanted_encoded) g_object_set(decodebin, "caps", wanted_encoded.get(), nullptr);
   g_signal_connect_data(decodebin, "pad-added", G_CALLBACK(+[](GstElement *bin, GstPad *pad, gpointer d) {
                           static_cast<MediaOutputs *>(d)->on_decoded_pad(bin, pad);
                         }),
@@ -117,9 +101,8 @@ GstPad *MediaOutputs::attach(GstPad *webrtc_pad, const std::string &kind) {
   }
   gst_bin_add(GST_BIN(bin_), decodebin);
   gst_element_sync_state_with_parent(decodebin);
-  GstPad *sink = gst_element_get_static_pad(decodebin, "sink");
+  g_autoptr(GstPad) sink = gst_element_get_static_pad(decodebin, "sink");
   gst_pad_link(webrtc_pad, sink);
-  gst_object_unref(sink);
   return ghost;
 }
 
@@ -153,25 +136,24 @@ void MediaOutputs::on_decoded_pad(GstElement *decodebin, GstPad *pad) {
       if (o.chain == decodebin) ghost = o.ghost;
   }
   if (!ghost) return;
-  GstPad *current = gst_ghost_pad_get_target(GST_GHOST_PAD(ghost));
-  if (current) {
-    gst_object_unref(current);
-    return;  // one stream per output
-  }
+  g_autoptr(GstPad) current = gst_ghost_pad_get_target(GST_GHOST_PAD(ghost));
+  if (current) return;  // one stream per output
   gst_ghost_pad_set_target(GST_GHOST_PAD(ghost), pad);
 }
 
 void MediaOutputs::detach_all() {
   std::vector<GstElement *> chains;
+  std::vector<GPtr<GstPad>> ghosts;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     for (auto &o : outputs_) {
-      gst_ghost_pad_set_target(GST_GHOST_PAD(o.ghost), nullptr);
+      ghosts.push_back(GPtr<GstPad>::ref(o.ghost));
       if (o.chain) chains.push_back(o.chain);
       o.chain = nullptr;
       o.attached = false;
     }
   }
+  for (const auto &g : ghosts) gst_ghost_pad_set_target(GST_GHOST_PAD(g.get()), nullptr);
   for (GstElement *e : chains) {
     gst_element_set_locked_state(e, TRUE);
     gst_element_set_state(e, GST_STATE_NULL);
@@ -195,15 +177,12 @@ void MediaOutputs::remove_all() {
 }
 
 void MediaOutputs::push_eos() {
-  std::vector<GstPad *> ghosts;
+  std::vector<GPtr<GstPad>> ghosts;
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    for (auto &o : outputs_) ghosts.push_back(GST_PAD(gst_object_ref(o.ghost)));
+    for (auto &o : outputs_) ghosts.push_back(GPtr<GstPad>::ref(o.ghost));
   }
-  for (GstPad *g : ghosts) {
-    gst_pad_push_event(g, gst_event_new_eos());
-    gst_object_unref(g);
-  }
+  for (const auto &g : ghosts) gst_pad_push_event(g.get(), gst_event_new_eos());
 }
 
 }  // namespace wish

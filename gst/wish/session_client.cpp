@@ -139,7 +139,7 @@ void SessionClient::fail(const std::string &summary, const std::string &detail, 
 void SessionClient::http(const char *method, const std::string &url,
                       const std::vector<std::pair<std::string, std::string>> &headers, const std::string &content_type,
                       const std::string &body, HttpCallback cb) {
-  SoupMessage *msg = soup_message_new(method, url.c_str());
+  g_autoptr(SoupMessage) msg = soup_message_new(method, url.c_str());
   if (!msg) {
     cb(Response::empty(0), "invalid URL " + url);
     return;
@@ -150,9 +150,8 @@ void SessionClient::http(const char *method, const std::string &url,
   if (!s.auth_token.empty()) soup_message_headers_replace(h, "Authorization", ("Bearer " + s.auth_token).c_str());
   for (const auto &kv : headers) soup_message_headers_replace(h, kv.first.c_str(), kv.second.c_str());
   if (!content_type.empty()) {
-    GBytes *bytes = g_bytes_new(body.data(), body.size());
+    g_autoptr(GBytes) bytes = g_bytes_new(body.data(), body.size());
     soup_message_set_request_body_from_bytes(msg, content_type.c_str(), bytes);
-    g_bytes_unref(bytes);
   }
   GST_DEBUG_OBJECT(element_, "%s %s", method, url.c_str());
   auto *heap = new HttpCallback(std::move(cb));
@@ -161,13 +160,11 @@ void SessionClient::http(const char *method, const std::string &url,
       [](GObject *source, GAsyncResult *res, gpointer data) {
         std::unique_ptr<HttpCallback> cb(static_cast<HttpCallback *>(data));
         SoupMessage *m = soup_session_get_async_result_message(SOUP_SESSION(source), res);
-        GError *err = nullptr;
-        GBytes *bytes = soup_session_send_and_read_finish(SOUP_SESSION(source), res, &err);
+        g_autoptr(GError) err = nullptr;
+        g_autoptr(GBytes) bytes = soup_session_send_and_read_finish(SOUP_SESSION(source), res, &err);
         if (!bytes) {
           bool cancelled = g_error_matches(err, G_IO_ERROR, G_IO_ERROR_CANCELLED);
-          std::string msg_text = err ? err->message : "request failed";
-          g_clear_error(&err);
-          if (!cancelled) (*cb)(Response::empty(0), msg_text);
+          if (!cancelled) (*cb)(Response::empty(0), err ? err->message : "request failed");
           return;
         }
         Response r;
@@ -175,7 +172,6 @@ void SessionClient::http(const char *method, const std::string &url,
         gsize size = 0;
         const char *d = static_cast<const char *>(g_bytes_get_data(bytes, &size));
         r.body.assign(d ? d : "", size);
-        g_bytes_unref(bytes);
         soup_message_headers_foreach(
             soup_message_get_response_headers(m),
             [](const char *name, const char *value, gpointer out) {
@@ -185,26 +181,22 @@ void SessionClient::http(const char *method, const std::string &url,
         (*cb)(std::move(r), "");
       },
       heap);
-  g_object_unref(msg);
 }
 
 // Best effort, bounded by the timeout property: a server that is gone must not hold up
 // shutdown for longer than that.
 void SessionClient::delete_session_sync() {
   if (session_url_.empty() || !soup_) return;
-  SoupMessage *msg = soup_message_new("DELETE", session_url_.c_str());
+  g_autoptr(SoupMessage) msg = soup_message_new("DELETE", session_url_.c_str());
   if (msg) {
     ClientSettings s = snapshot();
     if (!s.auth_token.empty())
       soup_message_headers_replace(soup_message_get_request_headers(msg), "Authorization",
                                    ("Bearer " + s.auth_token).c_str());
-    GError *err = nullptr;
-    GBytes *bytes = soup_session_send_and_read(soup_, msg, nullptr, &err);
+    g_autoptr(GError) err = nullptr;
+    g_autoptr(GBytes) bytes = soup_session_send_and_read(soup_, msg, nullptr, &err);
     GST_INFO_OBJECT(element_, "DELETE %s -> %u%s%s", session_url_.c_str(), soup_message_get_status(msg),
                     err ? " " : "", err ? err->message : "");
-    if (bytes) g_bytes_unref(bytes);
-    g_clear_error(&err);
-    g_object_unref(msg);
   }
   session_url_.clear();
   etag_.clear();

@@ -42,12 +42,9 @@ struct SendInput {
   GstElement *entry = nullptr;    // owned by the bin
   GstElement *payloader = nullptr;  // owned by the bin; null until the first caps
   std::atomic<bool> ready{false};   // payloader has negotiated RTP caps
-  GstCaps *rtp_caps = nullptr;      // the payloader's caps, for webrtcbin; under the media mutex
-  ~SendInput() {
-    if (rtp_caps) gst_caps_unref(rtp_caps);
-  }
+  GPtr<GstCaps> rtp_caps;           // the payloader's caps, for webrtcbin; under the media mutex
   std::atomic<bool> eos{false};
-  GstPad *webrtc_pad = nullptr;  // request pad of the current webrtcbin; under the media mutex
+  GPtr<GstPad> webrtc_pad;       // request pad of the current webrtcbin; under the media mutex
   bool primed = false;           // webrtc_pad has had the stream's sticky events; under the media mutex
 };
 
@@ -197,12 +194,11 @@ bool PublishMedia::build_chain(SendInput *in, GstCaps *caps) {
     gst_element_link(prev, e);
     prev = e;
   }
-  GstPad *src = gst_element_get_static_pad(chain.back(), "src");
+  g_autoptr(GstPad) src = gst_element_get_static_pad(chain.back(), "src");
   gst_pad_add_probe(src,
                     static_cast<GstPadProbeType>(GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_BUFFER_LIST |
                                                  GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM),
                     &PublishMedia::on_payloader_output, in, nullptr);
-  gst_object_unref(src);
   for (auto it = chain.rbegin(); it != chain.rend(); ++it) gst_element_sync_state_with_parent(*it);
   in->payloader = chain.back();
   GST_INFO_OBJECT(element_, "%s input: %" GST_PTR_FORMAT, in->kind.c_str(), caps);
@@ -273,34 +269,31 @@ GstPad *PublishMedia::take_target(SendInput *in, bool *prime) {
   if (!in->webrtc_pad) return nullptr;
   *prime = !in->primed;
   in->primed = true;
-  return GST_PAD(gst_object_ref(in->webrtc_pad));
+  return GPtr<GstPad>(in->webrtc_pad).release();
 }
 
 void PublishMedia::unprime(SendInput *in, GstPad *target) {
   std::lock_guard<std::mutex> lock(mutex_);
-  if (in->webrtc_pad == target) in->primed = false;
+  if (in->webrtc_pad.get() == target) in->primed = false;
 }
 
 // What webrtcbin sends upstream (keyframe requests from PLI/FIR, queries) goes to the payloader
 // as it would through a link.
 GstPadProbeReturn PublishMedia::on_webrtc_upstream(GstPad *, GstPadProbeInfo *info, gpointer data) {
   auto *in = static_cast<SendInput *>(data);
-  GstPad *src = gst_element_get_static_pad(in->payloader, "src");
-  GstPadProbeReturn result = GST_PAD_PROBE_HANDLED;
+  g_autoptr(GstPad) src = gst_element_get_static_pad(in->payloader, "src");
   if (info->type & GST_PAD_PROBE_TYPE_EVENT_UPSTREAM) {
     gst_pad_send_event(src, GST_PAD_PROBE_INFO_EVENT(info));
     info->data = nullptr;
-  } else if (!gst_pad_query(src, GST_PAD_PROBE_INFO_QUERY(info))) {
-    result = GST_PAD_PROBE_DROP;
+    return GST_PAD_PROBE_HANDLED;
   }
-  gst_object_unref(src);
-  return result;
+  return gst_pad_query(src, GST_PAD_PROBE_INFO_QUERY(info)) ? GST_PAD_PROBE_HANDLED : GST_PAD_PROBE_DROP;
 }
 
 void PublishMedia::set_rtp_caps(SendInput *in, GstCaps *caps) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    gst_caps_replace(&in->rtp_caps, caps);
+    in->rtp_caps = GPtr<GstCaps>::ref(caps);
   }
   if (!in->ready.exchange(true)) maybe_begin();
 }
@@ -352,50 +345,48 @@ static GstCaps *offer_preferences(GstCaps *rtp_caps) {
   return caps;
 }
 
+// Sink pads are requested and released outside mutex_ (webrtcbin signals pad-added and
+// pad-removed); only the pointers change under it.
 bool PublishMedia::attach(GstElement *webrtc, std::string *error) {
-  std::lock_guard<std::mutex> lock(mutex_);
-  for (auto &in : inputs_) {
-    if (!in->payloader) continue;
+  std::vector<std::pair<SendInput *, GPtr<GstCaps>>> wanted;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (auto &in : inputs_)
+      if (in->payloader) wanted.emplace_back(in.get(), in->rtp_caps);
+  }
+  for (auto &w : wanted) {
+    SendInput *in = w.first;
+    g_autoptr(GstCaps) prefs = offer_preferences(w.second.get());
     GstPadTemplate *templ = gst_element_get_pad_template(webrtc, "sink_%u");
-    GstCaps *prefs = offer_preferences(in->rtp_caps);
-    GstPad *pad = gst_element_request_pad(webrtc, templ, nullptr, prefs);
+    GPtr<GstPad> pad = GPtr<GstPad>::adopt(gst_element_request_pad(webrtc, templ, nullptr, prefs));
     if (!pad) {
-      gst_caps_unref(prefs);
       *error = "webrtcbin refused a sink pad";
       return false;
     }
-    GstWebRTCRTPTransceiver *trans = nullptr;
-    g_object_get(pad, "transceiver", &trans, nullptr);
-    if (trans) {
-      // The offer is made before the stream's caps reach webrtcbin: say what will come.
+    g_autoptr(GstWebRTCRTPTransceiver) trans = nullptr;
+    g_object_get(pad.get(), "transceiver", &trans, nullptr);
+    // The offer is made before the stream's caps reach webrtcbin: say what will come.
+    if (trans)
       g_object_set(trans, "direction", GST_WEBRTC_RTP_TRANSCEIVER_DIRECTION_SENDONLY, "codec-preferences", prefs,
                    nullptr);
-      gst_object_unref(trans);
-    }
-    gst_caps_unref(prefs);
-    gst_pad_add_probe(pad,
+    gst_pad_add_probe(pad.get(),
                       static_cast<GstPadProbeType>(GST_PAD_PROBE_TYPE_EVENT_UPSTREAM | GST_PAD_PROBE_TYPE_QUERY_UPSTREAM),
-                      &PublishMedia::on_webrtc_upstream, in.get(), nullptr);
-    in->webrtc_pad = pad;  // the payloader's output goes there from now on
+                      &PublishMedia::on_webrtc_upstream, in, nullptr);
+    std::lock_guard<std::mutex> lock(mutex_);
+    in->webrtc_pad = std::move(pad);  // the payloader's output goes there from now on
     in->primed = false;
   }
   return true;
 }
 
 void PublishMedia::detach(GstElement *webrtc) {
-  std::vector<GstPad *> released;
+  std::vector<GPtr<GstPad>> released;
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    for (auto &in : inputs_) {
-      if (!in->webrtc_pad) continue;
-      released.push_back(in->webrtc_pad);
-      in->webrtc_pad = nullptr;
-    }
+    for (auto &in : inputs_)
+      if (in->webrtc_pad) released.push_back(std::move(in->webrtc_pad));
   }
-  for (GstPad *pad : released) {
-    gst_element_release_request_pad(webrtc, pad);
-    gst_object_unref(pad);
-  }
+  for (const auto &pad : released) gst_element_release_request_pad(webrtc, pad.get());
 }
 
 }  // namespace wish
