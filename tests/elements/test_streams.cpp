@@ -194,6 +194,18 @@ GST_START_TEST(test_named_whip_streams) {
   fail_unless(v1.wait_video_frames(frames + 30, 15000), "cam1's viewer got nothing from the returning publisher");
   fail_unless_equals_int(v1.video_ssrcs().size(), 1);
 
+  // takeover: a new publisher on a live name replaces the current one, whose session is gone.
+  GstElement *in = gst_bin_get_by_name(GST_BIN(pipeline), "in");
+  g_object_set(in, "takeover", TRUE, nullptr);
+  gst_object_unref(in);
+  TestPublisher successor(vp8);
+  HttpResult p4 = http.request("POST", base + "/whip/cam1", kSdp, successor.create_offer());
+  fail_unless_equals_int(p4.status, 201);
+  fail_unless(successor.set_remote_answer(p4.body));
+  fail_unless_equals_int(http.request("DELETE", base + p3.header("Location")).status, 404);
+  frames = v1.video_frames();
+  fail_unless(v1.wait_video_frames(frames + 30, 15000), "cam1's viewer got nothing from the successor");
+
   fail_unless_equals_int(http.request("DELETE", base + r1.header("Location")).status, 200);
   fail_unless_equals_int(http.request("DELETE", base + r2.header("Location")).status, 200);
   gst_element_set_state(pipeline, GST_STATE_NULL);

@@ -91,6 +91,28 @@ GST_START_TEST(test_busy_then_free) {
 }
 GST_END_TEST;
 
+// The first error the pipeline posts within ms: its code, and the http-status of its details
+// (-1 when it has none).
+static bool wait_resource_error(GstElement *pipeline, int ms, gint *code, gint *http_status, std::string *text) {
+  GstBus *bus = gst_element_get_bus(pipeline);
+  GstMessage *m = gst_bus_timed_pop_filtered(bus, ms * GST_MSECOND, GST_MESSAGE_ERROR);
+  gst_object_unref(bus);
+  if (!m) return false;
+  GError *err = nullptr;
+  gchar *dbg = nullptr;
+  gst_message_parse_error(m, &err, &dbg);
+  *code = err->domain == GST_RESOURCE_ERROR ? err->code : -1;
+  *text = std::string(err->message) + " | " + (dbg ? dbg : "");
+  const GstStructure *details = nullptr;
+  gst_message_parse_error_details(m, &details);
+  guint status = 0;
+  *http_status = details && gst_structure_get_uint(details, "http-status", &status) ? static_cast<gint>(status) : -1;
+  g_clear_error(&err);
+  g_free(dbg);
+  gst_message_unref(m);
+  return true;
+}
+
 GST_START_TEST(test_auth) {
   Server server("auth-token=s3cret");
   fail_unless(server.wait_ready());
@@ -99,9 +121,35 @@ GST_START_TEST(test_auth) {
     fail_unless(good.wait_video(10, 15000));
   }
   Player bad(server.url(), "auth-token=wrong");
-  std::string error = bad.wait_message("error", 5000);
-  assert_contains(error, "401");
-  assert_contains(error, "bearer token");
+  gint code = 0, status = 0;
+  std::string text;
+  fail_unless(wait_resource_error(bad.pipeline, 5000, &code, &status, &text), "no error");
+  assert_contains(text, "401");
+  assert_contains(text, "bearer token");
+  fail_unless_equals_int(code, GST_RESOURCE_ERROR_NOT_AUTHORIZED);
+  fail_unless_equals_int(status, 401);
+}
+GST_END_TEST;
+
+// Client errors carry the GStreamer code matching the HTTP status, and the status itself.
+GST_START_TEST(test_error_codes) {
+  Server server;
+  fail_unless(server.wait_ready());
+  gint code = 0, status = 0;
+  std::string text;
+  {
+    Player missing(server.url("/whep/nothing"));
+    fail_unless(wait_resource_error(missing.pipeline, 5000, &code, &status, &text), "no error for a 404");
+    fail_unless_equals_int(code, GST_RESOURCE_ERROR_NOT_FOUND);
+    fail_unless_equals_int(status, 404);
+    assert_contains(text, "no stream named");
+  }
+  {
+    Player nobody("http://127.0.0.1:" + std::to_string(free_port()) + "/whep");
+    fail_unless(wait_resource_error(nobody.pipeline, 5000, &code, &status, &text), "no error without a server");
+    fail_unless_equals_int(code, GST_RESOURCE_ERROR_OPEN_READ_WRITE);
+    fail_unless_equals_int(status, 0);
+  }
 }
 GST_END_TEST;
 
@@ -250,6 +298,7 @@ struct EdgeServer {
     std::string redirect_to;            // non-empty: answer every POST with 307 to this URL
     std::string extra_link;             // one Link header with comma-joined values
     bool refuse_patch = false;          // 405 to every PATCH
+    int delete_delay_ms = 0;            // hold the DELETE answer
     int delay_ms = 0;                   // hold the POST answer
     bool never_answer = false;
   } options;
@@ -401,6 +450,7 @@ struct EdgeServer {
       }
       respond(msg, self->forward("patch", session_path, msg), [](SoupMessageHeaders *) {});
     } else if (method == "DELETE") {
+      if (self->options.delete_delay_ms > 0) g_usleep(self->options.delete_delay_ms * 1000);  // this server is slow
       self->deletes++;
       respond(msg, self->forward("delete", session_path, msg), [](SoupMessageHeaders *) {});
     } else {
@@ -423,6 +473,33 @@ static void edge_plays(EdgeServer::Options options, const std::string &player_pr
   fail_unless(wait_until(3000, [&] { return edge.deletes.load() == 1; }), "no DELETE reached the session URL");
   fail_unless(wait_until(3000, [&] { return server.stat("viewer-count") == 0; }));
 }
+
+// EOS from the application: the call returns at once although the server takes 1.5 s to
+// answer the DELETE; EOS reaches the bus once the DELETE is done.
+GST_START_TEST(test_eos_does_not_block) {
+  Server server("serve-http=false");
+  fail_unless(server.wait_ready());
+  EdgeServer::Options o;
+  o.delete_delay_ms = 1500;
+  EdgeServer edge(server.sink, o);
+  Player player(edge.url());
+  fail_unless(player.wait_video(10, 20000));
+  gint64 t0 = g_get_monotonic_time();
+  fail_unless(gst_element_send_event(player.pipeline, gst_event_new_eos()));
+  gint64 call_us = g_get_monotonic_time() - t0;
+  GstBus *bus = gst_element_get_bus(player.pipeline);
+  GstMessage *eos = gst_bus_timed_pop_filtered(bus, 10 * GST_SECOND, GST_MESSAGE_EOS);
+  gint64 eos_us = g_get_monotonic_time() - t0;
+  gst_object_unref(bus);
+  fail_unless(eos != nullptr, "no EOS");
+  gst_message_unref(eos);
+  g_print("EOS: send_event returned after %" G_GINT64_FORMAT " ms, EOS on the bus after %" G_GINT64_FORMAT " ms\n",
+          call_us / 1000, eos_us / 1000);
+  fail_unless(call_us < 200 * 1000, "send_event(EOS) blocked for %" G_GINT64_FORMAT " ms", call_us / 1000);
+  fail_unless_equals_int(edge.deletes.load(), 1);
+  fail_unless(eos_us >= 1400 * 1000, "EOS came before the DELETE was answered");
+}
+GST_END_TEST;
 
 GST_START_TEST(test_relative_location) {
   EdgeServer::Options o;
@@ -513,6 +590,8 @@ static Suite *whepsrc_suite(void) {
   tcase_add_test(tc, test_waits_for_publisher);
   tcase_add_test(tc, test_busy_then_free);
   tcase_add_test(tc, test_auth);
+  tcase_add_test(tc, test_error_codes);
+  tcase_add_test(tc, test_eos_does_not_block);
   tcase_add_test(tc, test_ice_restart);
   tcase_add_test(tc, test_server_restart);
   tcase_add_test(tc, test_delete_on_stop);
