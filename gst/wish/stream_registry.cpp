@@ -231,6 +231,7 @@ StreamRegistry::~StreamRegistry() {
 }
 
 bool StreamRegistry::add(const std::shared_ptr<Stream> &stream) {
+  std::lock_guard<std::mutex> serial(repoint_mutex_);
   std::vector<std::pair<std::shared_ptr<Slot>, std::shared_ptr<Stream>>> moves;
   {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -247,6 +248,7 @@ bool StreamRegistry::add(const std::shared_ptr<Stream> &stream) {
 }
 
 void StreamRegistry::remove(const std::shared_ptr<Stream> &stream) {
+  std::lock_guard<std::mutex> serial(repoint_mutex_);
   std::vector<std::pair<std::shared_ptr<Slot>, std::shared_ptr<Stream>>> moves;
   {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -305,6 +307,7 @@ std::string StreamRegistry::name_of(const std::string &locator) const {
 }
 
 void StreamRegistry::join(const std::shared_ptr<Slot> &slot) {
+  std::lock_guard<std::mutex> serial(repoint_mutex_);
   std::shared_ptr<Stream> target;
   {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -337,6 +340,7 @@ size_t StreamRegistry::audience(const std::string &name) const {
 
 bool StreamRegistry::switch_stream(const std::string &from_locator, const std::string &to_locator, std::string *error) {
   std::string from = name_of(from_locator), to = name_of(to_locator);
+  std::lock_guard<std::mutex> serial(repoint_mutex_);
   std::vector<std::pair<std::shared_ptr<Slot>, std::shared_ptr<Stream>>> moves;
   {
     std::lock_guard<std::mutex> lock(mutex_);

@@ -5,9 +5,10 @@
 // slots of a stream's audience to another stream at run time (switch_stream), without any
 // renegotiation.
 //
-// Locks, in the order they may be taken: StreamRegistry::mutex_, then Stream::mutex_, then
-// Track::mutex_, then SlotOutput::mutex_ (output_slot.h). None is held while calling into
-// GStreamer code that can reach an application (pad probes, signals, state changes).
+// Locks, in the order they may be nested: StreamRegistry::mutex_, Slot::mutex_,
+// Stream::mutex_, SlotOutput::mutex_, Track::mutex_ (the whole table is in
+// server_element.h). None is held while a packet or event goes into webrtcbin or a keyframe
+// request goes upstream.
 #pragma once
 
 #include <gst/gst.h>
@@ -148,6 +149,9 @@ private:
   static void repoint(const std::vector<std::pair<std::shared_ptr<Slot>, std::shared_ptr<Stream>>> &moves);
 
   std::string key_;
+  // Serializes re-pointing: held from deciding where slots point to having pointed them, so
+  // two changes cannot apply out of order. Taken before mutex_.
+  std::mutex repoint_mutex_;
   mutable std::mutex mutex_;  // guards everything below
   std::map<std::string, std::shared_ptr<Stream>> streams_;
   std::map<std::string, std::string> routes_;  // requested name -> name shown instead
