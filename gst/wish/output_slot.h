@@ -4,8 +4,9 @@
 // slot is re-pointed to another stream or the stream's source restarts; video resumes on a
 // keyframe, asked for at once.
 //
-// SlotOutput::mutex_ comes after the Track and Stream locks (stream_registry.h) and is never
-// held while a buffer or event goes into webrtcbin.
+// SlotOutput::mutex_ may be held while a Track's is taken (its segment), never the other way
+// round, and never while a buffer or event goes into webrtcbin (server_element.h has the
+// order of every lock).
 #pragma once
 
 #include <gst/gst.h>

@@ -5,13 +5,33 @@
 // endpoint owns the sessions; what it holds for each is a handle whose destruction brings
 // the session's media down here, on the worker.
 //
-// Threads and locks:
-// - settings (`http` and the subclasses' own) are guarded by the element's object lock;
-// - sessions_ is changed on the worker thread only, under sessions_mutex_ so that stats can
-//   read it from the application's thread; the mutex is never held while calling into
-//   GStreamer, the endpoint or a subclass hook;
-// - Endpoint, HttpServer and the registry have their own locks (see their headers); this
-//   class never holds one of its locks while calling them.
+// Threads: the application's (properties, state changes, action signals), the HTTP server's
+// loop, this element's worker (sessions, peers, timers), webrtcbin's threads (signals and
+// promises, which only queue work on the worker) and the streaming threads (tracks deliver
+// packets to the outputs from the payloaders' threads).
+//
+// Locks of the server side, in the order they may be nested (a lock is never taken while
+// one further down the list is held); none is held while calling into GStreamer code that can
+// reach the application (pad-added and other signals, messages, state changes), nor while an
+// HTTP reply is sent:
+//
+// | lock                              | guards                                               |
+// |-----------------------------------|------------------------------------------------------|
+// | element object lock               | settings: `http`, the subclasses' Settings            |
+// | HttpServer::mutex_                | handlers_ and their running counts (not held in calls)|
+// | Endpoint::mutex_                  | config_, sessions_ (not held while calling media)     |
+// | ServerElement::sessions_mutex_    | sessions_, each session's `state`                     |
+// | WhepServer::inputs_mutex_,        | the inputs; live publishers and named streams         |
+// |   WhipServer::mutex_              |                                                      |
+// | StreamRegistry::repoint_mutex_    | order of re-pointing slots (held while applying it)   |
+// | StreamRegistry::mutex_            | streams, routes, audience, endpoint paths             |
+// | Slot::mutex_                      | the name of the stream it shows                       |
+// | Stream::mutex_                    | tracks_                                               |
+// | SlotOutput::mutex_                | its pad, source, RTP continuity, priming state        |
+// | Track::mutex_                     | source pad, caps, segment, sinks list (copy on write) |
+// | MediaOutputs::mutex_              | the output pads and the pads to announce              |
+// | HttpServer::Replies::mutex,       | whether replies may still be queued on a loop         |
+// |   Dispatcher::mutex_              |                                                      |
 #pragma once
 
 #include <gst/gst.h>
