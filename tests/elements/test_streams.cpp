@@ -23,32 +23,46 @@ static bool is_green(const TestPlayer::Rgb &c) { return c.g > 180 && c.r < 80 &&
 
 static const std::vector<std::pair<std::string, std::string>> kSdp = {{"Content-Type", "application/sdp"}};
 
-// Two whepserversinks on one HTTP server: /red and /blue, each a test pattern and a tone.
-struct TwoStreams {
-  GstElement *pipeline = nullptr, *red = nullptr, *blue = nullptr;
+// A playing pipeline of server elements that share one HTTP server on a free port of
+// 127.0.0.1: `props` is what each of them is given for that.
+struct ServerPipeline {
   unsigned port = free_port();
-  explicit TwoStreams(const std::string &codec = "h264") {
-    std::string p = " address=127.0.0.1 ice-local-addresses=127.0.0.1 video-codec=" + codec +
-                    " port=" + std::to_string(port);
-    std::string src = " ! video/x-raw,width=320,height=240,framerate=30/1 ! ";
-    std::string desc = "whepserversink name=red path=/red" + p + " whepserversink name=blue path=/blue" + p +
-                       " videotestsrc is-live=true pattern=red" + src + "red. audiotestsrc is-live=true ! red. " +
-                       "videotestsrc is-live=true pattern=blue" + src + "blue. audiotestsrc is-live=true freq=880 ! blue.";
+  std::string props = " address=127.0.0.1 ice-local-addresses=127.0.0.1 port=" + std::to_string(port);
+  GstElement *pipeline = nullptr;
+  void start(const std::string &desc) {
     GError *err = nullptr;
     pipeline = gst_parse_launch(desc.c_str(), &err);
     fail_unless(pipeline != nullptr, "%s", err ? err->message : "");
     watch_test_pipeline(pipeline);
-    red = gst_bin_get_by_name(GST_BIN(pipeline), "red");
-    blue = gst_bin_get_by_name(GST_BIN(pipeline), "blue");
     fail_unless(gst_element_set_state(pipeline, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
   }
-  ~TwoStreams() {
+  ~ServerPipeline() {
+    if (!pipeline) return;
     gst_element_set_state(pipeline, GST_STATE_NULL);
-    gst_object_unref(red);
-    gst_object_unref(blue);
     gst_object_unref(pipeline);
   }
   std::string url(const std::string &path) const { return "http://127.0.0.1:" + std::to_string(port) + path; }
+  GstElement *element(const char *name) const {  // a reference the caller drops
+    return gst_bin_get_by_name(GST_BIN(pipeline), name);
+  }
+};
+
+// Two whepserversinks on one HTTP server: /red and /blue, each a test pattern and a tone.
+struct TwoStreams : ServerPipeline {
+  GstElement *red = nullptr, *blue = nullptr;
+  explicit TwoStreams(const std::string &codec = "h264") {
+    std::string p = props + " video-codec=" + codec;
+    std::string src = " ! video/x-raw,width=320,height=240,framerate=30/1 ! ";
+    start("whepserversink name=red path=/red" + p + " whepserversink name=blue path=/blue" + p +
+          " videotestsrc is-live=true pattern=red" + src + "red. audiotestsrc is-live=true ! red. " +
+          "videotestsrc is-live=true pattern=blue" + src + "blue. audiotestsrc is-live=true freq=880 ! blue.");
+    red = element("red");
+    blue = element("blue");
+  }
+  ~TwoStreams() {
+    gst_object_unref(red);
+    gst_object_unref(blue);
+  }
   bool switch_stream(const char *from, const char *to, GstElement *on = nullptr) {
     gboolean ok = FALSE;
     g_signal_emit_by_name(on ? on : red, "switch-stream", from, to, &ok);
@@ -119,16 +133,11 @@ GST_END_TEST;
 // The README's relay line, unchanged: publishers on /whip/<name>, many at once, each played at
 // /whep/<name> without re-encoding; the publisher on /whip itself still feeds the pads.
 GST_START_TEST(test_named_whip_streams) {
-  unsigned port = free_port();
-  std::string p = " address=127.0.0.1 ice-local-addresses=127.0.0.1 port=" + std::to_string(port);
-  std::string desc = "whipserversrc name=in" + p + " whepserversink name=out" + p +
-                     " in.video_0 ! queue ! out.video_0  in.audio_0 ! queue ! out.audio_0";
-  GError *err = nullptr;
-  GstElement *pipeline = gst_parse_launch(desc.c_str(), &err);
-  fail_unless(pipeline != nullptr, "%s", err ? err->message : "");
-  watch_test_pipeline(pipeline);
-  fail_unless(gst_element_set_state(pipeline, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
-  std::string base = "http://127.0.0.1:" + std::to_string(port);
+  ServerPipeline server;
+  server.start("whipserversrc name=in" + server.props + " whepserversink name=out" + server.props +
+               " in.video_0 ! queue ! out.video_0  in.audio_0 ! queue ! out.audio_0");
+  GstElement *pipeline = server.pipeline;
+  std::string base = server.url("");
   HttpClient http;
 
   wish_test::PublisherOptions vp8, h264;
@@ -195,7 +204,7 @@ GST_START_TEST(test_named_whip_streams) {
   fail_unless_equals_int(v1.video_ssrcs().size(), 1);
 
   // takeover: a new publisher on a live name replaces the current one, whose session is gone.
-  GstElement *in = gst_bin_get_by_name(GST_BIN(pipeline), "in");
+  GstElement *in = server.element("in");
   g_object_set(in, "takeover", TRUE, nullptr);
   gst_object_unref(in);
   TestPublisher successor(vp8);
@@ -208,25 +217,17 @@ GST_START_TEST(test_named_whip_streams) {
 
   fail_unless_equals_int(http.request("DELETE", base + r1.header("Location")).status, 200);
   fail_unless_equals_int(http.request("DELETE", base + r2.header("Location")).status, 200);
-  gst_element_set_state(pipeline, GST_STATE_NULL);
-  gst_object_unref(pipeline);
 }
 GST_END_TEST;
 
 // A WHIP publisher's stream can be switched to like any other: a viewer of an element's own
 // stream is shown a named WHIP stream, then its own again.
 GST_START_TEST(test_switch_to_whip_stream) {
-  unsigned port = free_port();
-  std::string p = " address=127.0.0.1 ice-local-addresses=127.0.0.1 port=" + std::to_string(port);
-  std::string desc = "whipserversrc name=in" + p + " whepserversink name=out video-codec=vp8" + p +
-                     " videotestsrc is-live=true pattern=red ! video/x-raw,width=320,height=240 ! out.";
-  GError *err = nullptr;
-  GstElement *pipeline = gst_parse_launch(desc.c_str(), &err);
-  fail_unless(pipeline != nullptr, "%s", err ? err->message : "");
-  watch_test_pipeline(pipeline);
-  fail_unless(gst_element_set_state(pipeline, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
-  GstElement *out = gst_bin_get_by_name(GST_BIN(pipeline), "out");
-  std::string base = "http://127.0.0.1:" + std::to_string(port);
+  ServerPipeline server;
+  server.start("whipserversrc name=in" + server.props + " whepserversink name=out video-codec=vp8" + server.props +
+               " videotestsrc is-live=true pattern=red ! video/x-raw,width=320,height=240 ! out.");
+  GstElement *out = server.element("out");
+  std::string base = server.url("");
   HttpClient http;
   wish_test::PublisherOptions green;
   green.video = "vp8";
@@ -257,8 +258,6 @@ GST_START_TEST(test_switch_to_whip_stream) {
   fail_unless(viewer.wait_color(5000, is_red), "not red again");
   fail_unless_equals_int(viewer.video_ssrcs().size(), 1);
   gst_object_unref(out);
-  gst_element_set_state(pipeline, GST_STATE_NULL);
-  gst_object_unref(pipeline);
 }
 GST_END_TEST;
 
