@@ -48,48 +48,47 @@ public:
     });
   }
   void restart_ice(const SdpFrag &frag, MediaCallback done) override {
-    ServerElement *owner = owner_;
-    std::string id = id_;
-    if (!dispatch_->post([owner, id, frag, done] {
-          auto s = owner->find_session(id);
-          if (!s) {
-            done(MediaResult::failure(404, "no such session"));
-            return;
-          }
-          std::vector<std::string> remote;
-          for (const auto &m : frag.media) remote.insert(remote.end(), m.candidates.begin(), m.candidates.end());
-          LocalIce local;
-          std::string error;
-          if (!s->peer->restart_ice(frag.ice_ufrag, frag.ice_pwd, remote, &local, &error)) {
-            done(MediaResult::failure(422, "ICE restart failed: " + error));
-            return;
-          }
-          SdpFrag answer;
-          answer.ice_ufrag = local.ufrag;
-          answer.ice_pwd = local.pwd;
-          answer.media.push_back({s->peer->first_mid(), local.candidates, true});
-          GST_INFO_OBJECT(owner->element_, "ICE restarted for session %s", id.c_str());
-          done(MediaResult::success(build_sdpfrag(answer)));
-        }))
-      done(MediaResult::failure(503, "the element is stopping"));
+    with_session(done, [frag](ServerElement *owner, ServerSession &s, const MediaCallback &done) {
+      std::vector<std::string> remote;
+      for (const auto &m : frag.media) remote.insert(remote.end(), m.candidates.begin(), m.candidates.end());
+      LocalIce local;
+      std::string error;
+      if (!s.peer->restart_ice(frag.ice_ufrag, frag.ice_pwd, remote, &local, &error)) {
+        done(MediaResult::failure(422, "ICE restart failed: " + error));
+        return;
+      }
+      SdpFrag answer;
+      answer.ice_ufrag = local.ufrag;
+      answer.ice_pwd = local.pwd;
+      answer.media.push_back({s.peer->first_mid(), local.candidates, true});
+      GST_INFO_OBJECT(owner->element_, "ICE restarted for session %s", s.id.c_str());
+      done(MediaResult::success(build_sdpfrag(answer)));
+    });
   }
   void apply_answer(const std::string &answer, MediaCallback done) override {
+    with_session(done, [answer](ServerElement *, ServerSession &s, const MediaCallback &done) {
+      s.peer->apply_answer(answer, [done](Negotiated n) {
+        done(n.ok ? MediaResult::success("") : MediaResult::failure(n.status, n.error));
+      });
+    });
+  }
+
+private:
+  // Runs fn on the worker with the session; done fails with 404 when the session is gone
+  // by then, 503 when the element is stopping.
+  void with_session(MediaCallback done,
+                    std::function<void(ServerElement *, ServerSession &, const MediaCallback &)> fn) {
     ServerElement *owner = owner_;
     std::string id = id_;
-    if (!dispatch_->post([owner, id, answer, done] {
-          auto s = owner->find_session(id);
-          if (!s) {
+    if (!dispatch_->post([owner, id, done, fn] {
+          if (auto s = owner->find_session(id))
+            fn(owner, *s, done);
+          else
             done(MediaResult::failure(404, "no such session"));
-            return;
-          }
-          s->peer->apply_answer(answer, [done](Negotiated n) {
-            done(n.ok ? MediaResult::success("") : MediaResult::failure(n.status, n.error));
-          });
         }))
       done(MediaResult::failure(503, "the element is stopping"));
   }
 
-private:
   ServerElement *owner_;
   std::shared_ptr<Dispatcher> dispatch_;
   std::string id_;
