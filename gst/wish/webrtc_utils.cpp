@@ -25,31 +25,28 @@ bool resolve_local_addresses(const std::string &spec, std::vector<std::string> *
     std::string item = trim_copy(spec.substr(i, end - i));
     i = end + 1;
     if (item.empty()) continue;
-    GInetAddress *inet = g_inet_address_new_from_string(item.c_str());
+    g_autoptr(GInetAddress) inet = g_inet_address_new_from_string(item.c_str());
     if (inet) {
-      g_object_unref(inet);
       out->push_back(item);
       continue;
     }
-    gchar *ip = nice_interfaces_get_ip_for_interface(const_cast<gchar *>(item.c_str()));
+    g_autofree gchar *ip = nice_interfaces_get_ip_for_interface(const_cast<gchar *>(item.c_str()));
     if (!ip) {
       *error = "'" + item + "' is neither an IP address nor a network interface with one";
       return false;
     }
     out->push_back(ip);
-    g_free(ip);
   }
   return true;
 }
 
 static GPtr<NiceAgent> nice_agent_of(GstElement *webrtcbin) {
-  GstWebRTCICE *ice = nullptr;
+  g_autoptr(GstWebRTCICE) ice = nullptr;
   g_object_get(webrtcbin, "ice-agent", &ice, nullptr);
   if (!ice) return {};
   NiceAgent *agent = nullptr;
   if (g_object_class_find_property(G_OBJECT_GET_CLASS(ice), "agent"))
     g_object_get(ice, "agent", &agent, nullptr);
-  gst_object_unref(ice);
   return GPtr<NiceAgent>::adopt(agent);
 }
 
@@ -89,28 +86,22 @@ bool configure_webrtcbin(GstElement *webrtcbin, const std::vector<std::string> &
 
 // The libnice stream behind the first transceiver; with max-bundle every m-line shares it.
 static bool nice_stream_id(GstElement *webrtcbin, guint *stream_id) {
-  GstWebRTCRTPTransceiver *trans = nullptr;
+  g_autoptr(GstWebRTCRTPTransceiver) trans = nullptr;
   g_signal_emit_by_name(webrtcbin, "get-transceiver", 0, &trans);
   if (!trans) return false;
-  GstWebRTCRTPSender *sender = nullptr;
+  g_autoptr(GstWebRTCRTPSender) sender = nullptr;
   g_object_get(trans, "sender", &sender, nullptr);
-  gst_object_unref(trans);
   if (!sender) return false;
-  GstWebRTCDTLSTransport *dtls = nullptr;
+  g_autoptr(GstWebRTCDTLSTransport) dtls = nullptr;
   g_object_get(sender, "transport", &dtls, nullptr);
-  gst_object_unref(sender);
   if (!dtls) return false;
-  GstWebRTCICETransport *ice_transport = nullptr;
+  g_autoptr(GstWebRTCICETransport) ice_transport = nullptr;
   g_object_get(dtls, "transport", &ice_transport, nullptr);
-  gst_object_unref(dtls);
-  if (!ice_transport) return false;
-  GObject *stream = nullptr;
-  if (g_object_class_find_property(G_OBJECT_GET_CLASS(ice_transport), "stream"))
-    g_object_get(ice_transport, "stream", &stream, nullptr);
-  gst_object_unref(ice_transport);
+  if (!ice_transport || !g_object_class_find_property(G_OBJECT_GET_CLASS(ice_transport), "stream")) return false;
+  g_autoptr(GObject) stream = nullptr;
+  g_object_get(ice_transport, "stream", &stream, nullptr);
   if (!stream) return false;
   g_object_get(stream, "stream-id", stream_id, nullptr);
-  g_object_unref(stream);
   return true;
 }
 
@@ -166,24 +157,22 @@ bool restart_ice(GstElement *webrtcbin, const std::string &remote_ufrag,
     *error = "libnice refused the new remote ICE credentials";
     return false;
   }
-  gchar *ufrag = nullptr, *pwd = nullptr;
+  g_autofree gchar *ufrag = nullptr;
+  g_autofree gchar *pwd = nullptr;
   if (!nice_agent_get_local_credentials(agent.get(), stream_id, &ufrag, &pwd)) {
     *error = "no local ICE credentials after the restart";
     return false;
   }
   local->ufrag = ufrag;
   local->pwd = pwd;
-  g_free(ufrag);
-  g_free(pwd);
   local->candidates.clear();
   GSList *cands = nice_agent_get_local_candidates(agent.get(), stream_id, 1);
   for (GSList *l = cands; l; l = l->next) {
-    gchar *sdp = nice_agent_generate_local_candidate_sdp(agent.get(), static_cast<NiceCandidate *>(l->data));
+    g_autofree gchar *sdp = nice_agent_generate_local_candidate_sdp(agent.get(), static_cast<NiceCandidate *>(l->data));
     if (sdp) {
       std::string s(sdp);
       if (s.rfind("a=", 0) == 0) s = s.substr(2);
       local->candidates.push_back(s);
-      g_free(sdp);
     }
   }
   g_slist_free_full(cands, reinterpret_cast<GDestroyNotify>(nice_candidate_free));
@@ -192,12 +181,10 @@ bool restart_ice(GstElement *webrtcbin, const std::string &remote_ufrag,
 }
 
 std::string stream_kind(GstPad *webrtc_src_pad) {
-  GstCaps *caps = gst_pad_get_current_caps(webrtc_src_pad);
+  g_autoptr(GstCaps) caps = gst_pad_get_current_caps(webrtc_src_pad);
   if (!caps) caps = gst_pad_query_caps(webrtc_src_pad, nullptr);
   const gchar *media = gst_structure_get_string(gst_caps_get_structure(caps, 0), "media");
-  std::string kind = media ? media : "video";
-  gst_caps_unref(caps);
-  return kind;
+  return media ? media : "video";
 }
 
 void watch_incoming(GstElement *webrtcbin, std::shared_ptr<std::atomic<gint64>> last_rx) {
@@ -208,7 +195,7 @@ void watch_incoming(GstElement *webrtcbin, std::shared_ptr<std::atomic<gint64>> 
     GstElement *e = GST_ELEMENT(g_value_get_object(&item));
     GstElementFactory *f = gst_element_get_factory(e);
     if (f && g_str_equal(GST_OBJECT_NAME(f), "nicesrc")) {
-      GstPad *src = gst_element_get_static_pad(e, "src");
+      g_autoptr(GstPad) src = gst_element_get_static_pad(e, "src");
       gst_pad_add_probe(src, static_cast<GstPadProbeType>(GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_BUFFER_LIST),
                         [](GstPad *, GstPadProbeInfo *, gpointer d) {
                           (*static_cast<std::shared_ptr<std::atomic<gint64>> *>(d))->store(g_get_monotonic_time());
@@ -216,7 +203,6 @@ void watch_incoming(GstElement *webrtcbin, std::shared_ptr<std::atomic<gint64>> 
                         },
                         new std::shared_ptr<std::atomic<gint64>>(last_rx),
                         [](gpointer d) { delete static_cast<std::shared_ptr<std::atomic<gint64>> *>(d); });
-      gst_object_unref(src);
     }
     g_value_reset(&item);
   }
@@ -231,14 +217,12 @@ GstPromise *promise_with_callback(PromiseCallback cb) {
         auto *fn = static_cast<PromiseCallback *>(data);
         GstPromiseResult result = gst_promise_wait(promise);
         const GstStructure *reply = result == GST_PROMISE_RESULT_REPLIED ? gst_promise_get_reply(promise) : nullptr;
-        GError *err = nullptr;
+        g_autoptr(GError) err = nullptr;
         if (reply && gst_structure_has_field(reply, "error")) gst_structure_get(reply, "error", G_TYPE_ERROR, &err, nullptr);
         if (result != GST_PROMISE_RESULT_REPLIED) {
           (*fn)(false, nullptr, "webrtcbin did not answer");
         } else if (err) {
-          std::string msg = err->message;
-          g_error_free(err);
-          (*fn)(false, reply, msg);
+          (*fn)(false, reply, err->message);
         } else {
           (*fn)(true, reply, "");
         }
@@ -262,16 +246,15 @@ static Negotiated refused(unsigned status, std::string error) {
 // Applies a description webrtcbin made (from a create-offer/create-answer reply) and reports
 // its text once applied.
 static void apply_local(GstElement *webrtcbin, const GstStructure *reply, const char *field, NegotiatedCallback done) {
-  GstWebRTCSessionDescription *desc = nullptr;
+  g_autoptr(GstWebRTCSessionDescription) desc = nullptr;
   if (reply) gst_structure_get(reply, field, GST_TYPE_WEBRTC_SESSION_DESCRIPTION, &desc, nullptr);
   if (!desc) {
     done(refused(422, std::string("webrtcbin made no ") + field));
     return;
   }
-  gchar *text = gst_sdp_message_as_text(desc->sdp);
+  g_autofree gchar *text = gst_sdp_message_as_text(desc->sdp);
   std::string sdp = text;
-  g_free(text);
-  GstPromise *set = promise_with_callback([sdp, done](bool ok, const GstStructure *, const std::string &error) {
+  g_autoptr(GstPromise) set = promise_with_callback([sdp, done](bool ok, const GstStructure *, const std::string &error) {
     if (!ok) {
       done(refused(500, "cannot apply the local description: " + error));
       return;
@@ -283,58 +266,50 @@ static void apply_local(GstElement *webrtcbin, const GstStructure *reply, const 
     done(n);
   });
   g_signal_emit_by_name(webrtcbin, "set-local-description", desc, set);
-  gst_promise_unref(set);
-  gst_webrtc_session_description_free(desc);
 }
 
 void answer_remote_offer(GstElement *webrtcbin, const std::string &offer, NegotiatedCallback done) {
-  GstWebRTCSessionDescription *desc = description(GST_WEBRTC_SDP_TYPE_OFFER, offer);
+  g_autoptr(GstWebRTCSessionDescription) desc = description(GST_WEBRTC_SDP_TYPE_OFFER, offer);
   if (!desc) {
     done(refused(400, "unparsable SDP offer"));
     return;
   }
-  GstElement *webrtc = GST_ELEMENT(gst_object_ref(webrtcbin));
-  GstPromise *promise = promise_with_callback([webrtc, done](bool ok, const GstStructure *, const std::string &error) {
+  GPtr<GstElement> webrtc = GPtr<GstElement>::ref(webrtcbin);
+  g_autoptr(GstPromise) promise = promise_with_callback([webrtc, done](bool ok, const GstStructure *, const std::string &error) {
     if (!ok) {
       done(refused(400, "offer rejected: " + error));
-      gst_object_unref(webrtc);
       return;
     }
-    GstPromise *answer = promise_with_callback([webrtc, done](bool ok, const GstStructure *reply, const std::string &error) {
-      if (!ok)
-        done(refused(422, error.empty() ? "webrtcbin made no answer" : error));
-      else
-        apply_local(webrtc, reply, "answer", done);
-      gst_object_unref(webrtc);
-    });
-    g_signal_emit_by_name(webrtc, "create-answer", nullptr, answer);
-    gst_promise_unref(answer);
+    g_autoptr(GstPromise) answer =
+        promise_with_callback([webrtc, done](bool ok, const GstStructure *reply, const std::string &error) {
+          if (!ok)
+            done(refused(422, error.empty() ? "webrtcbin made no answer" : error));
+          else
+            apply_local(webrtc.get(), reply, "answer", done);
+        });
+    g_signal_emit_by_name(webrtc.get(), "create-answer", nullptr, answer);
   });
   g_signal_emit_by_name(webrtcbin, "set-remote-description", desc, promise);
-  gst_promise_unref(promise);
-  gst_webrtc_session_description_free(desc);
 }
 
 void create_local_offer(GstElement *webrtcbin, NegotiatedCallback done) {
-  GstElement *webrtc = GST_ELEMENT(gst_object_ref(webrtcbin));
-  GstPromise *promise = promise_with_callback([webrtc, done](bool ok, const GstStructure *reply, const std::string &error) {
+  GPtr<GstElement> webrtc = GPtr<GstElement>::ref(webrtcbin);
+  g_autoptr(GstPromise) promise = promise_with_callback([webrtc, done](bool ok, const GstStructure *reply, const std::string &error) {
     if (!ok)
       done(refused(500, error.empty() ? "webrtcbin made no offer" : error));
     else
-      apply_local(webrtc, reply, "offer", done);
-    gst_object_unref(webrtc);
+      apply_local(webrtc.get(), reply, "offer", done);
   });
   g_signal_emit_by_name(webrtcbin, "create-offer", nullptr, promise);
-  gst_promise_unref(promise);
 }
 
 void apply_remote_answer(GstElement *webrtcbin, const std::string &answer, NegotiatedCallback done) {
-  GstWebRTCSessionDescription *desc = description(GST_WEBRTC_SDP_TYPE_ANSWER, answer);
+  g_autoptr(GstWebRTCSessionDescription) desc = description(GST_WEBRTC_SDP_TYPE_ANSWER, answer);
   if (!desc) {
     done(refused(400, "unparsable SDP answer"));
     return;
   }
-  GstPromise *promise = promise_with_callback([done](bool ok, const GstStructure *, const std::string &error) {
+  g_autoptr(GstPromise) promise = promise_with_callback([done](bool ok, const GstStructure *, const std::string &error) {
     if (!ok) {
       done(refused(400, "answer rejected: " + error));
       return;
@@ -345,8 +320,6 @@ void apply_remote_answer(GstElement *webrtcbin, const std::string &answer, Negot
     done(n);
   });
   g_signal_emit_by_name(webrtcbin, "set-remote-description", desc, promise);
-  gst_promise_unref(promise);
-  gst_webrtc_session_description_free(desc);
 }
 
 }  // namespace wish
