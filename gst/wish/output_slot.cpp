@@ -87,7 +87,7 @@ void SlotOutput::deliver(const std::shared_ptr<Track> &from, GstBuffer *buffer) 
   bool ask_keyframe = false;
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    if (closed_ || source_.lock() != from || from->encoding_hash() != encoding_hash_) {
+    if (closed_ || !from || source_.lock() != from || from->encoding_hash() != encoding_hash_) {
       gst_buffer_unref(buffer);
       return;
     }

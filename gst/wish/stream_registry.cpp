@@ -188,6 +188,11 @@ void Stream::add_track(std::shared_ptr<Track> track) {
   tracks_.push_back(std::move(track));
 }
 
+void Stream::remove_track(const std::shared_ptr<Track> &track) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  tracks_.erase(std::remove(tracks_.begin(), tracks_.end(), track), tracks_.end());
+}
+
 std::shared_ptr<Track> Stream::track(const std::string &kind, size_t index) const {
   std::lock_guard<std::mutex> lock(mutex_);
   for (const auto &t : tracks_)
@@ -200,11 +205,19 @@ std::vector<std::shared_ptr<Track>> Stream::tracks() const {
   return tracks_;
 }
 
-bool Stream::ready() const {
+bool Stream::ready(gint64 grace_us) const {
   if (!live_) return false;
-  for (const auto &t : tracks())
-    if (t->has_caps()) return true;
-  return false;
+  size_t with_media = 0;
+  gint64 first = 0;
+  auto all = tracks();
+  for (const auto &t : all) {
+    if (!t->has_caps()) continue;
+    with_media++;
+    gint64 since = t->first_caps_us();
+    if (!first || since < first) first = since;
+  }
+  if (with_media == 0) return false;
+  return with_media == all.size() || g_get_monotonic_time() - first > grace_us;
 }
 
 // ---------------------------------------------------------------------------------------

@@ -93,6 +93,7 @@ public:
 
   std::shared_ptr<Track> add_track(const std::string &kind);
   void add_track(std::shared_ptr<Track> track);
+  void remove_track(const std::shared_ptr<Track> &track);
   // The index-th track of that kind, null when there is none.
   std::shared_ptr<Track> track(const std::string &kind, size_t index) const;
   std::vector<std::shared_ptr<Track>> tracks() const;
@@ -100,8 +101,11 @@ public:
   // Live: something feeds it now (a publisher is connected, the element is playing).
   void set_live(bool live) { live_ = live; }
   bool live() const { return live_; }
-  // Live with at least one track that has media.
-  bool ready() const;
+  // Whether viewers can be answered: live, and every track has media, or one has had it for
+  // longer than grace_us. So nobody gets a video-only answer because the audio started a
+  // moment later, and a track that stays silent is left out in the end.
+  bool ready(gint64 grace_us = kTrackGraceUs) const;
+  static constexpr gint64 kTrackGraceUs = 3 * G_USEC_PER_SEC;
 
 private:
   const std::string name_, origin_;

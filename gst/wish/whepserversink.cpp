@@ -44,8 +44,6 @@ namespace wish {
 
 namespace {
 
-constexpr gint64 kInputGraceUs = 3 * G_USEC_PER_SEC;  // how long viewers wait for a late input
-
 struct Settings {
   guint max_viewers = 0;
   GstWishCounterOffer counter_offer = GST_WISH_COUNTER_OFFER_WHEN_NEEDED;
@@ -276,6 +274,7 @@ void WhepServer::release_pad(GstPad *pad) {
           if (o->source() == input->track) end_session(*s, "input-removed");
     });
   input->track->clear_source();
+  if (stream_) stream_->remove_track(input->track);
   gst_element_remove_pad(element(), pad);
   std::vector<GPtr<GstElement>> elements = input->chain;
   elements.insert(elements.begin(), input->entry);
@@ -375,26 +374,14 @@ std::shared_ptr<Stream> WhepServer::stream_for(const std::string &requested) {
   return reg->resolve(requested.empty() ? own_name() : requested);
 }
 
-// The element's own stream takes viewers once every input has media, so nobody gets a
-// video-only answer because the audio started a moment later; an input still silent after
-// a grace period is left out. Other streams take them once they have media.
+// Viewers are taken once every track of the stream has media, or one has had it for a few
+// seconds (Stream::ready): nobody gets a video-only answer because audio started later.
 Admission WhepServer::admit(const std::string &requested) {
   if (!running()) return {503, "the server is not playing"};
   auto stream = stream_for(requested);
   if (!stream) return {404, "no stream named '" + requested + "'"};
-  if (stream != stream_) return stream->ready() ? Admission{} : Admission{409, "nothing is published on this stream yet"};
-  std::lock_guard<std::mutex> lock(inputs_mutex_);
-  size_t ready = 0;
-  gint64 first = 0;
-  for (const auto &in : inputs_)
-    if (in->track->has_caps()) {
-      ready++;
-      gint64 t = in->track->first_caps_us();
-      if (!first || t < first) first = t;
-    }
-  if (ready == 0) return {409, "no media is being published yet"};
-  if (ready == inputs_.size() || g_get_monotonic_time() - first > kInputGraceUs) return {};
-  return {409, "waiting for every input to have media"};
+  if (stream->ready()) return {};
+  return {409, stream == stream_ ? "no media is being published yet" : "nothing is published on this stream yet"};
 }
 
 bool WhepServer::can_answer(const std::string &requested, const SessionDescription &offer) {
