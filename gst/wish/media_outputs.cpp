@@ -1,5 +1,7 @@
 #include "media_outputs.h"
 
+#include <algorithm>
+
 #include "gstptr.h"
 
 GST_DEBUG_CATEGORY_EXTERN(wish_outputs_debug);
@@ -107,10 +109,17 @@ GstPad *MediaOutputs::attach(GstPad *webrtc_pad, const std::string &kind) {
 }
 
 void MediaOutputs::announce(GstPad *ghost) {
+  auto queued = [this](GstPad *pad) {
+    return std::find(to_announce_.begin(), to_announce_.end(), pad) != to_announce_.end();
+  };
   {
-    std::lock_guard<std::mutex> lock(mutex_);
+    std::unique_lock<std::mutex> lock(mutex_);
     to_announce_.push_back(ghost);
-    if (announcing_) return;  // the announcing thread takes it too
+    if (announcing_) {
+      // Another thread is adding pads: it adds this one too.
+      announced_.wait(lock, [&] { return !queued(ghost); });
+      return;
+    }
     announcing_ = true;
   }
   for (;;) {
@@ -122,9 +131,13 @@ void MediaOutputs::announce(GstPad *ghost) {
         return;
       }
       next = to_announce_.front();
-      to_announce_.erase(to_announce_.begin());
     }
     gst_element_add_pad(bin_, next);
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      to_announce_.erase(to_announce_.begin());
+    }
+    announced_.notify_all();
   }
 }
 

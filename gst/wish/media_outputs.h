@@ -6,6 +6,7 @@
 #include <gst/gst.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -41,8 +42,10 @@ private:
   };
   void on_decoded_pad(GstElement *decodebin, GstPad *pad);
 
-  // Adds queued pads to the bin, one at a time and with no lock held (pad-added reaches the
-  // application): the thread that finds nobody announcing does it for every queued pad.
+  // Adds the pad to the bin and returns once it is added (downstream links it in pad-added,
+  // and what it links to decides the output's mode). Pads are added one at a time and with no
+  // lock held (pad-added reaches the application): the thread that finds nobody announcing
+  // adds every queued pad; the others wait for theirs.
   void announce(GstPad *ghost);
 
   GstElement *bin_;
@@ -56,6 +59,7 @@ private:
   // disconnect the same delayed link (a GLib critical, and the pad linked twice).
   std::vector<GstPad *> to_announce_;
   bool announcing_ = false;
+  std::condition_variable announced_;  // a queued pad was added
   unsigned counter_[2] = {0, 0};
   std::atomic<guint64> buffers_{0};
 };

@@ -255,6 +255,61 @@ GST_START_TEST(test_encoded_output) {
 }
 GST_END_TEST;
 
+// Several players whose video and audio pads both end in encoded caps, started at once: each
+// pad's mode follows what downstream linked in pad-added, also when the two pads of a player
+// are announced from two streaming threads at the same time.
+GST_START_TEST(test_encoded_outputs_announced_together) {
+  Server server;
+  fail_unless(server.wait_ready());
+  const int players = 8;
+  std::vector<GstElement *> pipelines;
+  std::vector<std::atomic<guint64> *> counts;
+  for (int i = 0; i < players; i++) {
+    GError *err = nullptr;
+    GstElement *p = gst_parse_launch(("whepsrc whep-endpoint=" + server.url() +
+                                      " ice-local-addresses=127.0.0.1 name=w w. ! video/x-h264 ! fakesink name=v "
+                                      "w. ! audio/x-opus ! fakesink name=a")
+                                         .c_str(),
+                                     &err);
+    fail_unless(p != nullptr, "%s", err ? err->message : "");
+    watch_test_pipeline(p);
+    for (const char *name : {"v", "a"}) {
+      auto *n = new std::atomic<guint64>(0);
+      counts.push_back(n);
+      GstElement *sink = gst_bin_get_by_name(GST_BIN(p), name);
+      GstPad *pad = gst_element_get_static_pad(sink, "sink");
+      gst_pad_add_probe(pad, GST_PAD_PROBE_TYPE_BUFFER,
+                        [](GstPad *, GstPadProbeInfo *, gpointer d) {
+                          (*static_cast<std::atomic<guint64> *>(d))++;
+                          return GST_PAD_PROBE_OK;
+                        },
+                        n, nullptr);
+      gst_object_unref(pad);
+      gst_object_unref(sink);
+    }
+    pipelines.push_back(p);
+  }
+  for (GstElement *p : pipelines) gst_element_set_state(p, GST_STATE_PLAYING);
+  bool all = wait_until(20000, [&] {
+    for (auto *n : counts)
+      if (n->load() < 10) return false;
+    return true;
+  });
+  std::string errors;
+  for (GstElement *p : pipelines) {
+    std::string error = wait_bus_message(p, "error", 1);
+    if (!error.empty()) errors += error + "\n";
+  }
+  for (GstElement *p : pipelines) {
+    gst_element_set_state(p, GST_STATE_NULL);
+    gst_object_unref(p);
+  }
+  for (auto *n : counts) delete n;
+  fail_unless(errors.empty(), "%s", errors.c_str());
+  fail_unless(all, "a player's encoded output got nothing");
+}
+GST_END_TEST;
+
 GST_START_TEST(test_playbin3_uri) {
   Server server;
   fail_unless(server.wait_ready());
@@ -596,6 +651,7 @@ static Suite *whepsrc_suite(void) {
   tcase_add_test(tc, test_server_restart);
   tcase_add_test(tc, test_delete_on_stop);
   tcase_add_test(tc, test_encoded_output);
+  tcase_add_test(tc, test_encoded_outputs_announced_together);
   tcase_add_test(tc, test_playbin3_uri);
   tcase_add_test(tc, test_relative_location);
   tcase_add_test(tc, test_absolute_location);
