@@ -23,6 +23,7 @@ trap cleanup EXIT
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+threads() { ls "/proc/$1/task" | wc -l; }
 measure() {  # prints the server's CPU in % of one core over $seconds
   local a b
   a=$(cpu_ticks "$server")
@@ -52,6 +53,7 @@ fi
 sleep 4
 cpu0=$(measure)
 rss0=$(rss_kb "$server")
+threads0=$(threads "$server")
 
 for ((i = 0; i < viewers; i++)); do
   gst-launch-1.0 -q whepsrc whep-endpoint="http://127.0.0.1:$port/whep" ice-local-addresses=127.0.0.1 \
@@ -63,9 +65,11 @@ sleep 6  # every viewer connected and streaming
 connected=$(ss -uanp 2>/dev/null | grep -c "pid=$server,")
 cpuN=$(measure)
 rssN=$(rss_kb "$server")
+threadsN=$(threads "$server")
 per_cpu=$(echo "scale=2; ($cpuN - $cpu0) / $viewers" | bc)
 per_rss=$(echo "scale=0; ($rssN - $rss0) / $viewers" | bc)
 if ((relay)); then what="WHIP->WHEP relay, 640x360@30 H.264 + Opus from whipsink, no re-encoding"; else what="whepserversink, 640x360@30 H.264 + Opus encoded once"; fi
 echo "$what, $viewers viewers on 127.0.0.1 ($connected server UDP sockets):"
 echo "  server CPU: ${cpu0}% of a core with no viewer, ${cpuN}% with $viewers -> ${per_cpu}% per viewer"
 echo "  server RSS: $((rss0 / 1024)) MiB with no viewer, $((rssN / 1024)) MiB with $viewers -> ${per_rss} KiB per viewer"
+echo "  server threads: $threads0 with no viewer, $threadsN with $viewers -> $(echo "scale=1; ($threadsN - $threads0) / $viewers" | bc) per viewer"
