@@ -59,29 +59,9 @@ std::string Endpoint::session_url(const std::string &id) const {
   return config_.path + "/sessions/" + id;
 }
 
-bool Endpoint::origin_allowed(const std::string &origin) const {
-  const std::string &list = config_.cors_allowed_origins;
-  if (list == "*") return true;
-  size_t i = 0;
-  while (i <= list.size()) {
-    size_t end = list.find(',', i);
-    if (end == std::string::npos) end = list.size();
-    if (trim(std::string_view(list).substr(i, end - i)) == origin) return true;
-    i = end + 1;
-  }
-  return false;
-}
-
 Response Endpoint::decorate(const Request &req, Response resp) const {
   std::lock_guard<std::mutex> lock(mutex_);
-  if (config_.cors_allowed_origins == "*") {
-    resp.headers.set("Access-Control-Allow-Origin", "*");
-  } else {
-    auto origin = req.headers.get("Origin");
-    if (origin && origin_allowed(*origin)) resp.headers.set("Access-Control-Allow-Origin", *origin);
-    resp.headers.set("Vary", "Origin");
-  }
-  resp.headers.set("Access-Control-Expose-Headers", kExposed);
+  apply_cors(req, config_.cors_allowed_origins, kExposed, &resp);
   return resp;
 }
 
@@ -128,12 +108,7 @@ void Endpoint::handle(const Request &req, Reply reply) {
   }
 
   if (preflight) {
-    Response r = Response::empty(200);
-    r.headers.set("Access-Control-Allow-Methods", where.is_endpoint ? kEndpointMethods : kSessionMethods);
-    auto asked = req.headers.get("Access-Control-Request-Headers");
-    r.headers.set("Access-Control-Allow-Headers",
-                  asked && !asked->empty() ? *asked : "Authorization, Content-Type, If-Match");
-    r.headers.set("Access-Control-Max-Age", "86400");
+    Response r = preflight_response(req, where.is_endpoint ? kEndpointMethods : kSessionMethods);
     if (where.is_endpoint) r.headers.set("Accept-Post", kSdp);
     decorated.send(std::move(r));
     return;
@@ -151,10 +126,8 @@ void Endpoint::handle(const Request &req, Reply reply) {
     }
   }
 
-  if (!token.empty() && !bearer_token_matches(req.headers.get("Authorization"), token)) {
-    Response r = Response::problem(401, "missing or wrong bearer token");
-    r.headers.set("WWW-Authenticate", "Bearer");
-    decorated.send(std::move(r));
+  if (auto refusal = refuse_unauthorized(req, token)) {
+    decorated.send(std::move(*refusal));
     return;
   }
 

@@ -174,7 +174,6 @@ private:
 
   Route route(const std::string &path) const;
   Response decorate(const Request &req, Response resp) const;
-  bool origin_allowed(const std::string &origin) const;
   void handle_endpoint(const Request &req, const std::string &stream, Reply reply);
   void handle_session(const Request &req, const std::string &id, Reply reply);
   void handle_post(const Request &req, const std::string &stream, Reply reply);

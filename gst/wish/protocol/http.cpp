@@ -189,4 +189,44 @@ std::string http_date(int64_t unix_seconds) {
   return buf;
 }
 
+static bool origin_allowed(const std::string &list, const std::string &origin) {
+  if (list == "*") return true;
+  size_t i = 0;
+  while (i <= list.size()) {
+    size_t end = list.find(',', i);
+    if (end == std::string::npos) end = list.size();
+    if (trim(std::string_view(list).substr(i, end - i)) == origin) return true;
+    i = end + 1;
+  }
+  return false;
+}
+
+void apply_cors(const Request &req, const std::string &allowed_origins, const char *exposed, Response *resp) {
+  if (allowed_origins == "*") {
+    resp->headers.set("Access-Control-Allow-Origin", "*");
+  } else {
+    auto origin = req.headers.get("Origin");
+    if (origin && origin_allowed(allowed_origins, *origin)) resp->headers.set("Access-Control-Allow-Origin", *origin);
+    resp->headers.set("Vary", "Origin");
+  }
+  resp->headers.set("Access-Control-Expose-Headers", exposed);
+}
+
+Response preflight_response(const Request &req, const char *methods) {
+  Response r = Response::empty(200);
+  r.headers.set("Access-Control-Allow-Methods", methods);
+  auto asked = req.headers.get("Access-Control-Request-Headers");
+  r.headers.set("Access-Control-Allow-Headers",
+                asked && !asked->empty() ? *asked : "Authorization, Content-Type, If-Match");
+  r.headers.set("Access-Control-Max-Age", "86400");
+  return r;
+}
+
+std::optional<Response> refuse_unauthorized(const Request &req, const std::string &token) {
+  if (token.empty() || bearer_token_matches(req.headers.get("Authorization"), token)) return std::nullopt;
+  Response r = Response::problem(401, "missing or wrong bearer token");
+  r.headers.set("WWW-Authenticate", "Bearer");
+  return r;
+}
+
 }  // namespace wish

@@ -91,6 +91,15 @@ bool if_match_accepts(const IfMatchValue &v, std::string_view current_etag);
 bool bearer_token_matches(const std::optional<std::string> &authorization,
                           std::string_view expected_token);
 
+// CORS for every answer of an endpoint: Access-Control-Allow-Origin (all, or the request's
+// Origin when it is in the comma-separated allowed list, with Vary: Origin) and the headers
+// browsers may read.
+void apply_cors(const Request &req, const std::string &allowed_origins, const char *exposed, Response *resp);
+// The answer to a CORS preflight: no auth asked; methods allowed, headers asked for echoed.
+Response preflight_response(const Request &req, const char *methods);
+// 401 with WWW-Authenticate: Bearer, when a token is set and the request does not carry it.
+std::optional<Response> refuse_unauthorized(const Request &req, const std::string &token);
+
 // RFC 7231 IMF-fixdate, e.g. "Sun, 06 Nov 1994 08:49:37 GMT".
 std::string http_date(int64_t unix_seconds);
 
