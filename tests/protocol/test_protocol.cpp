@@ -12,6 +12,7 @@
 #include "protocol/rtp_continuity.h"
 #include "protocol/sdpfrag.h"
 #include "protocol/stream_names.h"
+#include "protocol/whisp.h"
 
 using namespace wish;
 
@@ -19,7 +20,12 @@ using namespace wish;
 #define assert_str(a, b)                                                        \
   do {                                                                          \
     std::string first_ = (a), second_ = (b);                                    \
-    fail_unless(first_ == second_, "'%s' != '%s'", first_, second_); \
+    fail_unless(first_ == second_, "'%s' != '%s'", first_.c_str(), second_.c_str()); \
+  } while (0)
+#define assert_contains(hay, needle)                                                                \
+  do {                                                                                              \
+    std::string h_ = (hay), n_ = (needle);                                                          \
+    fail_unless(h_.find(n_) != std::string::npos, "'%s' not in '%s'", n_.c_str(), h_.c_str());     \
   } while (0)
 
 static const char *kOffer =
@@ -677,6 +683,216 @@ GST_START_TEST(test_client_failures) {
 }
 GST_END_TEST;
 
+// The draft's figures, as printed (the HTTP message inside braces, keys in arrays, trailing
+// commas): not JSON, so 400.
+static const char *kWhispFigure4 = R"({
+  POST /whisp/merging/endpoint HTTP/1.1
+  Host: whisp.example.com
+  Content-Type: application/json
+  Content-Length:
+  {
+    "main media": {
+      "media ID": [
+        "amsid": [
+          "rts audio"
+        ],
+        "vmsid": [
+          "rts video"
+        ]
+      ],
+      "URL": "http://demo.example.com/liveapp****/liveStream****1",
+    },
+    "secondary media": {
+      "media ID": [
+        "amsid": [
+          "rts audio"
+        ],
+        "vmsid": [
+          "rts video"
+        ]
+      ],
+      "URL": "http://demo.example.com/liveapp****/liveStream****2",
+    },
+    "merge template": {
+      "merge template id" [
+        "01"
+      ]
+    }
+  }
+})";
+static const char *kWhispFigure6Body = R"({
+    "new media": {
+      "media ID": [
+        "amsid": [
+          "rts audio"
+        ],
+        "vmsid": [
+          "rts video"
+        ]
+      },
+      ],
+      "URL": "http://demo.example.com/liveapp****/liveStream****",
+    }
+    error_code,
+  })";
+
+GST_START_TEST(test_whisp_parsing) {
+  WhispRequest r;
+  std::string err;
+  fail_if(parse_whisp_request(WhispMessage::Merging, kWhispFigure4, &r, &err));
+  fail_if(parse_whisp_request(WhispMessage::Grabbing, kWhispFigure6Body, &r, &err));
+  // The well-formed readings of the figures.
+  fail_unless(parse_whisp_request(WhispMessage::Merging,
+                                  R"({"main media":{"media ID":{"amsid":["rts audio"],"vmsid":["rts video"]},
+                                      "URL":"http://demo.example.com/liveapp/liveStream1"},
+                                     "secondary media":{"media ID":{"amsid":["rts audio"],"vmsid":["rts video"]},
+                                      "URL":"http://demo.example.com/liveapp/liveStream2"},
+                                     "merge template":{"merge template id":["01"]}})",
+                                  &r, &err),
+              "%s", err.c_str());
+  assert_str(r.media.url, "http://demo.example.com/liveapp/liveStream1");
+  assert_str(r.other.url, "http://demo.example.com/liveapp/liveStream2");
+  assert_str(r.template_id, "01");
+  fail_unless_equals_int(r.media.amsid.size(), 1);
+  assert_str(r.media.vmsid[0], "rts video");
+  // "media ID" as an array of one-key objects; template id as a number; msid as a string.
+  WhispRequest m;
+  fail_unless(parse_whisp_request(WhispMessage::Merging,
+                                  R"({"main media":{"media ID":[{"amsid":["a"]},{"vmsid":"v"}],"URL":"/whep/a"},
+                                     "secondary media":{"URL":"b"},"merge template":{"merge template id":2}})",
+                                  &m, &err),
+              "%s", err.c_str());
+  assert_str(m.media.amsid[0], "a");
+  assert_str(m.media.vmsid[0], "v");
+  fail_if(m.other.has_media_id);
+  assert_str(m.template_id, "02");
+  // error_code as a number or a hex string.
+  WhispRequest g;
+  fail_unless(parse_whisp_request(WhispMessage::Grabbing, R"({"new media":{"URL":"red"},"error_code":"0x1"})", &g, &err));
+  fail_unless_equals_int(g.error_code, 1);
+  fail_unless(parse_whisp_request(WhispMessage::Grabbing, R"({"new media":{"URL":"red"},"error_code":2})", &g, &err));
+  fail_unless_equals_int(g.error_code, 2);
+  fail_unless(parse_whisp_request(WhispMessage::Grabbing, R"({"new media":{"URL":"red"},"error_code":"0x7"})", &g, &err));
+  fail_unless_equals_int(g.error_code, 7);  // read; refused by the endpoint (422)
+  // Wrong types and missing members.
+  const char *bad[] = {
+      R"([])", R"({"media":"http://x"})", R"({"media":{"URL":3}})", R"({"media":{}})",
+      R"({"media":{"URL":"u","media ID":5}})", R"({"media":{"URL":"u","media ID":{"vmsid":[1]}}})",
+      R"({"media":{"URL":""}})"};
+  for (const char *b : bad) fail_if(parse_whisp_request(WhispMessage::Pulling, b, &r, &err), "%s accepted", b);
+  fail_if(parse_whisp_request(WhispMessage::Grabbing, R"({"new media":{"URL":"r"},"error_code":"0x"})", &g, &err));
+  fail_if(parse_whisp_request(WhispMessage::Grabbing, R"({"new media":{"URL":"r"}})", &g, &err));
+  fail_if(parse_whisp_request(WhispMessage::Merging,
+                              R"({"main media":{"URL":"a"},"secondary media":{"URL":"b"},"merge template":{}})", &m, &err));
+  // What the server writes is JSON it reads back.
+  std::string out = whisp_media_json(r.media);
+  WhispRequest back;
+  fail_unless(parse_whisp_request(WhispMessage::Pulling, "{\"media\":" + out + "}", &back, &err), "%s", out.c_str());
+  assert_str(back.media.url, r.media.url);
+  assert_str(back.media.vmsid[0], "rts video");
+  fail_unless(parse_whisp_request(WhispMessage::Pulling, whisp_pulling_response("/whep/p1", "p1"), &back, &err));
+  assert_str(back.media.url, "/whep/p1");
+  assert_contains(whisp_templates_json(), "\"merge template id\":\"03\"");
+}
+GST_END_TEST;
+
+class FakeWhisp : public WhispBackend {
+public:
+  std::vector<WhispRequest> seen;
+  std::vector<std::string> ended;
+  WhispResult result = WhispResult::ok(201);
+  void pull(const WhispRequest &r, WhispCallback done) override { answer(r, done); }
+  void switch_streams(const WhispRequest &r, WhispCallback done) override { answer(r, done); }
+  void merge(const WhispRequest &r, WhispCallback done) override { answer(r, done); }
+  void grab(const WhispRequest &r, WhispCallback done) override { answer(r, done); }
+  unsigned end(WhispMessage, const std::string &id) override {
+    ended.push_back(id);
+    return id == "known" ? 200 : 404;
+  }
+
+private:
+  void answer(const WhispRequest &r, WhispCallback done) {
+    seen.push_back(r);
+    done(result);
+  }
+};
+
+static Response whisp_call(const std::shared_ptr<WhispEndpoint> &ep, const std::string &method, const std::string &path,
+                           std::map<std::string, std::string> headers = {}, const std::string &body = "") {
+  Request req;
+  req.method = method;
+  req.path = path;
+  for (auto &kv : headers) req.headers.add(kv.first, kv.second);
+  req.body = body;
+  Response out;
+  int called = 0;
+  ep->handle(req, Reply([&](Response r) {
+               out = std::move(r);
+               called++;
+             }));
+  fail_unless_equals_int(called, 1);
+  return out;
+}
+
+GST_START_TEST(test_whisp_endpoint) {
+  FakeWhisp be;
+  WhispConfig cfg;
+  cfg.auth_token = "tok";
+  auto ep = std::make_shared<WhispEndpoint>(cfg, &be);
+  std::map<std::string, std::string> json = {{"Content-Type", "application/json"}, {"Authorization", "Bearer tok"}};
+  const std::string pull = R"({"media":{"URL":"http://up.example/whep"}})";
+  fail_unless_equals_int(whisp_call(ep, "POST", "/whisp/pulling/endpoint", {{"Content-Type", "application/json"}}, pull).status, 401);
+  Response pre = whisp_call(ep, "OPTIONS", "/whisp/pulling/endpoint", {{"Access-Control-Request-Method", "POST"}});
+  fail_unless_equals_int(pre.status, 200);
+  assert_contains(*pre.headers.get("Access-Control-Allow-Methods"), "POST");
+  assert_str(*pre.headers.get("Access-Control-Allow-Origin"), "*");
+  fail_unless_equals_int(whisp_call(ep, "POST", "/whisp/pulling/endpoint", {{"Content-Type", "text/plain"}, {"Authorization", "Bearer tok"}}, pull).status, 415);
+  fail_unless_equals_int(whisp_call(ep, "POST", "/whisp/merging/endpoint", json, kWhispFigure4).status, 400);
+  fail_unless_equals_int(be.seen.size(), 0);
+
+  be.result.resource = "p1";
+  be.result.stream = "pull-p1";
+  be.result.url = "/whep/pull-p1";
+  Response created = whisp_call(ep, "POST", "/whisp/pulling/endpoint", json, pull);
+  fail_unless_equals_int(created.status, 201);
+  assert_str(*created.headers.get("Location"), "/whisp/pulling/p1");
+  assert_str(*created.headers.get("Content-Type"), "application/json");
+  assert_contains(created.body, "\"URL\":\"/whep/pull-p1\"");
+  assert_str(be.seen.back().media.url, "http://up.example/whep");
+
+  be.result = WhispResult::ok(201);
+  be.result.resource = "s1";
+  Response sw = whisp_call(ep, "POST", "/whisp/switching/endpoint", json,
+                           R"({"source media":{"URL":"red"},"destination media":{"URL":"/whep/blue"}})");
+  fail_unless_equals_int(sw.status, 201);
+  assert_contains(sw.body, "\"source media\":{\"URL\":\"red\"}");
+  assert_contains(sw.body, "\"destination media\":{\"URL\":\"/whep/blue\"}");
+
+  const std::string merge = R"({"main media":{"URL":"a"},"secondary media":{"URL":"b"},"merge template":{"merge template id":"09"}})";
+  Response unknown = whisp_call(ep, "POST", "/whisp/merging/endpoint", json, merge);
+  fail_unless_equals_int(unknown.status, 422);
+  assert_contains(unknown.body, "templates");
+  Response bad_code = whisp_call(ep, "POST", "/whisp/grabbing/endpoint", json, R"({"new media":{"URL":"red"},"error_code":3})");
+  fail_unless_equals_int(bad_code.status, 422);
+  be.result = WhispResult::refused(404, "no stream named 'nowhere'");
+  Response missing = whisp_call(ep, "POST", "/whisp/grabbing/endpoint", json, R"({"new media":{"URL":"nowhere"},"error_code":0})");
+  fail_unless_equals_int(missing.status, 404);
+  assert_str(*missing.headers.get("Content-Type"), "application/problem+json");
+
+  Response templates = whisp_call(ep, "GET", "/whisp/merging/templates", {{"Authorization", "Bearer tok"}});
+  fail_unless_equals_int(templates.status, 200);
+  assert_contains(templates.body, "\"01\"");
+  fail_unless_equals_int(whisp_call(ep, "DELETE", "/whisp/merging/known", {{"Authorization", "Bearer tok"}}).status, 200);
+  fail_unless_equals_int(whisp_call(ep, "DELETE", "/whisp/merging/other", {{"Authorization", "Bearer tok"}}).status, 404);
+  Response wrong = whisp_call(ep, "GET", "/whisp/switching/endpoint", {{"Authorization", "Bearer tok"}});
+  fail_unless_equals_int(wrong.status, 405);
+  assert_str(*wrong.headers.get("Allow"), "OPTIONS, POST");
+  fail_unless_equals_int(whisp_call(ep, "DELETE", "/whisp/grabbing/x", {{"Authorization", "Bearer tok"}}).status, 404);
+  fail_unless_equals_int(whisp_call(ep, "POST", "/whisp/other/endpoint", json, pull).status, 404);
+  fail_unless_equals_int(whisp_call(ep, "POST", "/whisp", json, pull).status, 404);
+}
+GST_END_TEST;
+
 // Bounded fuzzing of the parsers that see network input: random mutations of valid bodies
 // must never crash or hang.
 GST_START_TEST(test_parsers_fuzz) {
@@ -704,6 +920,9 @@ GST_START_TEST(test_parsers_fuzz) {
     parse_if_match(s);
     resolve_url("http://h:1/a/b?c", s);
     parse_retry_after(s, 0);
+    WhispRequest wr;
+    for (WhispMessage m : {WhispMessage::Pulling, WhispMessage::Switching, WhispMessage::Merging, WhispMessage::Grabbing})
+      parse_whisp_request(m, s, &wr, &err);
     finish_local_sdp(s, {"candidate:1 1 UDP 1 127.0.0.1 1 typ host"});
   }
   g_rand_free(rand);
@@ -842,6 +1061,8 @@ static Suite *protocol_suite(void) {
   tcase_add_test(tc, test_rtp_keyframes);
   tcase_add_test(tc, test_rtp_continuity);
   tcase_add_test(tc, test_client_failures);
+  tcase_add_test(tc, test_whisp_parsing);
+  tcase_add_test(tc, test_whisp_endpoint);
   tcase_add_test(tc, test_parsers_fuzz);
   tcase_add_test(tc, test_resolve_url);
   tcase_add_test(tc, test_retry_after_and_backoff);
