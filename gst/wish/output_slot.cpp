@@ -81,7 +81,16 @@ std::vector<GstEvent *> SlotOutput::priming_locked(const std::shared_ptr<Track> 
   return events;
 }
 
+void SlotOutput::enable() {
+  enabled_ = true;
+  request_keyframe();
+}
+
 void SlotOutput::deliver(const std::shared_ptr<Track> &from, GstBuffer *buffer) {
+  if (!enabled_) {
+    gst_buffer_unref(buffer);
+    return;
+  }
   GPtr<GstPad> pad;
   std::vector<GstEvent *> priming;
   bool ask_keyframe = false;
@@ -175,12 +184,12 @@ void SlotOutput::close() {
   if (pad && upstream_probe_) gst_pad_remove_probe(pad.get(), upstream_probe_);
 }
 
-void Slot::point_to(const std::shared_ptr<Stream> &stream) {
+void Slot::point_to(const std::string &showing, const Picker &pick) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    showing_ = stream ? stream->name() : "";
+    showing_ = showing;
   }
-  for (const auto &o : outputs_) o->set_source(stream ? stream->track(o->kind(), o->index()) : nullptr);
+  for (const auto &o : outputs_) o->set_source(pick(*o));
 }
 
 std::string Slot::showing() const {

@@ -12,6 +12,7 @@
 #include <gst/gst.h>
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -23,7 +24,21 @@
 
 namespace wish {
 
-class SlotOutput : public TrackSink, public std::enable_shared_from_this<SlotOutput> {
+// What a slot points at a track: a viewer's output, or the input of something that decodes
+// (a merge, a transcoder).
+class SlotTarget {
+public:
+  virtual ~SlotTarget() = default;
+  virtual const std::string &kind() const = 0;
+  virtual size_t index() const = 0;  // among its slot's targets of its kind: which track it takes
+  // The encoding it must receive (H264, VP8, OPUS...), "" when it takes any.
+  virtual const std::string &encoding() const = 0;
+  virtual void set_source(const std::shared_ptr<Track> &track) = 0;
+  virtual std::shared_ptr<Track> source() const = 0;
+  virtual void close() = 0;
+};
+
+class SlotOutput : public TrackSink, public SlotTarget, public std::enable_shared_from_this<SlotOutput> {
 public:
   struct Params {
     GPtr<GstPad> pad;    // the viewer's webrtcbin sink pad
@@ -37,19 +52,23 @@ public:
   static std::shared_ptr<SlotOutput> create(Params params);
   ~SlotOutput() override;
 
-  const std::string &kind() const { return params_.kind; }
-  size_t index() const { return params_.index; }
-  const std::string &encoding() const { return params_.encoding; }
+  const std::string &kind() const override { return params_.kind; }
+  size_t index() const override { return params_.index; }
+  const std::string &encoding() const override { return params_.encoding; }
 
   // Takes its packets from `track` from now on (null: none); a change of track restarts the
   // stream at the next keyframe, which is requested at once.
-  void set_source(const std::shared_ptr<Track> &track);
-  std::shared_ptr<Track> source() const;
+  void set_source(const std::shared_ptr<Track> &track) override;
+  std::shared_ptr<Track> source() const override;
   void deliver(const std::shared_ptr<Track> &from, GstBuffer *buffer) override;
   // The viewer asked for a keyframe (PLI/FIR turned into an upstream event by webrtcbin).
   void request_keyframe();
+  // Packets (and the events before them) go to the pad only once its viewer is connected:
+  // until DTLS is up webrtcbin holds back what it is given, and the track's thread, shared by
+  // every viewer, would wait there.
+  void enable();
   // No packet goes to the pad any more; the pad is let go.
-  void close();
+  void close() override;
 
   guint64 packets() const { return packets_; }
   guint64 bytes() const { return bytes_; }
@@ -72,24 +91,26 @@ private:
   gint64 last_keyframe_ask_ = 0;
   bool closed_ = false;
   std::atomic<guint64> packets_{0}, bytes_{0};
+  std::atomic<bool> enabled_{false};
 };
 
-// A viewer's outputs and the stream it asked for.
+// What a viewer (or a merge) receives from, and the stream it asked for.
 class Slot {
 public:
   explicit Slot(std::string requested) : requested_(std::move(requested)) {}
   const std::string &requested() const { return requested_; }
-  void add_output(std::shared_ptr<SlotOutput> output) { outputs_.push_back(std::move(output)); }
-  const std::vector<std::shared_ptr<SlotOutput>> &outputs() const { return outputs_; }
+  void add_output(std::shared_ptr<SlotTarget> output) { outputs_.push_back(std::move(output)); }
+  const std::vector<std::shared_ptr<SlotTarget>> &outputs() const { return outputs_; }
 
-  // Every output takes the track of its kind and order in `stream` (or none).
-  void point_to(const std::shared_ptr<Stream> &stream);
+  // Every output takes the track pick() gives it (or none); `showing` names what it shows.
+  using Picker = std::function<std::shared_ptr<Track>(const SlotTarget &)>;
+  void point_to(const std::string &showing, const Picker &pick);
   std::string showing() const;  // name of the stream it points at, "" when none
   void close();
 
 private:
   const std::string requested_;
-  std::vector<std::shared_ptr<SlotOutput>> outputs_;  // fixed once the slot is joined
+  std::vector<std::shared_ptr<SlotTarget>> outputs_;  // fixed once the slot is joined
   mutable std::mutex mutex_;  // guards showing_
   std::string showing_;
 };

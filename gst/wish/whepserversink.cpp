@@ -24,6 +24,7 @@
 #include <algorithm>
 #include <optional>
 #include <atomic>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -133,6 +134,12 @@ private:
   void on_serving() override;
   void on_stop() override;
   guint silence_timeout_s() override;
+  EncoderSettings encoder_settings() override {
+    GST_OBJECT_LOCK(element());
+    EncoderSettings e = settings.encoder;
+    GST_OBJECT_UNLOCK(element());
+    return e;
+  }
   std::shared_ptr<ServerSession> new_session() override { return std::make_shared<Viewer>(); }
   bool attach_media(ServerSession &session, const SessionRequest &request, MediaResult *refusal) override;
   void on_answered(ServerSession &session) override;
@@ -143,10 +150,11 @@ private:
   static GstPadProbeReturn on_entry_event(GstPad *pad, GstPadProbeInfo *info, gpointer data);
   bool build_chain(Input *input, GstCaps *caps);
   bool all_inputs_eos();
-  // The stream a request names, after switches; null when there is none.
-  std::shared_ptr<Stream> stream_for(const std::string &requested);
+  // The stream whose `kind` tracks viewers of a request see, after switches; null when none.
+  std::shared_ptr<Stream> stream_for(const std::string &requested, const std::string &kind);
+  std::vector<std::shared_ptr<Track>> tracks_for(const std::string &requested, const std::string &kind);
   std::string own_name();
-  std::vector<PlannedOutput> plan(const std::shared_ptr<Stream> &stream, const SessionRequest &request);
+  std::vector<PlannedOutput> plan(const SessionRequest &request);
   void post_viewer_message(const char *name, const std::string &id, const char *reason);
 
   std::mutex inputs_mutex_;  // guards inputs_ and pad_counter_; never held across GStreamer calls
@@ -368,28 +376,35 @@ bool WhepServer::all_inputs_eos() {
 // ---------------------------------------------------------------------------------------
 // Viewers
 
-std::shared_ptr<Stream> WhepServer::stream_for(const std::string &requested) {
+std::shared_ptr<Stream> WhepServer::stream_for(const std::string &requested, const std::string &kind) {
   auto reg = registry();
   if (!reg) return nullptr;
-  return reg->resolve(requested.empty() ? own_name() : requested);
+  return reg->resolve(requested.empty() ? own_name() : requested, kind);
+}
+
+// The tracks of that kind viewers of `requested` see, in order.
+std::vector<std::shared_ptr<Track>> WhepServer::tracks_for(const std::string &requested, const std::string &kind) {
+  std::vector<std::shared_ptr<Track>> out;
+  if (auto stream = stream_for(requested, kind))
+    for (const auto &t : stream->tracks())
+      if (t->kind() == kind) out.push_back(t);
+  return out;
 }
 
 // Viewers are taken once every track of the stream has media, or one has had it for a few
 // seconds (Stream::ready): nobody gets a video-only answer because audio started later.
 Admission WhepServer::admit(const std::string &requested) {
   if (!running()) return {503, "the server is not playing"};
-  auto stream = stream_for(requested);
-  if (!stream) return {404, "no stream named '" + requested + "'"};
-  if (stream->ready()) return {};
-  return {409, stream == stream_ ? "no media is being published yet" : "nothing is published on this stream yet"};
+  auto video = stream_for(requested, "video"), audio = stream_for(requested, "audio");
+  if (!video && !audio) return {404, "no stream named '" + requested + "'"};
+  if ((video && video->ready()) || (audio && audio->ready())) return {};
+  return {409, video == stream_ ? "no media is being published yet" : "nothing is published on this stream yet"};
 }
 
 bool WhepServer::can_answer(const std::string &requested, const SessionDescription &offer) {
-  auto stream = stream_for(requested);
-  if (!stream) return false;
   for (const auto &m : offer.media) {
     if (m.direction != Direction::RecvOnly && m.direction != Direction::SendRecv) continue;
-    for (const auto &t : stream->tracks())
+    for (const auto &t : tracks_for(requested, m.kind))
       if (t->has_caps() && match_codec(m, t->codec())) return true;
   }
   return false;
@@ -397,37 +412,33 @@ bool WhepServer::can_answer(const std::string &requested, const SessionDescripti
 
 // Pairs each m-line the player can receive with a track of that kind, first come first
 // served; for a counter-offer, every track with media.
-std::vector<PlannedOutput> WhepServer::plan(const std::shared_ptr<Stream> &stream, const SessionRequest &request) {
+std::vector<PlannedOutput> WhepServer::plan(const SessionRequest &request) {
   std::vector<PlannedOutput> out;
-  auto tracks = stream->tracks();
-  auto index_of = [&](const std::shared_ptr<Track> &t) {
-    size_t i = 0;
-    for (const auto &o : tracks) {
-      if (o == t) break;
-      if (o->kind() == t->kind()) i++;
-    }
-    return i;
-  };
+  std::map<std::string, std::vector<std::shared_ptr<Track>>> tracks;
+  for (const char *kind : {"video", "audio"}) tracks[kind] = tracks_for(request.stream, kind);
   if (request.counter_offer) {
-    for (const auto &t : tracks) {
-      GPtr<GstCaps> caps = t->caps();
-      if (!caps) continue;
-      gint pt = t->kind() == "audio" ? 111 : 96;
-      gst_structure_get_int(gst_caps_get_structure(caps.get(), 0), "payload", &pt);
-      out.push_back({t, index_of(t), pt, std::nullopt});
-    }
+    for (const auto &kv : tracks)
+      for (size_t i = 0; i < kv.second.size(); i++) {
+        GPtr<GstCaps> caps = kv.second[i]->caps();
+        if (!caps) continue;
+        gint pt = kv.first == "audio" ? 111 : 96;
+        gst_structure_get_int(gst_caps_get_structure(caps.get(), 0), "payload", &pt);
+        out.push_back({kv.second[i], i, pt, std::nullopt});
+      }
     return out;
   }
   std::vector<Track *> used;
   for (const auto &m : request.parsed.media) {
     if (m.rejected() || (m.direction != Direction::RecvOnly && m.direction != Direction::SendRecv)) continue;
-    for (const auto &t : tracks) {
-      if (t->kind() != m.kind || std::find(used.begin(), used.end(), t.get()) != used.end()) continue;
-      if (!t->has_caps()) continue;
+    auto kind = tracks.find(m.kind);
+    if (kind == tracks.end()) continue;
+    for (size_t i = 0; i < kind->second.size(); i++) {
+      const auto &t = kind->second[i];
+      if (std::find(used.begin(), used.end(), t.get()) != used.end() || !t->has_caps()) continue;
       auto pt = match_codec(m, t->codec());
       if (!pt) continue;
       auto offered = m.rtpmap.find(*pt);
-      out.push_back({t, index_of(t), *pt, std::nullopt});
+      out.push_back({t, i, *pt, std::nullopt});
       if (offered != m.rtpmap.end()) out.back().offered = offered->second;
       used.push_back(t.get());
       break;
@@ -438,12 +449,11 @@ std::vector<PlannedOutput> WhepServer::plan(const std::shared_ptr<Stream> &strea
 
 bool WhepServer::attach_media(ServerSession &session, const SessionRequest &request, MediaResult *refusal) {
   auto &viewer = static_cast<Viewer &>(session);
-  auto stream = stream_for(request.stream);
-  if (!stream) {
+  if (!stream_for(request.stream, "video") && !stream_for(request.stream, "audio")) {
     *refusal = MediaResult::failure(404, "no stream named '" + request.stream + "'");
     return false;
   }
-  std::vector<PlannedOutput> planned = plan(stream, request);
+  std::vector<PlannedOutput> planned = plan(request);
   if (planned.empty()) {
     *refusal = MediaResult::failure(422, "no codec in common with the offer");
     return false;
@@ -489,10 +499,12 @@ bool WhepServer::attach_media(ServerSession &session, const SessionRequest &requ
 
 void WhepServer::on_answered(ServerSession &session) { post_viewer_message("wish-viewer-joined", session.id, nullptr); }
 
-// A new viewer starts decoding at once instead of waiting for the next GOP.
+// Media flows once the viewer is connected, starting with a keyframe asked for at once.
 void WhepServer::on_connected(ServerSession &session) {
-  for (const auto &o : static_cast<Viewer &>(session).slot->outputs())
-    if (auto t = o->source()) t->request_keyframe(true);
+  for (const auto &target : static_cast<Viewer &>(session).slot->outputs()) {
+    if (auto o = std::dynamic_pointer_cast<SlotOutput>(target)) o->enable();
+    if (auto t = target->source()) t->request_keyframe(true);
+  }
 }
 
 void WhepServer::detach_media(ServerSession &session, GstElement *) {
@@ -528,7 +540,9 @@ GstStructure *WhepServer::stats() {
     guint64 packets = 0, bytes = 0;
     std::string showing;
     if (v->slot) {
-      for (const auto &o : v->slot->outputs()) {
+      for (const auto &target : v->slot->outputs()) {
+        auto o = std::dynamic_pointer_cast<SlotOutput>(target);
+        if (!o) continue;
         packets += o->packets();
         bytes += o->bytes();
       }

@@ -161,6 +161,32 @@ GST_START_TEST(test_unconnected_sessions_expire) {
 }
 GST_END_TEST;
 
+// A player that negotiates and then never connects must not hold up anyone else: connected
+// viewers keep receiving while its session waits for its deadline.
+GST_START_TEST(test_unconnected_session_stalls_nobody) {
+  Server server("viewer-timeout=10");
+  fail_unless(server.wait_ready());
+  HttpClient http;
+  TestPlayer viewer;
+  HttpResult r = http.request("POST", server.url(), {{"Content-Type", "application/sdp"}}, viewer.create_offer());
+  fail_unless_equals_int(r.status, 201);
+  fail_unless(viewer.set_remote_answer(r.body));
+  fail_unless(viewer.wait_video_frames(10, 15000));
+  // Negotiated, never connected (no candidate of its own).
+  fail_unless_equals_int(http.request("POST", server.url(), {{"Content-Type", "application/sdp"}}, chromium_offer()).status, 201);
+  guint64 video = viewer.video_frames(), audio = viewer.audio_buffers();
+  fail_unless(viewer.wait_video_frames(video + 30, 3000), "the connected viewer got %" G_GUINT64_FORMAT
+              " frames in 3 s while another session waited to connect", viewer.video_frames() - video);
+  fail_unless(viewer.wait_audio_buffers(audio + 50, 3000));
+  // A new viewer joins and plays meanwhile.
+  TestPlayer late;
+  HttpResult lr = http.request("POST", server.url(), {{"Content-Type", "application/sdp"}}, late.create_offer());
+  fail_unless_equals_int(lr.status, 201);
+  fail_unless(late.set_remote_answer(lr.body));
+  fail_unless(late.wait_video_frames(10, 5000), "a new viewer did not play while another session waited");
+}
+GST_END_TEST;
+
 static Suite *viewer_lifecycle_suite(void) {
   Suite *s = suite_create("viewer_lifecycle");
   TCase *tc = tcase_create("general");
@@ -168,6 +194,7 @@ static Suite *viewer_lifecycle_suite(void) {
   tcase_add_checked_fixture(tc, nullptr, wish_test::stop_leftovers);
   suite_add_tcase(s, tc);
   tcase_add_test(tc, test_unconnected_sessions_expire);
+  tcase_add_test(tc, test_unconnected_session_stalls_nobody);
   tcase_add_test(tc, test_churn_one_at_a_time);
   tcase_add_test(tc, test_churn_four_at_a_time);
   return s;
