@@ -90,7 +90,7 @@ GST_END_TEST;
 GST_START_TEST(test_sdp_parse) {
   std::string err;
   auto sd = parse_sdp(kOffer, &err);
-  fail_unless(sd.has_value(), "%s", err);
+  fail_unless(sd.has_value(), "%s", err.c_str());
   fail_unless_equals_int(sd->media.size(), 2);
   assert_str(sd->media[0].kind, "video");
   fail_unless(sd->media[0].direction == Direction::RecvOnly);
@@ -108,6 +108,15 @@ GST_START_TEST(test_sdp_parse) {
   fail_if(parse_sdp("v=0\r\nm=video x UDP 96\r\n", &err).has_value());
   fail_if(parse_sdp("v=0\r\nm=video 9 UDP 96\r\na=rtpmap:96\r\n", &err).has_value());
   fail_if(parse_sdp("v=0\r\nm=video 9 UDP 96\r\nbogus\r\n", &err).has_value());
+  // msid, and the older ssrc msid attribute
+  auto ms = parse_sdp("v=0\r\nm=video 9 UDP 96\r\na=msid:anchor cam\r\nm=audio 9 UDP 111\r\n"
+                      "a=ssrc:1 cname:x\r\na=ssrc:1 msid:anchor mic\r\n",
+                      &err);
+  fail_unless(ms.has_value(), "%s", err.c_str());
+  assert_str(ms->media[0].msid_stream, "anchor");
+  assert_str(ms->media[0].msid_track, "cam");
+  assert_str(ms->media[1].msid_stream, "anchor");
+  assert_str(ms->media[1].msid_track, "mic");
 }
 GST_END_TEST;
 

@@ -137,6 +137,13 @@ std::optional<SessionDescription> parse_sdp(std::string_view text, std::string *
       m->candidates.emplace_back(value);
     } else if (name == "bundle-only") {
       m->bundle_only = true;
+    } else if (name == "msid" || (name == "ssrc" && arg.find(" msid:") != std::string_view::npos &&
+                                  m->msid_stream.empty())) {
+      std::string_view ids = name == "msid" ? arg : arg.substr(arg.find(" msid:") + 6);
+      ids = trim(ids);
+      auto sp = ids.find(' ');
+      m->msid_stream = std::string(ids.substr(0, sp));
+      m->msid_track = sp == std::string_view::npos ? "" : std::string(trim(ids.substr(sp + 1)));
     } else if (name == "rtpmap" || name == "fmtp") {
       auto sp = arg.find(' ');
       unsigned long pt;

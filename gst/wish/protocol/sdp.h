@@ -31,6 +31,8 @@ struct MediaSection {
   std::string ice_ufrag, ice_pwd;    // media level, or inherited from session level
   std::vector<std::string> candidates;  // "candidate:..." values
   bool bundle_only = false;
+  // a=msid:<stream id> [<track id>] (RFC 8830), and the older a=ssrc:<n> msid:... form.
+  std::string msid_stream, msid_track;
 
   // Port 0 rejects an m-line, except with a=bundle-only (RFC 8843: max-bundle offers).
   bool rejected() const { return port == 0 && !bundle_only; }
