@@ -165,6 +165,30 @@ inline unsigned free_port() {
 }
 
 
+// A playing pipeline of server elements that share one HTTP server on a free port of
+// 127.0.0.1: `props` is what each of them is given for that.
+struct ServerPipeline {
+  unsigned port = free_port();
+  std::string props = " address=127.0.0.1 ice-local-addresses=127.0.0.1 port=" + std::to_string(port);
+  GstElement *pipeline = nullptr;
+  void start(const std::string &desc) {
+    GError *err = nullptr;
+    pipeline = gst_parse_launch(desc.c_str(), &err);
+    fail_unless(pipeline != nullptr, "%s", err ? err->message : "");
+    watch_test_pipeline(pipeline);
+    fail_unless(gst_element_set_state(pipeline, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
+  }
+  ~ServerPipeline() {
+    if (!pipeline) return;
+    gst_element_set_state(pipeline, GST_STATE_NULL);
+    gst_object_unref(pipeline);
+  }
+  std::string url(const std::string &path) const { return "http://127.0.0.1:" + std::to_string(port) + path; }
+  GstElement *element(const char *name) const {  // a reference the caller drops
+    return gst_bin_get_by_name(GST_BIN(pipeline), name);
+  }
+};
+
 // Every pad a receiving element adds ends in a fakesink that counts buffers: video_* pads in
 // `video` (and the first buffer's media type in video_caps), audio_* pads in `audio`.
 struct CountingSinks {

@@ -4,6 +4,7 @@
 #include <gst/webrtc/webrtc.h>
 
 #include <algorithm>
+#include <cmath>
 
 #include "protocol/sdp.h"
 #include "teardown.h"
@@ -20,7 +21,7 @@ static bool wait_until(int timeout_ms, const std::function<bool()> &cond) {
   return cond();
 }
 
-TestPlayer::TestPlayer(const PlayerOptions &opts) {
+TestPlayer::TestPlayer(const PlayerOptions &opts) : points_(opts.sample_points), at_(opts.sample_points.size()) {
   pipeline_ = gst_pipeline_new("player");
   stop_at_teardown(pipeline_);
   webrtc_ = gst_element_factory_make("webrtcbin", "player_webrtc");
@@ -137,7 +138,20 @@ void TestPlayer::on_decoded_pad(GstElement *, GstPad *pad, TestPlayer *self) {
     gst_object_unref(in);
     target = nullptr;
   } else {
-    gst_element_sync_state_with_parent(sink);
+    // Audio is kept as 48 kHz mono samples, for tone checks.
+    GstElement *convert = gst_element_factory_make("audioconvert", nullptr);
+    GstElement *resample = gst_element_factory_make("audioresample", nullptr);
+    GstElement *filter = gst_element_factory_make("capsfilter", nullptr);
+    GstCaps *mono = gst_caps_from_string("audio/x-raw,format=S16LE,channels=1,rate=48000");
+    g_object_set(filter, "caps", mono, nullptr);
+    gst_caps_unref(mono);
+    gst_bin_add_many(GST_BIN(self->pipeline_), convert, resample, filter, nullptr);
+    gst_element_link_many(convert, resample, filter, sink, nullptr);
+    for (GstElement *e : {sink, filter, resample, convert}) gst_element_sync_state_with_parent(e);
+    GstPad *in = gst_element_get_static_pad(convert, "sink");
+    gst_pad_link(pad, in);
+    gst_object_unref(in);
+    target = nullptr;
   }
   GstPad *sinkpad = gst_element_get_static_pad(sink, "sink");
   if (target) gst_pad_link(target, sinkpad);
@@ -150,19 +164,36 @@ void TestPlayer::on_decoded_pad(GstElement *, GstPad *pad, TestPlayer *self) {
                       if (caps && gst_video_info_from_caps(&vi, caps)) {
                         GstVideoFrame frame;
                         if (gst_video_frame_map(&frame, &vi, GST_PAD_PROBE_INFO_BUFFER(info), GST_MAP_READ)) {
-                          const guint8 *row = static_cast<const guint8 *>(GST_VIDEO_FRAME_PLANE_DATA(&frame, 0)) +
-                                              GST_VIDEO_FRAME_PLANE_STRIDE(&frame, 0) * (vi.height / 2);
-                          const guint8 *px = row + 3 * (vi.width / 2);
+                          auto at = [&](double fx, double fy) -> Rgb {
+                            int x = std::min(vi.width - 1, static_cast<int>(fx * vi.width));
+                            int y = std::min(vi.height - 1, static_cast<int>(fy * vi.height));
+                            const guint8 *px = static_cast<const guint8 *>(GST_VIDEO_FRAME_PLANE_DATA(&frame, 0)) +
+                                               GST_VIDEO_FRAME_PLANE_STRIDE(&frame, 0) * y + 3 * x;
+                            return {px[0], px[1], px[2]};
+                          };
                           std::lock_guard<std::mutex> lock(self->mutex_);
-                          self->center_ = {px[0], px[1], px[2]};
+                          self->center_ = at(0.5, 0.5);
+                          for (size_t i = 0; i < self->points_.size(); i++)
+                            self->at_[i] = at(self->points_[i].first, self->points_[i].second);
                           gst_video_frame_unmap(&frame);
                         }
                       }
                       if (caps) gst_caps_unref(caps);
                       return GST_PAD_PROBE_OK;
                     }
-                          : +[](GstPad *, GstPadProbeInfo *, gpointer d) {
-                              static_cast<TestPlayer *>(d)->audio_buffers_++;
+                          : +[](GstPad *, GstPadProbeInfo *info, gpointer d) {
+                              auto *self = static_cast<TestPlayer *>(d);
+                              self->audio_buffers_++;
+                              GstMapInfo map;
+                              GstBuffer *buf = GST_PAD_PROBE_INFO_BUFFER(info);
+                              if (gst_buffer_map(buf, &map, GST_MAP_READ)) {
+                                const auto *samples = reinterpret_cast<const gint16 *>(map.data);
+                                std::lock_guard<std::mutex> lock(self->mutex_);
+                                self->audio_.insert(self->audio_.end(), samples, samples + map.size / 2);
+                                if (self->audio_.size() > 48000)
+                                  self->audio_.erase(self->audio_.begin(), self->audio_.end() - 48000);
+                                gst_buffer_unmap(buf, &map);
+                              }
                               return GST_PAD_PROBE_OK;
                             },
                     self, nullptr);
@@ -267,6 +298,28 @@ TestPlayer::Rgb TestPlayer::center_color() const {
 
 bool TestPlayer::wait_color(int timeout_ms, bool (*pred)(const Rgb &)) {
   return wait_until(timeout_ms, [&] { return pred(center_color()); });
+}
+
+TestPlayer::Rgb TestPlayer::color_at(size_t i) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return i < at_.size() ? at_[i] : Rgb{};
+}
+
+double TestPlayer::tone_level(double frequency) const {
+  std::vector<gint16> samples;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (audio_.size() < 24000) return -1;
+    samples.assign(audio_.end() - 24000, audio_.end());
+  }
+  double coeff = 2 * std::cos(2 * M_PI * frequency / 48000), s1 = 0, s2 = 0;
+  for (gint16 x : samples) {
+    double s0 = x / 32768.0 + coeff * s1 - s2;
+    s2 = s1;
+    s1 = s0;
+  }
+  double power = s1 * s1 + s2 * s2 - coeff * s1 * s2;
+  return 2 * std::sqrt(std::max(power, 0.0)) / samples.size();
 }
 
 std::vector<unsigned> TestPlayer::video_ssrcs() const {

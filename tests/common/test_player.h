@@ -15,6 +15,9 @@ struct PlayerOptions {
   bool video = true, audio = true;
   // Offered video codecs in order: "H264", "VP8", "VP9".
   std::vector<std::string> video_codecs = {"H264", "VP8"};
+  // Points of the picture (fractions of width and height) whose colour is read besides the
+  // centre, for color_at().
+  std::vector<std::pair<double, double>> sample_points;
 };
 
 class TestPlayer {
@@ -39,8 +42,12 @@ public:
     int r = -1, g = -1, b = -1;
   };
   Rgb center_color() const;
+  Rgb color_at(size_t sample_point) const;  // of the last picture, by PlayerOptions::sample_points
   // Waits until the centre pixel matches pred; false after timeout_ms.
   bool wait_color(int timeout_ms, bool (*pred)(const Rgb &));
+  // Level of a tone in the last half second of decoded audio (Goertzel, normalized: about
+  // the sine's amplitude, 0 when absent); -1 before there is half a second.
+  double tone_level(double frequency) const;
   // SSRCs of the video RTP packets received so far, and how many video pads webrtcbin made.
   std::vector<unsigned> video_ssrcs() const;
   int video_pads() const { return video_pads_; }
@@ -66,7 +73,10 @@ private:
   std::atomic<guint64> video_frames_{0}, audio_buffers_{0};
   std::atomic<int> video_pads_{0};
   Rgb center_;
+  std::vector<std::pair<double, double>> points_;
+  std::vector<Rgb> at_;  // the colours at points_
   std::vector<unsigned> ssrcs_;
+  std::vector<gint16> audio_;  // the last second, 48 kHz mono
 };
 
 }  // namespace wish_test

@@ -39,6 +39,16 @@ TestPublisher::TestPublisher(const PublisherOptions &opts) {
   webrtc_ = gst_bin_get_by_name(GST_BIN(pipeline_), "w");
   std::string error;
   wish::configure_webrtcbin(webrtc_, {"127.0.0.1"}, "", {}, &error);
+  if (!opts.msid.empty()) {
+    GstIterator *it = gst_element_iterate_sink_pads(webrtc_);
+    GValue item = G_VALUE_INIT;
+    while (gst_iterator_next(it, &item) == GST_ITERATOR_OK) {
+      g_object_set(g_value_get_object(&item), "msid", opts.msid.c_str(), nullptr);
+      g_value_reset(&item);
+    }
+    g_value_unset(&item);
+    gst_iterator_free(it);
+  }
   // Publishing only.
   GArray *transceivers = nullptr;
   g_signal_emit_by_name(webrtc_, "get-transceivers", &transceivers);
@@ -91,6 +101,22 @@ TestPublisher::~TestPublisher() {
 
 std::string TestPublisher::create_offer() {
   if (!webrtc_) return "";
+  {  // bounded: after 5 s the offer goes without what the caps add
+    gint64 end = g_get_monotonic_time() + 5 * G_USEC_PER_SEC;
+    auto all_have_caps = [this] {
+      bool all = true;
+      GstIterator *it = gst_element_iterate_sink_pads(webrtc_);
+      GValue item = G_VALUE_INIT;
+      while (gst_iterator_next(it, &item) == GST_ITERATOR_OK) {
+        all = all && gst_pad_has_current_caps(GST_PAD(g_value_get_object(&item)));
+        g_value_reset(&item);
+      }
+      g_value_unset(&item);
+      gst_iterator_free(it);
+      return all;
+    };
+    while (!all_have_caps() && g_get_monotonic_time() < end) g_usleep(10 * 1000);
+  }
   std::mutex m;
   std::condition_variable cv;
   bool done = false;

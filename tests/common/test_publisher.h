@@ -16,13 +16,16 @@ struct PublisherOptions {
   int keyframe_interval = 30;  // frames
   int video_tracks = 1;        // >1 to provoke 422
   std::string pattern = "ball";  // videotestsrc pattern
+  std::string msid;              // a=msid stream id of its tracks ("" : webrtcbin's own)
 };
 
 class TestPublisher {
 public:
   explicit TestPublisher(const PublisherOptions &opts = {});
   ~TestPublisher();
-  std::string create_offer();  // full offer, candidates included
+  // Full offer, candidates included, made once media reaches webrtcbin: webrtcbin writes the
+  // fmtp (H.264 packetization-mode) and a=ssrc msid lines from the caps of its pads.
+  std::string create_offer();
   bool set_remote_answer(const std::string &sdp);
   bool restart_ice(std::string *ufrag, std::string *pwd, std::vector<std::string> *candidates);
   bool apply_remote_ice(const std::string &ufrag, const std::string &pwd, const std::vector<std::string> &candidates);

@@ -23,30 +23,6 @@ static bool is_green(const TestPlayer::Rgb &c) { return c.g > 180 && c.r < 80 &&
 
 static const std::vector<std::pair<std::string, std::string>> kSdp = {{"Content-Type", "application/sdp"}};
 
-// A playing pipeline of server elements that share one HTTP server on a free port of
-// 127.0.0.1: `props` is what each of them is given for that.
-struct ServerPipeline {
-  unsigned port = free_port();
-  std::string props = " address=127.0.0.1 ice-local-addresses=127.0.0.1 port=" + std::to_string(port);
-  GstElement *pipeline = nullptr;
-  void start(const std::string &desc) {
-    GError *err = nullptr;
-    pipeline = gst_parse_launch(desc.c_str(), &err);
-    fail_unless(pipeline != nullptr, "%s", err ? err->message : "");
-    watch_test_pipeline(pipeline);
-    fail_unless(gst_element_set_state(pipeline, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
-  }
-  ~ServerPipeline() {
-    if (!pipeline) return;
-    gst_element_set_state(pipeline, GST_STATE_NULL);
-    gst_object_unref(pipeline);
-  }
-  std::string url(const std::string &path) const { return "http://127.0.0.1:" + std::to_string(port) + path; }
-  GstElement *element(const char *name) const {  // a reference the caller drops
-    return gst_bin_get_by_name(GST_BIN(pipeline), name);
-  }
-};
-
 // Two whepserversinks on one HTTP server: /red and /blue, each a test pattern and a tone.
 struct TwoStreams : ServerPipeline {
   GstElement *red = nullptr, *blue = nullptr;
