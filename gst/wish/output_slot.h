@@ -97,8 +97,12 @@ private:
 // What a viewer (or a merge) receives from, and the stream it asked for.
 class Slot {
 public:
-  explicit Slot(std::string requested) : requested_(std::move(requested)) {}
+  // A viewer's slot follows switches of the stream it asked for; the inputs of a merge do not
+  // (a merge's audience may be switched to the merge itself), only grabs.
+  explicit Slot(std::string requested, bool follows_switches = true)
+      : requested_(std::move(requested)), follows_switches_(follows_switches) {}
   const std::string &requested() const { return requested_; }
+  bool follows_switches() const { return follows_switches_; }
   void add_output(std::shared_ptr<SlotTarget> output) { outputs_.push_back(std::move(output)); }
   const std::vector<std::shared_ptr<SlotTarget>> &outputs() const { return outputs_; }
 
@@ -110,6 +114,7 @@ public:
 
 private:
   const std::string requested_;
+  const bool follows_switches_;
   std::vector<std::shared_ptr<SlotTarget>> outputs_;  // fixed once the slot is joined
   mutable std::mutex mutex_;  // guards showing_
   std::string showing_;

@@ -205,6 +205,32 @@ std::vector<std::shared_ptr<Track>> Stream::tracks() const {
   return tracks_;
 }
 
+void Stream::set_msids(std::vector<std::string> ids) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  msids_ = std::move(ids);
+}
+
+bool Stream::carries_msid(const std::vector<std::string> &ids) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (const auto &id : ids)
+    if (!id.empty() && std::find(msids_.begin(), msids_.end(), id) != msids_.end()) return true;
+  return false;
+}
+
+void Stream::set_source_ender(SourceEnder ender) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  ender_ = std::move(ender);
+}
+
+void Stream::end_source(unsigned delay_ms, const std::string &reason) {
+  SourceEnder ender;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    ender = ender_;
+  }
+  if (ender) ender(delay_ms, reason);
+}
+
 bool Stream::ready(gint64 grace_us) const {
   if (!live_) return false;
   size_t with_media = 0;
@@ -245,37 +271,31 @@ StreamRegistry::~StreamRegistry() {
 
 bool StreamRegistry::add(const std::shared_ptr<Stream> &stream) {
   std::lock_guard<std::mutex> serial(repoint_mutex_);
-  std::vector<std::pair<std::shared_ptr<Slot>, std::shared_ptr<Stream>>> moves;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     if (streams_.count(stream->name())) return false;
     streams_[stream->name()] = stream;
-    // Viewers already waiting for this name (none in practice: admission needs the stream).
-    for (const auto &w : audience_)
-      if (auto slot = w.lock())
-        if (resolve_locked(slot->requested()) == stream) moves.emplace_back(slot, stream);
   }
   GST_INFO("stream %s added (%s)", stream->name().c_str(), stream->origin().c_str());
-  repoint(moves);
+  repoint_all();  // viewers waiting for this name (a pull or a merge their slot asked for)
   return true;
 }
 
 void StreamRegistry::remove(const std::shared_ptr<Stream> &stream) {
   std::lock_guard<std::mutex> serial(repoint_mutex_);
-  std::vector<std::pair<std::shared_ptr<Slot>, std::shared_ptr<Stream>>> moves;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     auto it = streams_.find(stream->name());
     if (it == streams_.end() || it->second != stream) return;
     streams_.erase(it);
-    for (auto r = routes_.begin(); r != routes_.end();)
-      r = r->second == stream->name() ? routes_.erase(r) : std::next(r);
-    for (const auto &w : audience_)
-      if (auto slot = w.lock())
-        if (slot->showing() == stream->name()) moves.emplace_back(slot, resolve_locked(slot->requested()));
+    for (auto &r : routes_)
+      for (auto k = r.second.begin(); k != r.second.end();)
+        k = k->second == stream->name() ? r.second.erase(k) : std::next(k);
+    for (auto t = takeovers_.begin(); t != takeovers_.end();)  // both the grabbed and the taker
+      t = t->first == stream->name() || t->second == stream->name() ? takeovers_.erase(t) : std::next(t);
   }
   GST_INFO("stream %s removed", stream->name().c_str());
-  repoint(moves);
+  repoint_all();
 }
 
 std::shared_ptr<Stream> StreamRegistry::find(const std::string &name) const {
@@ -284,16 +304,71 @@ std::shared_ptr<Stream> StreamRegistry::find(const std::string &name) const {
   return it == streams_.end() ? nullptr : it->second;
 }
 
-std::shared_ptr<Stream> StreamRegistry::resolve_locked(const std::string &name) const {
-  auto route = routes_.find(name);
-  const std::string &shown = route == routes_.end() ? name : route->second;
-  auto it = streams_.find(shown);
+std::string StreamRegistry::taken_over_locked(std::string name) const {
+  for (int hops = 0; hops < 8; hops++) {  // grabs of grabs; bounded against cycles
+    auto t = takeovers_.find(name);
+    if (t == takeovers_.end()) break;
+    name = t->second;
+  }
+  return name;
+}
+
+std::shared_ptr<Stream> StreamRegistry::resolve_locked(const std::string &name, const std::string &kind,
+                                                       bool follow_switches) const {
+  std::string shown = name;
+  auto route = follow_switches ? routes_.find(name) : routes_.end();
+  if (route != routes_.end()) {
+    auto k = route->second.find(kind);
+    if (k != route->second.end()) shown = k->second;
+  }
+  auto it = streams_.find(taken_over_locked(shown));
   return it == streams_.end() ? nullptr : it->second;
 }
 
-std::shared_ptr<Stream> StreamRegistry::resolve(const std::string &name) const {
+std::shared_ptr<Stream> StreamRegistry::resolve(const std::string &name, const std::string &kind,
+                                                bool follow_switches) const {
   std::lock_guard<std::mutex> lock(mutex_);
-  return resolve_locked(name);
+  return resolve_locked(name, kind, follow_switches);
+}
+
+std::shared_ptr<Stream> StreamRegistry::media_of(const std::string &name) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto it = streams_.find(taken_over_locked(name));
+  return it == streams_.end() ? nullptr : it->second;
+}
+
+bool StreamRegistry::take_over(const std::string &name_locator, const std::string &taker_locator, std::string *error,
+                               unsigned *error_status) {
+  std::string name = name_of(name_locator), taker = name_of(taker_locator);
+  bool back = taker.empty() || taker == name;
+  std::lock_guard<std::mutex> serial(repoint_mutex_);
+  std::shared_ptr<Stream> stream = media_of(name), taking = back ? nullptr : find(taker);
+  if (error_status) *error_status = 404;
+  if (name.empty() || !find(name) || !stream) {
+    *error = "no stream named '" + name + "'";
+    return false;
+  }
+  if (!back && !taking) {
+    *error = "no stream named '" + taker + "'";
+    return false;
+  }
+  if (taking && !compatible(stream, taking)) {
+    *error = "'" + name + "' and '" + taker + "' are in other codecs, and transcoding is off";
+    if (error_status) *error_status = 409;
+    return false;
+  }
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (back) {
+      takeovers_.erase(name);
+    } else {
+      takeovers_.erase(taker);  // the taker shows its own media
+      takeovers_[name] = taker;
+    }
+  }
+  GST_INFO("%s shows the media of %s", name.c_str(), back ? name.c_str() : taker.c_str());
+  repoint_all();
+  return true;
 }
 
 std::vector<std::shared_ptr<Stream>> StreamRegistry::streams() const {
@@ -303,33 +378,45 @@ std::vector<std::shared_ptr<Stream>> StreamRegistry::streams() const {
   return out;
 }
 
-void StreamRegistry::add_endpoint_path(const std::string &path) {
+void StreamRegistry::add_endpoint_path(const std::string &path, bool whep) {
   std::lock_guard<std::mutex> lock(mutex_);
-  endpoint_paths_.push_back(path);
+  endpoint_paths_.emplace_back(path, whep);
 }
 
 void StreamRegistry::remove_endpoint_path(const std::string &path) {
   std::lock_guard<std::mutex> lock(mutex_);
-  auto it = std::find(endpoint_paths_.begin(), endpoint_paths_.end(), path);
-  if (it != endpoint_paths_.end()) endpoint_paths_.erase(it);
+  for (auto it = endpoint_paths_.begin(); it != endpoint_paths_.end(); ++it)
+    if (it->first == path) {
+      endpoint_paths_.erase(it);
+      return;
+    }
 }
 
 std::string StreamRegistry::name_of(const std::string &locator) const {
+  std::vector<std::string> paths;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (const auto &p : endpoint_paths_) paths.push_back(p.first);
+  }
+  return stream_name_from_locator(locator, paths);
+}
+
+std::string StreamRegistry::whep_url(const std::string &name) const {
   std::lock_guard<std::mutex> lock(mutex_);
-  return stream_name_from_locator(locator, endpoint_paths_);
+  for (const auto &p : endpoint_paths_)
+    if (p.second) return p.first + "/" + name;
+  return name;
 }
 
 void StreamRegistry::join(const std::shared_ptr<Slot> &slot) {
   std::lock_guard<std::mutex> serial(repoint_mutex_);
-  std::shared_ptr<Stream> target;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     audience_.erase(std::remove_if(audience_.begin(), audience_.end(), [](const auto &w) { return w.expired(); }),
                     audience_.end());
     audience_.push_back(slot);
-    target = resolve_locked(slot->requested());
   }
-  slot->point_to(target);
+  point(slot);
 }
 
 void StreamRegistry::leave(const Slot *slot) {
@@ -351,41 +438,146 @@ size_t StreamRegistry::audience(const std::string &name) const {
   return n;
 }
 
-bool StreamRegistry::switch_stream(const std::string &from_locator, const std::string &to_locator, std::string *error) {
+bool StreamRegistry::switch_stream(const std::string &from_locator, const std::string &to_locator, std::string *error,
+                                   unsigned *error_status, int kinds) {
   std::string from = name_of(from_locator), to = name_of(to_locator);
+  bool back = to.empty() || to == from;
   std::lock_guard<std::mutex> serial(repoint_mutex_);
-  std::vector<std::pair<std::shared_ptr<Slot>, std::shared_ptr<Stream>>> moves;
+  std::shared_ptr<Stream> from_stream = find(from), to_stream = back ? nullptr : find(to);
+  if (error_status) *error_status = 404;
+  if (from.empty() || !from_stream) {
+    *error = "no stream named '" + from + "'";
+    return false;
+  }
+  if (!back && !to_stream) {
+    *error = "no stream named '" + to + "'";
+    return false;
+  }
+  if (to_stream && !compatible(from_stream, to_stream)) {
+    *error = "'" + from + "' and '" + to + "' are in other codecs, and transcoding is off";
+    if (error_status) *error_status = 409;
+    return false;
+  }
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    if (from.empty() || !streams_.count(from)) {
-      *error = "no stream named '" + from + "'";
-      return false;
+    for (const char *kind : {"video", "audio"}) {
+      if (!(kinds & (g_str_equal(kind, "video") ? kVideo : kAudio))) continue;
+      if (back)
+        routes_[from].erase(kind);
+      else
+        routes_[from][kind] = to;
     }
-    if (!to.empty() && to != from && !streams_.count(to)) {
-      *error = "no stream named '" + to + "'";
-      return false;
-    }
-    if (to.empty() || to == from)
-      routes_.erase(from);
-    else
-      routes_[from] = to;
-    auto target = resolve_locked(from);
-    for (const auto &w : audience_)
-      if (auto slot = w.lock())
-        if (slot->requested() == from) moves.emplace_back(slot, target);
+    if (routes_[from].empty()) routes_.erase(from);
   }
-  GST_INFO("viewers of %s now see %s (%zu slots)", from.c_str(), to.empty() ? from.c_str() : to.c_str(), moves.size());
-  repoint(moves);
+  GST_INFO("viewers of %s now see %s (%s)", from.c_str(), back ? from.c_str() : to.c_str(),
+           kinds == kAllKinds ? "video and audio" : kinds == kVideo ? "video" : "audio");
+  repoint_all();
   return true;
 }
 
-std::map<std::string, std::string> StreamRegistry::routes() const {
+std::string StreamRegistry::switched_to(const std::string &from, const std::string &kind) const {
   std::lock_guard<std::mutex> lock(mutex_);
-  return routes_;
+  auto route = routes_.find(from);
+  if (route == routes_.end()) return "";
+  auto k = route->second.find(kind);
+  return k == route->second.end() ? "" : k->second;
 }
 
-void StreamRegistry::repoint(const std::vector<std::pair<std::shared_ptr<Slot>, std::shared_ptr<Stream>>> &moves) {
-  for (const auto &m : moves) m.first->point_to(m.second);
+void StreamRegistry::point(const std::shared_ptr<Slot> &slot) {
+  const std::string requested = slot->requested();
+  bool follow = slot->follows_switches();
+  auto video = resolve(requested, "video", follow), audio = resolve(requested, "audio", follow);
+  std::string showing = video ? video->name() : audio ? audio->name() : "";
+  bool unsettled = false;
+  slot->point_to(showing, [this, video, audio, &unsettled](const SlotTarget &t) {
+    auto stream = t.kind() == "audio" ? audio : video;
+    auto track = stream ? pick(stream, t) : nullptr;
+    // Its codec is not known yet: whether it needs transcoding is decided again (settle()).
+    if (track && !track->has_caps() && !t.encoding().empty()) unsettled = true;
+    return track;
+  });
+  if (!unsettled) return;
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (const auto &w : unsettled_)
+    if (w.lock() == slot) return;
+  unsettled_.push_back(slot);
+}
+
+void StreamRegistry::settle() {
+  std::vector<std::weak_ptr<Slot>> slots;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (unsettled_.empty()) return;
+    slots.swap(unsettled_);
+  }
+  std::lock_guard<std::mutex> serial(repoint_mutex_);
+  for (const auto &w : slots)
+    if (auto slot = w.lock()) point(slot);  // puts it back while a codec is still unknown
+}
+
+void StreamRegistry::repoint_all() {
+  std::vector<std::shared_ptr<Slot>> slots;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (const auto &w : audience_)
+      if (auto s = w.lock()) slots.push_back(s);
+  }
+  for (const auto &s : slots) point(s);
+}
+
+void StreamRegistry::set_transcoder(Transcoder *transcoder, bool allowed) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  transcoders_.emplace_back(transcoder, allowed);
+}
+
+void StreamRegistry::release_transcoder(Transcoder *transcoder) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  transcoders_.erase(std::remove_if(transcoders_.begin(), transcoders_.end(),
+                                    [transcoder](const auto &t) { return t.first == transcoder; }),
+                     transcoders_.end());
+}
+
+Transcoder *StreamRegistry::transcoder_locked() const {
+  for (const auto &t : transcoders_)
+    if (!t.second) return nullptr;  // one element of the server forbids it: nobody transcodes
+  return transcoders_.empty() ? nullptr : transcoders_.front().first;
+}
+
+std::shared_ptr<Track> StreamRegistry::pick(const std::shared_ptr<Stream> &stream, const SlotTarget &target) {
+  std::shared_ptr<Track> track = stream ? stream->track(target.kind(), target.index()) : nullptr;
+  if (!track || target.encoding().empty() || !track->has_caps()) return track;
+  std::string encoding = track->codec().encoding;
+  if (encoding == target.encoding()) return track;
+  Transcoder *transcoder;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    transcoder = transcoder_locked();
+  }
+  if (!transcoder) return track;  // its packets are not sent to the target: the picture holds
+  GST_INFO("%s %s track of %s for a %s target: transcoding", encoding.c_str(), target.kind().c_str(),
+           stream->name().c_str(), target.encoding().c_str());
+  std::shared_ptr<Track> variant = transcoder->variant(track, target.encoding());
+  return variant ? variant : track;
+}
+
+bool StreamRegistry::compatible(const std::shared_ptr<Stream> &a, const std::shared_ptr<Stream> &b) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (transcoder_locked()) return true;
+  }
+  // Viewers of `a` are on a's encodings: each needs a track of `b` in it (tracks without caps
+  // yet are not judged).
+  for (const auto &ta : a->tracks()) {
+    if (!ta->has_caps()) continue;
+    bool judged = false, found = false;
+    for (const auto &tb : b->tracks()) {
+      if (tb->kind() != ta->kind() || !tb->has_caps()) continue;
+      judged = true;
+      found = found || tb->codec().encoding == ta->codec().encoding;
+    }
+    if (judged && !found) return false;
+  }
+  return true;
 }
 
 }  // namespace wish

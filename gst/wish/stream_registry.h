@@ -14,6 +14,7 @@
 #include <gst/gst.h>
 
 #include <atomic>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -27,6 +28,17 @@ namespace wish {
 
 class Track;
 class Slot;
+class SlotTarget;
+class Stream;
+
+// Makes a track of another encoding from a track: decoded once, encoded once, for every
+// target that needs it (a server element hosts the pipeline).
+class Transcoder {
+public:
+  virtual ~Transcoder() = default;
+  // The variant of `source` in `encoding`, made on first use; null when it cannot be made.
+  virtual std::shared_ptr<Track> variant(const std::shared_ptr<Track> &source, const std::string &encoding) = 0;
+};
 
 // Takes what a track sends.
 class TrackSink {
@@ -101,6 +113,16 @@ public:
   // Live: something feeds it now (a publisher is connected, the element is playing).
   void set_live(bool live) { live_ = live; }
   bool live() const { return live_; }
+  // The media IDs (msid stream and track ids) of what feeds it, and whether it carries one of
+  // `ids` (WHISP grabbing finds the new media so).
+  void set_msids(std::vector<std::string> ids);
+  bool carries_msid(const std::vector<std::string> &ids) const;
+  // How whoever feeds it (a WHIP publisher) is made to stop, delay_ms from now; a grab ends
+  // the old publisher of the stream it takes over so.
+  using SourceEnder = std::function<void(unsigned delay_ms, const std::string &reason)>;
+  void set_source_ender(SourceEnder ender);
+  void end_source(unsigned delay_ms, const std::string &reason);
+
   // Whether viewers can be answered: live, and every track has media, or one has had it for
   // longer than grace_us. So nobody gets a video-only answer because the audio started a
   // moment later, and a track that stays silent is left out in the end.
@@ -109,8 +131,10 @@ public:
 
 private:
   const std::string name_, origin_;
-  mutable std::mutex mutex_;  // guards tracks_
+  mutable std::mutex mutex_;  // guards tracks_, msids_ and ender_
   std::vector<std::shared_ptr<Track>> tracks_;
+  std::vector<std::string> msids_;
+  SourceEnder ender_;
   std::atomic<bool> live_{false};
 };
 
@@ -122,18 +146,24 @@ public:
 
   // False when another stream has that name.
   bool add(const std::shared_ptr<Stream> &stream);
-  // The stream leaves: routes to it end, and the slots showing it go back to what they asked for.
+  // The stream leaves: switches to it end, and the slots showing it go back to what they
+  // asked for.
   void remove(const std::shared_ptr<Stream> &stream);
   std::shared_ptr<Stream> find(const std::string &name) const;
-  // The stream viewers of `name` see: after switch_stream(name, other), other.
-  std::shared_ptr<Stream> resolve(const std::string &name) const;
+  // The stream whose `kind` track viewers of `name` see: after switch_stream(name, other),
+  // other (unless !follow_switches); after take_over(that one, taker), the taker.
+  std::shared_ptr<Stream> resolve(const std::string &name, const std::string &kind = "video",
+                                  bool follow_switches = true) const;
   std::vector<std::shared_ptr<Stream>> streams() const;
 
-  // Endpoint paths (WHEP and WHIP) the locators in switch_stream may start with.
-  void add_endpoint_path(const std::string &path);
+  // Endpoint paths the locators in switch_stream may start with; WHEP ones also give the URL
+  // a stream is played at.
+  void add_endpoint_path(const std::string &path, bool whep);
   void remove_endpoint_path(const std::string &path);
   // The stream name a locator (URL, path or name) stands for.
   std::string name_of(const std::string &locator) const;
+  // Where a stream is played: <first WHEP path>/<name>, the bare name without a WHEP endpoint.
+  std::string whep_url(const std::string &name) const;
 
   // A viewer's slot joins the audience of the stream it asked for and is pointed at what
   // that stream resolves to; leave() when it goes.
@@ -141,26 +171,69 @@ public:
   void leave(const Slot *slot);
   size_t audience(const std::string &name) const;
 
-  // Every viewer of `from` (and every later one) now sees `to`; to == from (or "") ends the
-  // switch. Locators are accepted for both. False with *error when a stream is unknown.
-  bool switch_stream(const std::string &from, const std::string &to, std::string *error);
-  std::map<std::string, std::string> routes() const;
+  // The tracks a switch applies to.
+  enum Kinds { kVideo = 1, kAudio = 2, kAllKinds = 3 };
+  // Every viewer of `from` (and every later one) now sees `to` (for the kinds given); to ==
+  // from (or "") ends the switch. Locators are accepted for both. False with *error when a
+  // stream is unknown (*error_status 404), or when the codecs differ and transcoding is not
+  // there or allowed (409).
+  bool switch_stream(const std::string &from, const std::string &to, std::string *error,
+                     unsigned *error_status = nullptr, int kinds = kAllKinds);
+  // The stream the `kind` track of `from` is switched to, "" when none.
+  std::string switched_to(const std::string &from, const std::string &kind) const;
+
+  // A grab: the media of `taker` is shown wherever `name` is, from now on: to its viewers,
+  // through the switches to it, and to slots that do not follow switches (the inputs of a
+  // merge). taker == name (or "") ends it. False with *error / *error_status (404 unknown,
+  // 409 codecs) as switch_stream.
+  bool take_over(const std::string &name, const std::string &taker, std::string *error,
+                 unsigned *error_status = nullptr);
+  // The stream whose media `name` shows after grabs (itself when none), nullptr if unknown.
+  std::shared_ptr<Stream> media_of(const std::string &name) const;
+
+  // Who makes tracks of another codec for targets that need them (each element of the server
+  // registers its own; the first one works). Without one, or when any of them is not allowed,
+  // such targets get nothing and switches between codecs are refused.
+  void set_transcoder(Transcoder *transcoder, bool allowed);
+  void release_transcoder(Transcoder *transcoder);
+  // The track of `stream` a target takes: the one of its kind and order, or its variant in
+  // the target's encoding.
+  std::shared_ptr<Track> pick(const std::shared_ptr<Stream> &stream, const SlotTarget &target);
+  // Points again the slots pointed at tracks whose codec was not known yet, now that it may be
+  // (each server element calls it on its worker, a few times a second).
+  void settle();
+  // Whether the tracks of `a` and `b` can be shown to the same targets (same codec per kind,
+  // or transcoding available).
+  bool compatible(const std::shared_ptr<Stream> &a, const std::shared_ptr<Stream> &b);
+
+  // WHISP is served: a new WHIP publisher on a live stream name takes the stream over (an
+  // implicit grab) instead of being refused.
+  void set_grabbing(bool on) { grabbing_ = on; }
+  bool grabbing() const { return grabbing_; }
 
 private:
   StreamRegistry() = default;
-  std::shared_ptr<Stream> resolve_locked(const std::string &name) const;
-  // Points each slot at what its request resolves to now (no lock held).
-  static void repoint(const std::vector<std::pair<std::shared_ptr<Slot>, std::shared_ptr<Stream>>> &moves);
+  std::shared_ptr<Stream> resolve_locked(const std::string &name, const std::string &kind, bool follow_switches) const;
+  std::string taken_over_locked(std::string name) const;  // `name` after grabs
+  // Points a slot's targets at what its request resolves to now (no lock held).
+  void point(const std::shared_ptr<Slot> &slot);
+  // Points every slot of the audience again, after streams or switches changed.
+  void repoint_all();
+  Transcoder *transcoder_locked() const;  // the one that works, nullptr when off
 
   std::string key_;
   // Serializes re-pointing: held from deciding where slots point to having pointed them, so
   // two changes cannot apply out of order. Taken before mutex_.
   std::mutex repoint_mutex_;
-  mutable std::mutex mutex_;  // guards everything below
+  mutable std::mutex mutex_;  // guards everything below but grabbing_
   std::map<std::string, std::shared_ptr<Stream>> streams_;
-  std::map<std::string, std::string> routes_;  // requested name -> name shown instead
+  std::map<std::string, std::map<std::string, std::string>> routes_;  // requested -> kind -> shown
+  std::map<std::string, std::string> takeovers_;  // grabbed name -> the stream showing its media
   std::vector<std::weak_ptr<Slot>> audience_;
-  std::vector<std::string> endpoint_paths_;
+  std::vector<std::weak_ptr<Slot>> unsettled_;  // pointed at tracks without caps (settle())
+  std::vector<std::pair<std::string, bool>> endpoint_paths_;  // path, is WHEP
+  std::vector<std::pair<Transcoder *, bool>> transcoders_;  // with whether transcoding is allowed
+  std::atomic<bool> grabbing_{false};
 };
 
 }  // namespace wish

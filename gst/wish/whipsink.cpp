@@ -57,6 +57,7 @@ public:
       : ClientElement(GST_ELEMENT(element), ClientProtocol::Whip), element_(element) {}
 
   EncoderSettings encoder;  // guarded by the element's object lock
+  std::string msid;         // guarded by the element's object lock
   std::atomic<bool> running{false};
 
   // The first session starts once every input has RTP caps (maybe_begin).
@@ -363,6 +364,11 @@ bool PublishMedia::attach(GstElement *webrtc, std::string *error) {
       *error = "webrtcbin refused a sink pad";
       return false;
     }
+    std::string stream_id;
+    GST_OBJECT_LOCK(element_);
+    stream_id = msid;
+    GST_OBJECT_UNLOCK(element_);
+    if (!stream_id.empty()) g_object_set(pad.get(), "msid", stream_id.c_str(), nullptr);
     g_autoptr(GstWebRTCRTPTransceiver) trans = nullptr;
     g_object_get(pad.get(), "transceiver", &trans, nullptr);
     // The offer is made before the stream's caps reach webrtcbin: say what will come.
@@ -394,13 +400,20 @@ void PublishMedia::detach(GstElement *webrtc) {
 // ---------------------------------------------------------------------------------------
 // GObject glue
 
-enum { PROP_ENDPOINT = 1, PROP_ENCODER_FIRST };  // then the encoder properties (send_chain.h)
+enum { PROP_ENDPOINT = 1, PROP_MSID, PROP_ENCODER_FIRST };  // then the encoder properties (send_chain.h)
 
 static void gst_whip_sink_init(GstWhipSink *self) { GST_OBJECT_FLAG_SET(self, GST_ELEMENT_FLAG_SINK); }
 
 static void gst_whip_sink_set_property(GObject *object, guint prop_id, const GValue *value, GParamSpec *pspec) {
   if (prop_id == PROP_ENDPOINT) {
     wish::set_endpoint(object, value);
+    return;
+  }
+  if (prop_id == PROP_MSID) {
+    GST_OBJECT_LOCK(object);
+    const gchar *v = g_value_get_string(value);
+    wish::publish_media(object)->msid = v ? v : "";
+    GST_OBJECT_UNLOCK(object);
     return;
   }
   wish::EncoderSettings &e = wish::publish_media(object)->encoder;
@@ -412,6 +425,12 @@ static void gst_whip_sink_set_property(GObject *object, guint prop_id, const GVa
 static void gst_whip_sink_get_property(GObject *object, guint prop_id, GValue *value, GParamSpec *pspec) {
   if (prop_id == PROP_ENDPOINT) {
     wish::get_endpoint(object, value);
+    return;
+  }
+  if (prop_id == PROP_MSID) {
+    GST_OBJECT_LOCK(object);
+    g_value_set_string(value, wish::publish_media(object)->msid.c_str());
+    GST_OBJECT_UNLOCK(object);
     return;
   }
   const wish::EncoderSettings &e = wish::publish_media(object)->encoder;
@@ -453,6 +472,13 @@ static void gst_whip_sink_class_init(GstWhipSinkClass *klass) {
   GST_BIN_CLASS(klass)->handle_message = gst_whip_sink_handle_message;
 
   wish::install_endpoint_property(gobject_class, PROP_ENDPOINT, "WHIP");
+  g_object_class_install_property(
+      gobject_class, PROP_MSID,
+      g_param_spec_string("msid", "MediaStream id",
+                          "Stream id of the a=msid the offer gives its tracks, by which a WHISP grab names this "
+                          "publisher's media (empty: webrtcbin's own)",
+                          "", static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
+                                                       GST_PARAM_MUTABLE_READY)));
   wish::install_encoder_properties(gobject_class, PROP_ENCODER_FIRST, "keyframe requests from the server are honoured at once");
 
   wish::add_send_pad_templates(element_class);
