@@ -21,6 +21,10 @@ enum {
   PROP_CORS_ALLOWED_ORIGINS,
   PROP_ICE_LOCAL_ADDRESSES,
   PROP_SERVE_HTTP,
+  PROP_WHISP_PATH,
+  PROP_WHISP_PULL_ALLOW,
+  PROP_WHISP_PULL_TIMEOUT,
+  PROP_TRANSCODE,
 };
 
 }  // namespace
@@ -80,6 +84,10 @@ static void gst_wish_server_bin_set_property(GObject *object, guint prop_id, con
     case PROP_CORS_ALLOWED_ORIGINS: s.cors_allowed_origins = wish::string_from_value(value); break;
     case PROP_ICE_LOCAL_ADDRESSES: s.ice_local_addresses = wish::string_from_value(value); break;
     case PROP_SERVE_HTTP: s.serve_http = g_value_get_boolean(value); break;
+    case PROP_WHISP_PATH: s.whisp_path = wish::string_from_value(value); break;
+    case PROP_WHISP_PULL_ALLOW: s.whisp_pull_allow = wish::string_from_value(value); break;
+    case PROP_WHISP_PULL_TIMEOUT: s.whisp_pull_timeout = g_value_get_uint(value); break;
+    case PROP_TRANSCODE: s.transcode = g_value_get_boolean(value); break;
     default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec); break;
   }
   GST_OBJECT_UNLOCK(object);
@@ -104,6 +112,10 @@ static void gst_wish_server_bin_get_property(GObject *object, guint prop_id, GVa
     case PROP_CORS_ALLOWED_ORIGINS: g_value_set_string(value, s.cors_allowed_origins.c_str()); break;
     case PROP_ICE_LOCAL_ADDRESSES: g_value_set_string(value, s.ice_local_addresses.c_str()); break;
     case PROP_SERVE_HTTP: g_value_set_boolean(value, s.serve_http); break;
+    case PROP_WHISP_PATH: g_value_set_string(value, s.whisp_path.c_str()); break;
+    case PROP_WHISP_PULL_ALLOW: g_value_set_string(value, s.whisp_pull_allow.c_str()); break;
+    case PROP_WHISP_PULL_TIMEOUT: g_value_set_uint(value, s.whisp_pull_timeout); break;
+    case PROP_TRANSCODE: g_value_set_boolean(value, s.transcode); break;
     default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec); break;
   }
   GST_OBJECT_UNLOCK(object);
@@ -133,6 +145,15 @@ static GstStateChangeReturn gst_wish_server_bin_change_state(GstElement *element
   return ret;
 }
 
+static void gst_wish_server_bin_handle_message(GstBin *bin, GstMessage *message) {
+  wish::ServerElement *impl = wish::server_impl(bin);
+  if (GST_MESSAGE_SRC(message) != GST_OBJECT(bin) && impl && impl->handle_child_message(message)) {
+    gst_message_unref(message);
+    return;
+  }
+  GST_BIN_CLASS(gst_wish_server_bin_parent_class)->handle_message(bin, message);
+}
+
 static void request_signal(GstElement *self, const char *method, GstStructure *request, GstPromise *promise) {
   wish::server_impl(self)->handle_signal(method, request, promise);
 }
@@ -160,6 +181,7 @@ static void gst_wish_server_bin_class_init(GstWishServerBinClass *klass) {
   gobject_class->set_property = gst_wish_server_bin_set_property;
   gobject_class->get_property = gst_wish_server_bin_get_property;
   element_class->change_state = gst_wish_server_bin_change_state;
+  GST_BIN_CLASS(klass)->handle_message = gst_wish_server_bin_handle_message;
 
   auto flags = static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY);
   auto ro = static_cast<GParamFlags>(G_PARAM_READABLE | G_PARAM_STATIC_STRINGS);
@@ -200,6 +222,27 @@ static void gst_wish_server_bin_class_init(GstWishServerBinClass *klass) {
       g_param_spec_boolean("serve-http", "Serve HTTP",
                            "Run the built-in HTTP server; when false, requests come only through the post, patch "
                            "and delete action signals",
+                           TRUE, flags));
+
+  g_object_class_install_property(gobject_class, PROP_WHISP_PATH,
+      g_param_spec_string("whisp-path", "WHISP path",
+                          "HTTP path of the WHISP control plane on the element's HTTP server (pulling, switching, "
+                          "merging, grabbing the server's streams; e.g. /whisp); empty = off. Set it on one element "
+                          "of the server",
+                          "", flags));
+  g_object_class_install_property(gobject_class, PROP_WHISP_PULL_ALLOW,
+      g_param_spec_string("whisp-pull-allow", "WHISP pull allow-list",
+                          "Comma-separated URL prefixes WHISP may pull from (e.g. http://127.0.0.1,rtsp://cam.local); "
+                          "empty = pulling refused with 403",
+                          "", flags));
+  g_object_class_install_property(gobject_class, PROP_WHISP_PULL_TIMEOUT,
+      g_param_spec_uint("whisp-pull-timeout", "WHISP pull timeout",
+                        "Seconds a WHISP pull may take to bring media before it fails with 504", 1, 600, 10, flags));
+  g_object_class_install_property(gobject_class, PROP_TRANSCODE,
+      g_param_spec_boolean("transcode", "Transcode",
+                           "Decode and encode again (once per codec) for viewers shown a stream in a codec they did "
+                           "not negotiate (switch-stream, WHISP); false: such switches are refused (409). Set it alike "
+                           "on every element of the HTTP server",
                            TRUE, flags));
 
   auto action = static_cast<GSignalFlags>(G_SIGNAL_RUN_LAST | G_SIGNAL_ACTION);

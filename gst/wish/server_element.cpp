@@ -122,21 +122,74 @@ bool ServerElement::start() {
   config.ice_servers = s.ice_servers();
   configure_endpoint(&config);
   if (!serve(s, config)) return false;
+  transcoder_ = std::make_unique<TranscodeHost>(GST_BIN(element_), dispatch_);
+  registry_->set_transcoder(transcoder_.get(), s.transcode);
+  if (!serve_whisp(s)) return false;
   on_serving();
   tick_source_ = worker_->add_interval(kTickMs, [this] {
     if (endpoint_)
       for (const auto &id : endpoint_->expire_stale()) GST_INFO_OBJECT(element_, "session %s expired", id.c_str());
     check_liveness();
+    registry_->settle();
+    transcoder_->tick();
+    if (auto whisp = std::atomic_load(&whisp_)) whisp->tick();
     tick();
   });
   return true;
+}
+
+// WHISP on whisp-path of the same HTTP server, with the endpoint's token and CORS rules.
+bool ServerElement::serve_whisp(const HttpSettings &s) {
+  if (s.whisp_path.empty()) return true;
+  if (!http_server_) {
+    GST_ELEMENT_ERROR(element_, RESOURCE, SETTINGS, ("WHISP needs the built-in HTTP server"),
+                      ("whisp-path is set but serve-http is false"));
+    return false;
+  }
+  WhispHost::Settings ws;
+  size_t i = 0;
+  while (i <= s.whisp_pull_allow.size()) {
+    size_t end = s.whisp_pull_allow.find(',', i);
+    if (end == std::string::npos) end = s.whisp_pull_allow.size();
+    std::string prefix(trim(std::string_view(s.whisp_pull_allow).substr(i, end - i)));
+    if (!prefix.empty()) ws.pull_allow.push_back(prefix);
+    i = end + 1;
+  }
+  ws.pull_timeout_s = s.whisp_pull_timeout;
+  ws.ice_local_addresses = s.ice_local_addresses;
+  ws.encoder = encoder_settings();
+  auto whisp = std::make_shared<WhispHost>(element_, dispatch_, registry_, ws);
+  WhispConfig wc;
+  wc.path = s.whisp_path;
+  while (wc.path.size() > 1 && wc.path.back() == '/') wc.path.pop_back();
+  wc.auth_token = s.auth_token;
+  wc.cors_allowed_origins = s.cors_allowed_origins;
+  whisp_endpoint_ = std::make_shared<WhispEndpoint>(wc, whisp.get());
+  std::weak_ptr<WhispEndpoint> weak = whisp_endpoint_;
+  if (!http_server_->add_handler(wc.path, [weak](const Request &req, Reply reply) {
+        if (auto ep = weak.lock()) ep->handle(req, std::move(reply));
+      })) {
+    GST_ELEMENT_ERROR(element_, RESOURCE, OPEN_READ_WRITE, ("Cannot serve WHISP on %s", wc.path.c_str()),
+                      ("another element already serves %s", wc.path.c_str()));
+    whisp_endpoint_.reset();
+    return false;
+  }
+  whisp_path_ = wc.path;
+  std::atomic_store(&whisp_, whisp);
+  GST_INFO_OBJECT(element_, "serving WHISP on %s", wc.path.c_str());
+  return true;
+}
+
+bool ServerElement::handle_child_message(GstMessage *message) {
+  auto whisp = std::atomic_load(&whisp_);
+  return whisp && whisp->handle_message(message);
 }
 
 bool ServerElement::serve(const HttpSettings &s, const EndpointConfig &config) {
   endpoint_ = std::make_shared<Endpoint>(config, this);
   if (!s.serve_http) {
     registry_ = StreamRegistry::acquire("");
-    registry_->add_endpoint_path(config.path);
+    registry_->add_endpoint_path(config.path, config.kind == EndpointKind::Whep);
     return true;
   }
   HttpServer::Options opts;
@@ -162,7 +215,7 @@ bool ServerElement::serve(const HttpSettings &s, const EndpointConfig &config) {
   }
   served_path_ = config.path;
   registry_ = StreamRegistry::acquire(s.address + ":" + std::to_string(http_server_->port()));
-  registry_->add_endpoint_path(config.path);
+  registry_->add_endpoint_path(config.path, config.kind == EndpointKind::Whep);
   GST_INFO_OBJECT(element_, "serving %s://%s:%u%s", http_server_->is_tls() ? "https" : "http", opts.address.c_str(),
                   http_server_->port(), config.path.c_str());
   g_object_notify(G_OBJECT(element_), "current-port");
@@ -177,14 +230,21 @@ void ServerElement::close_sessions() {
 void ServerElement::stop() {
   // No new request reaches the endpoint, and none is still inside it, from here on.
   if (http_server_ && !served_path_.empty()) http_server_->remove_handler(served_path_);
+  if (http_server_ && !whisp_path_.empty()) http_server_->remove_handler(whisp_path_);
   served_path_.clear();
+  whisp_path_.clear();
   close_sessions();
   if (worker_) {
     worker_->invoke_sync([this] {
       worker_->cancel(tick_source_);
       tick_source_ = 0;
+      if (auto whisp = std::atomic_load(&whisp_)) whisp->stop();
+      if (transcoder_) transcoder_->stop();
     });
   }
+  std::atomic_store(&whisp_, std::shared_ptr<WhispHost>());
+  whisp_endpoint_.reset();
+  if (registry_ && transcoder_) registry_->release_transcoder(transcoder_.get());
   on_stop();
   if (dispatch_) dispatch_->close();
   worker_.reset();
@@ -192,6 +252,7 @@ void ServerElement::stop() {
   endpoint_.reset();
   http_server_.reset();
   registry_.reset();
+  transcoder_.reset();
 }
 
 guint ServerElement::current_port() const { return http_server_ ? http_server_->port() : 0; }

@@ -45,9 +45,12 @@
 
 #include "http_server.h"
 #include "loop_thread.h"
+#include "media_host.h"
 #include "peer.h"
 #include "protocol/endpoint.h"
+#include "protocol/whisp.h"
 #include "stream_registry.h"
+#include "whisp_host.h"
 
 namespace wish {
 
@@ -62,6 +65,10 @@ struct HttpSettings {
   std::string cors_allowed_origins = "*";
   std::string ice_local_addresses;
   gboolean serve_http = TRUE;
+  std::string whisp_path;         // "" : no WHISP
+  std::string whisp_pull_allow;   // comma-separated URL prefixes
+  guint whisp_pull_timeout = 10;  // seconds
+  gboolean transcode = TRUE;
 
   // The endpoint path without trailing slashes, and the STUN/TURN servers to advertise.
   std::string endpoint_path() const;
@@ -106,6 +113,10 @@ public:
   std::shared_ptr<StreamRegistry> registry() const { return registry_; }
   std::shared_ptr<Endpoint> endpoint() const { return endpoint_; }
 
+  // A message a child posted (any thread): true when it is the element's own business (an
+  // error of a stream WHISP pulls) and goes no further.
+  bool handle_child_message(GstMessage *message);
+
   // MediaBackend
   void create_session(const SessionRequest &request, std::shared_ptr<SessionEvents> events,
                       SessionCallback done) override;
@@ -122,6 +133,8 @@ protected:
   // Seconds of silence after which a connected peer counts as gone.
   virtual guint silence_timeout_s() = 0;
   virtual int jitterbuffer_latency_ms() { return -1; }
+  // How media the element decodes and encodes again (merges, transcoding) is encoded.
+  virtual EncoderSettings encoder_settings() { return {}; }
 
   // Worker thread. Makes the session with its media set up on session->peer (sink pads,
   // transceivers); false with *refusal to refuse it.
@@ -152,6 +165,7 @@ private:
   void release(const std::string &id, const std::string &reason);
   void release_all(const std::string &reason);
   bool serve(const HttpSettings &settings, const EndpointConfig &config);
+  bool serve_whisp(const HttpSettings &settings);
 
   GstElement *element_;
   std::unique_ptr<LoopThread> worker_;
@@ -159,7 +173,11 @@ private:
   std::shared_ptr<Endpoint> endpoint_;
   std::shared_ptr<HttpServer> http_server_;
   std::shared_ptr<StreamRegistry> registry_;
-  std::string served_path_;
+  std::string served_path_, whisp_path_;
+  std::unique_ptr<TranscodeHost> transcoder_;
+  // Read from any thread by handle_child_message: set and cleared with std::atomic_store.
+  std::shared_ptr<WhispHost> whisp_;
+  std::shared_ptr<WhispEndpoint> whisp_endpoint_;
   std::vector<std::string> local_addresses_;  // set in start(), read-only afterwards
   guint tick_source_ = 0;
   std::atomic<bool> running_{false};

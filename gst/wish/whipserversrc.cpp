@@ -173,7 +173,9 @@ Admission WhipServer::admit(const std::string &stream) {
   Settings s = snapshot();
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    if (live_.count(stream) && !s.takeover)
+    // With WHISP served, a new publisher on a live name takes it over (an implicit grab).
+    bool grab = !stream.empty() && registry() && registry()->grabbing();
+    if (live_.count(stream) && !s.takeover && !grab)
       return {409, stream.empty() ? "another publisher is live on this endpoint"
                                   : "a publisher is live on stream '" + stream + "'"};
     if (!stream.empty() && !named_.count(stream) && registry() && registry()->find(stream))
@@ -237,6 +239,28 @@ bool WhipServer::attach_media(ServerSession &session, const SessionRequest &requ
     if (trans) gst_object_unref(trans);
     if (pub.named && !pub.named->track(m.kind, 0)) pub.named->add_track(m.kind);
   }
+  if (pub.named) {
+    std::vector<std::string> msids;
+    for (const auto &m : request.parsed.media)
+      for (const auto &id : {m.msid_stream, m.msid_track})
+        if (!id.empty()) msids.push_back(id);
+    pub.named->set_msids(msids);
+    // A WHISP grab ends this publisher (delay_ms from now), if it is still the one publishing.
+    std::string id = session.id, name = request.stream;
+    std::shared_ptr<Dispatcher> dispatch = dispatcher();
+    pub.named->set_source_ender([this, id, name, dispatch](unsigned delay_ms, const std::string &reason) {
+      dispatch->post([this, id, name, delay_ms, reason] {
+        worker()->add_timeout(delay_ms, [this, id, name, reason] {
+          {
+            std::lock_guard<std::mutex> lock(mutex_);
+            auto it = live_.find(name);
+            if (it == live_.end() || it->second != id) return;
+          }
+          if (auto s = find_session(id)) end_session(*s, reason, true);
+        });
+      });
+    });
+  }
   return true;
 }
 
@@ -260,6 +284,8 @@ void WhipServer::on_stream(const std::shared_ptr<ServerSession> &session, GstPad
     return;
   }
   std::shared_ptr<Track> track = pub->named->track(kind, 0);
+  GST_DEBUG_OBJECT(element(), "stream %s: %s pad %" GST_PTR_FORMAT "%s", pub->named->name().c_str(), kind.c_str(), pad,
+                   track ? "" : ", no track of that kind: dropped");
   if (!track) return;
   GstElement *decodebin = gst_element_factory_make("decodebin", nullptr);
   GPtr<GstCaps> encoded = GPtr<GstCaps>::adopt(gst_caps_from_string(
