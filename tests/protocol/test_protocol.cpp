@@ -907,9 +907,13 @@ GST_END_TEST;
 GST_START_TEST(test_parsers_fuzz) {
   GRand *rand = g_rand_new_with_seed(1234);
   const std::string seeds[] = {kOffer, "a=ice-ufrag:x\r\na=ice-pwd:y\r\nm=audio 9 RTP/AVP 0\r\na=mid:0\r\n",
-                               "<turn:h?transport=udp>; rel=\"ice-server\"; username=\"u\", <stun:x>; rel=ice-server"};
+                               "<turn:h?transport=udp>; rel=\"ice-server\"; username=\"u\", <stun:x>; rel=ice-server",
+                               R"({"main media":{"media ID":[{"amsid":["a"]},{"vmsid":"v"}],"URL":"/whep/x"},)"
+                               R"("secondary media":{"URL":"y"},"merge template":{"merge template id":["01"]},)"
+                               R"("new media":{"URL":"z"},"error_code":"0x1","media":{"URL":"http://h/p"},)"
+                               R"("source media":{"URL":"a"},"destination media":{"URL":"b"}})"};
   for (int i = 0; i < 20000; i++) {
-    std::string s = seeds[i % 3];
+    std::string s = seeds[i % 4];
     int edits = g_rand_int_range(rand, 1, 12);
     for (int e = 0; e < edits && !s.empty(); e++) {
       size_t pos = g_rand_int_range(rand, 0, static_cast<gint32>(s.size()));
