@@ -4,9 +4,11 @@
 #   whip  Chromium publishes (WHIP) to a whipserversrc -> whepserversink relay and a
 #         second Chromium page plays it (WHEP) (chromium-whip.mjs);
 #   switch  a Chromium viewer is switched between two streams by switch-stream
-#         (chromium-switch.mjs, with the host program given as third argument).
+#         (chromium-switch.mjs, with the host program given as third argument);
+#   whisp  Chromium pages switch a viewer and grab its stream with WHISP
+#         (chromium-whisp.mjs).
 #
-# Usage: run-chromium.sh <whep|whip|switch> <h264|vp8> [two_streams_server]
+# Usage: run-chromium.sh <whep|whip|switch|whisp> <h264|vp8> [two_streams_server]
 # Exit status: 0 pass, 1 fail, 77 skip (chromium not installed), 2 usage error.
 #
 # Installs the pinned node modules (npm ci) on first use, then runs the test.
@@ -17,8 +19,8 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 kind="${1:-}"
 codec="${2:-}"
 case "$kind/$codec" in
-  whep/h264|whep/vp8|whip/h264|whip/vp8|switch/h264|switch/vp8) ;;
-  *) echo "usage: $0 <whep|whip|switch> <h264|vp8> [two_streams_server]" >&2; exit 2 ;;
+  whep/h264|whep/vp8|whip/h264|whip/vp8|switch/h264|switch/vp8|whisp/h264|whisp/vp8) ;;
+  *) echo "usage: $0 <whep|whip|switch|whisp> <h264|vp8> [two_streams_server]" >&2; exit 2 ;;
 esac
 
 tag="chromium-$kind $codec"

@@ -29,7 +29,7 @@ window.runWhip = async function runWhip(cfg) {
     endpoint: cfg.endpoint, origin: location.origin,
     offerCandidatesKept: [], offerCandidatesDropped: [],
     postStatus: null, location: null, etag: null, sessionUrl: null,
-    offerSdp: null, answerSdp: null, answerVideoCodecs: null,
+    offerSdp: null, answerSdp: null, answerVideoCodecs: null, streamId: null,
     video: null, audio: null, pair: null, states: [], error: null,
   };
   const t0 = performance.now();
@@ -45,9 +45,29 @@ window.runWhip = async function runWhip(cfg) {
   pc.addEventListener('connectionstatechange', () => state('connectionstatechange'));
   pc.addEventListener('iceconnectionstatechange', () => state('iceconnectionstatechange'));
   try {
-    const stream = await navigator.mediaDevices.getUserMedia({
-      video: { width: 640, height: 480, frameRate: 30 }, audio: true,
-    });
+    let stream;
+    if (cfg.canvasColor) {
+      // A picture of one colour (a corner square blinks so that frames keep coming), with the
+      // fake microphone.
+      const canvas = document.createElement('canvas');
+      canvas.width = 320;
+      canvas.height = 240;
+      const g = canvas.getContext('2d');
+      let n = 0;
+      window.canvasTimer = setInterval(() => {
+        g.fillStyle = cfg.canvasColor;
+        g.fillRect(0, 0, canvas.width, canvas.height);
+        g.fillStyle = (n++ % 2) ? '#000' : '#fff';
+        g.fillRect(0, 0, 8, 8);
+      }, 33);
+      const mic = await navigator.mediaDevices.getUserMedia({ audio: true });
+      stream = new MediaStream([canvas.captureStream(30).getVideoTracks()[0], mic.getAudioTracks()[0]]);
+    } else {
+      stream = await navigator.mediaDevices.getUserMedia({
+        video: { width: 640, height: 480, frameRate: 30 }, audio: true,
+      });
+    }
+    res.streamId = stream.id;  // the a=msid stream id of the offer
     plog('[pub] tracks:', stream.getTracks().map((t) => t.kind + ':' + t.label));
     for (const track of stream.getTracks()) {
       const tr = pc.addTransceiver(track, { direction: 'sendonly', streams: [stream] });
@@ -124,6 +144,7 @@ window.stopWhip = async function stopWhip() {
     }
     plog('[pub delete]', res.sessionUrl, '->', out.deleteStatus);
   }
+  if (window.canvasTimer) clearInterval(window.canvasTimer);
   if (pc) {
     pc.getSenders().forEach((s) => s.track && s.track.stop());
     pc.close();
