@@ -241,8 +241,8 @@ static void gst_wish_server_bin_class_init(GstWishServerBinClass *klass) {
   g_object_class_install_property(gobject_class, PROP_TRANSCODE,
       g_param_spec_boolean("transcode", "Transcode",
                            "Decode and encode again (once per codec) for viewers shown a stream in a codec they did "
-                           "not negotiate (switch-stream, WHISP); false: such switches are refused (409). Set it alike "
-                           "on every element of the HTTP server",
+                           "not negotiate (switch-stream, WHISP); false (on any element of the HTTP server): such "
+                           "switches are refused (409)",
                            TRUE, flags));
 
   auto action = static_cast<GSignalFlags>(G_SIGNAL_RUN_LAST | G_SIGNAL_ACTION);
