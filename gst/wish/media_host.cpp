@@ -40,11 +40,7 @@ void RtpTap::set_source(const std::shared_ptr<Track> &track) {
     source_ = track;
     caps_set_ = false;
   }
-  if (old) old->remove_sink(this);
-  if (track) {
-    track->add_sink(shared_from_this());
-    track->request_keyframe(true);
-  }
+  Track::move_sink(old, track, shared_from_this());
 }
 
 std::shared_ptr<Track> RtpTap::source() const {

@@ -47,11 +47,7 @@ void SlotOutput::set_source(const std::shared_ptr<Track> &track) {
     rtp_.switch_source();
     last_keyframe_ask_ = g_get_monotonic_time();
   }
-  if (old) old->remove_sink(this);
-  if (track) {
-    track->add_sink(shared_from_this());
-    track->request_keyframe(true);
-  }
+  Track::move_sink(old, track, shared_from_this());
 }
 
 std::shared_ptr<Track> SlotOutput::source() const {

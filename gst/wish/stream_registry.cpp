@@ -87,6 +87,15 @@ void Track::remove_sink(const TrackSink *sink) {
   sinks_ = std::move(next);
 }
 
+void Track::move_sink(const std::shared_ptr<Track> &from, const std::shared_ptr<Track> &to,
+                      const std::shared_ptr<TrackSink> &sink) {
+  if (from) from->remove_sink(sink.get());
+  if (to) {
+    to->add_sink(sink);
+    to->request_keyframe(true);
+  }
+}
+
 size_t Track::sink_count() const {
   std::lock_guard<std::mutex> lock(mutex_);
   return sinks_->size();

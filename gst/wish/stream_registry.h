@@ -70,6 +70,9 @@ public:
 
   void add_sink(const std::shared_ptr<TrackSink> &sink);
   void remove_sink(const TrackSink *sink);
+  // A sink leaves `from` for `to` (either may be null); video asks `to` for a keyframe at once.
+  static void move_sink(const std::shared_ptr<Track> &from, const std::shared_ptr<Track> &to,
+                        const std::shared_ptr<TrackSink> &sink);
   size_t sink_count() const;
 
   // Asks the source for a keyframe (video only; the request goes upstream asynchronously).

@@ -604,16 +604,22 @@ bool WhispHost::still_switched(const Switch &sw) const {
   return false;
 }
 
+void WhispHost::snapshot(std::vector<std::shared_ptr<Pull>> *pulls, std::vector<std::shared_ptr<Merge>> *merges,
+                         std::map<std::string, Switch> *switches, bool take_switches) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (const auto &kv : pulls_) pulls->push_back(kv.second);
+  for (const auto &kv : merges_) merges->push_back(kv.second);
+  if (take_switches)
+    switches->swap(switches_);
+  else
+    *switches = switches_;
+}
+
 void WhispHost::tick() {
   std::vector<std::shared_ptr<Pull>> pulls;
   std::vector<std::shared_ptr<Merge>> merges;
   std::map<std::string, Switch> switches;
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    for (const auto &kv : pulls_) pulls.push_back(kv.second);
-    for (const auto &kv : merges_) merges.push_back(kv.second);
-    switches = switches_;
-  }
+  snapshot(&pulls, &merges, &switches, false);
   // A switch whose destination ended is over: its viewers see the source again.
   for (const auto &kv : switches) {
     if (still_switched(kv.second)) continue;
@@ -678,12 +684,7 @@ void WhispHost::stop() {
   std::vector<std::shared_ptr<Pull>> pulls;
   std::vector<std::shared_ptr<Merge>> merges;
   std::map<std::string, Switch> switches;
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    for (const auto &kv : pulls_) pulls.push_back(kv.second);
-    for (const auto &kv : merges_) merges.push_back(kv.second);
-    switches.swap(switches_);
-  }
+  snapshot(&pulls, &merges, &switches, true);
   for (const auto &p : pulls) {
     for (auto &w : p->waiting) w(WhispResult::refused(503, "the server is stopping"));
     p->waiting.clear();

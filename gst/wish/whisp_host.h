@@ -61,6 +61,9 @@ private:
   };
   // Whether the registry still shows `to` to viewers of `from` (the destination may have ended).
   bool still_switched(const Switch &sw) const;
+  // What is running now (the switches taken away when take_switches), for the worker.
+  void snapshot(std::vector<std::shared_ptr<Pull>> *pulls, std::vector<std::shared_ptr<Merge>> *merges,
+                std::map<std::string, Switch> *switches, bool take_switches);
 
   void start_pull(const std::shared_ptr<Pull> &p);
   void end_pull(const std::shared_ptr<Pull> &p, const std::string &reason);

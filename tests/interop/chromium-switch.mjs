@@ -20,7 +20,7 @@ import readline from 'node:readline';
 
 import {
   HOST, VERBOSE, CHROMIUM, sleep, withTimeout, freePort, reporter, loadChromium, chromiumArgs,
-  testPageHtml, startPageServer, closePageServer, spawnKept, stopChild, guardRun,
+  testPageHtml, startPageServer, closePageServer, spawnKept, stopChild, guardRun, waitVideoColor,
 } from './driver.mjs';
 
 const TOTAL_TIMEOUT_MS = 70_000;
@@ -70,17 +70,6 @@ function nextLine(ms) {
   return withTimeout(new Promise((resolve) => { lineWaiter = resolve; }), ms, 'a line from the host program');
 }
 
-async function waitColor(page, pred, ms) {
-  const deadline = Date.now() + ms;
-  let last = null;
-  while (Date.now() < deadline) {
-    last = await page.evaluate(() => window.sampleVideo());
-    if (pred(last)) return { ok: true, sample: last };
-    await sleep(50);
-  }
-  return { ok: false, sample: last };
-}
-
 async function switchStream(from, to) {
   host.stdin.write(`switch ${from} ${to}\n`);
   return (await nextLine(5000)) === 'ok';
@@ -119,18 +108,18 @@ try {
   check('POST answered 201', res.postStatus === 201, `${res.posts.length} POST(s)`);
   check(`negotiated ${codec}`, (res.mimeType || '').toLowerCase() === `video/${codec}`, res.mimeType);
 
-  const red = await waitColor(page, isRed, 10_000);
+  const red = await waitVideoColor(page, isRed, 10_000);
   check('plays red', red.ok, JSON.stringify(red.sample));
   const ssrc = red.sample && red.sample.ssrc;
 
   check('switch-stream red blue', await switchStream('red', 'blue'));
   let t0 = Date.now();
-  const blue = await waitColor(page, isBlue, SWITCH_TIMEOUT_MS);
+  const blue = await waitVideoColor(page, isBlue, SWITCH_TIMEOUT_MS);
   check(`blue within ${SWITCH_TIMEOUT_MS} ms`, blue.ok, `${Date.now() - t0} ms, ${JSON.stringify(blue.sample)}`);
 
   check('switch back', await switchStream('red', '-'));
   t0 = Date.now();
-  const back = await waitColor(page, isRed, SWITCH_TIMEOUT_MS);
+  const back = await waitVideoColor(page, isRed, SWITCH_TIMEOUT_MS);
   check(`red again within ${SWITCH_TIMEOUT_MS} ms`, back.ok, `${Date.now() - t0} ms, ${JSON.stringify(back.sample)}`);
 
   const last = await page.evaluate(() => window.sampleVideo());

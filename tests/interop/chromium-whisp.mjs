@@ -22,7 +22,7 @@ import path from 'node:path';
 
 import {
   HERE, HOST, VERBOSE, CHROMIUM, sleep, withTimeout, freePort, reporter, loadChromium, chromiumArgs, FAKE_MEDIA_ARGS,
-  testPageHtml, startPageServer, closePageServer, spawnKept, stopChild, guardRun, waitForEndpoint,
+  testPageHtml, startPageServer, closePageServer, spawnKept, stopChild, guardRun, waitVideoColor, waitForEndpoint,
 } from './driver.mjs';
 
 const TOTAL_TIMEOUT_MS = 90_000;
@@ -74,17 +74,6 @@ async function cleanup() {
 const watchdog = guardRun(TAG, TOTAL_TIMEOUT_MS, cleanup,
   () => (server ? `--- gst-launch-1.0 output (tail) ---\n${server.output().slice(-20000)}` : ''));
 
-async function waitColor(page, pred, ms) {
-  const deadline = Date.now() + ms;
-  let last = null;
-  while (Date.now() < deadline) {
-    last = await page.evaluate(() => window.sampleVideo());
-    if (pred(last)) return { ok: true, sample: last };
-    await sleep(50);
-  }
-  return { ok: false, sample: last };
-}
-
 // A WHISP request from the page (cross-origin fetch: a preflight for the JSON POST).
 function whisp(page, method, url, body) {
   return page.evaluate(async ({ method, url, body }) => {
@@ -133,7 +122,7 @@ try {
   }), 30_000, 'WHEP session in the viewer page');
   if (res.error) throw new Error(res.error);
   check(`viewer negotiated ${codec}`, (res.mimeType || '').toLowerCase() === CODECS[codec].toLowerCase(), res.mimeType);
-  const red = await waitColor(view, isRed, 10_000);
+  const red = await waitVideoColor(view, isRed, 10_000);
   check('viewer plays the red publisher', red.ok, JSON.stringify(red.sample));
   const ssrc = red.sample && red.sample.ssrc;
 
@@ -143,12 +132,12 @@ try {
     { 'source media': { URL: `${base}/whip/cam` }, 'destination media': { URL: '/blue' } });
   check('switching POST 201 with a Location readable cross-origin', sw.status === 201 && !!sw.location,
     `${sw.status} ${sw.location} ${sw.body}`);
-  const blue = await waitColor(view, isBlue, SWITCH_TIMEOUT_MS);
+  const blue = await waitVideoColor(view, isBlue, SWITCH_TIMEOUT_MS);
   check(`blue within ${SWITCH_TIMEOUT_MS} ms of the POST`, blue.ok, `${Date.now() - t0} ms, ${JSON.stringify(blue.sample)}`);
   const back = await whisp(view, 'DELETE', new URL(sw.location, base).href);
   check('DELETE on the switch 200', back.status === 200, String(back.status));
   t0 = Date.now();
-  const red2 = await waitColor(view, isRed, SWITCH_TIMEOUT_MS);
+  const red2 = await waitVideoColor(view, isRed, SWITCH_TIMEOUT_MS);
   check(`red again within ${SWITCH_TIMEOUT_MS} ms`, red2.ok, `${Date.now() - t0} ms, ${JSON.stringify(red2.sample)}`);
 
   // Grabbing by a second Chromium publisher, named by its MediaStream id.
@@ -158,7 +147,7 @@ try {
     'new media': { 'media ID': { vmsid: [second.res.streamId] }, URL: `${base}/whip/cam` }, error_code: '0x0',
   });
   check('grabbing POST 200', grab.status === 200, `${grab.status} ${grab.body}`);
-  const green = await waitColor(view, isGreen, SWITCH_TIMEOUT_MS);
+  const green = await waitVideoColor(view, isGreen, SWITCH_TIMEOUT_MS);
   check(`the viewer shows the grabbing publisher within ${SWITCH_TIMEOUT_MS} ms`, green.ok,
     `${Date.now() - t0} ms, ${JSON.stringify(green.sample)}`);
   let oldStatus = null;

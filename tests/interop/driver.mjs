@@ -216,3 +216,16 @@ export async function waitForEndpoint(url, child, timeoutMs, init = {}) {
   }
   throw new Error(`${url} not reachable within ${timeoutMs} ms (${last})`);
 }
+
+// Samples the <video> of a page (window.sampleVideo of whep-player-page.js) until `pred` holds
+// or `ms` pass: { ok, sample } with the last sample.
+export async function waitVideoColor(page, pred, ms) {
+  const deadline = Date.now() + ms;
+  let last = null;
+  while (Date.now() < deadline) {
+    last = await page.evaluate(() => window.sampleVideo());
+    if (pred(last)) return { ok: true, sample: last };
+    await sleep(50);
+  }
+  return { ok: false, sample: last };
+}
