@@ -20,7 +20,7 @@
 
 #include "gstptr.h"
 #include "protocol/rtp_continuity.h"
-#include "stream_registry.h"
+#include "track.h"
 
 namespace wish {
 

@@ -1,7 +1,16 @@
 #include "send_chain.h"
 
 #include "gstptr.h"
-#include "whepserversink.h"
+
+GType gst_wish_video_codec_get_type(void) {
+  static GType type = 0;
+  static const GEnumValue values[] = {
+      {GST_WISH_VIDEO_CODEC_H264, "H.264 constrained baseline (x264enc)", "h264"},
+      {GST_WISH_VIDEO_CODEC_VP8, "VP8 (vp8enc)", "vp8"},
+      {0, nullptr, nullptr}};
+  if (g_once_init_enter(&type)) g_once_init_leave(&type, g_enum_register_static("GstWishVideoCodec", values));
+  return type;
+}
 
 namespace wish {
 

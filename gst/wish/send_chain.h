@@ -8,6 +8,18 @@
 #include <string>
 #include <vector>
 
+G_BEGIN_DECLS
+
+// The video-codec property of the sending elements.
+typedef enum {
+  GST_WISH_VIDEO_CODEC_H264,
+  GST_WISH_VIDEO_CODEC_VP8,
+} GstWishVideoCodec;
+
+GType gst_wish_video_codec_get_type(void);
+
+G_END_DECLS
+
 namespace wish {
 
 struct EncoderSettings {

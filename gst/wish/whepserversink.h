@@ -17,12 +17,6 @@ typedef enum {
   GST_WISH_COUNTER_OFFER_ALWAYS,
 } GstWishCounterOffer;
 
-typedef enum {
-  GST_WISH_VIDEO_CODEC_H264,
-  GST_WISH_VIDEO_CODEC_VP8,
-} GstWishVideoCodec;
-
 GType gst_wish_counter_offer_get_type(void);
-GType gst_wish_video_codec_get_type(void);
 
 G_END_DECLS

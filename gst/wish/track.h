@@ -1,0 +1,79 @@
+// A track: one payloaded RTP stream, made once (the source is a payloader's src pad) and
+// handed packet by packet to every sink pointed at it, whatever their number.
+#pragma once
+
+#include <gst/gst.h>
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "gstptr.h"
+#include "protocol/sdp.h"
+
+namespace wish {
+
+class Track;
+
+// Takes what a track sends.
+class TrackSink {
+public:
+  virtual ~TrackSink() = default;
+  // On the track source's streaming thread: one RTP packet, ownership passed.
+  virtual void deliver(const std::shared_ptr<Track> &from, GstBuffer *buffer) = 0;
+};
+
+class Track : public std::enable_shared_from_this<Track> {
+public:
+  explicit Track(std::string kind) : kind_(std::move(kind)) {}
+  ~Track();
+  const std::string &kind() const { return kind_; }
+
+  // The payloader's src pad the track's RTP leaves from. The pad stays unlinked: a probe
+  // hands each packet to the sinks, so no sink can make the shared chain renegotiate, block
+  // or flush. Replaces an earlier source.
+  void set_source(GstPad *payloader_src);
+  void clear_source();
+
+  bool has_caps() const;
+  GPtr<GstCaps> caps() const;  // the payloader's RTP caps; null until it negotiated
+  SendCodec codec() const;
+  // std::hash of the encoding name (H264, VP8, OPUS, ...): a cheap check for every packet.
+  size_t encoding_hash() const { return encoding_hash_; }
+  GstSegment segment() const;  // the source's last segment (a default TIME one until then)
+  gint64 first_caps_us() const { return first_caps_us_; }
+
+  void add_sink(const std::shared_ptr<TrackSink> &sink);
+  void remove_sink(const TrackSink *sink);
+  // A sink leaves `from` for `to` (either may be null); video asks `to` for a keyframe at once.
+  static void move_sink(const std::shared_ptr<Track> &from, const std::shared_ptr<Track> &to,
+                        const std::shared_ptr<TrackSink> &sink);
+  size_t sink_count() const;
+
+  // Asks the source for a keyframe (video only; the request goes upstream asynchronously).
+  // Requests within 200 ms of the last one are dropped unless forced.
+  void request_keyframe(bool force);
+
+private:
+  static GstPadProbeReturn on_source(GstPad *pad, GstPadProbeInfo *info, gpointer data);
+  void on_caps(GstCaps *caps);
+
+  const std::string kind_;
+  mutable std::mutex mutex_;  // guards everything below but the atomics
+  GPtr<GstPad> source_;
+  gulong probe_ = 0;
+  GPtr<GstCaps> caps_;
+  SendCodec codec_;
+  GstSegment segment_{};
+  bool have_segment_ = false;
+  // Copy on write: the streaming thread takes a reference and delivers without the lock.
+  std::shared_ptr<const std::vector<std::shared_ptr<TrackSink>>> sinks_ =
+      std::make_shared<const std::vector<std::shared_ptr<TrackSink>>>();
+  std::atomic<gint64> first_caps_us_{0};
+  std::atomic<size_t> encoding_hash_{0};
+  std::atomic<gint64> last_keyframe_request_{0};
+};
+
+}  // namespace wish
