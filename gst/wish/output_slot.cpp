@@ -10,6 +10,7 @@ namespace wish {
 namespace {
 // How long a video output waits for the keyframe it asked for before asking again.
 constexpr gint64 kKeyframeRetryUs = 1000 * 1000;
+constexpr size_t kMaxPendingPackets = 300;  // a keyframe and a few frames while DTLS comes up
 }  // namespace
 
 SlotOutput::SlotOutput(Params params)
@@ -38,6 +39,10 @@ SlotOutput::~SlotOutput() { close(); }
 
 void SlotOutput::set_source(const std::shared_ptr<Track> &track) {
   std::shared_ptr<Track> old;
+  {
+    std::lock_guard<std::mutex> push(push_mutex_);
+    drop_pending_locked();  // of the track it leaves
+  }
   {
     std::lock_guard<std::mutex> lock(mutex_);
     if (closed_) return;
@@ -78,15 +83,61 @@ std::vector<GstEvent *> SlotOutput::priming_locked(const std::shared_ptr<Track> 
 }
 
 void SlotOutput::enable() {
-  enabled_ = true;
-  request_keyframe();
+  size_t kept;
+  {
+    std::lock_guard<std::mutex> push(push_mutex_);
+    if (enabled_) return;
+    enabled_ = true;
+    std::vector<GstBuffer *> held;
+    held.swap(pending_);
+    kept = held.size();
+    std::shared_ptr<Track> from = source();
+    for (GstBuffer *b : held) {
+      if (from)
+        push_locked(from, b);
+      else
+        gst_buffer_unref(b);
+    }
+  }
+  // Asked for even after a kept keyframe: webrtcbin may not take it yet (caps refused).
+  GST_DEBUG("%s output enabled, %zu packets kept since a keyframe", params_.kind.c_str(), kept);
+  if (auto track = source()) track->request_keyframe(true);
 }
 
 void SlotOutput::deliver(const std::shared_ptr<Track> &from, GstBuffer *buffer) {
-  if (!enabled_) {
+  std::lock_guard<std::mutex> push(push_mutex_);
+  if (enabled_)
+    push_locked(from, buffer);
+  else
+    keep_locked(from, buffer);
+}
+
+void SlotOutput::keep_locked(const std::shared_ptr<Track> &from, GstBuffer *buffer) {
+  bool current;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    current = !closed_ && from && source_.lock() == from && from->encoding_hash() == encoding_hash_;
+  }
+  GstMapInfo map;
+  if (!current || params_.kind != "video" || !gst_buffer_map(buffer, &map, GST_MAP_READ)) {
     gst_buffer_unref(buffer);
     return;
   }
+  bool keyframe = rtp_starts_keyframe(params_.encoding, map.data, map.size);
+  gst_buffer_unmap(buffer, &map);
+  if (keyframe || pending_.size() >= kMaxPendingPackets) drop_pending_locked();  // too long: ask at enable()
+  if (keyframe || !pending_.empty())
+    pending_.push_back(buffer);
+  else
+    gst_buffer_unref(buffer);
+}
+
+void SlotOutput::drop_pending_locked() {
+  for (GstBuffer *b : pending_) gst_buffer_unref(b);
+  pending_.clear();
+}
+
+void SlotOutput::push_locked(const std::shared_ptr<Track> &from, GstBuffer *buffer) {
   GPtr<GstPad> pad;
   std::vector<GstEvent *> priming;
   bool ask_keyframe = false;
@@ -107,6 +158,7 @@ void SlotOutput::deliver(const std::shared_ptr<Track> &from, GstBuffer *buffer) 
     if (!gst_pad_send_event(pad.get(), e) && caps) primed = false;
   }
   if (!primed || gst_pad_is_blocked(pad.get())) {
+    GST_LOG("dropped: %s", primed ? "pad blocked" : "not primed");
     if (!primed) {
       std::lock_guard<std::mutex> lock(mutex_);
       started_ = false;  // not active yet: the events go again with the next packet
@@ -168,6 +220,10 @@ void SlotOutput::deliver(const std::shared_ptr<Track> &from, GstBuffer *buffer) 
 void SlotOutput::close() {
   std::shared_ptr<Track> old;
   GPtr<GstPad> pad;
+  {
+    std::lock_guard<std::mutex> push(push_mutex_);
+    drop_pending_locked();
+  }
   {
     std::lock_guard<std::mutex> lock(mutex_);
     if (closed_) return;

@@ -65,7 +65,8 @@ public:
   void request_keyframe();
   // Packets (and the events before them) go to the pad only once its viewer is connected:
   // until DTLS is up webrtcbin holds back what it is given, and the track's thread, shared by
-  // every viewer, would wait there.
+  // every viewer, would wait there. Meanwhile video keeps its last keyframe and what follows
+  // it (bounded), sent at once when enabled; a keyframe is asked for then too.
   void enable();
   // No packet goes to the pad any more; the pad is let go.
   void close() override;
@@ -77,10 +78,18 @@ private:
   explicit SlotOutput(Params params);
   // Sticky events the pad must see before the next buffer; empty when it has them.
   std::vector<GstEvent *> priming_locked(const std::shared_ptr<Track> &from);
+  void push_locked(const std::shared_ptr<Track> &from, GstBuffer *buffer);  // push_mutex_ held
+  void keep_locked(const std::shared_ptr<Track> &from, GstBuffer *buffer);  // push_mutex_ held
+  void drop_pending_locked();
 
   const Params params_;
   const size_t encoding_hash_;  // packets of another codec are never sent
   gulong upstream_probe_ = 0;
+  // Serializes what goes to the pad (the track's thread, enable() on the worker) and guards
+  // pending_; taken before mutex_. Held while a packet goes into webrtcbin (which does not
+  // reach the application from there), never while waiting for anything else.
+  std::mutex push_mutex_;
+  std::vector<GstBuffer *> pending_;  // a keyframe and what followed it, until enabled
   mutable std::mutex mutex_;  // guards everything below but the atomics
   GPtr<GstPad> pad_;
   std::weak_ptr<Track> source_;

@@ -74,8 +74,14 @@ bool Peer::create(const std::string &name, const Settings &s, Callbacks callback
   return true;
 }
 
-void Peer::start() {
-  if (webrtc_) gst_element_sync_state_with_parent(webrtc_.get());
+void Peer::start(bool independent) {
+  if (!webrtc_) return;
+  if (!independent) {
+    gst_element_sync_state_with_parent(webrtc_.get());
+    return;
+  }
+  gst_element_set_locked_state(webrtc_.get(), TRUE);
+  gst_element_set_state(webrtc_.get(), GST_STATE_PLAYING);
 }
 
 // webrtcbin answers promises on its own threads: everything comes back through the worker,

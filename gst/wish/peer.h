@@ -49,8 +49,9 @@ public:
 
   // Makes the webrtcbin (in the bin, not started yet); false with *error when it cannot.
   bool create(const std::string &name, const Settings &settings, Callbacks callbacks, std::string *error);
-  // Brings it to the bin's state, once its pads and transceivers are set up.
-  void start();
+  // Brings it to the bin's state, once its pads and transceivers are set up. Independent:
+  // to PLAYING, and no longer following the bin's state changes (close() stops it).
+  void start(bool independent = false);
   GstElement *webrtcbin() const { return webrtc_.get(); }
 
   // Negotiation; done runs on the worker with the local description webrtcbin applied.

@@ -363,7 +363,7 @@ void ServerElement::create_session(const SessionRequest &request, std::shared_pt
       pending(refusal, nullptr);
       return;
     }
-    session->peer->start();
+    session->peer->start(sessions_run_independently());
     auto completed = [this, id](Negotiated n) {
       auto s = find_session(id);
       if (!s || !s->pending) return;
@@ -443,6 +443,7 @@ void ServerElement::release(const std::string &id, const std::string &reason) {
     s = it->second;
     sessions_.erase(it);
   }
+  stop_feeding(*s);
   s->peer->close([this, s](GstElement *webrtc) { detach_media(*s, webrtc); });
   GST_INFO_OBJECT(element_, "session %s ended (%s)", id.c_str(), reason.c_str());
   if (s->pending) {

@@ -27,6 +27,8 @@
 // | StreamRegistry::mutex_            | streams, routes, audience, endpoint paths             |
 // | Slot::mutex_                      | the name of the stream it shows                       |
 // | Stream::mutex_                    | tracks_                                               |
+// | SlotOutput::push_mutex_           | what goes to its pad, in order; the kept keyframe     |
+// |   (held while pushing into webrtcbin, which does not reach the application)              |
 // | SlotOutput::mutex_                | its pad, source, RTP continuity, priming state        |
 // | Track::mutex_                     | source pad, caps, segment, sinks list (copy on write) |
 // | MediaOutputs::mutex_              | the output pads and the pads to announce              |
@@ -142,8 +144,14 @@ protected:
   virtual std::shared_ptr<ServerSession> new_session() { return std::make_shared<ServerSession>(); }
   virtual void on_answered(ServerSession &) {}
   virtual void on_connected(ServerSession &) {}
-  // The session goes: its media leaves the peer once the peer is stopped (before_remove) and
-  // then the element says so (after).
+  // The session goes: nothing is fed into its peer any more (stop_feeding, while the peer
+  // still runs: a packet pushed into a webrtcbin on its way down can wait forever in a
+  // sink's preroll), its media leaves the peer once the peer is stopped (detach_media), and
+  // then the element says so (on_released).
+  virtual void stop_feeding(ServerSession &) {}
+  // Whether a session's webrtcbin runs (PLAYING) until the session ends instead of following
+  // the element between PAUSED and PLAYING.
+  virtual bool sessions_run_independently() const { return false; }
   virtual void detach_media(ServerSession &, GstElement *webrtc) {}
   virtual void on_released(ServerSession &, const std::string &reason) {}
   // Streaming thread: a received stream of the session appeared.

@@ -144,7 +144,10 @@ private:
   bool attach_media(ServerSession &session, const SessionRequest &request, MediaResult *refusal) override;
   void on_answered(ServerSession &session) override;
   void on_connected(ServerSession &session) override;
-  void detach_media(ServerSession &session, GstElement *webrtc) override;
+  void stop_feeding(ServerSession &session) override;
+  // A viewer's sinks paused with the pipeline would hold the streaming threads that feed
+  // them (tracks, other elements' publishers) in preroll.
+  bool sessions_run_independently() const override { return true; }
   void on_released(ServerSession &session, const std::string &reason) override;
 
   static GstPadProbeReturn on_entry_event(GstPad *pad, GstPadProbeInfo *info, gpointer data);
@@ -499,15 +502,15 @@ bool WhepServer::attach_media(ServerSession &session, const SessionRequest &requ
 
 void WhepServer::on_answered(ServerSession &session) { post_viewer_message("wish-viewer-joined", session.id, nullptr); }
 
-// Media flows once the viewer is connected, starting with a keyframe asked for at once.
+// Media flows once the viewer is connected, starting with the keyframe kept meanwhile (or
+// one asked for then).
 void WhepServer::on_connected(ServerSession &session) {
-  for (const auto &target : static_cast<Viewer &>(session).slot->outputs()) {
+  for (const auto &target : static_cast<Viewer &>(session).slot->outputs())
     if (auto o = std::dynamic_pointer_cast<SlotOutput>(target)) o->enable();
-    if (auto t = target->source()) t->request_keyframe(true);
-  }
 }
 
-void WhepServer::detach_media(ServerSession &session, GstElement *) {
+// The outputs stop (waiting for a packet under way) while the viewer's webrtcbin still runs.
+void WhepServer::stop_feeding(ServerSession &session) {
   auto &viewer = static_cast<Viewer &>(session);
   if (!viewer.slot) return;
   if (registry()) registry()->leave(viewer.slot.get());

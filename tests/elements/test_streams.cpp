@@ -198,6 +198,43 @@ GST_END_TEST;
 
 // A WHIP publisher's stream can be switched to like any other: a viewer of an element's own
 // stream is shown a named WHIP stream, then its own again.
+// Pausing the server pipeline while a named WHIP stream feeds a viewer, then stopping it:
+// the publisher's threads feed the viewer's webrtcbin, and a viewer paused with the pipeline
+// held them in its sinks' preroll, so that the publisher's session could not close (a hang).
+GST_START_TEST(test_pause_and_stop_with_viewers_of_a_publisher) {
+  ServerPipeline server;
+  server.start("whipserversrc name=in" + server.props + " whepserversink name=out" + server.props +
+               " videotestsrc is-live=true ! out.video_0");
+  HttpClient http;
+  TestPublisher cam;
+  HttpResult pub = http.request("POST", server.url("/whip/cam"), kSdp, cam.create_offer());
+  fail_unless_equals_int(pub.status, 201);
+  fail_unless(cam.set_remote_answer(pub.body));
+  TestPlayer viewer;
+  HttpResult r;
+  fail_unless(wait_until(10000, [&] {
+    r = http.request("POST", server.url("/whep/cam"), kSdp, viewer.create_offer());
+    return r.status == 201;
+  }));
+  fail_unless(viewer.set_remote_answer(r.body));
+  fail_unless(viewer.wait_video_frames(10, 10000));
+  for (int i = 0; i < 3; i++) {
+    fail_unless(gst_element_set_state(server.pipeline, GST_STATE_PAUSED) != GST_STATE_CHANGE_FAILURE);
+    g_usleep(300 * 1000);
+    fail_unless(gst_element_set_state(server.pipeline, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
+    guint64 frames = viewer.video_frames();
+    fail_unless(viewer.wait_video_frames(frames + 10, 5000), "no video after pause %d", i);
+  }
+  // The publisher's session ends while the pipeline goes down: bounded.
+  fail_unless(gst_element_set_state(server.pipeline, GST_STATE_PAUSED) != GST_STATE_CHANGE_FAILURE);
+  g_usleep(300 * 1000);
+  gint64 t0 = g_get_monotonic_time();
+  fail_unless(gst_element_set_state(server.pipeline, GST_STATE_NULL) == GST_STATE_CHANGE_SUCCESS);
+  gint64 ms = (g_get_monotonic_time() - t0) / 1000;
+  fail_unless(ms < 5000, "stopping took %" G_GINT64_FORMAT " ms", ms);
+}
+GST_END_TEST;
+
 GST_START_TEST(test_switch_to_whip_stream) {
   ServerPipeline server;
   server.start("whipserversrc name=in" + server.props + " whepserversink name=out video-codec=vp8" + server.props +
@@ -247,6 +284,7 @@ static Suite *streams_suite(void) {
   tcase_add_test(tc, test_switch_stream_vp8);
   tcase_add_test(tc, test_named_whip_streams);
   tcase_add_test(tc, test_switch_to_whip_stream);
+  tcase_add_test(tc, test_pause_and_stop_with_viewers_of_a_publisher);
   return s;
 }
 
