@@ -15,6 +15,8 @@
 
 #include <gst/check/gstcheck.h>
 
+#include "http_client.h"
+#include "string_checks.h"
 #include "teardown.h"
 
 // GST_CHECK_MAIN, except that the process ends with _exit once the suite has run and its
@@ -30,16 +32,6 @@
     _exit(failed == 0 ? 0 : 1);                            \
   }
 
-#define assert_str(a, b)                                                                 \
-  do {                                                                                   \
-    std::string first_ = (a), second_ = (b);                                             \
-    fail_unless(first_ == second_, "'%s' != '%s'", first_.c_str(), second_.c_str());    \
-  } while (0)
-#define assert_contains(hay, needle)                                                     \
-  do {                                                                                   \
-    std::string h_ = (hay), n_ = (needle);                                               \
-    fail_unless(h_.find(n_) != std::string::npos, "'%s' not in '%s'", n_.c_str(), h_.c_str()); \
-  } while (0)
 
 // A Chromium-like recvonly offer for tests that exercise HTTP only.
 inline const char *kStaticOffer =
@@ -83,6 +75,22 @@ inline bool wait_until(int timeout_ms, const std::function<bool()> &cond) {
     g_usleep(20 * 1000);
   }
   return cond();
+}
+
+// Negotiates `peer` (a TestPlayer or TestPublisher) with the WHEP or WHIP endpoint at `url`:
+// POSTs its offer until it is answered 201 (the stream may not take viewers yet), within
+// timeout_ms, and applies the answer. Returns the answer (its Location names the session).
+template <class Peer>
+wish_test::HttpResult negotiate(wish_test::HttpClient &http, Peer &peer, const std::string &url,
+                                int timeout_ms = 10000) {
+  wish_test::HttpResult r;
+  bool ok = wait_until(timeout_ms, [&] {
+    r = http.request("POST", url, {{"Content-Type", "application/sdp"}}, peer.create_offer());
+    return r.status == 201;
+  });
+  fail_unless(ok, "POST %s: %u %s", url.c_str(), r.status, r.body.c_str());
+  fail_unless(peer.set_remote_answer(r.body));
+  return r;
 }
 
 // Every pipeline a test makes: stopped at teardown if the test fails before stopping it, and

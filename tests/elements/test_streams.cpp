@@ -62,12 +62,7 @@ static void switch_and_back(const std::string &codec) {
   TwoStreams s(codec);
   HttpClient http;
   TestPlayer viewer;
-  HttpResult r;
-  fail_unless(wait_until(10000, [&] {
-    r = http.request("POST", s.url("/red"), kSdp, viewer.create_offer());
-    return r.status == 201;
-  }), "POST /red: %u %s", r.status, r.body.c_str());
-  fail_unless(viewer.set_remote_answer(r.body));
+  HttpResult r = negotiate(http, viewer, s.url("/red"));
   fail_unless(viewer.wait_color(10000, is_red), "never red");
   guint64 audio = viewer.audio_buffers();
 
@@ -135,17 +130,8 @@ GST_START_TEST(test_named_whip_streams) {
   fail_unless_equals_int(http.request("POST", base + "/whep/nothing", kSdp, kStaticOffer).status, 404);
 
   TestPlayer v1, v2;
-  HttpResult r1, r2;
-  fail_unless(wait_until(10000, [&] {
-    r1 = http.request("POST", base + "/whep/cam1", kSdp, v1.create_offer());
-    return r1.status == 201;
-  }), "POST /whep/cam1: %u %s", r1.status, r1.body.c_str());
-  fail_unless(v1.set_remote_answer(r1.body));
-  fail_unless(wait_until(10000, [&] {
-    r2 = http.request("POST", base + "/whep/cam2", kSdp, v2.create_offer());
-    return r2.status == 201;
-  }), "POST /whep/cam2: %u %s", r2.status, r2.body.c_str());
-  fail_unless(v2.set_remote_answer(r2.body));
+  HttpResult r1 = negotiate(http, v1, base + "/whep/cam1");
+  HttpResult r2 = negotiate(http, v2, base + "/whep/cam2");
   fail_unless(v1.wait_video_frames(30, 15000), "cam1: %" G_GUINT64_FORMAT " frames", v1.video_frames());
   fail_unless(v2.wait_video_frames(30, 15000), "cam2: %" G_GUINT64_FORMAT " frames", v2.video_frames());
   fail_unless(v1.wait_audio_buffers(20, 10000));
@@ -169,12 +155,7 @@ GST_START_TEST(test_named_whip_streams) {
   // continues on the same viewer session, SSRC and pad.
   fail_unless_equals_int(http.request("DELETE", base + p1.header("Location")).status, 200);
   TestPublisher again(vp8);
-  HttpResult p3;
-  fail_unless(wait_until(5000, [&] {
-    p3 = http.request("POST", base + "/whip/cam1", kSdp, again.create_offer());
-    return p3.status == 201;
-  }));
-  fail_unless(again.set_remote_answer(p3.body));
+  HttpResult p3 = negotiate(http, again, base + "/whip/cam1", 5000);
   guint64 frames = v1.video_frames();
   fail_unless(v1.wait_video_frames(frames + 30, 15000), "cam1's viewer got nothing from the returning publisher");
   fail_unless_equals_int(v1.video_ssrcs().size(), 1);
@@ -211,12 +192,7 @@ GST_START_TEST(test_pause_and_stop_with_viewers_of_a_publisher) {
   fail_unless_equals_int(pub.status, 201);
   fail_unless(cam.set_remote_answer(pub.body));
   TestPlayer viewer;
-  HttpResult r;
-  fail_unless(wait_until(10000, [&] {
-    r = http.request("POST", server.url("/whep/cam"), kSdp, viewer.create_offer());
-    return r.status == 201;
-  }));
-  fail_unless(viewer.set_remote_answer(r.body));
+  negotiate(http, viewer, server.url("/whep/cam"));
   fail_unless(viewer.wait_video_frames(10, 10000));
   for (int i = 0; i < 3; i++) {
     fail_unless(gst_element_set_state(server.pipeline, GST_STATE_PAUSED) != GST_STATE_CHANGE_FAILURE);
@@ -254,12 +230,7 @@ GST_START_TEST(test_switch_to_whip_stream) {
   wish_test::PlayerOptions video_only;
   video_only.audio = false;
   TestPlayer viewer(video_only);
-  HttpResult r;
-  fail_unless(wait_until(10000, [&] {
-    r = http.request("POST", base + "/whep", kSdp, viewer.create_offer());
-    return r.status == 201;
-  }));
-  fail_unless(viewer.set_remote_answer(r.body));
+  negotiate(http, viewer, base + "/whep");
   fail_unless(viewer.wait_color(10000, is_red), "never red");
   gboolean ok = FALSE;
   std::string cam_url = base + "/whip/cam";  // any locator of the stream does

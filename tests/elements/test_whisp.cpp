@@ -77,17 +77,11 @@ struct WhispServer : ServerPipeline {
   }
 };
 
-// A viewer of `path` that plays (it POSTs until the stream takes viewers).
+// A viewer of `url` that plays (it POSTs until the stream takes viewers).
 static std::unique_ptr<TestPlayer> play(HttpClient &http, const std::string &url, std::string *location,
                                         const wish_test::PlayerOptions &opts = {}) {
   auto player = std::make_unique<TestPlayer>(opts);
-  HttpResult r;
-  bool ok = wait_until(10000, [&] {
-    r = http.request("POST", url, kSdp, player->create_offer());
-    return r.status == 201;
-  });
-  fail_unless(ok, "POST %s: %u %s", url.c_str(), r.status, r.body.c_str());
-  fail_unless(player->set_remote_answer(r.body));
+  HttpResult r = negotiate(http, *player, url);
   if (location) *location = r.header("Location");
   return player;
 }

@@ -13,20 +13,11 @@
 #include "protocol/sdpfrag.h"
 #include "protocol/stream_names.h"
 #include "protocol/whisp.h"
+#include "string_checks.h"
 
 using namespace wish;
 
 // Compares as std::string: fail_unless_equals_string would keep a pointer into a temporary.
-#define assert_str(a, b)                                                        \
-  do {                                                                          \
-    std::string first_ = (a), second_ = (b);                                    \
-    fail_unless(first_ == second_, "'%s' != '%s'", first_.c_str(), second_.c_str()); \
-  } while (0)
-#define assert_contains(hay, needle)                                                                \
-  do {                                                                                              \
-    std::string h_ = (hay), n_ = (needle);                                                          \
-    fail_unless(h_.find(n_) != std::string::npos, "'%s' not in '%s'", n_.c_str(), h_.c_str());     \
-  } while (0)
 
 static const char *kOffer =
     "v=0\r\n"
@@ -263,7 +254,9 @@ void FakeBackend::create_session(const SessionRequest &request, std::shared_ptr<
     finish();
 }
 
-static Response call(const std::shared_ptr<Endpoint> &ep, const std::string &method, const std::string &path,
+// A request to a WHEP or WHISP endpoint, answered exactly once.
+template <class Front>
+static Response call(const std::shared_ptr<Front> &ep, const std::string &method, const std::string &path,
                      std::map<std::string, std::string> headers = {}, const std::string &body = "") {
   Request req;
   req.method = method;
@@ -826,23 +819,6 @@ private:
   }
 };
 
-static Response whisp_call(const std::shared_ptr<WhispEndpoint> &ep, const std::string &method, const std::string &path,
-                           std::map<std::string, std::string> headers = {}, const std::string &body = "") {
-  Request req;
-  req.method = method;
-  req.path = path;
-  for (auto &kv : headers) req.headers.add(kv.first, kv.second);
-  req.body = body;
-  Response out;
-  int called = 0;
-  ep->handle(req, Reply([&](Response r) {
-               out = std::move(r);
-               called++;
-             }));
-  fail_unless_equals_int(called, 1);
-  return out;
-}
-
 GST_START_TEST(test_whisp_endpoint) {
   FakeWhisp be;
   WhispConfig cfg;
@@ -850,19 +826,19 @@ GST_START_TEST(test_whisp_endpoint) {
   auto ep = std::make_shared<WhispEndpoint>(cfg, &be);
   std::map<std::string, std::string> json = {{"Content-Type", "application/json"}, {"Authorization", "Bearer tok"}};
   const std::string pull = R"({"media":{"URL":"http://up.example/whep"}})";
-  fail_unless_equals_int(whisp_call(ep, "POST", "/whisp/pulling/endpoint", {{"Content-Type", "application/json"}}, pull).status, 401);
-  Response pre = whisp_call(ep, "OPTIONS", "/whisp/pulling/endpoint", {{"Access-Control-Request-Method", "POST"}});
+  fail_unless_equals_int(call(ep, "POST", "/whisp/pulling/endpoint", {{"Content-Type", "application/json"}}, pull).status, 401);
+  Response pre = call(ep, "OPTIONS", "/whisp/pulling/endpoint", {{"Access-Control-Request-Method", "POST"}});
   fail_unless_equals_int(pre.status, 200);
   assert_contains(*pre.headers.get("Access-Control-Allow-Methods"), "POST");
   assert_str(*pre.headers.get("Access-Control-Allow-Origin"), "*");
-  fail_unless_equals_int(whisp_call(ep, "POST", "/whisp/pulling/endpoint", {{"Content-Type", "text/plain"}, {"Authorization", "Bearer tok"}}, pull).status, 415);
-  fail_unless_equals_int(whisp_call(ep, "POST", "/whisp/merging/endpoint", json, kWhispFigure4).status, 400);
+  fail_unless_equals_int(call(ep, "POST", "/whisp/pulling/endpoint", {{"Content-Type", "text/plain"}, {"Authorization", "Bearer tok"}}, pull).status, 415);
+  fail_unless_equals_int(call(ep, "POST", "/whisp/merging/endpoint", json, kWhispFigure4).status, 400);
   fail_unless_equals_int(be.seen.size(), 0);
 
   be.result.resource = "p1";
   be.result.stream = "pull-p1";
   be.result.url = "/whep/pull-p1";
-  Response created = whisp_call(ep, "POST", "/whisp/pulling/endpoint", json, pull);
+  Response created = call(ep, "POST", "/whisp/pulling/endpoint", json, pull);
   fail_unless_equals_int(created.status, 201);
   assert_str(*created.headers.get("Location"), "/whisp/pulling/p1");
   assert_str(*created.headers.get("Content-Type"), "application/json");
@@ -871,34 +847,34 @@ GST_START_TEST(test_whisp_endpoint) {
 
   be.result = WhispResult::ok(201);
   be.result.resource = "s1";
-  Response sw = whisp_call(ep, "POST", "/whisp/switching/endpoint", json,
+  Response sw = call(ep, "POST", "/whisp/switching/endpoint", json,
                            R"({"source media":{"URL":"red"},"destination media":{"URL":"/whep/blue"}})");
   fail_unless_equals_int(sw.status, 201);
   assert_contains(sw.body, "\"source media\":{\"URL\":\"red\"}");
   assert_contains(sw.body, "\"destination media\":{\"URL\":\"/whep/blue\"}");
 
   const std::string merge = R"({"main media":{"URL":"a"},"secondary media":{"URL":"b"},"merge template":{"merge template id":"09"}})";
-  Response unknown = whisp_call(ep, "POST", "/whisp/merging/endpoint", json, merge);
+  Response unknown = call(ep, "POST", "/whisp/merging/endpoint", json, merge);
   fail_unless_equals_int(unknown.status, 422);
   assert_contains(unknown.body, "templates");
-  Response bad_code = whisp_call(ep, "POST", "/whisp/grabbing/endpoint", json, R"({"new media":{"URL":"red"},"error_code":3})");
+  Response bad_code = call(ep, "POST", "/whisp/grabbing/endpoint", json, R"({"new media":{"URL":"red"},"error_code":3})");
   fail_unless_equals_int(bad_code.status, 422);
   be.result = WhispResult::refused(404, "no stream named 'nowhere'");
-  Response missing = whisp_call(ep, "POST", "/whisp/grabbing/endpoint", json, R"({"new media":{"URL":"nowhere"},"error_code":0})");
+  Response missing = call(ep, "POST", "/whisp/grabbing/endpoint", json, R"({"new media":{"URL":"nowhere"},"error_code":0})");
   fail_unless_equals_int(missing.status, 404);
   assert_str(*missing.headers.get("Content-Type"), "application/problem+json");
 
-  Response templates = whisp_call(ep, "GET", "/whisp/merging/templates", {{"Authorization", "Bearer tok"}});
+  Response templates = call(ep, "GET", "/whisp/merging/templates", {{"Authorization", "Bearer tok"}});
   fail_unless_equals_int(templates.status, 200);
   assert_contains(templates.body, "\"01\"");
-  fail_unless_equals_int(whisp_call(ep, "DELETE", "/whisp/merging/known", {{"Authorization", "Bearer tok"}}).status, 200);
-  fail_unless_equals_int(whisp_call(ep, "DELETE", "/whisp/merging/other", {{"Authorization", "Bearer tok"}}).status, 404);
-  Response wrong = whisp_call(ep, "GET", "/whisp/switching/endpoint", {{"Authorization", "Bearer tok"}});
+  fail_unless_equals_int(call(ep, "DELETE", "/whisp/merging/known", {{"Authorization", "Bearer tok"}}).status, 200);
+  fail_unless_equals_int(call(ep, "DELETE", "/whisp/merging/other", {{"Authorization", "Bearer tok"}}).status, 404);
+  Response wrong = call(ep, "GET", "/whisp/switching/endpoint", {{"Authorization", "Bearer tok"}});
   fail_unless_equals_int(wrong.status, 405);
   assert_str(*wrong.headers.get("Allow"), "OPTIONS, POST");
-  fail_unless_equals_int(whisp_call(ep, "DELETE", "/whisp/grabbing/x", {{"Authorization", "Bearer tok"}}).status, 404);
-  fail_unless_equals_int(whisp_call(ep, "POST", "/whisp/other/endpoint", json, pull).status, 404);
-  fail_unless_equals_int(whisp_call(ep, "POST", "/whisp", json, pull).status, 404);
+  fail_unless_equals_int(call(ep, "DELETE", "/whisp/grabbing/x", {{"Authorization", "Bearer tok"}}).status, 404);
+  fail_unless_equals_int(call(ep, "POST", "/whisp/other/endpoint", json, pull).status, 404);
+  fail_unless_equals_int(call(ep, "POST", "/whisp", json, pull).status, 404);
 }
 GST_END_TEST;
 
