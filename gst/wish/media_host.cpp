@@ -24,6 +24,13 @@ RtpTap::RtpTap(std::string kind, size_t index) : kind_(std::move(kind)), index_(
   gst_util_set_object_arg(G_OBJECT(src), "leaky-type", "downstream");  // a stalled decoder loses the oldest
 }
 
+GstElement *RtpTap::decode_in(GstBin *bin) {
+  GstElement *decodebin = gst_element_factory_make("decodebin", nullptr);
+  gst_bin_add_many(bin, GST_ELEMENT(gst_object_ref(appsrc_.get())), decodebin, nullptr);
+  gst_element_link(appsrc_.get(), decodebin);
+  return decodebin;
+}
+
 std::shared_ptr<RtpTap> RtpTap::create(const std::string &kind, size_t index) {
   return std::shared_ptr<RtpTap>(new RtpTap(kind, index));
 }
@@ -192,9 +199,7 @@ void TranscodeHost::build(const std::shared_ptr<Variant> &v) {
   GstElement *bin = gst_bin_new(nullptr);
   v->bin = GPtr<GstElement>::ref(bin);
   v->tap = RtpTap::create(source->kind());
-  GstElement *decodebin = gst_element_factory_make("decodebin", nullptr);
-  gst_bin_add_many(GST_BIN(bin), GST_ELEMENT(gst_object_ref(v->tap->appsrc())), decodebin, nullptr);
-  gst_element_link(v->tap->appsrc(), decodebin);
+  GstElement *decodebin = v->tap->decode_in(GST_BIN(bin));
   EncoderSettings settings;
   settings.vp8 = v->encoding == "VP8";
   struct Ctx {

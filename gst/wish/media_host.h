@@ -29,7 +29,8 @@ class RtpTap : public TrackSink, public SlotTarget, public std::enable_shared_fr
 public:
   static std::shared_ptr<RtpTap> create(const std::string &kind, size_t index = 0);
   ~RtpTap() override;
-  GstElement *appsrc() const { return appsrc_.get(); }
+  // Its appsrc and a decodebin after it, in `bin`; returns the decodebin (owned by the bin).
+  GstElement *decode_in(GstBin *bin);
 
   const std::string &kind() const override { return kind_; }
   size_t index() const override { return index_; }

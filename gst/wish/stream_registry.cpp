@@ -302,7 +302,7 @@ bool StreamRegistry::switch_stream(const std::string &from_locator, const std::s
   {
     std::lock_guard<std::mutex> lock(mutex_);
     for (const char *kind : {"video", "audio"}) {
-      if (!(kinds & (g_str_equal(kind, "video") ? kVideo : kAudio))) continue;
+      if (!has_kind(kinds, kind)) continue;
       if (back)
         routes_[from].erase(kind);
       else

@@ -118,6 +118,7 @@ public:
 
   // The tracks a switch applies to.
   enum Kinds { kVideo = 1, kAudio = 2, kAllKinds = 3 };
+  static bool has_kind(int kinds, const std::string &kind) { return kinds & (kind == "video" ? kVideo : kAudio); }
   // Every viewer of `from` (and every later one) now sees `to` (for the kinds given); to ==
   // from (or "") ends the switch. Locators are accepted for both. False with *error when a
   // stream is unknown (*error_status 404), or when the codecs differ and transcoding is not

@@ -1,7 +1,6 @@
 #include "whisp_host.h"
 
 #include <atomic>
-#include <algorithm>
 
 #include "protocol/ice_servers.h"
 
@@ -73,7 +72,6 @@ struct WhispHost::Merge {
   GPtr<GstElement> bin, compositor, audiomixer;
   std::shared_ptr<Slot> main_slot, secondary_slot;
   std::shared_ptr<RtpTap> secondary_video;
-  std::vector<std::shared_ptr<RtpTap>> taps;
   std::unique_ptr<TrackFeeder> video_feeder, audio_feeder;
   std::mutex pads_mutex;  // guards the compositor pads: requested on streaming threads
   GPtr<GstPad> main_pad, secondary_pad;
@@ -353,10 +351,9 @@ void WhispHost::merge(const WhispRequest &request, WhispCallback done) {
           int kinds = i == 0 ? main_kinds : secondary_kinds;
           auto &slot = i == 0 ? m->main_slot : m->secondary_slot;
           for (const char *kind : {"video", "audio"}) {
-            if (!(kinds & (g_str_equal(kind, "video") ? StreamRegistry::kVideo : StreamRegistry::kAudio))) continue;
+            if (!StreamRegistry::has_kind(kinds, kind)) continue;
             auto tap = RtpTap::create(kind);
             slot->add_output(tap);
-            m->taps.push_back(tap);
             if (i == 1 && g_str_equal(kind, "video")) m->secondary_video = tap;
           }
         }
@@ -462,15 +459,14 @@ void WhispHost::start_merge(const std::shared_ptr<Merge> &m) {
   gst_pad_link(vsrc, m->video_feeder->sink_pad());
   gst_pad_link(asrc, m->audio_feeder->sink_pad());
 
-  for (const auto &tap : m->taps) {
-    bool main = std::find(m->main_slot->outputs().begin(), m->main_slot->outputs().end(),
-                          std::static_pointer_cast<SlotTarget>(tap)) != m->main_slot->outputs().end();
-    GstElement *decodebin = gst_element_factory_make("decodebin", nullptr);
-    gst_bin_add_many(GST_BIN(bin), GST_ELEMENT(gst_object_ref(tap->appsrc())), decodebin, nullptr);
-    gst_element_link(tap->appsrc(), decodebin);
-    g_signal_connect_data(decodebin, "pad-added", G_CALLBACK(&WhispHost::on_merge_input), new MergeInput{m, main},
-                          [](gpointer d, GClosure *) { delete static_cast<MergeInput *>(d); }, static_cast<GConnectFlags>(0));
-  }
+  for (const auto &slot : {m->main_slot, m->secondary_slot})
+    for (const auto &out : slot->outputs()) {
+      GstElement *decodebin = std::static_pointer_cast<RtpTap>(out)->decode_in(GST_BIN(bin));
+      g_signal_connect_data(decodebin, "pad-added", G_CALLBACK(&WhispHost::on_merge_input),
+                            new MergeInput{m, slot == m->main_slot},
+                            [](gpointer d, GClosure *) { delete static_cast<MergeInput *>(d); },
+                            static_cast<GConnectFlags>(0));
+    }
   m->stream->set_live(true);
   gst_bin_add(GST_BIN(element_), bin);
   gst_element_sync_state_with_parent(bin);
@@ -598,8 +594,7 @@ unsigned WhispHost::end(WhispMessage kind, const std::string &id) {
 
 bool WhispHost::still_switched(const Switch &sw) const {
   for (const char *kind : {"video", "audio"})
-    if ((sw.kinds & (g_str_equal(kind, "video") ? StreamRegistry::kVideo : StreamRegistry::kAudio)) &&
-        registry_->switched_to(sw.from, kind) == sw.to)
+    if (StreamRegistry::has_kind(sw.kinds, kind) && registry_->switched_to(sw.from, kind) == sw.to)
       return true;
   return false;
 }
