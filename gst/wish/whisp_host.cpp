@@ -584,8 +584,7 @@ unsigned WhispHost::end(WhispMessage kind, const std::string &id) {
       post_message("merge-ended", id);
     }
     if (!sw.from.empty()) {
-      std::string error;
-      registry_->switch_stream(sw.from, "", &error, nullptr, sw.kinds);
+      switch_back(sw);
       post_message("switched-back", id, gst_structure_new("wish-whisp", "source", G_TYPE_STRING, sw.from.c_str(), nullptr));
     }
   });
@@ -639,15 +638,11 @@ void WhispHost::tick() {
         if (error.empty()) error = f->error();
     }
     if (!error.empty()) {
-      for (auto &w : p->waiting) w(WhispResult::refused(502, "the upstream refused: " + error));
-      p->waiting.clear();
-      end_pull(p, "failed: " + error);
+      answer_pull(p, WhispResult::refused(502, "the upstream refused: " + error), "failed: " + error);
       continue;
     }
     if (p->media_ended) {
-      for (auto &w : p->waiting) w(WhispResult::refused(502, p->url + " ended before its media could be served"));
-      p->waiting.clear();
-      end_pull(p, "end of stream");
+      answer_pull(p, WhispResult::refused(502, p->url + " ended before its media could be served"), "end of stream");
       continue;
     }
     if (!p->ready && p->stream->ready()) {
@@ -656,17 +651,15 @@ void WhispHost::tick() {
       r.resource = p->id;
       r.stream = p->stream->name();
       r.url = registry_->whep_url(r.stream);
-      for (auto &w : p->waiting) w(r);
-      p->waiting.clear();
+      answer_pull(p, r);
       post_message("pulled", p->id,
                    gst_structure_new("wish-whisp", "url", G_TYPE_STRING, p->url.c_str(), "stream", G_TYPE_STRING,
                                      r.stream.c_str(), nullptr));
     } else if (!p->ready && now > p->deadline_us) {
-      for (auto &w : p->waiting)
-        w(WhispResult::refused(504, "nothing came from " + p->url + " within " + std::to_string(settings_.pull_timeout_s) +
-                                        " s"));
-      p->waiting.clear();
-      end_pull(p, "timeout");
+      answer_pull(p,
+                  WhispResult::refused(504, "nothing came from " + p->url + " within " +
+                                                std::to_string(settings_.pull_timeout_s) + " s"),
+                  "timeout");
     }
   }
   for (const auto &m : merges) {
@@ -680,16 +673,20 @@ void WhispHost::stop() {
   std::vector<std::shared_ptr<Merge>> merges;
   std::map<std::string, Switch> switches;
   snapshot(&pulls, &merges, &switches, true);
-  for (const auto &p : pulls) {
-    for (auto &w : p->waiting) w(WhispResult::refused(503, "the server is stopping"));
-    p->waiting.clear();
-    end_pull(p, "stopped");
-  }
+  for (const auto &p : pulls) answer_pull(p, WhispResult::refused(503, "the server is stopping"), "stopped");
   for (const auto &m : merges) end_merge(m);
-  for (const auto &kv : switches) {
-    std::string error;
-    registry_->switch_stream(kv.second.from, "", &error, nullptr, kv.second.kinds);
-  }
+  for (const auto &kv : switches) switch_back(kv.second);
+}
+
+void WhispHost::answer_pull(const std::shared_ptr<Pull> &p, const WhispResult &result, const std::string &reason) {
+  for (auto &w : p->waiting) w(result);
+  p->waiting.clear();
+  if (result.status >= 300) end_pull(p, reason);
+}
+
+void WhispHost::switch_back(const Switch &sw) {
+  std::string error;
+  registry_->switch_stream(sw.from, "", &error, nullptr, sw.kinds);
 }
 
 }  // namespace wish

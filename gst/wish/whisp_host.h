@@ -67,6 +67,9 @@ private:
 
   void start_pull(const std::shared_ptr<Pull> &p);
   void end_pull(const std::shared_ptr<Pull> &p, const std::string &reason);
+  // The requests waiting for the pull get `result`; a refusal ends the pull (`reason`).
+  void answer_pull(const std::shared_ptr<Pull> &p, const WhispResult &result, const std::string &reason = "");
+  void switch_back(const Switch &sw);
   struct MergeInput {
     std::weak_ptr<Merge> merge;
     bool main;
