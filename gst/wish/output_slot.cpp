@@ -116,7 +116,7 @@ void SlotOutput::keep_locked(const std::shared_ptr<Track> &from, GstBuffer *buff
   bool current;
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    current = !closed_ && from && source_.lock() == from && from->encoding_hash() == encoding_hash_;
+    current = takes_locked(from);
   }
   GstMapInfo map;
   if (!current || params_.kind != "video" || !gst_buffer_map(buffer, &map, GST_MAP_READ)) {
@@ -132,6 +132,10 @@ void SlotOutput::keep_locked(const std::shared_ptr<Track> &from, GstBuffer *buff
     gst_buffer_unref(buffer);
 }
 
+bool SlotOutput::takes_locked(const std::shared_ptr<Track> &from) const {
+  return !closed_ && from && source_.lock() == from && from->encoding_hash() == encoding_hash_;
+}
+
 void SlotOutput::drop_pending_locked() {
   for (GstBuffer *b : pending_) gst_buffer_unref(b);
   pending_.clear();
@@ -143,7 +147,7 @@ void SlotOutput::push_locked(const std::shared_ptr<Track> &from, GstBuffer *buff
   bool ask_keyframe = false;
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    if (closed_ || !from || source_.lock() != from || from->encoding_hash() != encoding_hash_) {
+    if (!takes_locked(from)) {
       gst_buffer_unref(buffer);
       return;
     }

@@ -81,6 +81,8 @@ private:
   void push_locked(const std::shared_ptr<Track> &from, GstBuffer *buffer);  // push_mutex_ held
   void keep_locked(const std::shared_ptr<Track> &from, GstBuffer *buffer);  // push_mutex_ held
   void drop_pending_locked();
+  // Whether a packet of `from` is for this output now (mutex_ held).
+  bool takes_locked(const std::shared_ptr<Track> &from) const;
 
   const Params params_;
   const size_t encoding_hash_;  // packets of another codec are never sent
@@ -90,6 +92,7 @@ private:
   // reach the application from there), never while waiting for anything else.
   std::mutex push_mutex_;
   std::vector<GstBuffer *> pending_;  // a keyframe and what followed it, until enabled
+  bool enabled_ = false;              // under push_mutex_
   mutable std::mutex mutex_;  // guards everything below but the atomics
   GPtr<GstPad> pad_;
   std::weak_ptr<Track> source_;
@@ -100,7 +103,6 @@ private:
   gint64 last_keyframe_ask_ = 0;
   bool closed_ = false;
   std::atomic<guint64> packets_{0}, bytes_{0};
-  std::atomic<bool> enabled_{false};
 };
 
 // What a viewer (or a merge) receives from, and the stream it asked for.
