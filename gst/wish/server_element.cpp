@@ -147,14 +147,7 @@ bool ServerElement::serve_whisp(const HttpSettings &s) {
     return false;
   }
   WhispHost::Settings ws;
-  size_t i = 0;
-  while (i <= s.whisp_pull_allow.size()) {
-    size_t end = s.whisp_pull_allow.find(',', i);
-    if (end == std::string::npos) end = s.whisp_pull_allow.size();
-    std::string prefix(trim(std::string_view(s.whisp_pull_allow).substr(i, end - i)));
-    if (!prefix.empty()) ws.pull_allow.push_back(prefix);
-    i = end + 1;
-  }
+  ws.pull_allow = split_list(s.whisp_pull_allow);
   ws.pull_timeout_s = s.whisp_pull_timeout;
   ws.ice_local_addresses = s.ice_local_addresses;
   ws.encoder = encoder_settings();

@@ -7,24 +7,14 @@
 #include <gst/sdp/sdp.h>
 
 #include "gstptr.h"
+#include "protocol/http.h"
 
 namespace wish {
-
-static std::string trim_copy(const std::string &s) {
-  size_t b = s.find_first_not_of(" \t"), e = s.find_last_not_of(" \t");
-  return b == std::string::npos ? "" : s.substr(b, e - b + 1);
-}
 
 bool resolve_local_addresses(const std::string &spec, std::vector<std::string> *out,
                              std::string *error) {
   out->clear();
-  size_t i = 0;
-  while (i <= spec.size()) {
-    size_t end = spec.find(',', i);
-    if (end == std::string::npos) end = spec.size();
-    std::string item = trim_copy(spec.substr(i, end - i));
-    i = end + 1;
-    if (item.empty()) continue;
+  for (const auto &item : split_list(spec)) {
     g_autoptr(GInetAddress) inet = g_inet_address_new_from_string(item.c_str());
     if (inet) {
       out->push_back(item);

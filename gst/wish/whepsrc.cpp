@@ -69,18 +69,12 @@ bool have_decoder(const char *caps_str) {
   return found;
 }
 
-std::vector<std::string> split_list(const std::string &s) {
-  std::vector<std::string> out;
-  size_t i = 0;
-  while (i <= s.size()) {
-    size_t end = s.find(',', i);
-    if (end == std::string::npos) end = s.size();
-    std::string item(trim(std::string_view(s).substr(i, end - i)));
-    for (auto &c : item) c = static_cast<char>(g_ascii_tolower(c));
-    if (!item.empty()) out.push_back(item);
-    i = end + 1;
-  }
-  return out;
+// The codec names of a list, lower-cased.
+std::vector<std::string> codec_names(const std::string &list) {
+  std::vector<std::string> names = split_list(list);
+  for (auto &name : names)
+    for (auto &c : name) c = static_cast<char>(g_ascii_tolower(c));
+  return names;
 }
 
 // Offered RTP caps for one kind: the listed codecs in order, or every codec a decoder exists for.
@@ -88,7 +82,7 @@ template <size_t N>
 GstCaps *offer_caps(const CodecChoice (&table)[N], const std::string &list, std::string *error) {
   GstCaps *caps = gst_caps_new_empty();
   if (list == "none") return caps;
-  std::vector<std::string> wanted = split_list(list);
+  std::vector<std::string> wanted = codec_names(list);
   if (wanted.empty()) {
     for (const auto &c : table)
       if (have_decoder(c.decoder_caps)) gst_caps_append(caps, gst_caps_from_string(c.rtp_caps));

@@ -918,6 +918,17 @@ GST_START_TEST(test_parsers_fuzz) {
 }
 GST_END_TEST;
 
+GST_START_TEST(test_split_list) {
+  std::vector<std::string> items = split_list(" http://a , ,rtsp://b,\tfile:///c ");
+  fail_unless_equals_int(items.size(), 3);
+  assert_str(items[0], "http://a");
+  assert_str(items[1], "rtsp://b");
+  assert_str(items[2], "file:///c");
+  fail_unless(split_list("").empty());
+  fail_unless(split_list(" , ").empty());
+}
+GST_END_TEST;
+
 GST_START_TEST(test_resolve_url) {
   const char *base = "http://a.example:8080/whep/endpoint?x=1";
   assert_str(resolve_url(base, "/whep/sessions/1"), "http://a.example:8080/whep/sessions/1");
@@ -1053,6 +1064,7 @@ static Suite *protocol_suite(void) {
   tcase_add_test(tc, test_whisp_parsing);
   tcase_add_test(tc, test_whisp_endpoint);
   tcase_add_test(tc, test_parsers_fuzz);
+  tcase_add_test(tc, test_split_list);
   tcase_add_test(tc, test_resolve_url);
   tcase_add_test(tc, test_retry_after_and_backoff);
   tcase_add_test(tc, test_decide_post);

@@ -23,6 +23,19 @@ std::string_view trim(std::string_view s) {
   return s;
 }
 
+std::vector<std::string> split_list(std::string_view list) {
+  std::vector<std::string> out;
+  size_t i = 0;
+  while (i <= list.size()) {
+    size_t end = list.find(',', i);
+    if (end == std::string_view::npos) end = list.size();
+    std::string_view item = trim(list.substr(i, end - i));
+    if (!item.empty()) out.emplace_back(item);
+    i = end + 1;
+  }
+  return out;
+}
+
 void Headers::add(std::string name, std::string value) {
   items_.emplace_back(std::move(name), std::move(value));
 }
@@ -191,13 +204,8 @@ std::string http_date(int64_t unix_seconds) {
 
 static bool origin_allowed(const std::string &list, const std::string &origin) {
   if (list == "*") return true;
-  size_t i = 0;
-  while (i <= list.size()) {
-    size_t end = list.find(',', i);
-    if (end == std::string::npos) end = list.size();
-    if (trim(std::string_view(list).substr(i, end - i)) == origin) return true;
-    i = end + 1;
-  }
+  for (const auto &item : split_list(list))
+    if (item == origin) return true;
   return false;
 }
 

@@ -72,6 +72,9 @@ const char *reason_phrase(unsigned status);
 
 bool iequals(std::string_view a, std::string_view b);
 std::string_view trim(std::string_view s);
+// The items of a comma-separated list (a property value, a header), trimmed; empty ones are
+// left out.
+std::vector<std::string> split_list(std::string_view list);
 
 // Media type of a Content-Type value, lower-cased, parameters dropped:
 // "Application/SDP; charset=utf-8" -> "application/sdp".
