@@ -183,21 +183,8 @@ bool StreamRegistry::take_over(const std::string &name_locator, const std::strin
   std::string name = name_of(name_locator), taker = name_of(taker_locator);
   bool back = taker.empty() || taker == name;
   std::lock_guard<std::mutex> serial(repoint_mutex_);
-  std::shared_ptr<Stream> stream = media_of(name), taking = back ? nullptr : find(taker);
-  if (error_status) *error_status = 404;
-  if (name.empty() || !find(name) || !stream) {
-    *error = "no stream named '" + name + "'";
-    return false;
-  }
-  if (!back && !taking) {
-    *error = "no stream named '" + taker + "'";
-    return false;
-  }
-  if (taking && !compatible(stream, taking)) {
-    *error = "'" + name + "' and '" + taker + "' are in other codecs, and transcoding is off";
-    if (error_status) *error_status = 409;
-    return false;
-  }
+  std::shared_ptr<Stream> stream = find(name) ? media_of(name) : nullptr, taking = back ? nullptr : find(taker);
+  if (!may_show(name, stream, taker, taking, back, error, error_status)) return false;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     if (back) {
@@ -279,12 +266,9 @@ size_t StreamRegistry::audience(const std::string &name) const {
   return n;
 }
 
-bool StreamRegistry::switch_stream(const std::string &from_locator, const std::string &to_locator, std::string *error,
-                                   unsigned *error_status, int kinds) {
-  std::string from = name_of(from_locator), to = name_of(to_locator);
-  bool back = to.empty() || to == from;
-  std::lock_guard<std::mutex> serial(repoint_mutex_);
-  std::shared_ptr<Stream> from_stream = find(from), to_stream = back ? nullptr : find(to);
+bool StreamRegistry::may_show(const std::string &from, const std::shared_ptr<Stream> &from_stream,
+                              const std::string &to, const std::shared_ptr<Stream> &to_stream, bool back,
+                              std::string *error, unsigned *error_status) {
   if (error_status) *error_status = 404;
   if (from.empty() || !from_stream) {
     *error = "no stream named '" + from + "'";
@@ -299,6 +283,16 @@ bool StreamRegistry::switch_stream(const std::string &from_locator, const std::s
     if (error_status) *error_status = 409;
     return false;
   }
+  return true;
+}
+
+bool StreamRegistry::switch_stream(const std::string &from_locator, const std::string &to_locator, std::string *error,
+                                   unsigned *error_status, int kinds) {
+  std::string from = name_of(from_locator), to = name_of(to_locator);
+  bool back = to.empty() || to == from;
+  std::lock_guard<std::mutex> serial(repoint_mutex_);
+  std::shared_ptr<Stream> from_stream = find(from), to_stream = back ? nullptr : find(to);
+  if (!may_show(from, from_stream, to, to_stream, back, error, error_status)) return false;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     for (const char *kind : {"video", "audio"}) {

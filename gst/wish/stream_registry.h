@@ -161,6 +161,10 @@ private:
   StreamRegistry() = default;
   std::shared_ptr<Stream> resolve_locked(const std::string &name, const std::string &kind, bool follow_switches) const;
   std::string taken_over_locked(std::string name) const;  // `name` after grabs
+  // Whether viewers of `from` may be shown `to` (back: their own stream again): both known
+  // (404), codecs they can take (409). No lock held.
+  bool may_show(const std::string &from, const std::shared_ptr<Stream> &from_stream, const std::string &to,
+                const std::shared_ptr<Stream> &to_stream, bool back, std::string *error, unsigned *error_status);
   // Points a slot's targets at what its request resolves to now (no lock held).
   void point(const std::shared_ptr<Slot> &slot);
   // Points every slot of the audience again, after streams or switches changed.
