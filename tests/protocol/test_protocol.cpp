@@ -13,6 +13,7 @@
 #include "protocol/sdpfrag.h"
 #include "protocol/stream_names.h"
 #include "protocol/whisp.h"
+#include "fake_media.h"
 #include "string_checks.h"
 
 using namespace wish;
@@ -210,68 +211,6 @@ GST_START_TEST(test_ice_servers) {
   fail_if(random_hex(16) == random_hex(16));
 }
 GST_END_TEST;
-
-// A media side that completes at once, so the endpoint's HTTP rules can be checked alone.
-struct FakeMedia;
-class FakeBackend : public MediaBackend {
-public:
-  Admission admission;
-  bool answerable = true;
-  bool restart_ok = true;
-  std::vector<std::string> closed;  // "<id> <reason>" of every media handle dropped
-  size_t candidates = 0;
-  std::vector<std::string> streams;  // the stream of each session created
-  std::map<std::string, std::shared_ptr<SessionEvents>> events;
-  bool hold = false;  // keep creations pending in `held`
-  std::vector<std::function<void()>> held;
-  Admission admit(const std::string &) override { return admission; }
-  bool can_answer(const std::string &, const SessionDescription &) override { return answerable; }
-  void create_session(const SessionRequest &request, std::shared_ptr<SessionEvents> ev, SessionCallback done) override;
-};
-
-struct FakeMedia : MediaSession {
-  FakeBackend *be;
-  std::string id;
-  FakeMedia(FakeBackend *b, std::string i) : be(b), id(std::move(i)) {}
-  ~FakeMedia() override { be->closed.push_back(id + " " + end_reason); }
-  void add_candidates(const SdpFrag &f) override { be->candidates += f.candidate_count(); }
-  void restart_ice(const SdpFrag &, MediaCallback done) override {
-    done(be->restart_ok ? MediaResult::success("a=ice-ufrag:new\r\n") : MediaResult::failure(422, "no"));
-  }
-  void apply_answer(const std::string &, MediaCallback done) override { done(MediaResult::success("")); }
-};
-
-void FakeBackend::create_session(const SessionRequest &request, std::shared_ptr<SessionEvents> ev, SessionCallback done) {
-  streams.push_back(request.stream);
-  events[request.id] = ev;
-  std::string body = request.counter_offer ? "v=0\r\noffer\r\n" : "v=0\r\nanswer\r\n";
-  auto finish = [this, id = request.id, body, done] {
-    done(MediaResult::success(body), std::make_unique<FakeMedia>(this, id));
-  };
-  if (hold)
-    held.push_back(finish);
-  else
-    finish();
-}
-
-// A request to a WHEP or WHISP endpoint, answered exactly once.
-template <class Front>
-static Response call(const std::shared_ptr<Front> &ep, const std::string &method, const std::string &path,
-                     std::map<std::string, std::string> headers = {}, const std::string &body = "") {
-  Request req;
-  req.method = method;
-  req.path = path;
-  for (auto &kv : headers) req.headers.add(kv.first, kv.second);
-  req.body = body;
-  Response out;
-  int called = 0;
-  ep->handle(req, Reply([&](Response r) {
-               out = std::move(r);
-               called++;
-             }));
-  fail_unless_equals_int(called, 1);
-  return out;
-}
 
 static const std::map<std::string, std::string> kSdpType = {{"Content-Type", "application/sdp"}};
 

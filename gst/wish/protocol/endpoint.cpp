@@ -59,6 +59,22 @@ std::string Endpoint::session_url(const std::string &id) const {
   return config_.path + "/sessions/" + id;
 }
 
+bool Endpoint::has_session(const std::string &id) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return sessions_.count(id) > 0;
+}
+
+std::string Endpoint::ended_reason(const std::string &id) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto it = ended_.find(id);
+  return it == ended_.end() ? "" : it->second;
+}
+
+std::string Endpoint::ice_connection_state(const std::string &id) const {
+  auto media = media_of(id);
+  return media ? media->ice_connection_state() : "";
+}
+
 Response Endpoint::decorate(const Request &req, Response resp) const {
   std::lock_guard<std::mutex> lock(mutex_);
   apply_cors(req, config_.cors_allowed_origins, kExposed, &resp);
@@ -316,9 +332,20 @@ void Endpoint::finish_creation(const std::string &id, bool counter_offer, MediaR
   reply.send(std::move(r));
 }
 
+void Endpoint::remember_end_locked(const std::string &id, const std::string &reason) {
+  constexpr size_t kEndedKept = 512;
+  if (ended_order_.size() >= kEndedKept) {
+    ended_.erase(ended_order_.front());
+    ended_order_.erase(ended_order_.begin());
+  }
+  ended_[id] = reason;
+  ended_order_.push_back(id);
+}
+
 std::shared_ptr<MediaSession> Endpoint::take_locked(const std::string &id, const std::string &reason) {
   auto it = sessions_.find(id);
   if (it == sessions_.end()) return nullptr;
+  remember_end_locked(id, reason);
   std::shared_ptr<MediaSession> media = std::move(it->second.media);
   sessions_.erase(it);
   if (media) media->end_reason = reason;
@@ -538,6 +565,7 @@ std::vector<std::string> Endpoint::expire_stale() {
         continue;
       }
       expired.push_back(it->first);
+      remember_end_locked(it->first, reason);
       if (it->second.media) it->second.media->end_reason = reason;
       dropped.push_back(std::move(it->second.media));
       it = sessions_.erase(it);
@@ -552,6 +580,7 @@ void Endpoint::close_all(const std::string &reason) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     for (auto &kv : sessions_) {
+      remember_end_locked(kv.first, reason);
       if (kv.second.media) kv.second.media->end_reason = reason;
       dropped.push_back(std::move(kv.second.media));
     }

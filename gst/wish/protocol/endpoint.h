@@ -62,6 +62,9 @@ public:
   virtual void restart_ice(const SdpFrag &frag, MediaCallback done) = 0;
   // The player's answer to a counter-offer.
   virtual void apply_answer(const std::string &answer, MediaCallback done) = 0;
+  // The ICE connection state as W3C names it ("new", "checking", "connected", ...); "" when
+  // not known.
+  virtual std::string ice_connection_state() const { return ""; }
   // Why the session ends, set by the endpoint just before it drops the handle: "closed"
   // (DELETE), "not-connected", "expired" (counter-offer), "stopped", or what the media
   // side reported through SessionEvents::ended.
@@ -151,6 +154,12 @@ public:
   std::vector<SessionInfo> sessions() const;
   size_t session_count() const;
   std::string session_url(const std::string &id) const;
+  bool has_session(const std::string &id) const;
+  // Why a session that is gone ended ("closed", "not-connected", what the media reported);
+  // "" when unknown (the last few hundred ends are remembered).
+  std::string ended_reason(const std::string &id) const;
+  // The session's ICE connection state (MediaSession::ice_connection_state); "" when unknown.
+  std::string ice_connection_state(const std::string &id) const;
 
 private:
   friend class SessionEvents;
@@ -182,18 +191,21 @@ private:
                        std::unique_ptr<MediaSession> media, Reply reply);
   // Removes the session; its media handle is returned for the caller to drop outside the lock.
   std::shared_ptr<MediaSession> take_locked(const std::string &id, const std::string &reason);
+  void remember_end_locked(const std::string &id, const std::string &reason);  // for ended_reason()
   void on_connected(const std::string &id);
   void on_ended(const std::string &id, const std::string &reason);
   std::shared_ptr<MediaSession> media_of(const std::string &id) const;
   int64_t now() const;
 
-  // Guards config_ and sessions_. Never held while calling the backend or a media handle,
+  // Guards config_, sessions_ and the record of ended sessions. Never held while calling the backend or a media handle,
   // nor while answering a request.
   mutable std::mutex mutex_;
   EndpointConfig config_;
   MediaBackend *backend_;
   Clock clock_;
   std::map<std::string, Session> sessions_;
+  std::map<std::string, std::string> ended_;  // id -> reason, the last kEndedKept ends
+  std::vector<std::string> ended_order_;
 };
 
 }  // namespace wish
