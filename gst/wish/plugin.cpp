@@ -13,6 +13,7 @@ GST_DEBUG_CATEGORY(wish_peer_debug);
 GST_DEBUG_CATEGORY(wish_server_debug);
 GST_DEBUG_CATEGORY(wish_streams_debug);
 GST_DEBUG_CATEGORY(wish_whisp_debug);
+GST_DEBUG_CATEGORY(wish_oma_debug);
 
 static gboolean plugin_init(GstPlugin *plugin) {
   GST_DEBUG_CATEGORY_INIT(wish_http_debug, "wishhttp", 0, "wish HTTP server");
@@ -22,6 +23,7 @@ static gboolean plugin_init(GstPlugin *plugin) {
   GST_DEBUG_CATEGORY_INIT(wish_server_debug, "wishserver", 0, "wish server sessions");
   GST_DEBUG_CATEGORY_INIT(wish_streams_debug, "wishstreams", 0, "wish streams, tracks and output slots");
   GST_DEBUG_CATEGORY_INIT(wish_whisp_debug, "wishwhisp", 0, "wish WHISP: pulls, switches, merges, grabs");
+  GST_DEBUG_CATEGORY_INIT(wish_oma_debug, "wishoma", 0, "wish OMA REST WebRTC signalling front");
   gboolean ok = FALSE;
   ok |= GST_ELEMENT_REGISTER(whepserversink, plugin);
   ok |= GST_ELEMENT_REGISTER(whepsrc, plugin);

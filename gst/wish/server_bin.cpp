@@ -25,6 +25,7 @@ enum {
   PROP_WHISP_PULL_ALLOW,
   PROP_WHISP_PULL_TIMEOUT,
   PROP_TRANSCODE,
+  PROP_OMA_PATH,
 };
 
 }  // namespace
@@ -88,6 +89,7 @@ static void gst_wish_server_bin_set_property(GObject *object, guint prop_id, con
     case PROP_WHISP_PULL_ALLOW: s.whisp_pull_allow = wish::string_from_value(value); break;
     case PROP_WHISP_PULL_TIMEOUT: s.whisp_pull_timeout = g_value_get_uint(value); break;
     case PROP_TRANSCODE: s.transcode = g_value_get_boolean(value); break;
+    case PROP_OMA_PATH: s.oma_path = wish::string_from_value(value); break;
     default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec); break;
   }
   GST_OBJECT_UNLOCK(object);
@@ -116,6 +118,7 @@ static void gst_wish_server_bin_get_property(GObject *object, guint prop_id, GVa
     case PROP_WHISP_PULL_ALLOW: g_value_set_string(value, s.whisp_pull_allow.c_str()); break;
     case PROP_WHISP_PULL_TIMEOUT: g_value_set_uint(value, s.whisp_pull_timeout); break;
     case PROP_TRANSCODE: g_value_set_boolean(value, s.transcode); break;
+    case PROP_OMA_PATH: g_value_set_string(value, s.oma_path.c_str()); break;
     default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec); break;
   }
   GST_OBJECT_UNLOCK(object);
@@ -229,6 +232,12 @@ static void gst_wish_server_bin_class_init(GstWishServerBinClass *klass) {
                           "HTTP path of the WHISP control plane on the element's HTTP server (pulling, switching, "
                           "merging, grabbing the server's streams; e.g. /whisp); empty = off. Set it on one element "
                           "of the server",
+                          "", flags));
+  g_object_class_install_property(gobject_class, PROP_OMA_PATH,
+      g_param_spec_string("oma-path", "OMA signalling path",
+                          "HTTP path of the OMA RESTful Network API for WebRTC Signaling on the element's HTTP server "
+                          "(e.g. /webrtcsignaling/v1): sessions with a recvonly offer play a stream of the server, "
+                          "sendonly ones publish into it; empty = off. Set it on one element of the server",
                           "", flags));
   g_object_class_install_property(gobject_class, PROP_WHISP_PULL_ALLOW,
       g_param_spec_string("whisp-pull-allow", "WHISP pull allow-list",

@@ -65,6 +65,7 @@ public:
       done(MediaResult::success(build_sdpfrag(answer)));
     });
   }
+  std::string ice_connection_state() const override { return owner_->ice_state_of(id_); }
   void apply_answer(const std::string &answer, MediaCallback done) override {
     with_session(done, [answer](ServerElement *, ServerSession &s, const MediaCallback &done) {
       s.peer->apply_answer(answer, [done](Negotiated n) {
@@ -124,7 +125,7 @@ bool ServerElement::start() {
   if (!serve(s, config)) return false;
   transcoder_ = std::make_unique<TranscodeHost>(GST_BIN(element_), dispatch_);
   registry_->set_transcoder(transcoder_.get(), s.transcode);
-  if (!serve_whisp(s)) return false;
+  if (!serve_whisp(s) || !serve_oma(s)) return false;
   on_serving();
   tick_source_ = worker_->add_interval(kTickMs, [this] {
     if (endpoint_)
@@ -133,6 +134,7 @@ bool ServerElement::start() {
     registry_->settle();
     transcoder_->tick();
     if (auto whisp = std::atomic_load(&whisp_)) whisp->tick();
+    if (oma_) oma_->tick();
     tick();
   });
   return true;
@@ -173,6 +175,39 @@ bool ServerElement::serve_whisp(const HttpSettings &s) {
   return true;
 }
 
+// The OMA REST WebRTC signalling API on oma-path of the same HTTP server, in front of every
+// WHEP and WHIP endpoint of that server, with this element's token and CORS rules.
+bool ServerElement::serve_oma(const HttpSettings &s) {
+  if (s.oma_path.empty()) return true;
+  if (!http_server_) {
+    GST_ELEMENT_ERROR(element_, RESOURCE, SETTINGS, ("OMA signalling needs the built-in HTTP server"),
+                      ("oma-path is set but serve-http is false"));
+    return false;
+  }
+  OmaConfig oc;
+  oc.path = s.oma_path;
+  while (oc.path.size() > 1 && oc.path.back() == '/') oc.path.pop_back();
+  oc.auth_token = s.auth_token;
+  oc.cors_allowed_origins = s.cors_allowed_origins;
+  oc.scheme = http_server_->is_tls() ? "https" : "http";
+  constexpr guint kNotifyTimeoutS = 5;
+  oma_host_ = std::make_unique<OmaHost>(registry_, kNotifyTimeoutS);
+  oma_ = std::make_shared<OmaFront>(oc, oma_host_.get());
+  std::weak_ptr<OmaFront> weak = oma_;
+  if (!http_server_->add_handler(oc.path, [weak](const Request &req, Reply reply) {
+        if (auto front = weak.lock()) front->handle(req, std::move(reply));
+      })) {
+    GST_ELEMENT_ERROR(element_, RESOURCE, OPEN_READ_WRITE, ("Cannot serve OMA signalling on %s", oc.path.c_str()),
+                      ("another element already serves %s", oc.path.c_str()));
+    oma_.reset();
+    oma_host_.reset();
+    return false;
+  }
+  oma_path_ = oc.path;
+  GST_INFO_OBJECT(element_, "serving OMA REST WebRTC signalling on %s", oc.path.c_str());
+  return true;
+}
+
 bool ServerElement::handle_child_message(GstMessage *message) {
   auto whisp = std::atomic_load(&whisp_);
   return whisp && whisp->handle_message(message);
@@ -182,7 +217,7 @@ bool ServerElement::serve(const HttpSettings &s, const EndpointConfig &config) {
   endpoint_ = std::make_shared<Endpoint>(config, this);
   if (!s.serve_http) {
     registry_ = StreamRegistry::acquire("");
-    registry_->add_endpoint_path(config.path, config.kind == EndpointKind::Whep);
+    registry_->add_endpoint_path(config.path, config.kind == EndpointKind::Whep, endpoint_);
     return true;
   }
   HttpServer::Options opts;
@@ -208,7 +243,7 @@ bool ServerElement::serve(const HttpSettings &s, const EndpointConfig &config) {
   }
   served_path_ = config.path;
   registry_ = StreamRegistry::acquire(s.address + ":" + std::to_string(http_server_->port()));
-  registry_->add_endpoint_path(config.path, config.kind == EndpointKind::Whep);
+  registry_->add_endpoint_path(config.path, config.kind == EndpointKind::Whep, endpoint_);
   GST_INFO_OBJECT(element_, "serving %s://%s:%u%s", http_server_->is_tls() ? "https" : "http", opts.address.c_str(),
                   http_server_->port(), config.path.c_str());
   g_object_notify(G_OBJECT(element_), "current-port");
@@ -224,8 +259,10 @@ void ServerElement::stop() {
   // No new request reaches the endpoint, and none is still inside it, from here on.
   if (http_server_ && !served_path_.empty()) http_server_->remove_handler(served_path_);
   if (http_server_ && !whisp_path_.empty()) http_server_->remove_handler(whisp_path_);
+  if (http_server_ && !oma_path_.empty()) http_server_->remove_handler(oma_path_);
   served_path_.clear();
   whisp_path_.clear();
+  oma_path_.clear();
   close_sessions();
   if (worker_) {
     worker_->invoke_sync([this] {
@@ -237,6 +274,8 @@ void ServerElement::stop() {
   }
   std::atomic_store(&whisp_, std::shared_ptr<WhispHost>());
   whisp_endpoint_.reset();
+  oma_.reset();  // endpoint replies and notifications still under way find it gone
+  oma_host_.reset();
   if (registry_ && transcoder_) registry_->release_transcoder(transcoder_.get());
   on_stop();
   if (dispatch_) dispatch_->close();
@@ -381,6 +420,25 @@ void ServerElement::create_session(const SessionRequest &request, std::shared_pt
   if (!queued) done(MediaResult::failure(503, "the element is not running"), nullptr);
 }
 
+static const char *ice_state_name(GstWebRTCICEConnectionState state) {
+  switch (state) {
+    case GST_WEBRTC_ICE_CONNECTION_STATE_NEW: return "new";
+    case GST_WEBRTC_ICE_CONNECTION_STATE_CHECKING: return "checking";
+    case GST_WEBRTC_ICE_CONNECTION_STATE_CONNECTED: return "connected";
+    case GST_WEBRTC_ICE_CONNECTION_STATE_COMPLETED: return "completed";
+    case GST_WEBRTC_ICE_CONNECTION_STATE_FAILED: return "failed";
+    case GST_WEBRTC_ICE_CONNECTION_STATE_DISCONNECTED: return "disconnected";
+    case GST_WEBRTC_ICE_CONNECTION_STATE_CLOSED: return "closed";
+  }
+  return "new";
+}
+
+std::string ServerElement::ice_state_of(const std::string &id) const {
+  std::lock_guard<std::mutex> lock(sessions_mutex_);
+  auto it = sessions_.find(id);
+  return it == sessions_.end() ? "" : it->second->ice_state;
+}
+
 void ServerElement::on_peer_state(const std::string &id) {
   auto s = find_session(id);
   if (!s) return;
@@ -392,6 +450,7 @@ void ServerElement::on_peer_state(const std::string &id) {
     std::lock_guard<std::mutex> lock(sessions_mutex_);
     changed = state != s->state;
     s->state = state;
+    s->ice_state = ice_state_name(ice);
   }
   if (changed) GST_INFO_OBJECT(element_, "session %s: connection %s", id.c_str(), state.c_str());
   if (pc == GST_WEBRTC_PEER_CONNECTION_STATE_CONNECTED && !s->connected) {

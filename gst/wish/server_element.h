@@ -48,6 +48,7 @@
 #include "http_server.h"
 #include "loop_thread.h"
 #include "media_host.h"
+#include "oma_host.h"
 #include "peer.h"
 #include "protocol/endpoint.h"
 #include "protocol/whisp.h"
@@ -71,6 +72,7 @@ struct HttpSettings {
   std::string whisp_pull_allow;   // comma-separated URL prefixes
   guint whisp_pull_timeout = 10;  // seconds
   gboolean transcode = TRUE;
+  std::string oma_path;           // "" : no OMA REST WebRTC signalling
 
   // The endpoint path without trailing slashes, and the STUN/TURN servers to advertise.
   std::string endpoint_path() const;
@@ -90,6 +92,7 @@ struct ServerSession {
   bool connected = false;   // reached "connected" once
   bool ending = false;      // reported ended, waiting for the endpoint to drop it
   std::string state = "new";  // connection state; written under sessions_mutex_
+  std::string ice_state = "new";  // ICE connection state (W3C names); written under sessions_mutex_
 };
 
 class ServerElement : public MediaBackend {
@@ -161,6 +164,7 @@ protected:
   LoopThread *worker() const { return worker_.get(); }
   const std::shared_ptr<Dispatcher> &dispatcher() const { return dispatch_; }
   std::shared_ptr<ServerSession> find_session(const std::string &id) const;
+  std::string ice_state_of(const std::string &id) const;
   std::vector<std::shared_ptr<ServerSession>> sessions() const;
   // The media side ends a session (replaced, input removed): the endpoint drops it, and the
   // media goes when the endpoint lets go of it, or at once with release_now.
@@ -174,6 +178,7 @@ private:
   void release_all(const std::string &reason);
   bool serve(const HttpSettings &settings, const EndpointConfig &config);
   bool serve_whisp(const HttpSettings &settings);
+  bool serve_oma(const HttpSettings &settings);
 
   GstElement *element_;
   std::unique_ptr<LoopThread> worker_;
@@ -181,7 +186,11 @@ private:
   std::shared_ptr<Endpoint> endpoint_;
   std::shared_ptr<HttpServer> http_server_;
   std::shared_ptr<StreamRegistry> registry_;
-  std::string served_path_, whisp_path_;
+  std::string served_path_, whisp_path_, oma_path_;
+  // The OMA front: created in start(), used by the HTTP server's handler (through a weak
+  // reference) and the worker's tick, dropped in stop() after both are done with it.
+  std::unique_ptr<OmaHost> oma_host_;
+  std::shared_ptr<OmaFront> oma_;
   std::unique_ptr<TranscodeHost> transcoder_;
   // Read from any thread by handle_child_message: set and cleared with std::atomic_store.
   std::shared_ptr<WhispHost> whisp_;

@@ -206,15 +206,20 @@ std::vector<std::shared_ptr<Stream>> StreamRegistry::streams() const {
   return out;
 }
 
-void StreamRegistry::add_endpoint_path(const std::string &path, bool whep) {
+void StreamRegistry::add_endpoint_path(const std::string &path, bool whep, std::weak_ptr<Endpoint> endpoint) {
   std::lock_guard<std::mutex> lock(mutex_);
-  endpoint_paths_.emplace_back(path, whep);
+  endpoint_paths_.push_back({path, whep, std::move(endpoint)});
+}
+
+std::vector<StreamRegistry::EndpointEntry> StreamRegistry::endpoints() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return endpoint_paths_;
 }
 
 void StreamRegistry::remove_endpoint_path(const std::string &path) {
   std::lock_guard<std::mutex> lock(mutex_);
   for (auto it = endpoint_paths_.begin(); it != endpoint_paths_.end(); ++it)
-    if (it->first == path) {
+    if (it->path == path) {
       endpoint_paths_.erase(it);
       return;
     }
@@ -224,7 +229,7 @@ std::string StreamRegistry::name_of(const std::string &locator) const {
   std::vector<std::string> paths;
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    for (const auto &p : endpoint_paths_) paths.push_back(p.first);
+    for (const auto &p : endpoint_paths_) paths.push_back(p.path);
   }
   return stream_name_from_locator(locator, paths);
 }
@@ -232,7 +237,7 @@ std::string StreamRegistry::name_of(const std::string &locator) const {
 std::string StreamRegistry::whep_url(const std::string &name) const {
   std::lock_guard<std::mutex> lock(mutex_);
   for (const auto &p : endpoint_paths_)
-    if (p.second) return p.first + "/" + name;
+    if (p.whep) return p.path + "/" + name;
   return name;
 }
 

@@ -27,6 +27,8 @@
 
 namespace wish {
 
+class Endpoint;
+
 class Track;
 class Slot;
 class SlotTarget;
@@ -103,8 +105,15 @@ public:
 
   // Endpoint paths the locators in switch_stream may start with; WHEP ones also give the URL
   // a stream is played at.
-  void add_endpoint_path(const std::string &path, bool whep);
+  void add_endpoint_path(const std::string &path, bool whep, std::weak_ptr<Endpoint> endpoint = {});
   void remove_endpoint_path(const std::string &path);
+  // The WHEP and WHIP endpoints served on this HTTP server (for the OMA front).
+  struct EndpointEntry {
+    std::string path;
+    bool whep = true;
+    std::weak_ptr<Endpoint> endpoint;
+  };
+  std::vector<EndpointEntry> endpoints() const;
   // The stream name a locator (URL, path or name) stands for.
   std::string name_of(const std::string &locator) const;
   // Where a stream is played: <first WHEP path>/<name>, the bare name without a WHEP endpoint.
@@ -181,7 +190,7 @@ private:
   std::map<std::string, std::string> takeovers_;  // grabbed name -> the stream showing its media
   std::vector<std::weak_ptr<Slot>> audience_;
   std::vector<std::weak_ptr<Slot>> unsettled_;  // pointed at tracks without caps (settle())
-  std::vector<std::pair<std::string, bool>> endpoint_paths_;  // path, is WHEP
+  std::vector<EndpointEntry> endpoint_paths_;
   std::vector<std::pair<Transcoder *, bool>> transcoders_;  // with whether transcoding is allowed
   std::atomic<bool> grabbing_{false};
 };
