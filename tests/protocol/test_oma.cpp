@@ -216,6 +216,33 @@ GST_START_TEST(test_oma_playback_session) {
   // Another user does not see it.
   fail_unless_equals_int(server.request("GET", "sip%3Aother/sessions/" + path.substr(path.rfind('/') + 1)).status, 404);
 
+  // Every resource read in XML too, every PUT body taken in XML.
+  struct Read {
+    std::string suffix, root;
+  } reads[] = {{"", "wrtcsSession"}, {"/status", "wrtcsSessionStatus"}, {"/offer", "wrtcsOffer"},
+               {"/answer", "wrtcsAnswer"}, {"/ice/status", "wrtcsIceStatus"}};
+  for (const auto &r : reads) {
+    Response x = server.request("GET", path + r.suffix, "", {{"Accept", "application/xml"}});
+    fail_unless_equals_int(x.status, 200);
+    assert_str(parsed(x, OmaFormat::Xml).name, r.root);
+  }
+  Response list = server.request("GET", "tel%3A%2B19585550100/subscriptions", "", {{"Accept", "application/xml"}});
+  assert_str(parsed(list, OmaFormat::Xml).name, "wrtcsSubscriptionList");
+  const std::map<std::string, std::string> xml = {{"Content-Type", "application/xml"}, {"Accept", "application/xml"}};
+  Response ice_xml = server.request("PUT", path + "/ice/status", "<wrtcsIceStatus><status>Checking</status></wrtcsIceStatus>", xml);
+  fail_unless_equals_int(ice_xml.status, 200);
+  assert_str(*parsed(ice_xml, OmaFormat::Xml).value("status"), "Checking");
+  Response status_xml = server.request("PUT", path + "/status", "<wrtcsSessionStatus><status>Connected</status></wrtcsSessionStatus>", xml);
+  fail_unless_equals_int(status_xml.status, 403);
+  assert_str(error_id(status_xml), "POL0001");
+  Response answer_xml = server.request(
+      "PUT", path + "/answer", "<wrtcsAnswer><isProvisional>false</isProvisional><sdpBase64>dj0wDQo=</sdpBase64></wrtcsAnswer>", xml);
+  fail_unless_equals_int(answer_xml.status, 403);
+  Response update_xml = server.request("PUT", path + "/update",
+                                       std::string("<wrtcsOffer><sdp><![CDATA[") + kRecvOffer + "]]></sdp></wrtcsOffer>", xml);
+  fail_unless_equals_int(update_xml.status, 200);
+  assert_str(parsed(update_xml, OmaFormat::Xml).name, "wrtcsOffer");
+
   Response del = server.request("DELETE", path);
   fail_unless_equals_int(del.status, 204);
   fail_unless_equals_int(server.whep_media.closed.size(), 1);
