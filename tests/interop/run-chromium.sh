@@ -6,9 +6,12 @@
 #   switch  a Chromium viewer is switched between two streams by switch-stream
 #         (chromium-switch.mjs, with the host program given as third argument);
 #   whisp  Chromium pages switch a viewer and grab its stream with WHISP
-#         (chromium-whisp.mjs).
+#         (chromium-whisp.mjs);
+#   oma   Chromium pages play, ICE-restart and publish through the OMA RESTful Network API
+#         for WebRTC Signaling (oma-path) and play the published stream with WHEP
+#         (chromium-oma.mjs).
 #
-# Usage: run-chromium.sh <whep|whip|switch|whisp> <h264|vp8> [two_streams_server]
+# Usage: run-chromium.sh <whep|whip|switch|whisp|oma> <h264|vp8> [two_streams_server]
 # Exit status: 0 pass, 1 fail, 77 skip (chromium not installed), 2 usage error.
 #
 # Installs the pinned node modules (npm ci) on first use, then runs the test.
@@ -19,8 +22,8 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 kind="${1:-}"
 codec="${2:-}"
 case "$kind/$codec" in
-  whep/h264|whep/vp8|whip/h264|whip/vp8|switch/h264|switch/vp8|whisp/h264|whisp/vp8) ;;
-  *) echo "usage: $0 <whep|whip|switch|whisp> <h264|vp8> [two_streams_server]" >&2; exit 2 ;;
+  whep/h264|whep/vp8|whip/h264|whip/vp8|switch/h264|switch/vp8|whisp/h264|whisp/vp8|oma/h264|oma/vp8) ;;
+  *) echo "usage: $0 <whep|whip|switch|whisp|oma> <h264|vp8> [two_streams_server]" >&2; exit 2 ;;
 esac
 
 tag="chromium-$kind $codec"
