@@ -166,6 +166,17 @@ bool TrackFeeder::build(GstCaps *caps) {
   return true;
 }
 
+GstElement *new_hosted_bin(const char *name) {
+  GstElement *bin = gst_bin_new(name);
+  g_object_set(bin, "async-handling", TRUE, nullptr);
+  return bin;
+}
+
+void add_hosted_bin(GstBin *parent, GstElement *child) {
+  gst_bin_add(parent, child);
+  gst_element_sync_state_with_parent(child);
+}
+
 void remove_hosted_bin(GstBin *parent, GstElement *child) {
   gst_element_set_locked_state(child, TRUE);
   gst_element_set_state(child, GST_STATE_NULL);
@@ -196,7 +207,7 @@ std::shared_ptr<Track> TranscodeHost::variant(const std::shared_ptr<Track> &sour
 void TranscodeHost::build(const std::shared_ptr<Variant> &v) {
   auto source = v->source.lock();
   if (!source) return;
-  GstElement *bin = gst_bin_new(nullptr);
+  GstElement *bin = new_hosted_bin(nullptr);
   v->bin = GPtr<GstElement>::ref(bin);
   v->tap = RtpTap::create(source->kind());
   GstElement *decodebin = v->tap->decode_in(GST_BIN(bin));
@@ -216,8 +227,7 @@ void TranscodeHost::build(const std::shared_ptr<Variant> &v) {
                         }),
                         new Ctx{v, settings}, [](gpointer d, GClosure *) { delete static_cast<Ctx *>(d); },
                         static_cast<GConnectFlags>(0));
-  gst_bin_add(bin_, bin);
-  gst_element_sync_state_with_parent(bin);
+  add_hosted_bin(bin_, bin);
   v->tap->set_source(source);
   GST_INFO("transcoding a %s %s track to %s", source->codec().encoding.c_str(), source->kind().c_str(),
            v->encoding.c_str());

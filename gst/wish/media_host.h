@@ -78,6 +78,14 @@ private:
   std::string error_;
 };
 
+// A sub-bin the element hosts (a pull, a merge, a variant in another codec). It settles its
+// children's asynchronous state changes itself (a decodebin waiting for data): otherwise
+// adding one takes the element's bin out of PLAYING until that decodebin prerolls, and a
+// second one added meanwhile is brought to PAUSED only, where its live source stays idle and
+// its decodebin never prerolls.
+GstElement *new_hosted_bin(const char *name);
+// Adds a hosted sub-bin to the element's bin and brings it to the element's state.
+void add_hosted_bin(GstBin *parent, GstElement *child);
 // Removes a sub-bin the element hosts: stopped, then out of the element's bin.
 void remove_hosted_bin(GstBin *parent, GstElement *child);
 

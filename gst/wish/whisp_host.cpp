@@ -159,7 +159,7 @@ void WhispHost::pull(const WhispRequest &request, WhispCallback done) {
 // A sub-bin with whepsrc (WHEP URLs: encoded media taken as it comes) or uridecodebin (other
 // URIs: stopped at encoded media it can, decoded otherwise), each stream fed into a track.
 void WhispHost::start_pull(const std::shared_ptr<Pull> &p) {
-  GstElement *bin = gst_bin_new(("pull-" + p->id).c_str());
+  GstElement *bin = new_hosted_bin(("pull-" + p->id).c_str());
   p->bin = GPtr<GstElement>::ref(bin);
   bool whep = is_whep_url(p->url);
   GstElement *src = gst_element_factory_make(whep ? "whepsrc" : "uridecodebin", nullptr);
@@ -251,8 +251,7 @@ void WhispHost::start_pull(const std::shared_ptr<Pull> &p) {
       static_cast<GConnectFlags>(0));
   gst_bin_add(GST_BIN(bin), src);
   p->stream->set_live(true);
-  gst_bin_add(GST_BIN(element_), bin);
-  gst_element_sync_state_with_parent(bin);
+  add_hosted_bin(GST_BIN(element_), bin);
   GST_INFO_OBJECT(element_, "pulling %s as stream %s", p->url.c_str(), p->stream->name().c_str());
 }
 
@@ -428,7 +427,7 @@ void WhispHost::on_merge_input(GstElement *dbin, GstPad *pad, gpointer data) {
 
 // tap -> decodebin -> compositor / audiomixer -> fixed caps -> feeder -> the merged stream's tracks
 void WhispHost::start_merge(const std::shared_ptr<Merge> &m) {
-  GstElement *bin = gst_bin_new(("merge-" + m->id).c_str());
+  GstElement *bin = new_hosted_bin(("merge-" + m->id).c_str());
   m->bin = GPtr<GstElement>::ref(bin);
   GstElement *compositor = gst_element_factory_make("compositor", nullptr);
   GstElement *audiomixer = gst_element_factory_make("audiomixer", nullptr);
@@ -468,8 +467,7 @@ void WhispHost::start_merge(const std::shared_ptr<Merge> &m) {
                             static_cast<GConnectFlags>(0));
     }
   m->stream->set_live(true);
-  gst_bin_add(GST_BIN(element_), bin);
-  gst_element_sync_state_with_parent(bin);
+  add_hosted_bin(GST_BIN(element_), bin);
   GST_INFO_OBJECT(element_, "merging %s and %s with template %s as stream %s", m->main.c_str(), m->secondary.c_str(),
                   m->template_id.c_str(), m->stream->name().c_str());
 }
