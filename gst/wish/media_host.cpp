@@ -187,7 +187,7 @@ void remove_hosted_bin(GstBin *parent, GstElement *child) {
 // TranscodeHost
 
 std::shared_ptr<Track> TranscodeHost::variant(const std::shared_ptr<Track> &source, const std::string &encoding) {
-  if (encoding != "H264" && encoding != "VP8") return nullptr;  // what make_send_chain encodes
+  if (!can_encode(source->kind(), encoding)) return nullptr;
   std::shared_ptr<Variant> v;
   {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -203,16 +203,31 @@ std::shared_ptr<Track> TranscodeHost::variant(const std::shared_ptr<Track> &sour
   return v->track;
 }
 
-// source track -> tap -> decodebin -> feeder (encoder for the encoding) -> variant track
+// source track -> tap -> decodebin -> feeder (encoder for the encoding) -> variant track;
+// or, with the source's raw media at hand, its tee -> feeder -> variant track.
 void TranscodeHost::build(const std::shared_ptr<Variant> &v) {
   auto source = v->source.lock();
   if (!source) return;
   GstElement *bin = new_hosted_bin(nullptr);
   v->bin = GPtr<GstElement>::ref(bin);
+  if (GPtr<GstElement> tee = source->raw_source()) {
+    EncoderSettings settings;
+    (source->kind() == "audio" ? settings.audio_encoding : settings.video_encoding) = v->encoding;
+    v->feeder = std::make_unique<TrackFeeder>(GST_BIN(bin), v->track, settings);
+    GstPad *ghost = gst_ghost_pad_new("sink", v->feeder->sink_pad());
+    gst_pad_set_active(ghost, TRUE);
+    gst_element_add_pad(bin, ghost);
+    add_hosted_bin(bin_, bin);
+    v->raw_tee = tee;
+    v->tee_pad = GPtr<GstPad>::adopt(gst_element_request_pad_simple(tee.get(), "src_%u"));
+    if (v->tee_pad) gst_pad_link(v->tee_pad.get(), ghost);
+    GST_INFO("encoding raw %s to %s for a variant", source->kind().c_str(), v->encoding.c_str());
+    return;
+  }
   v->tap = RtpTap::create(source->kind());
   GstElement *decodebin = v->tap->decode_in(GST_BIN(bin));
   EncoderSettings settings;
-  settings.vp8 = v->encoding == "VP8";
+  (v->track->kind() == "audio" ? settings.audio_encoding : settings.video_encoding) = v->encoding;
   struct Ctx {
     std::weak_ptr<Variant> variant;
     EncoderSettings settings;
@@ -235,6 +250,17 @@ void TranscodeHost::build(const std::shared_ptr<Variant> &v) {
 
 void TranscodeHost::tear_down(const std::shared_ptr<Variant> &v) {
   if (v->tap) v->tap->close();
+  if (v->tee_pad) {
+    // Unlinked first: the tee (allow-not-linked) goes on feeding the other branches.
+    GstPad *peer = gst_pad_get_peer(v->tee_pad.get());
+    if (peer) {
+      gst_pad_unlink(v->tee_pad.get(), peer);
+      gst_object_unref(peer);
+    }
+    gst_element_release_request_pad(v->raw_tee.get(), v->tee_pad.get());
+    v->tee_pad.reset();
+    v->raw_tee.reset();
+  }
   v->track->clear_source();
   if (v->bin) remove_hosted_bin(bin_, v->bin.get());
   v->feeder.reset();

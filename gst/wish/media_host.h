@@ -106,7 +106,9 @@ private:
     std::weak_ptr<Track> source;
     std::string encoding;
     std::shared_ptr<Track> track;
-    std::shared_ptr<RtpTap> tap;
+    std::shared_ptr<RtpTap> tap;  // decoding the source track, or:
+    GPtr<GstElement> raw_tee;     // the source's raw media, branched off at its tee
+    GPtr<GstPad> tee_pad;
     GPtr<GstElement> bin;
     std::unique_ptr<TrackFeeder> feeder;
     gint64 unused_since = 0;

@@ -21,7 +21,8 @@ Mode choose_mode(GstPad *ghost, const std::string &kind, GPtr<GstCaps> *wanted_e
   GST_DEBUG_OBJECT(ghost, "downstream accepts %" GST_PTR_FORMAT, peer);
   g_autoptr(GstCaps) raw = gst_caps_from_string(kind == "video" ? "video/x-raw(ANY)" : "audio/x-raw(ANY)");
   g_autoptr(GstCaps) encoded =
-      gst_caps_from_string(kind == "video" ? "video/x-h264; video/x-vp8; video/x-vp9" : "audio/x-opus");
+      gst_caps_from_string(kind == "video" ? "video/x-h264; video/x-vp8; video/x-vp9; video/x-h265"
+                                           : "audio/x-opus; audio/x-mulaw; audio/x-alaw; audio/G722");
   g_autoptr(GstCaps) rtp = gst_caps_from_string("application/x-rtp");
   for (guint i = 0; i < gst_caps_get_size(peer); i++) {
     g_autoptr(GstCaps) one = gst_caps_copy_nth(peer, i);
@@ -41,10 +42,12 @@ Mode choose_mode(GstPad *ghost, const std::string &kind, GPtr<GstCaps> *wanted_e
 void MediaOutputs::add_pad_templates(GstElementClass *klass) {
   static GstStaticPadTemplate video = GST_STATIC_PAD_TEMPLATE(
       "video_%u", GST_PAD_SRC, GST_PAD_SOMETIMES,
-      GST_STATIC_CAPS("video/x-raw(ANY); video/x-h264; video/x-vp8; video/x-vp9; application/x-rtp, media=video"));
+      GST_STATIC_CAPS("video/x-raw(ANY); video/x-h264; video/x-vp8; video/x-vp9; video/x-h265; "
+                      "application/x-rtp, media=video"));
   static GstStaticPadTemplate audio = GST_STATIC_PAD_TEMPLATE(
       "audio_%u", GST_PAD_SRC, GST_PAD_SOMETIMES,
-      GST_STATIC_CAPS("audio/x-raw(ANY); audio/x-opus; application/x-rtp, media=audio"));
+      GST_STATIC_CAPS("audio/x-raw(ANY); audio/x-opus; audio/x-mulaw; audio/x-alaw; audio/G722; "
+                      "application/x-rtp, media=audio"));
   gst_element_class_add_static_pad_template(klass, &video);
   gst_element_class_add_static_pad_template(klass, &audio);
 }

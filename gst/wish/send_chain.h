@@ -14,6 +14,8 @@ G_BEGIN_DECLS
 typedef enum {
   GST_WISH_VIDEO_CODEC_H264,
   GST_WISH_VIDEO_CODEC_VP8,
+  GST_WISH_VIDEO_CODEC_VP9,
+  GST_WISH_VIDEO_CODEC_H265,
 } GstWishVideoCodec;
 
 GType gst_wish_video_codec_get_type(void);
@@ -23,7 +25,8 @@ G_END_DECLS
 namespace wish {
 
 struct EncoderSettings {
-  bool vp8 = false;             // encode raw video to VP8 instead of H.264
+  std::string video_encoding = "H264";  // raw video is encoded to: H264, VP8, VP9, H265
+  std::string audio_encoding = "OPUS";  // raw audio is encoded to: OPUS, PCMU, PCMA, G722
   unsigned video_bitrate = 2000;  // kbit/s
   unsigned audio_bitrate = 64000;  // bit/s
   unsigned key_int_max = 60;    // frames
@@ -39,6 +42,14 @@ bool get_encoder_property(const EncoderSettings &e, guint first_id, guint prop_i
 
 // The request pad templates video_%u / audio_%u of the sending elements; for class_init.
 void add_send_pad_templates(GstElementClass *klass);
+
+// Whether raw media can be encoded to that encoding (RTP encoding name, upper case) here: the
+// encoder and payloader are installed.
+bool can_encode(const std::string &kind, const std::string &encoding);
+// The encodings a viewer may be sent of that kind, in the order the server prefers them.
+const std::vector<std::string> &encodings_of(const std::string &kind);
+// RTP caps of an encoding before any packet exists (a transceiver's codec preferences).
+GstCaps *rtp_caps_for(const std::string &kind, const std::string &encoding);
 
 // Makes the elements (not yet in a bin) for input of these caps, the payloader last, set up
 // for WebRTC (MTU 1200, SPS/PPS with every IDR, payload type 96 video / 111 audio).

@@ -400,6 +400,11 @@ std::shared_ptr<Track> StreamRegistry::pick(const std::shared_ptr<Stream> &strea
   return variant ? variant : track;
 }
 
+bool StreamRegistry::transcoding() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return transcoder_locked() != nullptr;
+}
+
 bool StreamRegistry::compatible(const std::shared_ptr<Stream> &a, const std::shared_ptr<Stream> &b) {
   {
     std::lock_guard<std::mutex> lock(mutex_);

@@ -160,6 +160,8 @@ public:
   // Whether the tracks of `a` and `b` can be shown to the same targets (same codec per kind,
   // or transcoding available).
   bool compatible(const std::shared_ptr<Stream> &a, const std::shared_ptr<Stream> &b);
+  // Whether tracks may be sent in codecs other than their own (a transcoder, none forbidding).
+  bool transcoding() const;
 
   // WHISP is served: a new WHIP publisher on a live stream name takes the stream over (an
   // implicit grab) instead of being refused.

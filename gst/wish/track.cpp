@@ -28,12 +28,23 @@ void Track::set_source(GstPad *payloader_src) {
   probe_ = id;
 }
 
+void Track::set_raw_source(GstElement *tee) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  raw_source_ = tee ? GPtr<GstElement>::ref(tee) : GPtr<GstElement>();
+}
+
+GPtr<GstElement> Track::raw_source() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return raw_source_;
+}
+
 void Track::clear_source() {
   GPtr<GstPad> pad;
   gulong probe;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     pad = std::move(source_);
+    raw_source_ = GPtr<GstElement>();
     probe = probe_;
     probe_ = 0;
   }

@@ -36,6 +36,10 @@ public:
   // or flush. Replaces an earlier source.
   void set_source(GstPad *payloader_src);
   void clear_source();
+  // A tee of the raw media the track is encoded from, when the element has it: encodings in
+  // other codecs start from there instead of decoding the track.
+  void set_raw_source(GstElement *tee);
+  GPtr<GstElement> raw_source() const;
 
   bool has_caps() const;
   GPtr<GstCaps> caps() const;  // the payloader's RTP caps; null until it negotiated
@@ -63,6 +67,7 @@ private:
   const std::string kind_;
   mutable std::mutex mutex_;  // guards everything below but the atomics
   GPtr<GstPad> source_;
+  GPtr<GstElement> raw_source_;
   gulong probe_ = 0;
   GPtr<GstCaps> caps_;
   SendCodec codec_;

@@ -110,7 +110,26 @@ struct PlannedOutput {
   size_t index;  // among the stream's tracks of its kind
   int pt;
   std::optional<RtpMap> offered;  // the viewer's rtpmap and fmtp for pt
+  std::string encoding;           // sent in this codec, encoded for it; "" : the track's own
 };
+
+// The first codec of the viewer's m-line (in its order) that raw media can be encoded to
+// here, with its payload type.
+std::optional<std::pair<std::string, int>> encodable_codec(const MediaSection &m) {
+  for (int pt : m.formats) {
+    auto it = m.rtpmap.find(pt);
+    if (it == m.rtpmap.end()) continue;
+    const std::string &enc = it->second.encoding;
+    const auto &known = encodings_of(m.kind);
+    if (std::find(known.begin(), known.end(), enc) == known.end() || !can_encode(m.kind, enc)) continue;
+    GPtr<GstCaps> caps = GPtr<GstCaps>::adopt(rtp_caps_for(m.kind, enc));
+    gint clock_rate = 0;
+    gst_structure_get_int(gst_caps_get_structure(caps.get(), 0), "clock-rate", &clock_rate);
+    SendCodec codec{m.kind, enc, static_cast<unsigned>(clock_rate), enc == "H264" ? "42e01f" : ""};
+    if (auto matched = match_codec(m, codec)) return std::make_pair(enc, *matched);
+  }
+  return std::nullopt;
+}
 
 }  // namespace
 
@@ -127,7 +146,7 @@ public:
 
   // MediaBackend
   Admission admit(const std::string &stream) override;
-  bool can_answer(const std::string &stream, const SessionDescription &offer) override;
+  bool can_answer(const std::string &stream, const SessionDescription &offer, std::string *why) override;
 
 private:
   void configure_endpoint(EndpointConfig *config) override;
@@ -347,6 +366,17 @@ bool WhepServer::build_chain(Input *input, GstCaps *caps) {
     GST_ELEMENT_ERROR(element(), STREAM, FORMAT, ("%s", summary.c_str()), ("%s", detail.c_str()));
     return false;
   }
+  // Raw input goes through a tee first: encodings in other codecs, for viewers that cannot
+  // take this one, branch off there (TranscodeHost) instead of decoding this encoding.
+  GstElement *tee = nullptr;
+  const gchar *media = gst_structure_get_name(gst_caps_get_structure(caps, 0));
+  if (g_str_has_suffix(media, "/x-raw")) {
+    tee = gst_element_factory_make("tee", nullptr);
+    GstElement *queue = gst_element_factory_make("queue", nullptr);
+    g_object_set(tee, "allow-not-linked", TRUE, nullptr);
+    g_object_set(queue, "max-size-buffers", 0, "max-size-bytes", 0, "max-size-time", (guint64)(2 * GST_SECOND), nullptr);
+    made.insert(made.begin(), {tee, queue});
+  }
   std::vector<GPtr<GstElement>> chain;
   for (GstElement *e : made) {
     chain.push_back(GPtr<GstElement>::sink(e));
@@ -363,6 +393,7 @@ bool WhepServer::build_chain(Input *input, GstCaps *caps) {
   }
   GPtr<GstPad> out = GPtr<GstPad>::adopt(gst_element_get_static_pad(chain.back().get(), "src"));
   input->track->set_source(out.get());
+  if (tee) input->track->set_raw_source(tee);
   for (auto it = chain.rbegin(); it != chain.rend(); ++it) gst_element_sync_state_with_parent(it->get());
   input->chain = std::move(chain);
   GST_INFO_OBJECT(element(), "%s input %s: %" GST_PTR_FORMAT, input->kind.c_str(), GST_PAD_NAME(input->ghost), caps);
@@ -404,13 +435,33 @@ Admission WhepServer::admit(const std::string &requested) {
   return {409, video == stream_ ? "no media is being published yet" : "nothing is published on this stream yet"};
 }
 
-bool WhepServer::can_answer(const std::string &requested, const SessionDescription &offer) {
-  for (const auto &m : offer.media) {
-    if (m.direction != Direction::RecvOnly && m.direction != Direction::SendRecv) continue;
-    for (const auto &t : tracks_for(requested, m.kind))
-      if (t->has_caps() && match_codec(m, t->codec())) return true;
+// Every kind of media the stream has and the offer receives must reach the viewer: in the
+// track's own codec, or encoded for the viewer when transcoding is allowed. Never an answer
+// that leaves the viewer's video m-line inactive without saying why.
+bool WhepServer::can_answer(const std::string &requested, const SessionDescription &offer, std::string *why) {
+  bool transcoding = registry() && registry()->transcoding(), any = false;
+  for (const char *kind : {"video", "audio"}) {
+    std::vector<std::shared_ptr<Track>> tracks;
+    for (const auto &t : tracks_for(requested, kind))
+      if (t->has_caps()) tracks.push_back(t);
+    bool offered = false, served = false;
+    for (const auto &m : offer.media) {
+      if (m.kind != kind || m.rejected() || (m.direction != Direction::RecvOnly && m.direction != Direction::SendRecv))
+        continue;
+      offered = true;
+      for (const auto &t : tracks) served = served || match_codec(m, t->codec());
+      if (!served && transcoding && !tracks.empty()) served = encodable_codec(m).has_value();
+    }
+    if (offered && !tracks.empty() && !served) {
+      if (why)
+        *why = std::string("the stream's ") + kind + " is " + tracks[0]->codec().encoding + " and the offer's " + kind +
+               " m-lines take none of it" + (transcoding ? " nor a codec this server can encode" : " (transcoding is off)");
+      return false;
+    }
+    any = any || (offered && served);
   }
-  return false;
+  if (!any && why) *why = "no codec in common with the offer";
+  return any;
 }
 
 // Pairs each m-line the player can receive with a track of that kind, first come first
@@ -431,21 +482,31 @@ std::vector<PlannedOutput> WhepServer::plan(const SessionRequest &request) {
     return out;
   }
   std::vector<Track *> used;
+  bool transcoding = registry() && registry()->transcoding();
   for (const auto &m : request.parsed.media) {
     if (m.rejected() || (m.direction != Direction::RecvOnly && m.direction != Direction::SendRecv)) continue;
     auto kind = tracks.find(m.kind);
     if (kind == tracks.end()) continue;
-    for (size_t i = 0; i < kind->second.size(); i++) {
-      const auto &t = kind->second[i];
-      if (std::find(used.begin(), used.end(), t.get()) != used.end() || !t->has_caps()) continue;
-      auto pt = match_codec(m, t->codec());
-      if (!pt) continue;
-      auto offered = m.rtpmap.find(*pt);
-      out.push_back({t, i, *pt, std::nullopt});
-      if (offered != m.rtpmap.end()) out.back().offered = offered->second;
-      used.push_back(t.get());
-      break;
+    // The first unused track in a codec of the m-line; else, transcoding allowed, the first
+    // unused track encoded for the viewer (once per codec for all such viewers).
+    std::optional<PlannedOutput> chosen;
+    for (int pass = 0; pass < 2 && !chosen; pass++) {
+      if (pass == 1 && !transcoding) break;
+      for (size_t i = 0; i < kind->second.size() && !chosen; i++) {
+        const auto &t = kind->second[i];
+        if (std::find(used.begin(), used.end(), t.get()) != used.end() || !t->has_caps()) continue;
+        if (pass == 0) {
+          if (auto pt = match_codec(m, t->codec())) chosen = PlannedOutput{t, i, *pt, std::nullopt, ""};
+        } else if (auto codec = encodable_codec(m)) {
+          chosen = PlannedOutput{t, i, codec->second, std::nullopt, codec->first};
+        }
+      }
     }
+    if (!chosen) continue;
+    auto offered = m.rtpmap.find(chosen->pt);
+    if (offered != m.rtpmap.end()) chosen->offered = offered->second;
+    used.push_back(chosen->track.get());
+    out.push_back(std::move(*chosen));
   }
   return out;
 }
@@ -466,7 +527,8 @@ bool WhepServer::attach_media(ServerSession &session, const SessionRequest &requ
   for (auto &p : planned) {
     // One SSRC per output for the viewer's whole session, whatever it is pointed at.
     guint ssrc = g_random_int();
-    GPtr<GstCaps> track_caps = p.track->caps();
+    GPtr<GstCaps> track_caps =
+        p.encoding.empty() ? p.track->caps() : GPtr<GstCaps>::adopt(rtp_caps_for(p.track->kind(), p.encoding));
     if (!track_caps) continue;  // its source went meanwhile
     GPtr<GstCaps> caps = GPtr<GstCaps>::adopt(
         viewer_caps(track_caps.get(), p.pt, ssrc, p.offered ? &*p.offered : nullptr));
@@ -484,6 +546,14 @@ bool WhepServer::attach_media(ServerSession &session, const SessionRequest &requ
       gst_object_unref(trans);
     }
     SendCodec codec = p.track->codec();
+    if (!p.encoding.empty()) {
+      codec.encoding = p.encoding;
+      gint clock_rate = 90000;
+      gst_structure_get_int(gst_caps_get_structure(track_caps.get(), 0), "clock-rate", &clock_rate);
+      codec.clock_rate = static_cast<unsigned>(clock_rate);
+      GST_INFO_OBJECT(element(), "viewer %s gets %s %s, encoded for it", session.id.c_str(), codec.kind.c_str(),
+                      p.encoding.c_str());
+    }
     SlotOutput::Params params;
     params.pad = pad;
     params.caps = caps;

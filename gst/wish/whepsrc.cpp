@@ -52,10 +52,14 @@ const CodecChoice kVideoCodecs[] = {
      "packetization-mode=(string)1,profile-level-id=(string)42e01f,level-asymmetry-allowed=(string)1"},
     {"vp8", "video/x-vp8", "application/x-rtp,media=video,encoding-name=VP8,payload=96,clock-rate=90000"},
     {"vp9", "video/x-vp9", "application/x-rtp,media=video,encoding-name=VP9,payload=98,clock-rate=90000"},
+    {"h265", "video/x-h265", "application/x-rtp,media=video,encoding-name=H265,payload=100,clock-rate=90000"},
 };
 const CodecChoice kAudioCodecs[] = {
     {"opus", "audio/x-opus",
      "application/x-rtp,media=audio,encoding-name=OPUS,payload=111,clock-rate=48000,encoding-params=(string)2"},
+    {"g722", "audio/G722", "application/x-rtp,media=audio,encoding-name=G722,payload=9,clock-rate=8000"},
+    {"pcmu", "audio/x-mulaw", "application/x-rtp,media=audio,encoding-name=PCMU,payload=0,clock-rate=8000"},
+    {"pcma", "audio/x-alaw", "application/x-rtp,media=audio,encoding-name=PCMA,payload=8,clock-rate=8000"},
 };
 
 bool have_decoder(const char *caps_str) {
@@ -237,13 +241,13 @@ static void gst_whep_src_class_init(GstWhepSrcClass *klass) {
                         10000, 50, flags));
   g_object_class_install_property(gobject_class, PROP_VIDEO_CODECS,
       g_param_spec_string("video-codecs", "Video codecs",
-                          "Video codecs to offer in order, comma-separated from h264, vp8, vp9; empty: every one a "
-                          "decoder is installed for; none: no video",
+                          "Video codecs to offer in order, comma-separated from h264, vp8, vp9, h265; empty: every "
+                          "one a decoder is installed for; none: no video",
                           "", flags));
   g_object_class_install_property(gobject_class, PROP_AUDIO_CODECS,
       g_param_spec_string("audio-codecs", "Audio codecs",
-                          "Audio codecs to offer, comma-separated from opus; empty: every one a decoder is installed "
-                          "for; none: no audio",
+                          "Audio codecs to offer in order, comma-separated from opus, g722, pcmu, pcma; empty: every "
+                          "one a decoder is installed for; none: no audio",
                           "", flags));
 
   wish::MediaOutputs::add_pad_templates(element_class);

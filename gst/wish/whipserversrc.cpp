@@ -53,7 +53,8 @@ struct Settings {
 // Codecs a publisher may send: what the pads can hand out (RTP, parsed or decoded).
 bool receivable(const RtpMap &r) {
   if (r.encoding == "H264") return fmtp_param(r.fmtp, "packetization-mode") == "1";
-  return r.encoding == "VP8" || r.encoding == "VP9" || r.encoding == "OPUS";
+  return r.encoding == "VP8" || r.encoding == "VP9" || r.encoding == "H265" || r.encoding == "OPUS" ||
+         r.encoding == "PCMU" || r.encoding == "PCMA" || r.encoding == "G722";
 }
 
 // The publisher's first receivable format on an m-line, as webrtcbin codec preferences that
@@ -105,7 +106,7 @@ public:
 
   // MediaBackend
   Admission admit(const std::string &stream) override;
-  bool can_answer(const std::string &stream, const SessionDescription &offer) override;
+  bool can_answer(const std::string &stream, const SessionDescription &offer, std::string *why) override;
 
 private:
   Settings snapshot();
@@ -185,7 +186,7 @@ Admission WhipServer::admit(const std::string &stream) {
 }
 
 // RFC 9725: one MediaStream, at most one audio and one video track, each in a codec we take.
-bool WhipServer::can_answer(const std::string &, const SessionDescription &offer) {
+bool WhipServer::can_answer(const std::string &, const SessionDescription &offer, std::string *) {
   int audio = 0, video = 0, usable = 0;
   for (const auto &m : offer.media) {
     if (m.rejected() || (m.kind != "audio" && m.kind != "video")) continue;
@@ -289,7 +290,8 @@ void WhipServer::on_stream(const std::shared_ptr<ServerSession> &session, GstPad
   if (!track) return;
   GstElement *decodebin = gst_element_factory_make("decodebin", nullptr);
   GPtr<GstCaps> encoded = GPtr<GstCaps>::adopt(gst_caps_from_string(
-      kind == "video" ? "video/x-h264; video/x-vp8; video/x-vp9" : "audio/x-opus"));
+      kind == "video" ? "video/x-h264; video/x-vp8; video/x-vp9; video/x-h265"
+                      : "audio/x-opus; audio/x-mulaw; audio/x-alaw; audio/G722"));
   g_object_set(decodebin, "caps", encoded.get(), nullptr);
   g_signal_connect_data(decodebin, "pad-added", G_CALLBACK(&WhipServer::on_encoded_pad),
                         new EncodedTarget{this, pub, track},

@@ -32,7 +32,7 @@ public:
   std::string ice_state;  // what every session reports as its ICE connection state
   std::string answer_body = "v=0\r\nanswer\r\n";
   Admission admit(const std::string &) override { return admission; }
-  bool can_answer(const std::string &, const SessionDescription &) override { return answerable; }
+  bool can_answer(const std::string &, const SessionDescription &, std::string *) override { return answerable; }
   void create_session(const SessionRequest &request, std::shared_ptr<SessionEvents> ev, SessionCallback done) override;
 };
 

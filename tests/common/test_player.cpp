@@ -47,6 +47,8 @@ TestPlayer::TestPlayer(const PlayerOptions &opts) : points_(opts.sample_points),
         caps += "application/x-rtp,media=video,encoding-name=VP8,payload=96,clock-rate=90000";
       else if (c == "VP9")
         caps += "application/x-rtp,media=video,encoding-name=VP9,payload=98,clock-rate=90000";
+      else if (c == "H265")
+        caps += "application/x-rtp,media=video,encoding-name=H265,payload=100,clock-rate=90000";
     }
     GstCaps *vc = gst_caps_from_string(caps.c_str());
     GstWebRTCRTPTransceiver *t = nullptr;
@@ -55,8 +57,16 @@ TestPlayer::TestPlayer(const PlayerOptions &opts) : points_(opts.sample_points),
     if (t) gst_object_unref(t);
   }
   if (opts.audio) {
-    GstCaps *ac = gst_caps_from_string(
-        "application/x-rtp,media=audio,encoding-name=OPUS,payload=111,clock-rate=48000,encoding-params=(string)2");
+    std::string caps;
+    for (const auto &c : opts.audio_codecs) {
+      if (!caps.empty()) caps += ";";
+      if (c == "OPUS")
+        caps += "application/x-rtp,media=audio,encoding-name=OPUS,payload=111,clock-rate=48000,encoding-params=(string)2";
+      else if (c == "PCMU" || c == "PCMA" || c == "G722")
+        caps += "application/x-rtp,media=audio,encoding-name=" + c + ",payload=" +
+                (c == "PCMU" ? "0" : c == "PCMA" ? "8" : "9") + ",clock-rate=8000";
+    }
+    GstCaps *ac = gst_caps_from_string(caps.c_str());
     GstWebRTCRTPTransceiver *t = nullptr;
     g_signal_emit_by_name(webrtc_, "add-transceiver", GST_WEBRTC_RTP_TRANSCEIVER_DIRECTION_RECVONLY, ac, &t);
     gst_caps_unref(ac);

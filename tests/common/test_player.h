@@ -13,8 +13,10 @@ namespace wish_test {
 
 struct PlayerOptions {
   bool video = true, audio = true;
-  // Offered video codecs in order: "H264", "VP8", "VP9".
+  // Offered codecs in order: video "H264", "VP8", "VP9", "H265"; audio "OPUS", "PCMU",
+  // "PCMA", "G722".
   std::vector<std::string> video_codecs = {"H264", "VP8"};
+  std::vector<std::string> audio_codecs = {"OPUS"};
   // Points of the picture (fractions of width and height) whose colour is read besides the
   // centre, for color_at().
   std::vector<std::pair<double, double>> sample_points;

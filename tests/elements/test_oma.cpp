@@ -332,6 +332,7 @@ static Suite *oma_elements_suite(void) {
   Suite *s = suite_create("oma-elements");
   TCase *tc = tcase_create("oma");
   tcase_set_timeout(tc, 120);
+  tcase_add_checked_fixture(tc, nullptr, wish_test::stop_leftovers);
   suite_add_tcase(s, tc);
   tcase_add_test(tc, test_oma_play_restart_and_delete);
   tcase_add_test(tc, test_oma_publish_then_whep_plays);

@@ -334,19 +334,34 @@ GST_START_TEST(test_counter_offer) {
 GST_END_TEST;
 
 GST_START_TEST(test_counter_offer_when_needed) {
-  Server server;  // sends H.264; this player only takes VP9
-  fail_unless(server.wait_ready());
+  // Sends H.264; this player only takes VP9. Transcoding on (the default), the server encodes
+  // VP9 for it; off, it counter-offers what it has (406), or refuses (422) with
+  // counter-offer=never.
   wish_test::PlayerOptions opts;
   opts.video_codecs = {"VP9"};
   opts.audio = false;
-  TestPlayer player(opts);
   HttpClient http;
+  {
+    Server server;
+    fail_unless(server.wait_ready());
+    TestPlayer player(opts);
+    HttpResult r = http.request("POST", server.url(), sdp_headers(), player.create_offer());
+    fail_unless_equals_int(r.status, 201);
+    assert_contains(r.body, "VP9/90000");
+    fail_unless(player.set_remote_answer(r.body));
+    fail_unless(player.wait_video_frames(30, 15000));
+  }
+  Server server("transcode=false");
+  fail_unless(server.wait_ready());
+  TestPlayer player(opts);
   HttpResult r = http.request("POST", server.url(), sdp_headers(), player.create_offer());
   fail_unless_equals_int(r.status, 406);
   assert_contains(r.body, "H264");
-  Server strict("counter-offer=never");
+  Server strict("counter-offer=never transcode=false");
   fail_unless(strict.wait_ready());
-  fail_unless_equals_int(http.request("POST", strict.url(), sdp_headers(), player.create_offer()).status, 422);
+  HttpResult refused = http.request("POST", strict.url(), sdp_headers(), player.create_offer());
+  fail_unless_equals_int(refused.status, 422);
+  assert_contains(refused.body, "transcoding is off");
 }
 GST_END_TEST;
 

@@ -219,18 +219,19 @@ void Endpoint::handle_post(const Request &req, const std::string &stream, Reply 
   }
 
   bool counter_offer = false;
+  std::string why;
   if (cfg.kind == EndpointKind::Whep) {
     if (cfg.counter_offer == CounterOfferMode::Always) {
       counter_offer = true;
-    } else if (!backend_->can_answer(stream, *offer)) {
+    } else if (!backend_->can_answer(stream, *offer, &why)) {
       if (cfg.counter_offer == CounterOfferMode::Never) {
-        reply.send(Response::problem(422, "no codec in common with the offer"));
+        reply.send(Response::problem(422, why.empty() ? "no codec in common with the offer" : why));
         return;
       }
       counter_offer = true;
     }
-  } else if (!backend_->can_answer(stream, *offer)) {
-    reply.send(Response::problem(422, "offer carries no stream this endpoint can take"));
+  } else if (!backend_->can_answer(stream, *offer, &why)) {
+    reply.send(Response::problem(422, why.empty() ? "offer carries no stream this endpoint can take" : why));
     return;
   }
 

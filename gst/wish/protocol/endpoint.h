@@ -110,8 +110,9 @@ class MediaBackend {
 public:
   virtual ~MediaBackend() = default;
   virtual Admission admit(const std::string &stream) = 0;
-  // Whether an answer to this offer could carry at least one stream.
-  virtual bool can_answer(const std::string &stream, const SessionDescription &offer) = 0;
+  // Whether an answer to this offer could carry the stream (for a player: every kind of media
+  // the stream has and the offer receives); false with a short reason in *why.
+  virtual bool can_answer(const std::string &stream, const SessionDescription &offer, std::string *why) = 0;
   // Creates the session's media; done is called once, from any thread.
   virtual void create_session(const SessionRequest &request, std::shared_ptr<SessionEvents> events,
                               SessionCallback done) = 0;
