@@ -102,6 +102,7 @@ ServerElement::ServerElement(GstElement *element, const char *default_path) : el
 ServerElement::~ServerElement() { stop(); }
 
 bool ServerElement::start() {
+  warm_up_webrtc();  // the first viewer's answer then does not pay for it
   GST_OBJECT_LOCK(element_);
   HttpSettings s = http;
   GST_OBJECT_UNLOCK(element_);

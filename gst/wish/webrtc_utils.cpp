@@ -170,6 +170,22 @@ bool restart_ice(GstElement *webrtcbin, const std::string &remote_ufrag,
   return true;
 }
 
+void warm_up_webrtc() {
+  static gsize once = 0;
+  if (!g_once_init_enter(&once)) return;
+  GThread *thread = g_thread_new("wish-warm-up", [](gpointer) -> gpointer {
+    // Instances, not only factories: the DTLS elements make the process's certificate when
+    // the first one is created.
+    for (const char *factory : {"webrtcbin", "dtlssrtpdec", "dtlssrtpenc", "nicesrc", "nicesink", "rtpbin", "srtpenc"}) {
+      GstElement *e = gst_element_factory_make(factory, nullptr);
+      if (e) gst_object_unref(gst_object_ref_sink(e));
+    }
+    return nullptr;
+  }, nullptr);
+  g_thread_unref(thread);
+  g_once_init_leave(&once, 1);
+}
+
 std::string stream_kind(GstPad *webrtc_src_pad) {
   g_autoptr(GstCaps) caps = gst_pad_get_current_caps(webrtc_src_pad);
   if (!caps) caps = gst_pad_query_caps(webrtc_src_pad, nullptr);

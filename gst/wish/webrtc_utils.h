@@ -44,6 +44,11 @@ void add_remote_candidates(GstElement *webrtcbin, const std::vector<std::string>
 
 // "video" or "audio": the kind of stream on a webrtcbin src pad (pad-added), from the media
 // field of its caps (video when it has none).
+// Once per process, in a thread of its own: loads what a webrtcbin session needs (ICE, DTLS,
+// SRTP, RTP elements) and makes the DTLS certificate (an RSA key, about 160 ms of CPU), so the
+// first session of an element does not wait for them. Returns at once.
+void warm_up_webrtc();
+
 std::string stream_kind(GstPad *webrtc_src_pad);
 
 // Stamps *last_rx with g_get_monotonic_time() whenever anything (RTP, RTCP, DTLS) arrives on
