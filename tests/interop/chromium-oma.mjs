@@ -107,13 +107,16 @@ async function openPage(ctx, pageUrl, who) {
   return page;
 }
 
-// Polls the playback page until its ICE is connected with the local ICE ufrag `ufrag`.
-async function waitPlayIce(page, ufrag, ms) {
+// Polls the playback page until its ICE is connected on a pair with the local ICE ufrag
+// `ufrag` and, when given, the server's ufrag `remoteUfrag` (a pair kept from before a restart
+// has the server's old one).
+async function waitPlayIce(page, ufrag, ms, remoteUfrag = null) {
   const deadline = Date.now() + ms;
   let st = null;
   while (Date.now() < deadline) {
     st = await page.evaluate(() => window.omaPlayState());
-    if ((st.ice === 'connected' || st.ice === 'completed') && st.pairUfrag === ufrag) return { ok: true, st };
+    if ((st.ice === 'connected' || st.ice === 'completed') && st.pairUfrag === ufrag
+        && (!remoteUfrag || !st.pairRemoteUfrag || st.pairRemoteUfrag === remoteUfrag)) return { ok: true, st };
     await sleep(100);
   }
   return { ok: false, st };
@@ -193,9 +196,10 @@ try {
     !restart.error && !!ufragOf(restart.answerSdp) && ufragOf(restart.answerSdp) !== ufragOf(s.answer.sdp)
       && allLoopback(restart.answerCandidates),
     restart.error || `ufrag ${ufragOf(s.answer.sdp)} -> ${ufragOf(restart.answerSdp)}, ${restart.answerCandidates.length} candidate(s), applied after ${restart.ms} ms`);
-  const again = await waitPlayIce(playPage, ufragOf(restart.offerSdp), ICE_TIMEOUT_MS);
+  const again = await waitPlayIce(playPage, ufragOf(restart.offerSdp), ICE_TIMEOUT_MS, ufragOf(restart.answerSdp));
   check('player ICE connected again on a pair of the new credentials', again.ok,
     `${Date.now() - tRestart} ms, ${again.st?.ice}, local ufrag of the selected pair ${before.pairUfrag} -> ${again.st?.pairUfrag} `
+    + `(remote ${before.pairRemoteUfrag} -> ${again.st?.pairRemoteUfrag}, answer ${ufragOf(restart.answerSdp)}) `
     + `(offer ${ufragOf(restart.offerSdp)}), pair changes ${before.pairChanges} -> ${again.st?.pairChanges}, `
     + `pair ${again.st?.pair?.local} <-> ${again.st?.pair?.remote}`);
   if (!again.ok || VERBOSE) log(`player candidate pairs: ${JSON.stringify(again.st?.pairs)}`);

@@ -143,6 +143,12 @@ window.runOmaPlay = async function runOmaPlay(cfg) {
 
 // An ICE restart of the held playback session through .../update, then the new answer from
 // .../answer. Never throws.
+// The restart offer is sent before it is set locally: once set, Chromium checks the server's
+// candidates with the server's old credentials until the answer comes, and libnice (which
+// does not compare the remote half of the STUN username) answers such a check made just
+// before the server restarts; Chromium then keeps that pair, bound to credentials the server
+// no longer has, and ICE stalls. No candidates are needed in the offer: the server learns
+// Chromium's from its checks.
 window.omaIceRestart = async function omaIceRestart() {
   const pc = window.whepHeld.pc, url = window.whepHeld.sessionUrl;
   const res = { offerSdp: null, offerUfrags: [], update: null, answer: null, answerSdp: null,
@@ -150,11 +156,11 @@ window.omaIceRestart = async function omaIceRestart() {
   const t0 = performance.now();
   try {
     pc.restartIce();
-    const o = await offerWhenGathered(pc, { iceRestart: true }, 5000);
-    res.offerSdp = o.sdp;
-    res.offerUfrags = iceUfrags(o.sdp);
-    res.offerCandidates = o.kept.length;
-    res.update = await window.omaFetch('PUT', url + '/update', { wrtcsOffer: { sdp: o.sdp } });
+    const offer = await pc.createOffer({ iceRestart: true });
+    res.offerSdp = offer.sdp;
+    res.offerUfrags = iceUfrags(offer.sdp);
+    res.offerCandidates = candidateLines(offer.sdp).length;
+    res.update = await window.omaFetch('PUT', url + '/update', { wrtcsOffer: { sdp: offer.sdp } });
     if (res.update.status !== 200) {
       res.error = 'PUT update returned ' + res.update.status + ': ' + (res.update.error || res.update.body);
       return res;
@@ -168,6 +174,7 @@ window.omaIceRestart = async function omaIceRestart() {
     res.answerSdp = a.sdp;
     res.answerUfrags = iceUfrags(a.sdp);
     res.answerCandidates = candidateLines(a.sdp);
+    await pc.setLocalDescription(offer);
     await pc.setRemoteDescription({ type: 'answer', sdp: a.sdp });
     res.ms = Math.round(performance.now() - t0);
     plog('[oma] ICE restart answer applied after', res.ms, 'ms');
@@ -187,7 +194,7 @@ window.omaPlayState = async function omaPlayState() {
     framesDecoded: st.video ? st.video.framesDecoded || 0 : 0, mimeType: st.video ? st.video.mimeType : null,
     audioPackets: st.audio ? st.audio.packetsReceived : 0, pair: st.pair,
     currentTime: document.getElementById('v').currentTime,
-    localUfrag: null, pairUfrag: null, pairChanges: null, pairs: [] };
+    localUfrag: null, pairUfrag: null, pairRemoteUfrag: null, pairChanges: null, pairs: [] };
   const report = await pc.getStats();
   const byId = new Map();
   report.forEach((s) => byId.set(s.id, s));
@@ -203,6 +210,8 @@ window.omaPlayState = async function omaPlayState() {
     const p = byId.get(s.selectedCandidatePairId);
     const local = p ? byId.get(p.localCandidateId) : null;
     out.pairUfrag = local ? local.usernameFragment || null : null;
+    const remote = p ? byId.get(p.remoteCandidateId) : null;
+    out.pairRemoteUfrag = remote ? remote.usernameFragment || null : null;
   });
   return out;
 };
