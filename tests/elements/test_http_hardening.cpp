@@ -1,0 +1,258 @@
+// The built-in HTTP server against hostile clients: requests libsoup refuses, endless and
+// slow bodies, oversized headers, bursts and floods. A real whepserversink on 127.0.0.1,
+// attacked through plain sockets where a libsoup client could not send the request.
+#include <sys/resource.h>
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "http_client.h"
+#include "raw_http.h"
+#include "test_player.h"
+#include "fixtures.h"
+
+using wish_test::HttpClient;
+using wish_test::HttpResult;
+using wish_test::RawConn;
+using wish_test::raw_request;
+using wish_test::TestPlayer;
+
+static std::string request(const std::string &method, const std::string &target,
+                           const std::string &extra_headers = "", const std::string &body = "") {
+  std::string r = method + " " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\n" + extra_headers;
+  if (!body.empty()) r += "Content-Length: " + std::to_string(body.size()) + "\r\n";
+  return r + "\r\n" + body;
+}
+
+// Requests libsoup answers 400 by itself used to keep their connection: one socket in
+// CLOSE_WAIT per request, for good, once the client had gone.
+GST_START_TEST(test_refused_requests_leave_no_socket) {
+  Server server;
+  g_usleep(300 * 1000);
+  int fds = wish_test::open_fds();
+  const int n = 150;
+  unsigned answered = 0;
+  for (int i = 0; i < n; i++) {
+    std::string target = i % 2 ? "/whep/a%2fb" : "/whep/a%00b";
+    RawConn c(server.port);
+    fail_unless(c.ok());
+    c.send_all(request("GET", target));
+    // The client reads the answer and goes, whether or not the server closes.
+    gint64 end = g_get_monotonic_time() + 2 * G_USEC_PER_SEC;
+    while (c.received.find("\r\n\r\n") == std::string::npos && g_get_monotonic_time() < end && !c.read_some(100)) {
+    }
+    if (c.status() >= 400 && c.status() < 500) answered++;
+  }
+  fail_unless_equals_int(answered, n);
+  g_usleep(500 * 1000);
+  int close_wait = wish_test::tcp_sockets_in_state(server.port, "08");
+  int leaked = wish_test::open_fds() - fds;
+  g_print("after %d refused requests: %d sockets in CLOSE_WAIT, %+d open fds\n", n, close_wait, leaked);
+  fail_unless(wait_until(3000, [&] { return wish_test::tcp_sockets_in_state(server.port, "08") == 0; }),
+              "%d sockets in CLOSE_WAIT", wish_test::tcp_sockets_in_state(server.port, "08"));
+  fail_unless(wait_until(3000, [&] { return wish_test::open_fds() <= fds + 2; }), "fds %d -> %d", fds,
+              wish_test::open_fds());
+}
+GST_END_TEST;
+
+// A chunked body used to be read in full before the size check.
+GST_START_TEST(test_endless_chunked_body) {
+  Server server;
+  g_usleep(300 * 1000);
+  long rss = wish_test::rss_kib();
+  RawConn c(server.port);
+  fail_unless(c.ok());
+  fail_unless(c.send_all("POST /whep HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/sdp\r\n"
+                         "Transfer-Encoding: chunked\r\n\r\n"));
+  std::string chunk = "10000\r\n" + std::string(0x10000, 'a') + "\r\n";
+  const size_t total = 200u << 20;
+  size_t sent = 0;
+  bool closed = false;
+  gint64 end = g_get_monotonic_time() + 60 * G_USEC_PER_SEC;
+  while (sent < total && !closed && g_get_monotonic_time() < end) {
+    if (!c.send_all(chunk, 200)) {
+      closed = c.read_some(0) || c.status() != 0 || c.reset();
+      if (!closed && c.status() == 0) {
+        closed = c.read_some(100);
+        continue;
+      }
+      break;
+    }
+    sent += chunk.size();
+    if (c.read_some(0) || c.status() != 0) break;
+  }
+  if (sent >= total) c.send_all("0\r\n\r\n");
+  c.wait_closed(10000);
+  long grown = (wish_test::rss_kib() - rss) / 1024;
+  g_print("chunked body: %zu MiB sent before the answer (%u), RSS %+ld MiB\n", sent >> 20, c.status(), grown);
+  fail_unless_equals_int(c.status(), 413);
+  fail_unless(sent < (32u << 20), "%zu MiB sent before the server stopped reading", sent >> 20);
+  fail_unless(grown < 40, "RSS grew by %ld MiB", grown);
+}
+GST_END_TEST;
+
+// Slow or short requests are cut off; a Content-Length that is no number is answered 400.
+GST_START_TEST(test_slow_and_short_requests) {
+  Server server("http-header-timeout=2 http-idle-timeout=2");
+  // Headers at one byte a second.
+  RawConn slow(server.port);
+  // A body shorter than its Content-Length.
+  RawConn short_body(server.port);
+  fail_unless(slow.ok() && short_body.ok());
+  short_body.send_all(request("POST", "/whep", "Content-Type: application/sdp\r\nContent-Length: 1000\r\n") + "v=0\r\n");
+  gint64 start = g_get_monotonic_time();
+  std::string head = request("GET", "/whep");
+  bool slow_closed = false, short_closed = false;
+  for (size_t i = 0; i < head.size() && !(slow_closed && short_closed) && g_get_monotonic_time() - start < 20 * G_USEC_PER_SEC; i++) {
+    if (!slow_closed) slow_closed = !slow.send_all(head.substr(i, 1), 100) || slow.read_some(0);
+    gint64 next = g_get_monotonic_time() + G_USEC_PER_SEC;
+    while (g_get_monotonic_time() < next) {
+      if (!slow_closed) slow_closed = slow.read_some(50);
+      if (!short_closed) short_closed = short_body.read_some(50);
+    }
+  }
+  double took = (g_get_monotonic_time() - start) / 1e6;
+  g_print("slow headers closed: %d, short body closed: %d, after %.1f s\n", slow_closed, short_closed, took);
+  fail_unless(slow_closed, "a client sending a byte a second kept its connection");
+  fail_unless(short_closed, "a body shorter than its Content-Length kept its connection");
+  fail_unless(took < 6, "took %.1f s", took);
+
+  for (const char *len : {"-1", "99999999999999999999999", "12abc", "1, 2"}) {
+    std::string resp;
+    unsigned status = raw_request(server.port, "POST /whep HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
+                                               "application/sdp\r\nContent-Length: " + std::string(len) + "\r\n\r\nv=0\r\n",
+                                  3000, &resp);
+    fail_unless(status == 400, "Content-Length %s: %u", len, status);
+  }
+}
+GST_END_TEST;
+
+// A burst of connections used to overflow a listen backlog of 10: resets instead of answers.
+GST_START_TEST(test_burst_of_connections) {
+  Server server("auth-token=secret");
+  g_usleep(300 * 1000);
+  const int n = 500;
+  std::vector<int> fds(n, -1);
+  std::vector<std::string> got(n);
+  std::vector<bool> sent(n, false), done(n, false);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(server.port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  int resets = 0, refused = 0;
+  for (int i = 0; i < n; i++) {
+    fds[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (connect(fds[i], reinterpret_cast<sockaddr *>(&addr), sizeof addr) != 0 && errno != EINPROGRESS) {
+      refused++;
+      done[i] = true;
+    }
+  }
+  const std::string req = request("POST", "/whep", "Authorization: Bearer wrong\r\nContent-Type: application/sdp\r\n", "v=0\r\n");
+  gint64 end = g_get_monotonic_time() + 30 * G_USEC_PER_SEC;
+  int left = n - refused;
+  while (left > 0 && g_get_monotonic_time() < end) {
+    std::vector<pollfd> p;
+    std::vector<int> idx;
+    for (int i = 0; i < n; i++)
+      if (!done[i]) {
+        p.push_back({fds[i], static_cast<short>(sent[i] ? POLLIN : POLLOUT), 0});
+        idx.push_back(i);
+      }
+    if (poll(p.data(), p.size(), 200) <= 0) continue;
+    for (size_t k = 0; k < p.size(); k++) {
+      int i = idx[k];
+      if (!p[k].revents) continue;
+      if (!sent[i]) {
+        int err = 0;
+        socklen_t len = sizeof err;
+        getsockopt(fds[i], SOL_SOCKET, SO_ERROR, &err, &len);
+        if (err == 0 && send(fds[i], req.data(), req.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(req.size())) {
+          sent[i] = true;
+          continue;
+        }
+        resets++;
+      } else {
+        char buf[4096];
+        ssize_t r = recv(fds[i], buf, sizeof buf, 0);
+        if (r > 0) {
+          got[i].append(buf, static_cast<size_t>(r));
+          continue;
+        }
+        if (r < 0 && errno == EAGAIN) continue;
+        if (got[i].rfind("HTTP/1.1 ", 0) != 0) resets++;
+      }
+      done[i] = true;
+      left--;
+    }
+  }
+  int answered = 0;
+  std::map<int, int> statuses;
+  for (int i = 0; i < n; i++) {
+    if (got[i].rfind("HTTP/1.1 ", 0) == 0) {
+      answered++;
+      statuses[std::atoi(got[i].c_str() + 9)]++;
+    }
+    close(fds[i]);
+  }
+  std::string summary;
+  for (auto &kv : statuses) summary += std::to_string(kv.first) + "x" + std::to_string(kv.second) + " ";
+  g_print("burst of %d POSTs: %d answered (%s), %d reset, %d refused, %d unanswered\n", n, answered,
+          summary.c_str(), resets, refused, left);
+  fail_unless_equals_int(resets + refused + left, 0);
+}
+GST_END_TEST;
+
+// Oversized headers get 431 instead of a reset.
+GST_START_TEST(test_oversized_headers) {
+  Server server;
+  std::string big = "X-Big: " + std::string(64 * 1024, 'a') + "\r\n";
+  std::string many;
+  for (int i = 0; i < 1000; i++) many += "X-H" + std::to_string(i) + ": v\r\n";
+  for (const std::string *extra : {&big, &many}) {
+    std::string resp;
+    unsigned status = raw_request(server.port, request("GET", "/whep", *extra), 5000, &resp);
+    g_print("%zu bytes of headers: %u\n", extra->size(), status);
+    fail_unless_equals_int(status, 431);
+  }
+}
+GST_END_TEST;
+
+// Responses do not say which libsoup the server runs.
+GST_START_TEST(test_server_header) {
+  Server server;
+  HttpClient http;
+  for (const char *path : {"/whep", "/nothing", "/whep/sessions/x"}) {
+    HttpResult r = http.request("OPTIONS", server.url(path));
+    fail_unless(r.status != 0);
+    fail_if(r.header("Server").find("soup") != std::string::npos, "Server: %s", r.header("Server").c_str());
+    fail_if(g_regex_match_simple("[0-9]", r.header("Server").c_str(), GRegexCompileFlags(0), GRegexMatchFlags(0)),
+            "Server: %s", r.header("Server").c_str());
+  }
+  std::string resp;
+  raw_request(server.port, request("GET", "/whep/a%2fb"), 3000, &resp);
+  fail_if(resp.find("libsoup") != std::string::npos, "%s", resp.c_str());
+}
+GST_END_TEST;
+
+
+static Suite *http_hardening_suite(void) {
+  Suite *s = suite_create("http_hardening");
+  TCase *tc = tcase_create("general");
+  tcase_set_timeout(tc, 300);
+  tcase_add_checked_fixture(tc, nullptr, wish_test::stop_leftovers);
+  suite_add_tcase(s, tc);
+  tcase_add_test(tc, test_server_header);
+  tcase_add_test(tc, test_refused_requests_leave_no_socket);
+  tcase_add_test(tc, test_oversized_headers);
+  tcase_add_test(tc, test_slow_and_short_requests);
+  tcase_add_test(tc, test_endless_chunked_body);
+  tcase_add_test(tc, test_burst_of_connections);
+  return s;
+}
+
+WISH_CHECK_MAIN(http_hardening);
