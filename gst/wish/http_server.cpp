@@ -118,8 +118,8 @@ bool HttpServer::start(const Options &options, std::string *error) {
       }
       tls_ = true;
     }
-    server_ = soup_server_new("server-header", "wish ", cert ? "tls-certificate" : nullptr, cert,
-                              nullptr);
+    // No trailing space: libsoup would append its name and version.
+    server_ = soup_server_new("server-header", "wish", cert ? "tls-certificate" : nullptr, cert, nullptr);
     if (cert) g_object_unref(cert);
     soup_server_add_handler(server_, nullptr, &HttpServer::on_request, this, nullptr);
     g_signal_connect(server_, "request-started", G_CALLBACK(&HttpServer::on_request_started), this);
@@ -231,6 +231,10 @@ static void set_problem(SoupServerMessage *msg, unsigned status, const char *det
 // Refuses oversized bodies from the headers alone, before libsoup reads them.
 void HttpServer::on_request_started(SoupServer *, SoupServerMessage *msg, gpointer data) {
   auto *self = static_cast<HttpServer *>(data);
+  // One request per connection, also for the answers libsoup makes by itself (400 for an
+  // encoded slash): libsoup 3.2 never notices a client closing a kept-alive connection, and
+  // each would stay in CLOSE_WAIT for good.
+  soup_message_headers_replace(soup_server_message_get_response_headers(msg), "Connection", "close");
   g_signal_connect(msg, "got-headers", G_CALLBACK(+[](SoupServerMessage *m, gpointer d) {
                      auto *s = static_cast<HttpServer *>(d);
                      SoupMessageHeaders *h = soup_server_message_get_request_headers(m);
