@@ -190,6 +190,7 @@ bool ServerElement::serve(const HttpSettings &s, const EndpointConfig &config) {
   opts.port = s.port;
   opts.tls_certificate_file = s.tls_certificate_file;
   opts.tls_key_file = s.tls_key_file;
+  opts.limits = s.limits;
   std::string error;
   http_server_ = HttpServer::acquire(opts, &error);
   if (!http_server_) {

@@ -71,6 +71,7 @@ struct HttpSettings {
   std::string whisp_pull_allow;   // comma-separated URL prefixes
   guint whisp_pull_timeout = 10;  // seconds
   gboolean transcode = TRUE;
+  HttpLimits limits;                      // timeouts, sizes, per-client limits of the HTTP server
 
   // The endpoint path without trailing slashes, and the STUN/TURN servers to advertise.
   std::string endpoint_path() const;

@@ -240,6 +240,36 @@ GST_START_TEST(test_server_header) {
 GST_END_TEST;
 
 
+// Over TLS the same limits hold: a handshake that never comes is cut off, a body too large
+// is refused.
+GST_START_TEST(test_tls_limits) {
+  gchar *dir = g_dir_make_tmp("wish-tls-XXXXXX", nullptr);
+  std::string cert = std::string(dir) + "/cert.pem", key = std::string(dir) + "/key.pem";
+  std::string cmd = "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 -keyout " + key +
+                    " -out " + cert + " 2>/dev/null";
+  fail_unless_equals_int(system(cmd.c_str()), 0);
+  {
+    Server server("tls-certificate-file=" + cert + " tls-key-file=" + key + " http-header-timeout=2");
+    RawConn silent(server.port);
+    fail_unless(silent.ok());
+    gint64 t = g_get_monotonic_time();
+    fail_unless(silent.wait_closed(6000), "a connection without a TLS handshake stayed open");
+    fail_unless((g_get_monotonic_time() - t) / 1e6 < 4.0);
+    HttpClient https(true);
+    std::string url = "https://127.0.0.1:" + std::to_string(server.port) + "/whep";
+    HttpResult r = https.request("POST", url, {{"Content-Type", "application/sdp"}}, std::string(100 * 1024, 'a'));
+    fail_unless_equals_int(r.status, 413);
+    r = https.request("OPTIONS", url);
+    fail_unless_equals_int(r.status, 200);
+    assert_str(r.header("Server"), "wish");
+  }
+  unlink(cert.c_str());
+  unlink(key.c_str());
+  rmdir(dir);
+  g_free(dir);
+}
+GST_END_TEST;
+
 static Suite *http_hardening_suite(void) {
   Suite *s = suite_create("http_hardening");
   TCase *tc = tcase_create("general");
@@ -252,6 +282,7 @@ static Suite *http_hardening_suite(void) {
   tcase_add_test(tc, test_slow_and_short_requests);
   tcase_add_test(tc, test_endless_chunked_body);
   tcase_add_test(tc, test_burst_of_connections);
+  tcase_add_test(tc, test_tls_limits);
   return s;
 }
 
