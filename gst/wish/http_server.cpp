@@ -235,6 +235,11 @@ void HttpServer::on_request(SoupServer *, SoupServerMessage *msg, const char *pa
   Request req;
   req.method = soup_server_message_get_method(msg);
   req.path = path;
+  if (GSocketAddress *remote = soup_server_message_get_remote_address(msg))
+    if (G_IS_INET_SOCKET_ADDRESS(remote)) {
+      g_autofree gchar *ip = g_inet_address_to_string(g_inet_socket_address_get_address(G_INET_SOCKET_ADDRESS(remote)));
+      req.client = ip;
+    }
   SoupMessageHeaders *h = soup_server_message_get_request_headers(msg);
   soup_message_headers_foreach(
       h,

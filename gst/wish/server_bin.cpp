@@ -29,6 +29,7 @@ enum {
   PROP_HTTP_IDLE_TIMEOUT,
   PROP_HTTP_MAX_CONNECTIONS_PER_CLIENT,
   PROP_HTTP_MAX_REQUESTS_PER_CLIENT,
+  PROP_MAX_PENDING_SESSIONS_PER_CLIENT,
 };
 
 }  // namespace
@@ -96,6 +97,7 @@ static void gst_wish_server_bin_set_property(GObject *object, guint prop_id, con
     case PROP_HTTP_IDLE_TIMEOUT: s.limits.idle_timeout_s = g_value_get_uint(value); break;
     case PROP_HTTP_MAX_CONNECTIONS_PER_CLIENT: s.limits.max_connections_per_client = g_value_get_uint(value); break;
     case PROP_HTTP_MAX_REQUESTS_PER_CLIENT: s.limits.max_requests_per_client = g_value_get_uint(value); break;
+    case PROP_MAX_PENDING_SESSIONS_PER_CLIENT: s.max_pending_sessions_per_client = g_value_get_uint(value); break;
     default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec); break;
   }
   GST_OBJECT_UNLOCK(object);
@@ -128,6 +130,7 @@ static void gst_wish_server_bin_get_property(GObject *object, guint prop_id, GVa
     case PROP_HTTP_IDLE_TIMEOUT: g_value_set_uint(value, s.limits.idle_timeout_s); break;
     case PROP_HTTP_MAX_CONNECTIONS_PER_CLIENT: g_value_set_uint(value, s.limits.max_connections_per_client); break;
     case PROP_HTTP_MAX_REQUESTS_PER_CLIENT: g_value_set_uint(value, s.limits.max_requests_per_client); break;
+    case PROP_MAX_PENDING_SESSIONS_PER_CLIENT: g_value_set_uint(value, s.max_pending_sessions_per_client); break;
     default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec); break;
   }
   GST_OBJECT_UNLOCK(object);
@@ -278,6 +281,11 @@ static void gst_wish_server_bin_class_init(GstWishServerBinClass *klass) {
                         "Requests a second one client IP address may make on average (bursts of twice as many); "
                         "more are answered 429 with Retry-After (0 = no limit)",
                         0, G_MAXUINT, 100, flags));
+  g_object_class_install_property(gobject_class, PROP_MAX_PENDING_SESSIONS_PER_CLIENT,
+      g_param_spec_uint("max-pending-sessions-per-client", "Pending sessions per client",
+                        "Sessions one client IP address may have that are not connected yet; more POSTs are "
+                        "answered 503 with Retry-After (0 = no limit)",
+                        0, G_MAXUINT, 8, flags));
 
   auto action = static_cast<GSignalFlags>(G_SIGNAL_RUN_LAST | G_SIGNAL_ACTION);
   /**

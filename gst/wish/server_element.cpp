@@ -120,6 +120,7 @@ bool ServerElement::start() {
   config.auth_token = s.auth_token;
   config.cors_allowed_origins = s.cors_allowed_origins;
   config.ice_servers = s.ice_servers();
+  config.max_pending_per_client = s.max_pending_sessions_per_client;
   configure_endpoint(&config);
   if (!serve(s, config)) return false;
   transcoder_ = std::make_unique<TranscodeHost>(GST_BIN(element_), dispatch_);

@@ -72,6 +72,7 @@ struct HttpSettings {
   guint whisp_pull_timeout = 10;  // seconds
   gboolean transcode = TRUE;
   HttpLimits limits;                      // timeouts, sizes, per-client limits of the HTTP server
+  guint max_pending_sessions_per_client = 8;  // 0: no limit
 
   // The endpoint path without trailing slashes, and the STUN/TURN servers to advertise.
   std::string endpoint_path() const;

@@ -240,6 +240,232 @@ GST_START_TEST(test_server_header) {
 GST_END_TEST;
 
 
+// Per-client limits: open connections (503), requests a second (429), sessions still
+// connecting (503), each with Retry-After; other clients are not affected.
+GST_START_TEST(test_per_client_limits) {
+  Server server("http-max-connections-per-client=4 http-max-requests-per-client=5 max-pending-sessions-per-client=2");
+  fail_unless(server.wait_ready());
+  std::vector<std::unique_ptr<RawConn>> idle;
+  for (int i = 0; i < 4; i++) idle.push_back(std::make_unique<RawConn>(server.port));
+  g_usleep(300 * 1000);
+  RawConn fifth(server.port);
+  fifth.send_all(request("OPTIONS", "/whep"));
+  fifth.wait_closed(3000);
+  fail_unless_equals_int(fifth.status(), 503);
+  fail_if(fifth.header("Retry-After").empty());
+  // Another address is another client.
+  fail_unless_equals_int(raw_request(server.port, request("OPTIONS", "/whep"), 3000, nullptr, "127.0.0.2"), 200);
+  idle.clear();
+  g_usleep(2500 * 1000);  // the connections are gone and the bucket is full again
+
+  unsigned ok = 0, limited = 0;
+  std::string resp;
+  for (int i = 0; i < 30; i++) {
+    unsigned status = raw_request(server.port, request("OPTIONS", "/whep"), 3000, &resp);
+    if (status == 200) ok++;
+    if (status == 429) {
+      limited++;
+      fail_if(resp.find("Retry-After: ") == std::string::npos, "%s", resp.c_str());
+    }
+  }
+  g_print("30 requests at once, 5 a second allowed: %u answered, %u refused 429\n", ok, limited);
+  fail_unless(ok >= 10 && ok <= 13 && limited == 30 - ok, "%u answered, %u refused", ok, limited);
+  g_usleep(2500 * 1000);
+
+  // Sessions that never connect (no candidates): two per client.
+  HttpClient http;
+  for (int i = 0; i < 2; i++)
+    fail_unless_equals_int(http.request("POST", server.url(), {{"Content-Type", "application/sdp"}}, kStaticOffer).status, 201);
+  HttpResult r = http.request("POST", server.url(), {{"Content-Type", "application/sdp"}}, kStaticOffer);
+  fail_unless_equals_int(r.status, 503);
+  fail_if(r.header("Retry-After").empty());
+}
+GST_END_TEST;
+
+static int count_webrtcbins(GstElement *bin) {
+  int n = 0;
+  GstIterator *it = gst_bin_iterate_recurse(GST_BIN(bin));
+  GValue item = G_VALUE_INIT;
+  while (gst_iterator_next(it, &item) == GST_ITERATOR_OK) {
+    GstElementFactory *f = gst_element_get_factory(GST_ELEMENT(g_value_get_object(&item)));
+    if (f && g_str_equal(GST_OBJECT_NAME(f), "webrtcbin")) n++;
+    g_value_reset(&item);
+  }
+  g_value_unset(&item);
+  gst_iterator_free(it);
+  return n;
+}
+
+// Without the token nothing is set up: not one webrtcbin, whatever the request carries.
+GST_START_TEST(test_unauthenticated_post_creates_nothing) {
+  Server server("auth-token=secret http-max-requests-per-client=0");
+  fail_unless(server.wait_ready());
+  std::atomic<int> created{0};
+  g_signal_connect(server.pipeline, "deep-element-added", G_CALLBACK(+[](GstBin *, GstBin *, GstElement *e, gpointer d) {
+                     GstElementFactory *f = gst_element_get_factory(e);
+                     if (f && g_str_equal(GST_OBJECT_NAME(f), "webrtcbin")) (*static_cast<std::atomic<int> *>(d))++;
+                   }),
+                   &created);
+  HttpClient http;
+  const char *auths[] = {nullptr, "Bearer wrong", "Bearer secre", "Bearer secret2", "Basic c2VjcmV0", "bearer  secret x"};
+  for (int i = 0; i < 60; i++) {
+    std::vector<std::pair<std::string, std::string>> h = {{"Content-Type", "application/sdp"}};
+    if (const char *a = auths[i % G_N_ELEMENTS(auths)]) h.emplace_back("Authorization", a);
+    fail_unless_equals_int(http.request("POST", server.url(), h, kStaticOffer).status, 401);
+  }
+  fail_unless_equals_int(created.load(), 0);
+  fail_unless_equals_int(count_webrtcbins(server.sink), 0);
+  fail_unless_equals_int(server.stat("viewer-count"), 0);
+  // The count sees a session the token opens.
+  HttpResult r = http.request("POST", server.url(), {{"Content-Type", "application/sdp"}, {"Authorization", "Bearer secret"}},
+                              kStaticOffer);
+  fail_unless_equals_int(r.status, 201);
+  fail_unless_equals_int(created.load(), 1);
+}
+GST_END_TEST;
+
+static std::string huge_offer(int mlines, int candidates) {
+  std::string o = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n";
+  for (int i = 0; i < mlines; i++)
+    o += "m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:" + std::to_string(i) + "\r\na=recvonly\r\na=rtpmap:96 VP8/90000\r\n";
+  for (int i = 0; i < candidates; i++)
+    o += "a=candidate:" + std::to_string(i) + " 1 udp 2122260223 127.0.0.1 " + std::to_string(10000 + i) + " typ host\r\n";
+  return o;
+}
+
+// A flood of hostile requests from one address: answered 4xx/503 fast, while a playing
+// viewer keeps playing and a new one (another address) joins within a second.
+GST_START_TEST(test_flood_keeps_serving) {
+  Server server("auth-token=secret");
+  fail_unless(server.wait_ready());
+  const std::vector<std::pair<std::string, std::string>> auth = {{"Content-Type", "application/sdp"},
+                                                                 {"Authorization", "Bearer secret"}};
+  HttpClient http;
+  TestPlayer viewer;
+  HttpResult vr = http.request("POST", server.url(), auth, viewer.create_offer());
+  fail_unless_equals_int(vr.status, 201);
+  fail_unless(viewer.set_remote_answer(vr.body));
+  fail_unless(viewer.wait_video_frames(10, 15000));
+  g_usleep(500 * 1000);
+  int fds = wish_test::open_fds();
+  long rss = wish_test::rss_kib();
+
+  const char *attacker = "127.0.0.2";
+  std::atomic<bool> stop{false};
+  std::atomic<unsigned> answered{0}, unanswered{0}, slow{0};
+  std::mutex mutex;
+  std::map<unsigned, unsigned> statuses;
+  auto attack = [&](const std::string &req) {
+    gint64 t = g_get_monotonic_time();
+    std::string resp;
+    unsigned status = raw_request(server.port, req, 5000, &resp, attacker);
+    if (g_get_monotonic_time() - t > 2 * G_USEC_PER_SEC) slow++;
+    (status ? answered : unanswered)++;
+    std::lock_guard<std::mutex> lock(mutex);
+    statuses[status]++;
+  };
+  const std::string offer = kStaticOffer;
+  const std::vector<std::string> hostile = {
+      "GARBAGE\r\n\r\n",
+      "GET /whep/../x HTTP/1.1\r\nHost: a\r\n\r\n",
+      "GET /whep/%2e%2e/x HTTP/1.1\r\nHost: a\r\n\r\n",
+      "GET /whep/..%2fx HTTP/1.1\r\nHost: a\r\n\r\n",
+      "GET http://a/whep/../../etc/passwd HTTP/1.1\r\nHost: a\r\n\r\n",
+      std::string("GET /whep\x01 HTTP/1.1\r\n\r\n"),
+      "GET /whep HTTP/9.9\r\nHost: a\r\n\r\n",
+      "POST /whep HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+      request("POST", "/whep", "Authorization: Bearer secret\r\nContent-Type: application/sdp\r\n", huge_offer(600, 0)),
+      request("POST", "/whep", "Authorization: Bearer secret\r\nContent-Type: application/sdp\r\n", huge_offer(1, 900)),
+      request("POST", "/whep", "Authorization: Bearer secret\r\nContent-Type: application/sdp\r\n", huge_offer(3000, 0)),
+  };
+  std::vector<std::thread> threads;
+  // 1,000 POSTs with the token, 20 at a time: limits, not webrtcbins, absorb them.
+  for (int t = 0; t < 20; t++)
+    threads.emplace_back([&] {
+      for (int i = 0; i < 50 && !stop; i++)
+        attack(request("POST", "/whep", "Authorization: Bearer secret\r\nContent-Type: application/sdp\r\n", offer));
+    });
+  // Bad tokens as fast as they are answered, and malformed requests.
+  threads.emplace_back([&] {
+    for (int i = 0; i < 300 && !stop; i++)
+      attack(request("POST", "/whep", "Authorization: Bearer guess" + std::to_string(i) + "\r\nContent-Type: application/sdp\r\n", offer));
+  });
+  threads.emplace_back([&] {
+    for (int i = 0; i < 200 && !stop; i++) attack(hostile[i % hostile.size()]);
+  });
+
+  // Meanwhile a new viewer joins (another address than the attacker's) and the first one plays on.
+  g_usleep(300 * 1000);
+  guint64 frames = viewer.video_frames();
+  TestPlayer late;
+  std::string late_offer = late.create_offer();
+  gint64 t0 = g_get_monotonic_time();
+  HttpResult lr = http.request("POST", server.url(), auth, late_offer);
+  double join_s = (g_get_monotonic_time() - t0) / 1e6;
+  fail_unless_equals_int(lr.status, 201);
+  fail_unless(late.set_remote_answer(lr.body));
+  fail_unless(late.wait_video_frames(10, 10000), "the new viewer did not play during the flood");
+  fail_unless(viewer.wait_video_frames(frames + 60, 5000), "the viewer got %" G_GUINT64_FORMAT " frames",
+              viewer.video_frames() - frames);
+  for (auto &t : threads) t.join();
+  std::string summary;
+  for (auto &kv : statuses) summary += std::to_string(kv.first) + "x" + std::to_string(kv.second) + " ";
+  g_print("flood: %u answered (%s), %u unanswered, %u slower than 2 s; new viewer answered in %.3f s\n",
+          answered.load(), summary.c_str(), unanswered.load(), slow.load(), join_s);
+  fail_unless(join_s < 1.0, "the new viewer waited %.2f s for its answer", join_s);
+  fail_unless_equals_int(unanswered.load(), 0);
+  fail_unless(statuses.count(200) == 0 && statuses.count(500) == 0, "%s", summary.c_str());
+  fail_unless(viewer.wait_video_frames(viewer.video_frames() + 30, 5000));
+  // Nothing is left of it but the few sessions it was allowed, which expire.
+  fail_unless(wait_until(20000, [&] { return wish_test::open_fds() <= fds + 20; }), "fds %d -> %d", fds,
+              wish_test::open_fds());
+  long grown = (wish_test::rss_kib() - rss) / 1024;
+  g_print("after the flood: %+d fds, RSS %+ld MiB\n", wish_test::open_fds() - fds, grown);
+  fail_unless(grown < 150, "RSS grew by %ld MiB", grown);
+  fail_unless_equals_int(wish_test::tcp_sockets_in_state(server.port, "08"), 0);
+}
+GST_END_TEST;
+
+// Each kind of malformed request on its own gets its 4xx, before anything is set up.
+GST_START_TEST(test_malformed_requests) {
+  Server server("auth-token=secret http-max-requests-per-client=0");
+  const std::string sdp = "Authorization: Bearer secret\r\nContent-Type: application/sdp\r\n";
+  const std::vector<std::pair<std::string, unsigned>> cases = {
+      {"GARBAGE\r\n\r\n", 400},
+      {"GET /whep/../x HTTP/1.1\r\nHost: a\r\n\r\n", 400},
+      {"GET /whep/%2e%2e/x HTTP/1.1\r\nHost: a\r\n\r\n", 400},
+      {"GET /whep/%2E%2e HTTP/1.1\r\nHost: a\r\n\r\n", 400},
+      {"GET /whep/./sessions HTTP/1.1\r\nHost: a\r\n\r\n", 400},
+      {"GET /whep/..%2fx HTTP/1.1\r\nHost: a\r\n\r\n", 400},
+      {"GET /whep/..%5cx HTTP/1.1\r\nHost: a\r\n\r\n", 400},
+      {"GET /whep/%zz HTTP/1.1\r\nHost: a\r\n\r\n", 400},
+      {"GET http://a/whep/../../etc/passwd HTTP/1.1\r\nHost: a\r\n\r\n", 400},
+      {std::string("GET /whep\x01 HTTP/1.1\r\nHost: a\r\n\r\n"), 400},
+      {"GET /whep HTTP/9.9\r\nHost: a\r\n\r\n", 400},
+      {"G(T /whep HTTP/1.1\r\nHost: a\r\n\r\n", 400},
+      {"GET /whep HTTP/1.1\r\nHost: a\r\n folded: header\r\n\r\n", 400},
+      {"GET /whep HTTP/1.1\r\nHost: a\r\nNo colon\r\n\r\n", 400},
+      {"POST /whep HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400},
+      {"POST /whep HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nv=0\r\n", 400},
+      {"POST /whep HTTP/1.1\r\nHost: a\r\nContent-Length: 999999\r\n\r\n", 413},
+      {request("POST", "/whep", sdp, huge_offer(600, 0)), 400},
+      {request("POST", "/whep", sdp, huge_offer(1, 900)), 400},
+      {request("POST", "/whep", sdp, huge_offer(3000, 0)), 413},
+      // And what is fine still is.
+      {request("GET", "/whep/sessions/../../whep"), 400},
+      {request("GET", "/whep?x=../y"), 401},
+  };
+  for (const auto &c : cases) {
+    gint64 t = g_get_monotonic_time();
+    unsigned status = raw_request(server.port, c.first, 5000);
+    double took = (g_get_monotonic_time() - t) / 1e6;
+    fail_unless(status == c.second, "%u instead of %u for %s", status, c.second, c.first.substr(0, 60).c_str());
+    fail_unless(took < 1.0, "%.2f s for %s", took, c.first.substr(0, 60).c_str());
+  }
+  fail_unless_equals_int(count_webrtcbins(server.sink), 0);
+}
+GST_END_TEST;
+
 // Over TLS the same limits hold: a handshake that never comes is cut off, a body too large
 // is refused.
 GST_START_TEST(test_tls_limits) {
@@ -282,6 +508,10 @@ static Suite *http_hardening_suite(void) {
   tcase_add_test(tc, test_slow_and_short_requests);
   tcase_add_test(tc, test_endless_chunked_body);
   tcase_add_test(tc, test_burst_of_connections);
+  tcase_add_test(tc, test_per_client_limits);
+  tcase_add_test(tc, test_unauthenticated_post_creates_nothing);
+  tcase_add_test(tc, test_malformed_requests);
+  tcase_add_test(tc, test_flood_keeps_serving);
   tcase_add_test(tc, test_tls_limits);
   return s;
 }
