@@ -30,6 +30,7 @@ enum {
   PROP_HTTP_MAX_CONNECTIONS_PER_CLIENT,
   PROP_HTTP_MAX_REQUESTS_PER_CLIENT,
   PROP_MAX_PENDING_SESSIONS_PER_CLIENT,
+  PROP_ICE_PORT_RANGE,
 };
 
 }  // namespace
@@ -98,6 +99,7 @@ static void gst_wish_server_bin_set_property(GObject *object, guint prop_id, con
     case PROP_HTTP_MAX_CONNECTIONS_PER_CLIENT: s.limits.max_connections_per_client = g_value_get_uint(value); break;
     case PROP_HTTP_MAX_REQUESTS_PER_CLIENT: s.limits.max_requests_per_client = g_value_get_uint(value); break;
     case PROP_MAX_PENDING_SESSIONS_PER_CLIENT: s.max_pending_sessions_per_client = g_value_get_uint(value); break;
+    case PROP_ICE_PORT_RANGE: s.ice_port_range = wish::string_from_value(value); break;
     default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec); break;
   }
   GST_OBJECT_UNLOCK(object);
@@ -131,6 +133,7 @@ static void gst_wish_server_bin_get_property(GObject *object, guint prop_id, GVa
     case PROP_HTTP_MAX_CONNECTIONS_PER_CLIENT: g_value_set_uint(value, s.limits.max_connections_per_client); break;
     case PROP_HTTP_MAX_REQUESTS_PER_CLIENT: g_value_set_uint(value, s.limits.max_requests_per_client); break;
     case PROP_MAX_PENDING_SESSIONS_PER_CLIENT: g_value_set_uint(value, s.max_pending_sessions_per_client); break;
+    case PROP_ICE_PORT_RANGE: g_value_set_string(value, s.ice_port_range.c_str()); break;
     default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec); break;
   }
   GST_OBJECT_UNLOCK(object);
@@ -286,6 +289,7 @@ static void gst_wish_server_bin_class_init(GstWishServerBinClass *klass) {
                         "Sessions one client IP address may have that are not connected yet; more POSTs are "
                         "answered 503 with Retry-After (0 = no limit)",
                         0, G_MAXUINT, 8, flags));
+  g_object_class_install_property(gobject_class, PROP_ICE_PORT_RANGE, wish::ice_port_range_param_spec(flags));
 
   auto action = static_cast<GSignalFlags>(G_SIGNAL_RUN_LAST | G_SIGNAL_ACTION);
   /**

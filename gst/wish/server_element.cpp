@@ -109,6 +109,10 @@ bool ServerElement::start() {
     GST_ELEMENT_ERROR(element_, RESOURCE, SETTINGS, ("Invalid ice-local-addresses"), ("%s", error.c_str()));
     return false;
   }
+  if (!parse_port_range(s.ice_port_range, &ice_ports_, &error)) {
+    GST_ELEMENT_ERROR(element_, RESOURCE, SETTINGS, ("Invalid ice-port-range"), ("%s", error.c_str()));
+    return false;
+  }
   worker_ = std::make_unique<LoopThread>("wish-server");
   dispatch_ = std::make_shared<Dispatcher>(worker_.get());
   if (!on_start(&error)) {
@@ -151,6 +155,7 @@ bool ServerElement::serve_whisp(const HttpSettings &s) {
   ws.pull_allow = split_list(s.whisp_pull_allow);
   ws.pull_timeout_s = s.whisp_pull_timeout;
   ws.ice_local_addresses = s.ice_local_addresses;
+  ws.ice_port_range = s.ice_port_range;
   ws.encoder = encoder_settings();
   auto whisp = std::make_shared<WhispHost>(element_, dispatch_, registry_, ws);
   WhispConfig wc;
@@ -333,6 +338,7 @@ void ServerElement::create_session(const SessionRequest &request, std::shared_pt
     ps.turn_servers = http.turn_servers;
     GST_OBJECT_UNLOCK(element_);
     ps.local_addresses = local_addresses_;
+    ps.ports = ice_ports_;
     ps.latency_ms = jitterbuffer_latency_ms();
     std::string id = request.id;
     Peer::Callbacks cb;

@@ -1,6 +1,7 @@
 // The built-in HTTP server against hostile clients: requests libsoup refuses, endless and
 // slow bodies, oversized headers, bursts and floods. A real whepserversink on 127.0.0.1,
 // attacked through plain sockets where a libsoup client could not send the request.
+#include <gst/webrtc/webrtc.h>
 #include <sys/resource.h>
 
 #include <atomic>
@@ -14,6 +15,7 @@
 #include "http_client.h"
 #include "raw_http.h"
 #include "test_player.h"
+#include "whepsrc_player.h"
 #include "fixtures.h"
 
 using wish_test::HttpClient;
@@ -466,6 +468,77 @@ GST_START_TEST(test_malformed_requests) {
 }
 GST_END_TEST;
 
+// The UDP ports of the local candidates (stats) of every webrtcbin in `bin`.
+static std::vector<unsigned> candidate_ports(GstElement *bin) {
+  std::vector<unsigned> ports;
+  GstIterator *it = gst_bin_iterate_recurse(GST_BIN(bin));
+  GValue item = G_VALUE_INIT;
+  while (gst_iterator_next(it, &item) == GST_ITERATOR_OK) {
+    GstElement *e = GST_ELEMENT(g_value_get_object(&item));
+    GstElementFactory *f = gst_element_get_factory(e);
+    if (f && g_str_equal(GST_OBJECT_NAME(f), "webrtcbin")) {
+      GstPromise *p = gst_promise_new();
+      g_signal_emit_by_name(e, "get-stats", nullptr, p);
+      if (gst_promise_wait(p) == GST_PROMISE_RESULT_REPLIED) {
+        gst_structure_foreach(gst_promise_get_reply(p),
+                              // By id: webrtcbin 1.22 swaps the types of local and remote candidates.
+                              [](GQuark field, const GValue *v, gpointer d) -> gboolean {
+                                if (!GST_VALUE_HOLDS_STRUCTURE(v)) return TRUE;
+                                const GstStructure *st = gst_value_get_structure(v);
+                                guint port = 0;
+                                if (g_str_has_prefix(g_quark_to_string(field), "ice-candidate-local_") &&
+                                    gst_structure_get_uint(st, "port", &port))
+                                  static_cast<std::vector<unsigned> *>(d)->push_back(port);
+                                return TRUE;
+                              },
+                              &ports);
+      }
+      gst_promise_unref(p);
+    }
+    g_value_reset(&item);
+  }
+  g_value_unset(&item);
+  gst_iterator_free(it);
+  return ports;
+}
+
+// ice-port-range keeps the candidates of servers and clients in their range.
+GST_START_TEST(test_ice_port_range) {
+  Server server("ice-port-range=41000-41009");
+  fail_unless(server.wait_ready());
+  Player player(server.url(), "ice-port-range=41100-41109");
+  fail_unless(player.wait_video(10, 15000));
+  std::vector<unsigned> server_ports = candidate_ports(server.sink), client_ports = candidate_ports(player.src);
+  fail_if(server_ports.empty() || client_ports.empty());
+  for (unsigned p : server_ports) fail_unless(p >= 41000 && p <= 41009, "server candidate on port %u", p);
+  for (unsigned p : client_ports) fail_unless(p >= 41100 && p <= 41109, "client candidate on port %u", p);
+  g_print("candidate ports: server %u, client %u\n", server_ports[0], client_ports[0]);
+  // The answer says the same (of its UDP candidates: TCP active ones name no port).
+  HttpClient http;
+  HttpResult r = http.request("POST", server.url(), {{"Content-Type", "application/sdp"}}, kStaticOffer);
+  fail_unless_equals_int(r.status, 201);
+  GRegex *re = g_regex_new("a=candidate:\\S+ \\d+ (?i:udp) \\d+ \\S+ (\\d+) typ", GRegexCompileFlags(0), GRegexMatchFlags(0), nullptr);
+  GMatchInfo *m = nullptr;
+  int seen = 0;
+  for (g_regex_match(re, r.body.c_str(), GRegexMatchFlags(0), &m); g_match_info_matches(m); g_match_info_next(m, nullptr)) {
+    gchar *port = g_match_info_fetch(m, 1);
+    unsigned p = static_cast<unsigned>(atoi(port));
+    g_free(port);
+    fail_unless(p >= 41000 && p <= 41009, "answer candidate on port %u", p);
+    seen++;
+  }
+  g_match_info_free(m);
+  g_regex_unref(re);
+  fail_unless(seen > 0);
+  // A range that is none stops the element from starting.
+  GstElement *bad = gst_element_factory_make("whepserversink", nullptr);
+  g_object_set(bad, "port", 0u, "address", "127.0.0.1", "ice-port-range", "9-3", nullptr);
+  fail_unless_equals_int(gst_element_set_state(bad, GST_STATE_READY), GST_STATE_CHANGE_FAILURE);
+  gst_element_set_state(bad, GST_STATE_NULL);
+  gst_object_unref(bad);
+}
+GST_END_TEST;
+
 // Over TLS the same limits hold: a handshake that never comes is cut off, a body too large
 // is refused.
 GST_START_TEST(test_tls_limits) {
@@ -512,6 +585,7 @@ static Suite *http_hardening_suite(void) {
   tcase_add_test(tc, test_unauthenticated_post_creates_nothing);
   tcase_add_test(tc, test_malformed_requests);
   tcase_add_test(tc, test_flood_keeps_serving);
+  tcase_add_test(tc, test_ice_port_range);
   tcase_add_test(tc, test_tls_limits);
   return s;
 }
