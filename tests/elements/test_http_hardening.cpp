@@ -220,6 +220,7 @@ GST_START_TEST(test_oversized_headers) {
     unsigned status = raw_request(server.port, request("GET", "/whep", *extra), 5000, &resp);
     g_print("%zu bytes of headers: %u\n", extra->size(), status);
     fail_unless_equals_int(status, 431);
+    fail_unless(resp.find("Request Header Fields Too Large") != std::string::npos, "%s", resp.c_str());
   }
 }
 GST_END_TEST;
@@ -254,6 +255,7 @@ GST_START_TEST(test_per_client_limits) {
   fifth.send_all(request("OPTIONS", "/whep"));
   fifth.wait_closed(3000);
   fail_unless_equals_int(fifth.status(), 503);
+  fail_unless(fifth.received.rfind("HTTP/1.1 503 Service Unavailable\r\n", 0) == 0, "%s", fifth.received.c_str());
   fail_if(fifth.header("Retry-After").empty());
   // Another address is another client.
   fail_unless_equals_int(raw_request(server.port, request("OPTIONS", "/whep"), 3000, nullptr, "127.0.0.2"), 200);
@@ -268,6 +270,7 @@ GST_START_TEST(test_per_client_limits) {
     if (status == 429) {
       limited++;
       fail_if(resp.find("Retry-After: ") == std::string::npos, "%s", resp.c_str());
+      fail_unless(resp.rfind("HTTP/1.1 429 Too Many Requests\r\n", 0) == 0, "%s", resp.c_str());
     }
   }
   g_print("30 requests at once, 5 a second allowed: %u answered, %u refused 429\n", ok, limited);
