@@ -19,7 +19,7 @@ namespace {
 // Deep enough for a burst of a thousand connections (the kernel caps it at somaxconn).
 constexpr int kListenBacklog = 1024;
 // How long a refused connection is read from (and discarded) before it is closed.
-constexpr guint kLingerMs = 2000;
+constexpr guint kLingerS = 2;
 constexpr size_t kLingerMaxBytes = 1 << 20;
 // Connections the guard keeps open at most, whoever they are from: past it new ones are
 // closed at once, so that a flood from many addresses cannot take every descriptor.
@@ -146,8 +146,8 @@ struct HttpGuard::Conn {
   GPtr<SoupServerMessage> msg;  // libsoup's message on it (one: every response closes)
   GSource *watch = nullptr;  // peeking at the head, or draining
   GSource *timer = nullptr;  // head deadline, body pause or linger
-  gint64 head_deadline_us = 0;
   size_t peeked = 0, body = 0, drained = 0;
+  guint64 serial = 0;      // tells a connection from a later one at the same address
 
   ~Conn() {
     if (handshake) g_cancellable_cancel(handshake.get());
@@ -235,6 +235,7 @@ void HttpGuard::accept_one(GSocket *socket) {
   auto owned = std::make_unique<Conn>();
   Conn *c = owned.get();
   c->guard = this;
+  c->serial = ++serial_;
   c->socket = GPtr<GSocket>::adopt(socket);
   g_socket_set_blocking(socket, FALSE);
   g_socket_set_option(socket, IPPROTO_TCP, TCP_NODELAY, TRUE, nullptr);
@@ -264,7 +265,6 @@ void HttpGuard::accept_one(GSocket *socket) {
   }
   client.connections++;
   c->counted = true;
-  c->head_deadline_us = g_get_monotonic_time() + limits_.header_timeout_s * G_USEC_PER_SEC;
   set_timer(c, limits_.header_timeout_s);
   if (certificate_) {
     start_tls(c);
@@ -345,11 +345,12 @@ void HttpGuard::start_tls(Conn *c) {
   g_object_set(tls, "require-close-notify", FALSE, nullptr);
   c->stream = GPtr<GIOStream>::adopt(tls);
   struct Ctx {
+    std::weak_ptr<int> alive;  // the guard's
     HttpGuard *self;
     Conn *conn;
   };
-  // The handshake is cancelled when the connection goes first: the callback finds out
-  // through conns_.
+  // The handshake is cancelled when the connection (or the guard) goes first; the callback
+  // still comes, and finds out through alive_ and conns_.
   c->handshake = GPtr<GCancellable>::adopt(g_cancellable_new());
   g_tls_connection_handshake_async(G_TLS_CONNECTION(tls), G_PRIORITY_DEFAULT, c->handshake.get(),
                                    +[](GObject *src, GAsyncResult *res, gpointer d) {
@@ -357,6 +358,7 @@ void HttpGuard::start_tls(Conn *c) {
                                      GError *e = nullptr;
                                      gboolean ok = g_tls_connection_handshake_finish(G_TLS_CONNECTION(src), res, &e);
                                      g_clear_error(&e);
+                                     if (ctx->alive.expired()) return;
                                      auto it = ctx->self->conns_.find(ctx->conn);
                                      if (it == ctx->self->conns_.end() || it->second->stream.get() != G_IO_STREAM(src))
                                        return;
@@ -367,7 +369,7 @@ void HttpGuard::start_tls(Conn *c) {
                                      GPtr<GIOStream> stream = std::move(ctx->conn->stream);
                                      ctx->self->hand_over(ctx->conn, stream.get());
                                    },
-                                   new Ctx{this, c});
+                                   new Ctx{alive_, this, c});
 }
 
 void HttpGuard::hand_over(Conn *c, GIOStream *stream) {
@@ -383,7 +385,7 @@ void HttpGuard::hand_over(Conn *c, GIOStream *stream) {
   handing_ = nullptr;
   if (!c->msg) {  // not expected: libsoup always starts a message at once
     GST_WARNING("libsoup started no request on a new connection");
-    conns_.erase(c);
+    close(c);  // forgets it; libsoup keeps the socket
   }
 }
 
@@ -481,19 +483,45 @@ void HttpGuard::refuse(Conn *c, unsigned status, const char *detail) {
   out += "\r\n" + r.body;
   c->closing = true;
   drop_source(c->watch);
-  if (certificate_) {
-    // Through TLS (the stream taken back from libsoup), small enough for the send buffer of
-    // a fresh connection: written without waiting, then closed without lingering.
-    GOutputStream *os = c->stream ? g_io_stream_get_output_stream(c->stream.get()) : nullptr;
-    if (os && G_IS_POLLABLE_OUTPUT_STREAM(os))
-      g_pollable_output_stream_write_nonblocking(G_POLLABLE_OUTPUT_STREAM(os), out.data(), out.size(), nullptr, nullptr);
+  set_timer(c, kLingerS);  // the whole refusal, answer and lingering, is bounded
+  if (!certificate_) {
+    // Small enough for the send buffer of a fresh connection: written without waiting.
+    g_socket_send_with_blocking(c->socket.get(), out.data(), out.size(), FALSE, nullptr, nullptr);
+    linger(c);
+    return;
+  }
+  // Through TLS, on the stream taken back from libsoup (none yet: nothing to answer in).
+  GOutputStream *os = c->stream ? g_io_stream_get_output_stream(c->stream.get()) : nullptr;
+  if (!os) {
     close(c);
     return;
   }
-  g_socket_send_with_blocking(c->socket.get(), out.data(), out.size(), FALSE, nullptr, nullptr);
+  struct Ctx {
+    std::weak_ptr<int> alive;
+    HttpGuard *self;
+    Conn *conn;
+    guint64 serial;
+    std::string answer;  // written from until the callback
+  };
+  auto *ctx = new Ctx{alive_, this, c, c->serial, std::move(out)};
+  g_output_stream_write_all_async(os, ctx->answer.data(), ctx->answer.size(), G_PRIORITY_DEFAULT, nullptr,
+                                  +[](GObject *src, GAsyncResult *res, gpointer d) {
+                                    std::unique_ptr<Ctx> ctx(static_cast<Ctx *>(d));
+                                    g_output_stream_write_all_finish(G_OUTPUT_STREAM(src), res, nullptr, nullptr);
+                                    if (ctx->alive.expired()) return;
+                                    auto it = ctx->self->conns_.find(ctx->conn);
+                                    if (it != ctx->self->conns_.end() && it->second->serial == ctx->serial)
+                                      ctx->self->linger(ctx->conn);
+                                  },
+                                  ctx);
+}
+
+// After the answer: no more writing, and what the client still sends is read and dropped.
+void HttpGuard::linger(Conn *c) {
   g_socket_shutdown(c->socket.get(), FALSE, TRUE, nullptr);
-  // Read what the client still sends until it closes too or kLingerMs pass: closing with
-  // unread data would reset the connection, and the client could lose the answer.
+  // Read what the client still sends (TLS records too: only discarded) until it closes too
+  // or kLingerS pass: closing with unread data would reset the connection, and the client
+  // could lose the answer.
   c->watch = g_socket_create_source(c->socket.get(), static_cast<GIOCondition>(G_IO_IN | G_IO_HUP | G_IO_ERR), nullptr);
   g_source_set_callback(c->watch, socket_callback(+[](GSocket *s, GIOCondition, gpointer d) -> gboolean {
                           auto *conn = static_cast<Conn *>(d);
@@ -510,19 +538,6 @@ void HttpGuard::refuse(Conn *c, unsigned status, const char *detail) {
                         }),
                         c, nullptr);
   g_source_attach(c->watch, context_);
-  drop_source(c->timer);
-  c->timer = g_timeout_source_new(kLingerMs);
-  struct Ctx {
-    HttpGuard *self;
-    Conn *conn;
-  };
-  g_source_set_callback(c->timer, +[](gpointer d) {
-                          auto *ctx = static_cast<Ctx *>(d);
-                          ctx->self->on_timeout(ctx->conn);
-                          return G_SOURCE_REMOVE;
-                        },
-                        new Ctx{this, c}, +[](gpointer d) { delete static_cast<Ctx *>(d); });
-  g_source_attach(c->timer, context_);
 }
 
 // A request libsoup is reading must not go on (too large a body): the connection is taken

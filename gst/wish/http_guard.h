@@ -71,6 +71,7 @@ private:
   // Answers with a problem response and closes (after reading what the client still sends
   // for a moment, so that it reads the answer instead of a reset).
   void refuse(Conn *c, unsigned status, const char *detail);
+  void linger(Conn *c);
   void refuse_message(Conn *c, SoupServerMessage *msg, unsigned status, const char *detail);
   void check_headers(Conn *c, SoupServerMessage *msg);
   void close(Conn *c);
@@ -86,6 +87,8 @@ private:
   std::map<Conn *, std::unique_ptr<Conn>> conns_;
   std::map<std::string, Client> clients_;
   Conn *handing_ = nullptr;  // during hand_over_()
+  guint64 serial_ = 0;
+  std::shared_ptr<int> alive_ = std::make_shared<int>(0);  // expires with the guard, for late callbacks
 };
 
 }  // namespace wish

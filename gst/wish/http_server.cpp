@@ -230,7 +230,7 @@ void HttpServer::on_request_started(SoupServer *, SoupServerMessage *msg, gpoint
 void HttpServer::on_request(SoupServer *, SoupServerMessage *msg, const char *path, GHashTable *,
                             gpointer data) {
   auto *self = static_cast<HttpServer *>(data);
-  if (soup_server_message_get_status(msg) != 0) return;  // already refused in got-headers
+  if (soup_server_message_get_status(msg) != 0) return;  // libsoup answers it (400) by itself
 
   Request req;
   req.method = soup_server_message_get_method(msg);
