@@ -2,7 +2,6 @@
 // slow bodies, oversized headers, bursts and floods. A real whepserversink on 127.0.0.1,
 // attacked through plain sockets where a libsoup client could not send the request.
 #include <gst/webrtc/webrtc.h>
-#include <sys/resource.h>
 
 #include <atomic>
 #include <map>
