@@ -39,6 +39,13 @@ GParamSpec *ice_local_addresses_param_spec(GParamFlags flags) {
                              flags);
 }
 
+GParamSpec *ice_port_range_param_spec(GParamFlags flags) {
+  return g_param_spec_string("ice-port-range", "ICE port range",
+                             "UDP ports ICE candidates are gathered on, as min-max (e.g. 40000-40999), for firewall "
+                             "rules; empty = any port. Each session takes one port per local address",
+                             "", flags);
+}
+
 void mark_live_source(GstBin *bin) {
   GST_OBJECT_FLAG_SET(bin, GST_ELEMENT_FLAG_SOURCE);
   // webrtcbin holds sinks (nicesink): the bin must not look like one and be waited for.

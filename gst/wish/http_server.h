@@ -11,6 +11,7 @@
 
 #include <libsoup/soup.h>
 
+#include "http_guard.h"
 #include "loop_thread.h"
 #include "protocol/http.h"
 
@@ -25,7 +26,7 @@ public:
     std::string address = "0.0.0.0";
     unsigned port = 8889;  // 0: a free port (a new server, later shared under the port it got)
     std::string tls_certificate_file, tls_key_file;
-    size_t max_body_size = 64 * 1024;
+    HttpLimits limits;  // header/body timeouts, sizes and per-client limits
   };
 
   // The running server for this address:port, started if needed. On failure returns null
@@ -60,6 +61,7 @@ private:
 
   std::unique_ptr<LoopThread> loop_;
   SoupServer *server_ = nullptr;  // used only on loop_'s thread
+  std::unique_ptr<HttpGuard> guard_;  // accepts the connections; used only on loop_'s thread
   unsigned bound_port_ = 0;
   bool tls_ = false;
   size_t max_body_size_ = 64 * 1024;

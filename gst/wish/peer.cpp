@@ -24,7 +24,8 @@ bool Peer::create(const std::string &name, const Settings &s, Callbacks callback
   webrtc_ = GPtr<GstElement>::sink(webrtc);
   if (s.latency_ms >= 0) g_object_set(webrtc, "latency", static_cast<guint>(s.latency_ms), nullptr);
   g_object_set(webrtc, "ice-transport-policy", s.ice_transport_policy, nullptr);
-  if (!configure_webrtcbin(webrtc, s.local_addresses, s.stun_server, s.turn_servers, error)) {
+  if (!configure_webrtcbin(webrtc, s.local_addresses, s.stun_server, s.turn_servers, error) ||
+      !set_ice_port_range(webrtc, s.ports, error)) {
     webrtc_.reset();
     return false;
   }

@@ -27,6 +27,7 @@ class Peer {
 public:
   struct Settings {
     std::vector<std::string> local_addresses;  // gather only there (all when empty)
+    PortRange ports;                           // gather only on these UDP ports (any when empty)
     std::string stun_server;
     std::vector<std::string> turn_servers;
     int latency_ms = -1;  // jitterbuffer; -1 keeps webrtcbin's

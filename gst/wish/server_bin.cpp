@@ -26,6 +26,12 @@ enum {
   PROP_WHISP_PULL_TIMEOUT,
   PROP_TRANSCODE,
   PROP_OMA_PATH,
+  PROP_HTTP_HEADER_TIMEOUT,
+  PROP_HTTP_IDLE_TIMEOUT,
+  PROP_HTTP_MAX_CONNECTIONS_PER_CLIENT,
+  PROP_HTTP_MAX_REQUESTS_PER_CLIENT,
+  PROP_MAX_PENDING_SESSIONS_PER_CLIENT,
+  PROP_ICE_PORT_RANGE,
 };
 
 }  // namespace
@@ -90,6 +96,12 @@ static void gst_wish_server_bin_set_property(GObject *object, guint prop_id, con
     case PROP_WHISP_PULL_TIMEOUT: s.whisp_pull_timeout = g_value_get_uint(value); break;
     case PROP_TRANSCODE: s.transcode = g_value_get_boolean(value); break;
     case PROP_OMA_PATH: s.oma_path = wish::string_from_value(value); break;
+    case PROP_HTTP_HEADER_TIMEOUT: s.limits.header_timeout_s = g_value_get_uint(value); break;
+    case PROP_HTTP_IDLE_TIMEOUT: s.limits.idle_timeout_s = g_value_get_uint(value); break;
+    case PROP_HTTP_MAX_CONNECTIONS_PER_CLIENT: s.limits.max_connections_per_client = g_value_get_uint(value); break;
+    case PROP_HTTP_MAX_REQUESTS_PER_CLIENT: s.limits.max_requests_per_client = g_value_get_uint(value); break;
+    case PROP_MAX_PENDING_SESSIONS_PER_CLIENT: s.max_pending_sessions_per_client = g_value_get_uint(value); break;
+    case PROP_ICE_PORT_RANGE: s.ice_port_range = wish::string_from_value(value); break;
     default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec); break;
   }
   GST_OBJECT_UNLOCK(object);
@@ -119,6 +131,12 @@ static void gst_wish_server_bin_get_property(GObject *object, guint prop_id, GVa
     case PROP_WHISP_PULL_TIMEOUT: g_value_set_uint(value, s.whisp_pull_timeout); break;
     case PROP_TRANSCODE: g_value_set_boolean(value, s.transcode); break;
     case PROP_OMA_PATH: g_value_set_string(value, s.oma_path.c_str()); break;
+    case PROP_HTTP_HEADER_TIMEOUT: g_value_set_uint(value, s.limits.header_timeout_s); break;
+    case PROP_HTTP_IDLE_TIMEOUT: g_value_set_uint(value, s.limits.idle_timeout_s); break;
+    case PROP_HTTP_MAX_CONNECTIONS_PER_CLIENT: g_value_set_uint(value, s.limits.max_connections_per_client); break;
+    case PROP_HTTP_MAX_REQUESTS_PER_CLIENT: g_value_set_uint(value, s.limits.max_requests_per_client); break;
+    case PROP_MAX_PENDING_SESSIONS_PER_CLIENT: g_value_set_uint(value, s.max_pending_sessions_per_client); break;
+    case PROP_ICE_PORT_RANGE: g_value_set_string(value, s.ice_port_range.c_str()); break;
     default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec); break;
   }
   GST_OBJECT_UNLOCK(object);
@@ -253,6 +271,34 @@ static void gst_wish_server_bin_class_init(GstWishServerBinClass *klass) {
                            "not negotiate (switch-stream, WHISP); false (on any element of the HTTP server): such "
                            "switches are refused (409)",
                            TRUE, flags));
+
+  // Limits of the HTTP server: like the TLS settings, those of the element that starts a
+  // shared server apply to it.
+  g_object_class_install_property(gobject_class, PROP_HTTP_HEADER_TIMEOUT,
+      g_param_spec_uint("http-header-timeout", "HTTP header timeout",
+                        "Seconds a connection may take from being accepted (TLS handshake included) to the end of "
+                        "its request headers before it is closed",
+                        1, 3600, 10, flags));
+  g_object_class_install_property(gobject_class, PROP_HTTP_IDLE_TIMEOUT,
+      g_param_spec_uint("http-idle-timeout", "HTTP idle timeout",
+                        "Seconds a request body may pause (nothing received) before the connection is closed",
+                        1, 3600, 10, flags));
+  g_object_class_install_property(gobject_class, PROP_HTTP_MAX_CONNECTIONS_PER_CLIENT,
+      g_param_spec_uint("http-max-connections-per-client", "HTTP connections per client",
+                        "Open HTTP connections one client IP address may have; more are answered 503 with "
+                        "Retry-After (0 = no limit)",
+                        0, G_MAXUINT, 64, flags));
+  g_object_class_install_property(gobject_class, PROP_HTTP_MAX_REQUESTS_PER_CLIENT,
+      g_param_spec_uint("http-max-requests-per-client", "HTTP requests per second per client",
+                        "Requests a second one client IP address may make on average (bursts of twice as many); "
+                        "more are answered 429 with Retry-After (0 = no limit)",
+                        0, G_MAXUINT, 100, flags));
+  g_object_class_install_property(gobject_class, PROP_MAX_PENDING_SESSIONS_PER_CLIENT,
+      g_param_spec_uint("max-pending-sessions-per-client", "Pending sessions per client",
+                        "Sessions one client IP address may have that are not connected yet; more POSTs are "
+                        "answered 503 with Retry-After (0 = no limit)",
+                        0, G_MAXUINT, 8, flags));
+  g_object_class_install_property(gobject_class, PROP_ICE_PORT_RANGE, wish::ice_port_range_param_spec(flags));
 
   auto action = static_cast<GSignalFlags>(G_SIGNAL_RUN_LAST | G_SIGNAL_ACTION);
   /**

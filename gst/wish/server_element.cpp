@@ -111,6 +111,10 @@ bool ServerElement::start() {
     GST_ELEMENT_ERROR(element_, RESOURCE, SETTINGS, ("Invalid ice-local-addresses"), ("%s", error.c_str()));
     return false;
   }
+  if (!parse_port_range(s.ice_port_range, &ice_ports_, &error)) {
+    GST_ELEMENT_ERROR(element_, RESOURCE, SETTINGS, ("Invalid ice-port-range"), ("%s", error.c_str()));
+    return false;
+  }
   worker_ = std::make_unique<LoopThread>("wish-server");
   dispatch_ = std::make_shared<Dispatcher>(worker_.get());
   if (!on_start(&error)) {
@@ -122,6 +126,7 @@ bool ServerElement::start() {
   config.auth_token = s.auth_token;
   config.cors_allowed_origins = s.cors_allowed_origins;
   config.ice_servers = s.ice_servers();
+  config.max_pending_per_client = s.max_pending_sessions_per_client;
   configure_endpoint(&config);
   if (!serve(s, config)) return false;
   transcoder_ = std::make_unique<TranscodeHost>(GST_BIN(element_), dispatch_);
@@ -153,6 +158,7 @@ bool ServerElement::serve_whisp(const HttpSettings &s) {
   ws.pull_allow = split_list(s.whisp_pull_allow);
   ws.pull_timeout_s = s.whisp_pull_timeout;
   ws.ice_local_addresses = s.ice_local_addresses;
+  ws.ice_port_range = s.ice_port_range;
   ws.encoder = encoder_settings();
   auto whisp = std::make_shared<WhispHost>(element_, dispatch_, registry_, ws);
   WhispConfig wc;
@@ -226,6 +232,7 @@ bool ServerElement::serve(const HttpSettings &s, const EndpointConfig &config) {
   opts.port = s.port;
   opts.tls_certificate_file = s.tls_certificate_file;
   opts.tls_key_file = s.tls_key_file;
+  opts.limits = s.limits;
   std::string error;
   http_server_ = HttpServer::acquire(opts, &error);
   if (!http_server_) {
@@ -371,6 +378,7 @@ void ServerElement::create_session(const SessionRequest &request, std::shared_pt
     ps.turn_servers = http.turn_servers;
     GST_OBJECT_UNLOCK(element_);
     ps.local_addresses = local_addresses_;
+    ps.ports = ice_ports_;
     ps.latency_ms = jitterbuffer_latency_ms();
     std::string id = request.id;
     Peer::Callbacks cb;

@@ -73,6 +73,9 @@ struct HttpSettings {
   guint whisp_pull_timeout = 10;  // seconds
   gboolean transcode = TRUE;
   std::string oma_path;           // "" : no OMA REST WebRTC signalling
+  HttpLimits limits;                      // timeouts, sizes, per-client limits of the HTTP server
+  guint max_pending_sessions_per_client = 8;  // 0: no limit
+  std::string ice_port_range;             // "min-max", "" : any
 
   // The endpoint path without trailing slashes, and the STUN/TURN servers to advertise.
   std::string endpoint_path() const;
@@ -196,6 +199,7 @@ private:
   std::shared_ptr<WhispHost> whisp_;
   std::shared_ptr<WhispEndpoint> whisp_endpoint_;
   std::vector<std::string> local_addresses_;  // set in start(), read-only afterwards
+  PortRange ice_ports_;                       // likewise
   guint tick_source_ = 0;
   std::atomic<bool> running_{false};
   mutable std::mutex sessions_mutex_;

@@ -60,6 +60,10 @@ bool SessionClient::prepare() {
     GST_ELEMENT_ERROR(element_, RESOURCE, SETTINGS, ("Invalid ice-local-addresses"), ("%s", error.c_str()));
     return false;
   }
+  if (!parse_port_range(s.ice_port_range, &ice_ports_, &error)) {
+    GST_ELEMENT_ERROR(element_, RESOURCE, SETTINGS, ("Invalid ice-port-range"), ("%s", error.c_str()));
+    return false;
+  }
   worker_ = std::make_unique<LoopThread>(protocol_ == ClientProtocol::Whep ? "whep-client" : "whip-client");
   dispatch_ = std::make_shared<Dispatcher>(worker_.get());
   worker_->invoke_sync([this, s] {
@@ -213,6 +217,7 @@ bool SessionClient::create_webrtcbin(bool with_media, std::string *error) {
   unsigned gen = gen_;
   Peer::Settings ps;
   ps.local_addresses = local_addresses_;
+  ps.ports = ice_ports_;
   ps.stun_server = s.stun_server;
   ps.turn_servers = s.turn_servers;
   ps.latency_ms = static_cast<int>(s.latency);

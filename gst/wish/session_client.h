@@ -34,6 +34,7 @@ struct ClientSettings {
   guint retry_max_delay = 30;
   gboolean trickle = TRUE;
   std::string ice_local_addresses;
+  std::string ice_port_range;
 };
 
 // The element's side of a session.
@@ -125,6 +126,7 @@ private:
   unsigned gen_ = 0;  // bumps with every webrtcbin; callbacks of older ones are ignored
   std::unique_ptr<Peer> peer_;
   std::vector<std::string> local_addresses_;
+  PortRange ice_ports_;
   std::string offer_, local_ufrag_, local_pwd_;
   std::vector<std::string> gathered_;
   bool gathering_done_ = false;

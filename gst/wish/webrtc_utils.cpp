@@ -30,6 +30,34 @@ bool resolve_local_addresses(const std::string &spec, std::vector<std::string> *
   return true;
 }
 
+bool parse_port_range(const std::string &spec, PortRange *out, std::string *error) {
+  *out = {};
+  std::string s(trim(spec));
+  if (s.empty()) return true;
+  unsigned lo = 0, hi = 0;
+  char rest = 0;
+  if (sscanf(s.c_str(), "%u-%u%c", &lo, &hi, &rest) != 2 || lo == 0 || hi > 65535 || lo > hi) {
+    *error = "'" + spec + "' is not a port range min-max (1-65535, min <= max)";
+    return false;
+  }
+  out->min = lo;
+  out->max = hi;
+  return true;
+}
+
+bool set_ice_port_range(GstElement *webrtcbin, const PortRange &range, std::string *error) {
+  if (range.any()) return true;
+  g_autoptr(GstWebRTCICE) ice = nullptr;
+  g_object_get(webrtcbin, "ice-agent", &ice, nullptr);
+  if (!ice || !g_object_class_find_property(G_OBJECT_GET_CLASS(ice), "min-rtp-port")) {
+    *error = "webrtcbin's ICE agent has no port range";
+    return false;
+  }
+  // Max first: the agent refuses a min above the current max.
+  g_object_set(ice, "max-rtp-port", range.max, "min-rtp-port", range.min, nullptr);
+  return true;
+}
+
 static GPtr<NiceAgent> nice_agent_of(GstElement *webrtcbin) {
   g_autoptr(GstWebRTCICE) ice = nullptr;
   g_object_get(webrtcbin, "ice-agent", &ice, nullptr);

@@ -17,6 +17,15 @@ namespace wish {
 bool resolve_local_addresses(const std::string &spec, std::vector<std::string> *out,
                              std::string *error);
 
+// UDP ports ICE gathers on, for firewall rules: "40000-40999"; "" (max 0): any.
+struct PortRange {
+  unsigned min = 0, max = 0;
+  bool any() const { return max == 0; }
+};
+bool parse_port_range(const std::string &spec, PortRange *out, std::string *error);
+// Applies the range to webrtcbin's ICE agent (before any stream is created).
+bool set_ice_port_range(GstElement *webrtcbin, const PortRange &range, std::string *error);
+
 // Gather only on the given addresses (all when empty), UPnP off, STUN/TURN servers set.
 bool configure_webrtcbin(GstElement *webrtcbin, const std::vector<std::string> &local_addresses,
                          const std::string &stun_server, const std::vector<std::string> &turn_servers,

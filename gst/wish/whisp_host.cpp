@@ -172,7 +172,7 @@ void WhispHost::start_pull(const std::shared_ptr<Pull> &p) {
   }
   if (whep) {
     g_object_set(src, "whep-endpoint", p->url.c_str(), "ice-local-addresses", settings_.ice_local_addresses.c_str(),
-                 nullptr);
+                 "ice-port-range", settings_.ice_port_range.c_str(), nullptr);
   } else {
     GPtr<GstCaps> stop = GPtr<GstCaps>::adopt(gst_caps_from_string(
         "video/x-h264; video/x-vp8; video/x-vp9; audio/x-opus; video/x-raw(ANY); audio/x-raw(ANY)"));

@@ -32,6 +32,7 @@ public:
     std::vector<std::string> pull_allow;  // URL prefixes a pull may go to; none: no pulling
     guint pull_timeout_s = 10;            // a pull with no media by then fails with 504
     std::string ice_local_addresses;      // for the whepsrc of a pull
+    std::string ice_port_range;           // likewise
     EncoderSettings encoder;              // for media decoded on the way (merges, non-WHEP pulls)
   };
 

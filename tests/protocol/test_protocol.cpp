@@ -273,6 +273,50 @@ GST_START_TEST(test_endpoint_errors) {
 }
 GST_END_TEST;
 
+// Sessions of one client address not connected yet are limited; connected ones, other
+// addresses and requests without an address (action signals) are not. Huge offers are refused.
+GST_START_TEST(test_endpoint_client_limits) {
+  FakeBackend be;
+  EndpointConfig cfg;
+  cfg.max_pending_per_client = 2;
+  auto ep = std::make_shared<Endpoint>(cfg, &be);
+  auto post = [&](const std::string &client, const std::string &body = kOffer) {
+    Request req;
+    req.method = "POST";
+    req.path = "/whep";
+    req.client = client;
+    req.headers.add("Content-Type", "application/sdp");
+    req.body = body;
+    Response out;
+    ep->handle(req, Reply([&](Response r) { out = std::move(r); }));
+    return out;
+  };
+  Response opened = post("10.0.0.1");
+  fail_unless_equals_int(opened.status, 201);
+  fail_unless_equals_int(post("10.0.0.1").status, 201);
+  Response busy = post("10.0.0.1");
+  fail_unless_equals_int(busy.status, 503);
+  fail_unless(busy.headers.get("Retry-After").has_value());
+  fail_unless_equals_int(post("10.0.0.2").status, 201);
+  fail_unless_equals_int(post("").status, 201);
+  std::string id = opened.headers.get("Location")->substr(strlen("/whep/sessions/"));
+  be.events[id]->connected();
+  fail_unless_equals_int(post("10.0.0.1").status, 201);
+  fail_unless_equals_int(post("10.0.0.1").status, 503);
+
+  std::string many = "v=0\r\n";
+  for (int i = 0; i < 17; i++) many += "m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=recvonly\r\na=rtpmap:96 VP8/90000\r\n";
+  Response huge = post("10.0.0.3", many);
+  fail_unless_equals_int(huge.status, 400);
+  fail_unless(huge.body.find("16 m-lines") != std::string::npos, "%s", huge.body.c_str());
+  std::string candidates = kOffer;
+  for (int i = 0; i < 65; i++) candidates += "a=candidate:" + std::to_string(i) + " 1 udp 1 127.0.0.1 9 typ host\r\n";
+  huge = post("10.0.0.3", candidates);
+  fail_unless_equals_int(huge.status, 400);
+  fail_unless(huge.body.find("64 candidates") != std::string::npos, "%s", huge.body.c_str());
+}
+GST_END_TEST;
+
 GST_START_TEST(test_endpoint_auth_and_cors) {
   FakeBackend be;
   EndpointConfig cfg;
@@ -990,6 +1034,7 @@ static Suite *protocol_suite(void) {
   tcase_add_test(tc, test_ice_servers);
   tcase_add_test(tc, test_endpoint_post_and_delete);
   tcase_add_test(tc, test_endpoint_errors);
+  tcase_add_test(tc, test_endpoint_client_limits);
   tcase_add_test(tc, test_endpoint_auth_and_cors);
   tcase_add_test(tc, test_endpoint_patch_rules);
   tcase_add_test(tc, test_endpoint_counter_offer);

@@ -200,6 +200,15 @@ void Endpoint::handle_post(const Request &req, const std::string &stream, Reply 
     reply.send(Response::problem(400, "malformed SDP offer: " + error));
     return;
   }
+  // Every m-line becomes a transceiver and every candidate a check: a huge offer is refused
+  // before it costs anything.
+  size_t candidates = 0;
+  for (const auto &m : offer->media) candidates += m.candidates.size();
+  if (offer->media.size() > cfg.max_media_sections || candidates > cfg.max_candidates) {
+    reply.send(Response::problem(400, "offer has more than " + std::to_string(cfg.max_media_sections) +
+                                          " m-lines or " + std::to_string(cfg.max_candidates) + " candidates"));
+    return;
+  }
   bool any_usable = false;
   for (const auto &m : offer->media) any_usable = any_usable || usable_for(cfg.kind, m);
   if (!any_usable) {
@@ -243,20 +252,26 @@ void Endpoint::handle_post(const Request &req, const std::string &stream, Reply 
     request.offer = req.body;
     request.parsed = std::move(*offer);
   }
-  bool full = false;
+  bool full = false, client_busy = false;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     full = config_.max_sessions && sessions_.size() >= config_.max_sessions;
-    if (!full) {
+    if (!full && config_.max_pending_per_client && !req.client.empty()) {
+      unsigned pending = 0;
+      for (const auto &kv : sessions_) pending += kv.second.client == req.client && !kv.second.connected;
+      client_busy = pending >= config_.max_pending_per_client;
+    }
+    if (!full && !client_busy) {
       Session s;
+      s.client = req.client;
       s.etag = "\"" + random_hex(12) + "\"";
       s.stream = stream;
       s.created = now();
       sessions_[request.id] = std::move(s);
     }
   }
-  if (full) {
-    Response r = Response::problem(503, "too many sessions");
+  if (full || client_busy) {
+    Response r = Response::problem(503, full ? "too many sessions" : "too many sessions of this client still connecting");
     r.headers.set("Retry-After", std::to_string(cfg.retry_after_s));
     reply.send(std::move(r));
     return;
@@ -496,6 +511,12 @@ void Endpoint::handle_patch(const Request &req, const std::string &id, Reply rep
   }
 
   if (if_match.kind == IfMatch::Tags) {
+    size_t candidates = 0;
+    for (const auto &m : frag->media) candidates += m.candidates.size();
+    if (candidates > cfg.max_candidates) {
+      reply.send(Response::problem(400, "more than " + std::to_string(cfg.max_candidates) + " candidates"));
+      return;
+    }
     media->add_candidates(*frag);
     reply.send(Response::empty(204));
     return;

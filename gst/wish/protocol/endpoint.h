@@ -30,6 +30,9 @@ struct EndpointConfig {
   std::string cors_allowed_origins = "*";  // "*" or comma-separated origins
   std::vector<IceServer> ice_servers;   // advertised as Link rel="ice-server"
   unsigned max_sessions = 0;            // 0: unlimited
+  unsigned max_pending_per_client = 0;  // sessions of one client address not connected yet; 0: unlimited
+  unsigned max_media_sections = 16;     // m-lines an offer may have
+  unsigned max_candidates = 64;         // candidates an offer or a PATCH may carry
   CounterOfferMode counter_offer = CounterOfferMode::WhenNeeded;
   unsigned counter_offer_validity_s = 30;
   unsigned connect_timeout_ms = 10000;  // a session that has not connected by then is removed
@@ -166,6 +169,7 @@ private:
   friend class SessionEvents;
   struct Session {
     std::string etag;
+    std::string client;  // the address that created it
     std::string stream;
     SessionState state = SessionState::Negotiating;
     int64_t created = 0;

@@ -32,6 +32,7 @@ private:
 struct Request {
   std::string method;  // upper case: "POST", "PATCH", ...
   std::string path;    // path only, no query
+  std::string client;  // the client's IP address ("" when not known: action signals)
   Headers headers;
   std::string body;
 };

@@ -361,6 +361,7 @@ void OmaFront::create_session(const Route &where, const std::shared_ptr<Call> &c
   forward.headers.set("Content-Type", "application/sdp");
   if (!session.authorization.empty()) forward.headers.set("Authorization", session.authorization);
   forward.body = request.offer;
+  forward.client = call->req.client;  // the endpoint's per-client limits apply to the application
   std::weak_ptr<OmaFront> weak = weak_from_this();
   endpoint->handle(forward, Reply([weak, call, session](Response resp) {
                      if (auto self = weak.lock()) self->session_created(call, session, resp);
@@ -597,6 +598,7 @@ void OmaFront::update_session(const Route &where, const std::shared_ptr<Call> &c
   patch.headers.set("If-Match", "*");
   if (!authorization.empty()) patch.headers.set("Authorization", authorization);
   patch.body = restart_fragment(*offer);
+  patch.client = call->req.client;
   std::weak_ptr<OmaFront> weak = weak_from_this();
   std::string id = where.id;
   ep->handle(patch, Reply([weak, id, call, sdp, answer](Response resp) {
