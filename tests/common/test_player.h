@@ -81,4 +81,9 @@ private:
   std::vector<gint16> audio_;  // the last second, 48 kHz mono
 };
 
+// Colours of decoded test patterns, for TestPlayer::wait_color.
+inline bool is_red(const TestPlayer::Rgb &c) { return c.r > 170 && c.g < 90 && c.b < 90; }
+inline bool is_green(const TestPlayer::Rgb &c) { return c.g > 170 && c.r < 90 && c.b < 90; }
+inline bool is_blue(const TestPlayer::Rgb &c) { return c.b > 170 && c.r < 90 && c.g < 90; }
+
 }  // namespace wish_test

@@ -16,8 +16,10 @@ using wish_test::HttpClient;
 using wish_test::HttpResult;
 using wish_test::PlayerOptions;
 using wish_test::TestPlayer;
+using wish_test::is_blue;
+using wish_test::is_green;
+using wish_test::is_red;
 
-static bool is_red(const TestPlayer::Rgb &c) { return c.r > 170 && c.g < 90 && c.b < 90; }
 
 static PlayerOptions video_only(std::vector<std::string> codecs, std::vector<std::string> audio = {"OPUS"}) {
   PlayerOptions o;

@@ -15,11 +15,11 @@
 using wish_test::HttpClient;
 using wish_test::HttpResult;
 using wish_test::TestPlayer;
+using wish_test::is_blue;
+using wish_test::is_green;
+using wish_test::is_red;
 using wish_test::TestPublisher;
 
-static bool is_red(const TestPlayer::Rgb &c) { return c.r > 180 && c.g < 80 && c.b < 80; }
-static bool is_blue(const TestPlayer::Rgb &c) { return c.b > 180 && c.r < 80 && c.g < 80; }
-static bool is_green(const TestPlayer::Rgb &c) { return c.g > 180 && c.r < 80 && c.b < 80; }
 
 static const std::vector<std::pair<std::string, std::string>> kSdp = {{"Content-Type", "application/sdp"}};
 

@@ -19,11 +19,11 @@
 using wish_test::HttpClient;
 using wish_test::HttpResult;
 using wish_test::TestPlayer;
+using wish_test::is_blue;
+using wish_test::is_green;
+using wish_test::is_red;
 using wish_test::TestPublisher;
 
-static bool is_red(const TestPlayer::Rgb &c) { return c.r > 170 && c.g < 90 && c.b < 90; }
-static bool is_blue(const TestPlayer::Rgb &c) { return c.b > 170 && c.r < 90 && c.g < 90; }
-static bool is_green(const TestPlayer::Rgb &c) { return c.g > 170 && c.r < 90 && c.b < 90; }
 
 static const std::vector<std::pair<std::string, std::string>> kSdp = {{"Content-Type", "application/sdp"}};
 

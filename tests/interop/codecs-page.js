@@ -82,24 +82,7 @@ window.runWhepCodec = async function runWhepCodec(cfg) {
     // POST the offer, retrying on 409 / 503 (no media yet) as told by Retry-After.
     res.postedAt = Date.now();
     const tPost = performance.now();
-    let resp = null;
-    for (let attempt = 1; attempt <= cfg.maxTries; attempt++) {
-      resp = await fetch(cfg.endpoint, {
-        method: 'POST',
-        headers: { 'Content-Type': 'application/sdp' },
-        body: f.sdp,
-        signal: AbortSignal.timeout(5000),
-      });
-      const retryAfter = resp.headers.get('Retry-After');
-      res.posts.push({ attempt, status: resp.status, retryAfter });
-      plog('[post] attempt', attempt, 'status', resp.status, 'Retry-After', retryAfter);
-      if (resp.status !== 409 && resp.status !== 503) break;
-      await resp.text().catch(() => '');
-      let waitMs = 500;
-      const secs = Number.parseFloat(retryAfter);
-      if (Number.isFinite(secs)) waitMs = Math.min(Math.max(secs * 1000, 200), 2000);
-      await sleep(waitMs);
-    }
+    const resp = await postOfferRetrying(cfg.endpoint, f.sdp, cfg.maxTries, res, 2000);
     res.postStatus = resp.status;
     res.contentType = resp.headers.get('Content-Type');
     res.body = await resp.text();

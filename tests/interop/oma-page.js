@@ -257,15 +257,7 @@ window.runOmaPublish = async function runOmaPublish(cfg) {
     res.t0 = performance.now();
     if (!(await postSession(pc, cfg, o.sdp, res))) return res;
     state('answer applied');
-    const deadline = performance.now() + cfg.flowTimeoutMs;
-    while (performance.now() < deadline) {
-      const st = await outboundStats(pc);
-      res.video = st.video; res.audio = st.audio; res.pair = st.pair;
-      if (pc.connectionState === 'connected' && st.video && st.video.framesEncoded > 10
-          && st.video.mimeType && st.audio && st.audio.packetsSent > 0) break;
-      if (pc.connectionState === 'failed' || pc.connectionState === 'closed') break;
-      await sleep(250);
-    }
+    await waitPublishing(pc, res, cfg.flowTimeoutMs);
     state('publishing');
   } catch (e) {
     res.error = String(e && e.stack || e);

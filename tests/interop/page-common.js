@@ -55,3 +55,28 @@ function selectedPair(byId, transport) {
     local: where(byId.get(p.localCandidateId)), remote: where(byId.get(p.remoteCandidateId)),
   };
 }
+
+// POSTs an SDP offer, again while the stream is not up yet (409 / 503, as long as
+// Retry-After says, between 200 ms and maxWaitMs); every attempt is logged in res.posts.
+// Returns the last response.
+async function postOfferRetrying(endpoint, sdp, maxTries, res, maxWaitMs) {
+  let resp = null;
+  for (let attempt = 1; attempt <= maxTries; attempt++) {
+    resp = await fetch(endpoint, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/sdp' },
+      body: sdp,
+      signal: AbortSignal.timeout(5000),
+    });
+    const retryAfter = resp.headers.get('Retry-After');
+    res.posts.push({ attempt, status: resp.status, retryAfter });
+    plog('[post] attempt', attempt, 'status', resp.status, 'Retry-After', retryAfter);
+    if (resp.status !== 409 && resp.status !== 503) break;
+    await resp.text().catch(() => '');
+    let waitMs = maxWaitMs / 3;
+    const secs = Number.parseFloat(retryAfter);
+    if (Number.isFinite(secs)) waitMs = Math.min(Math.max(secs * 1000, 200), maxWaitMs);
+    await sleep(waitMs);
+  }
+  return resp;
+}

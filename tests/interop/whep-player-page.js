@@ -75,24 +75,7 @@ window.runWhep = async function runWhep(cfg) {
     plog('[offer] candidates kept:', f.kept.length, 'dropped:', f.dropped.length);
 
     // POST the offer, retrying on 409 / 503 as told by Retry-After.
-    let resp = null;
-    for (let attempt = 1; attempt <= cfg.maxTries; attempt++) {
-      resp = await fetch(cfg.endpoint, {
-        method: 'POST',
-        headers: { 'Content-Type': 'application/sdp' },
-        body: f.sdp,
-        signal: AbortSignal.timeout(5000),
-      });
-      const retryAfter = resp.headers.get('Retry-After');
-      res.posts.push({ attempt, status: resp.status, retryAfter });
-      plog('[post] attempt', attempt, 'status', resp.status, 'Retry-After', retryAfter);
-      if (resp.status !== 409 && resp.status !== 503) break;
-      await resp.text().catch(() => '');
-      let waitMs = 1000;
-      const secs = Number.parseFloat(retryAfter);
-      if (Number.isFinite(secs)) waitMs = Math.min(Math.max(secs * 1000, 200), 3000);
-      await sleep(waitMs);
-    }
+    const resp = await postOfferRetrying(cfg.endpoint, f.sdp, cfg.maxTries, res, 3000);
     res.postStatus = resp.status;
     const body = await resp.text();
     if (resp.status !== 201) {

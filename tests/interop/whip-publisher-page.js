@@ -1,6 +1,20 @@
 // The WHIP publisher of the Chromium interop pages: camera and microphone to a WHIP endpoint;
 // injected into a test page's <script>. It must hold no backtick: it is pasted into a template. Needs page-common.js.
 
+// Waits until video frames are encoded and audio is sent on a connected publisher (or it
+// fails, or timeoutMs pass); res gets the last outbound stats.
+async function waitPublishing(pc, res, timeoutMs) {
+  const deadline = performance.now() + timeoutMs;
+  while (performance.now() < deadline) {
+    const st = await outboundStats(pc);
+    res.video = st.video; res.audio = st.audio; res.pair = st.pair;
+    if (pc.connectionState === 'connected' && st.video && st.video.framesEncoded > 10
+        && st.video.mimeType && st.audio && st.audio.packetsSent > 0) return;
+    if (pc.connectionState === 'failed' || pc.connectionState === 'closed') return;
+    await sleep(250);
+  }
+}
+
 async function outboundStats(pc) {
   const report = await pc.getStats();
   const byId = new Map();
@@ -108,15 +122,7 @@ window.runWhip = async function runWhip(cfg) {
     res.answerVideoCodecs = m ? (m.match(/a=rtpmap:\d+ [^\r\n]+/g) || []) : [];
     await pc.setRemoteDescription({ type: 'answer', sdp: body });
     state('answer applied');
-    const deadline = performance.now() + cfg.flowTimeoutMs;
-    while (performance.now() < deadline) {
-      const st = await outboundStats(pc);
-      res.video = st.video; res.audio = st.audio; res.pair = st.pair;
-      if (pc.connectionState === 'connected' && st.video && st.video.framesEncoded > 10
-          && st.video.mimeType && st.audio && st.audio.packetsSent > 0) break;
-      if (pc.connectionState === 'failed' || pc.connectionState === 'closed') break;
-      await sleep(250);
-    }
+    await waitPublishing(pc, res, cfg.flowTimeoutMs);
     state('publishing');
   } catch (e) {
     res.error = String(e && e.stack || e);
