@@ -3,6 +3,7 @@
 #include <string>
 
 #include "gst_utils.h"
+#include "webrtc_utils.h"
 
 struct GstWishClientBinPrivate {
   wish::ClientElement *impl;
@@ -138,6 +139,12 @@ static void gst_wish_client_bin_get_property(GObject *object, guint prop_id, GVa
 
 static GstStateChangeReturn gst_wish_client_bin_change_state(GstElement *element, GstStateChange transition) {
   wish::ClientElement *impl = wish::client_impl(element);
+  // A fresh process (gst-play-1.0 whep://...) otherwise loads webrtcbin's elements, makes the
+  // DTLS certificate and loads the decoders on the way to its first frame, one after another.
+  if (transition == GST_STATE_CHANGE_NULL_TO_READY) {
+    wish::warm_up_webrtc();
+    wish::warm_up_decoders();
+  }
   if (transition == GST_STATE_CHANGE_READY_TO_PAUSED && !impl->activate()) return GST_STATE_CHANGE_FAILURE;
   if (transition == GST_STATE_CHANGE_PAUSED_TO_READY) impl->deactivate();
   return GST_ELEMENT_CLASS(gst_wish_client_bin_parent_class)->change_state(element, transition);

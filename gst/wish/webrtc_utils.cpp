@@ -214,6 +214,36 @@ void warm_up_webrtc() {
   g_once_init_leave(&once, 1);
 }
 
+void warm_up_decoders() {
+  static gsize once = 0;
+  if (!g_once_init_enter(&once)) return;
+  GThread *thread = g_thread_new("wish-warm-up-decoders", [](gpointer) -> gpointer {
+    for (const char *factory : {"decodebin", "rtph264depay", "h264parse", "rtpvp8depay", "rtpvp9depay",
+                                "rtpopusdepay", "videoconvert", "audioconvert", "audioresample"}) {
+      GstElement *e = gst_element_factory_make(factory, nullptr);
+      if (e) gst_object_unref(gst_object_ref_sink(e));
+    }
+    // The decoder decodebin would choose for each: the highest ranked one for the caps.
+    GList *decoders = gst_element_factory_list_get_elements(GST_ELEMENT_FACTORY_TYPE_DECODER, GST_RANK_MARGINAL);
+    decoders = g_list_sort(decoders, gst_plugin_feature_rank_compare_func);
+    for (const char *caps_str : {"video/x-h264, stream-format=byte-stream, alignment=au", "video/x-vp8",
+                                 "video/x-vp9", "audio/x-opus"}) {
+      GstCaps *caps = gst_caps_from_string(caps_str);
+      GList *usable = gst_element_factory_list_filter(decoders, caps, GST_PAD_SINK, FALSE);
+      if (usable) {
+        GstElement *e = gst_element_factory_create(GST_ELEMENT_FACTORY(usable->data), nullptr);
+        if (e) gst_object_unref(gst_object_ref_sink(e));
+      }
+      gst_plugin_feature_list_free(usable);
+      gst_caps_unref(caps);
+    }
+    gst_plugin_feature_list_free(decoders);
+    return nullptr;
+  }, nullptr);
+  g_thread_unref(thread);
+  g_once_init_leave(&once, 1);
+}
+
 std::string stream_kind(GstPad *webrtc_src_pad) {
   g_autoptr(GstCaps) caps = gst_pad_get_current_caps(webrtc_src_pad);
   if (!caps) caps = gst_pad_query_caps(webrtc_src_pad, nullptr);

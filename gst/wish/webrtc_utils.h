@@ -57,6 +57,9 @@ void add_remote_candidates(GstElement *webrtcbin, const std::vector<std::string>
 // SRTP, RTP elements) and makes the DTLS certificate (an RSA key, about 160 ms of CPU), so the
 // first session of an element does not wait for them. Returns at once.
 void warm_up_webrtc();
+// Once per process, in a thread of its own: loads the depayloaders, parsers and the decoders
+// decodebin would pick for the codecs WebRTC players receive. Returns at once.
+void warm_up_decoders();
 
 std::string stream_kind(GstPad *webrtc_src_pad);
 
