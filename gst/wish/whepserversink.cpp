@@ -47,6 +47,7 @@ namespace {
 
 struct Settings {
   guint max_viewers = 0;
+  std::string redirect_endpoints;  // comma-separated WHEP URLs new viewers go to at max_viewers
   GstWishCounterOffer counter_offer = GST_WISH_COUNTER_OFFER_WHEN_NEEDED;
   EncoderSettings encoder;
   guint viewer_timeout = 10;  // seconds without a packet from a connected viewer
@@ -202,6 +203,7 @@ void WhepServer::configure_endpoint(EndpointConfig *cfg) {
   GST_OBJECT_LOCK(element());
   cfg->kind = EndpointKind::Whep;
   cfg->max_sessions = settings.max_viewers;
+  cfg->redirect_to = split_list(settings.redirect_endpoints);
   cfg->counter_offer = settings.counter_offer == GST_WISH_COUNTER_OFFER_NEVER    ? CounterOfferMode::Never
                        : settings.counter_offer == GST_WISH_COUNTER_OFFER_ALWAYS ? CounterOfferMode::Always
                                                                                  : CounterOfferMode::WhenNeeded;
@@ -647,6 +649,7 @@ GstStructure *WhepServer::stats() {
 enum {
   PROP_PATH = 1,
   PROP_MAX_VIEWERS,
+  PROP_REDIRECT_ENDPOINTS,
   PROP_COUNTER_OFFER,
   PROP_VIEWER_TIMEOUT,
   PROP_STATS,
@@ -676,6 +679,7 @@ static void gst_whep_server_sink_set_property(GObject *object, guint prop_id, co
     switch (prop_id) {
       case PROP_PATH: server->http.path = wish::string_from_value(value); break;
       case PROP_MAX_VIEWERS: s.max_viewers = g_value_get_uint(value); break;
+      case PROP_REDIRECT_ENDPOINTS: s.redirect_endpoints = wish::string_from_value(value); break;
       case PROP_COUNTER_OFFER: s.counter_offer = static_cast<GstWishCounterOffer>(g_value_get_enum(value)); break;
       case PROP_VIEWER_TIMEOUT: s.viewer_timeout = g_value_get_uint(value); break;
       default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec); break;
@@ -696,6 +700,7 @@ static void gst_whep_server_sink_get_property(GObject *object, guint prop_id, GV
     switch (prop_id) {
       case PROP_PATH: g_value_set_string(value, server->http.path.c_str()); break;
       case PROP_MAX_VIEWERS: g_value_set_uint(value, s.max_viewers); break;
+      case PROP_REDIRECT_ENDPOINTS: g_value_set_string(value, s.redirect_endpoints.c_str()); break;
       case PROP_COUNTER_OFFER: g_value_set_enum(value, s.counter_offer); break;
       case PROP_VIEWER_TIMEOUT: g_value_set_uint(value, s.viewer_timeout); break;
       default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec); break;
@@ -742,8 +747,14 @@ static void gst_whep_server_sink_class_init(GstWhepServerSinkClass *klass) {
   wish::install_path_property(gobject_class, PROP_PATH, "WHEP", "/whep");
   g_object_class_install_property(gobject_class, PROP_MAX_VIEWERS,
       g_param_spec_uint("max-viewers", "Maximum viewers",
-                        "Viewers served at once; more get 503 with Retry-After (0 = unlimited)", 0, G_MAXUINT, 0,
-                        flags));
+                        "Viewers served at once; more get 503 with Retry-After, or 307 to redirect-endpoints (0 = "
+                        "unlimited)",
+                        0, G_MAXUINT, 0, flags));
+  g_object_class_install_property(gobject_class, PROP_REDIRECT_ENDPOINTS,
+      g_param_spec_string("redirect-endpoints", "Redirect endpoints",
+                          "Comma-separated WHEP endpoint URLs new viewers are sent to (307, in turn) once max-viewers "
+                          "are served, instead of 503; a named stream's name is appended. Empty: 503",
+                          "", flags));
   g_object_class_install_property(gobject_class, PROP_COUNTER_OFFER,
       g_param_spec_enum("counter-offer", "Counter-offer",
                         "When to answer a POST with a 406 counter-offer carrying the server's own SDP offer",

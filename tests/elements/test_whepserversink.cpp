@@ -365,6 +365,44 @@ GST_START_TEST(test_counter_offer_when_needed) {
 }
 GST_END_TEST;
 
+// A server at max-viewers sends new viewers to the next endpoint (307) instead of refusing
+// them; whepsrc follows and plays from there. Sessions are never redirected.
+GST_START_TEST(test_redirect_when_full) {
+  Server spare;
+  Server full("max-viewers=1 redirect-endpoints=" + spare.url());
+  fail_unless(full.wait_ready());
+  fail_unless(spare.wait_ready());
+  HttpClient http;
+  TestPlayer one;
+  HttpResult r = http.request("POST", full.url(), sdp_headers(), one.create_offer());
+  fail_unless_equals_int(r.status, 201);
+  fail_unless(one.set_remote_answer(r.body));
+  TestPlayer two;
+  HttpResult redirected = http.request("POST", full.url(), sdp_headers(), two.create_offer());
+  fail_unless_equals_int(redirected.status, 307);
+  assert_str(redirected.header("Location"), spare.url());
+  fail_unless_equals_int(http.request("POST", full.url("/whep/cam"), sdp_headers(), two.create_offer()).status, 404);
+  // whepsrc pointed at the full server plays from the spare one.
+  GstElement *pipeline = gst_pipeline_new("redirected");
+  GError *err = nullptr;
+  GstElement *src = gst_parse_launch(
+      ("whepsrc ice-local-addresses=127.0.0.1 whep-endpoint=" + full.url()).c_str(), &err);
+  fail_unless(src != nullptr);
+  gst_bin_add(GST_BIN(pipeline), src);
+  CountingSinks sinks;
+  sinks.count_pads_of(pipeline, src);
+  watch_test_pipeline(pipeline);
+  gst_element_set_state(pipeline, GST_STATE_PLAYING);
+  fail_unless(sinks.wait_video(30, 10000), "the redirected whepsrc plays nothing");
+  fail_unless_equals_int(full.stat("viewer-count"), 1);
+  fail_unless_equals_int(spare.stat("viewer-count"), 1);
+  // The full viewer's session stays where it is: DELETE is answered there.
+  fail_unless_equals_int(http.request("DELETE", full.url(r.header("Location"))).status, 200);
+  gst_element_set_state(pipeline, GST_STATE_NULL);
+  gst_object_unref(pipeline);
+}
+GST_END_TEST;
+
 GST_START_TEST(test_vanished_viewer_removed) {
   Server server;
   fail_unless(server.wait_ready());
@@ -666,6 +704,7 @@ static Suite *whepserversink_suite(void) {
   tcase_add_test(tc, test_ice_restart_keeps_media);
   tcase_add_test(tc, test_counter_offer);
   tcase_add_test(tc, test_counter_offer_when_needed);
+  tcase_add_test(tc, test_redirect_when_full);
   tcase_add_test(tc, test_vanished_viewer_removed);
   tcase_add_test(tc, test_sessions_leave_nothing_behind);
   tcase_add_test(tc, test_shared_http_server);

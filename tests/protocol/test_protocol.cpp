@@ -214,6 +214,33 @@ GST_END_TEST;
 
 static const std::map<std::string, std::string> kSdpType = {{"Content-Type", "application/sdp"}};
 
+// At max_sessions new clients are sent to the other endpoints in turn (307), the stream's
+// name appended; sessions are never redirected; without redirects, 503.
+GST_START_TEST(test_endpoint_redirects_when_full) {
+  FakeBackend be;
+  EndpointConfig cfg;
+  cfg.max_sessions = 1;
+  cfg.redirect_to = {"http://b.example/whep", "http://c.example/whep"};
+  auto ep = std::make_shared<Endpoint>(cfg, &be);
+  Response kept = call(ep, "POST", "/whep", kSdpType, kOffer);
+  fail_unless_equals_int(kept.status, 201);
+  Response r1 = call(ep, "POST", "/whep", kSdpType, kOffer);
+  fail_unless_equals_int(r1.status, 307);
+  assert_str(r1.headers.get("Location").value_or(""), "http://b.example/whep");
+  Response r2 = call(ep, "POST", "/whep/cam1", kSdpType, kOffer);
+  fail_unless_equals_int(r2.status, 307);
+  assert_str(r2.headers.get("Location").value_or(""), "http://c.example/whep/cam1");
+  assert_str(call(ep, "POST", "/whep", kSdpType, kOffer).headers.get("Location").value_or(""), "http://b.example/whep");
+  fail_unless_equals_int(be.streams.size(), 1);  // nothing made for the redirected ones
+  std::string session = *kept.headers.get("Location");
+  fail_unless_equals_int(call(ep, "DELETE", session).status, 200);
+  fail_unless_equals_int(call(ep, "POST", "/whep", kSdpType, kOffer).status, 201);  // room again
+  cfg.redirect_to.clear();
+  ep->set_config(cfg);
+  fail_unless_equals_int(call(ep, "POST", "/whep", kSdpType, kOffer).status, 503);
+}
+GST_END_TEST;
+
 GST_START_TEST(test_endpoint_post_and_delete) {
   FakeBackend be;
   EndpointConfig cfg;
@@ -1033,6 +1060,7 @@ static Suite *protocol_suite(void) {
   tcase_add_test(tc, test_sdpfrag);
   tcase_add_test(tc, test_ice_servers);
   tcase_add_test(tc, test_endpoint_post_and_delete);
+  tcase_add_test(tc, test_endpoint_redirects_when_full);
   tcase_add_test(tc, test_endpoint_errors);
   tcase_add_test(tc, test_endpoint_client_limits);
   tcase_add_test(tc, test_endpoint_auth_and_cors);

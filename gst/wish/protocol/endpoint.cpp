@@ -253,9 +253,12 @@ void Endpoint::handle_post(const Request &req, const std::string &stream, Reply 
     request.parsed = std::move(*offer);
   }
   bool full = false, client_busy = false;
+  std::string redirect;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     full = config_.max_sessions && sessions_.size() >= config_.max_sessions;
+    if (full && !config_.redirect_to.empty())
+      redirect = config_.redirect_to[next_redirect_++ % config_.redirect_to.size()] + (stream.empty() ? "" : "/" + stream);
     if (!full && config_.max_pending_per_client && !req.client.empty()) {
       unsigned pending = 0;
       for (const auto &kv : sessions_) pending += kv.second.client == req.client && !kv.second.connected;
@@ -269,6 +272,12 @@ void Endpoint::handle_post(const Request &req, const std::string &stream, Reply 
       s.created = now();
       sessions_[request.id] = std::move(s);
     }
+  }
+  if (!redirect.empty()) {
+    Response r = Response::empty(307);
+    r.headers.set("Location", redirect);
+    reply.send(std::move(r));
+    return;
   }
   if (full || client_busy) {
     Response r = Response::problem(503, full ? "too many sessions" : "too many sessions of this client still connecting");

@@ -30,6 +30,9 @@ struct EndpointConfig {
   std::string cors_allowed_origins = "*";  // "*" or comma-separated origins
   std::vector<IceServer> ice_servers;   // advertised as Link rel="ice-server"
   unsigned max_sessions = 0;            // 0: unlimited
+  // At max_sessions, new clients are sent (307) to these endpoints in turn instead of 503; a
+  // named stream's name is appended ("<url>/<name>"). Sessions are never redirected.
+  std::vector<std::string> redirect_to;
   unsigned max_pending_per_client = 0;  // sessions of one client address not connected yet; 0: unlimited
   unsigned max_media_sections = 16;     // m-lines an offer may have
   unsigned max_candidates = 64;         // candidates an offer or a PATCH may carry
@@ -209,6 +212,7 @@ private:
   MediaBackend *backend_;
   Clock clock_;
   std::map<std::string, Session> sessions_;
+  size_t next_redirect_ = 0;  // the redirect_to entry the next redirected client gets
   std::map<std::string, std::string> ended_;  // id -> reason, the last kEndedKept ends
   std::vector<std::string> ended_order_;
 };
