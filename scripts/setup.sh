@@ -11,7 +11,7 @@ packages=(meson ninja-build pkg-config gcc g++ git bc
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-x openssl curl)
 if [[ "${1:-}" == "--for-tests" || "${1:-}" == "--with-browser" ]]; then
-  packages+=(chromium nodejs npm simple-whip-client)
+  packages+=(chromium nodejs npm simple-whip-client python3-prometheus-client)
 fi
 
 missing=()

@@ -30,6 +30,8 @@ struct HttpServer::Replies {
   std::mutex mutex;  // guards loop
   LoopThread *loop = nullptr;
   std::vector<std::shared_ptr<Pending>> pending;  // server thread only
+  std::mutex counts_mutex;  // guards responses
+  std::map<unsigned, uint64_t> responses;  // answers sent by status, for the metrics
 
   void post(std::function<void()> fn) {
     std::lock_guard<std::mutex> lock(mutex);
@@ -42,6 +44,10 @@ struct HttpServer::Replies {
 void HttpServer::Replies::answer(const std::shared_ptr<Pending> &p, const Response &resp) {
   if (p->answered) return;
   p->answered = true;
+  {
+    std::lock_guard<std::mutex> lock(counts_mutex);
+    responses[resp.status]++;
+  }
   SoupServerMessage *m = p->msg;
   g_signal_handler_disconnect(m, p->finished_id);
   if (!p->finished) {
@@ -73,6 +79,11 @@ void HttpServer::Replies::answer(const std::shared_ptr<Pending> &p, const Respon
       pending.erase(it);
       break;
     }
+}
+
+std::map<unsigned, uint64_t> HttpServer::response_counts() const {
+  std::lock_guard<std::mutex> lock(replies_->counts_mutex);
+  return replies_->responses;
 }
 
 std::shared_ptr<HttpServer> HttpServer::acquire(const Options &options, std::string *error) {

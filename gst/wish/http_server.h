@@ -42,6 +42,8 @@ public:
   void remove_handler(const std::string &path);
 
   unsigned port() const { return bound_port_; }
+  // Answers the handlers sent so far, by HTTP status.
+  std::map<unsigned, uint64_t> response_counts() const;
   bool is_tls() const { return tls_; }
 
 private:

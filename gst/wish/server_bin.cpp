@@ -26,6 +26,7 @@ enum {
   PROP_WHISP_PULL_TIMEOUT,
   PROP_TRANSCODE,
   PROP_OMA_PATH,
+  PROP_METRICS_PATH,
   PROP_HTTP_HEADER_TIMEOUT,
   PROP_HTTP_IDLE_TIMEOUT,
   PROP_HTTP_MAX_CONNECTIONS_PER_CLIENT,
@@ -96,6 +97,7 @@ static void gst_wish_server_bin_set_property(GObject *object, guint prop_id, con
     case PROP_WHISP_PULL_TIMEOUT: s.whisp_pull_timeout = g_value_get_uint(value); break;
     case PROP_TRANSCODE: s.transcode = g_value_get_boolean(value); break;
     case PROP_OMA_PATH: s.oma_path = wish::string_from_value(value); break;
+    case PROP_METRICS_PATH: s.metrics_path = wish::string_from_value(value); break;
     case PROP_HTTP_HEADER_TIMEOUT: s.limits.header_timeout_s = g_value_get_uint(value); break;
     case PROP_HTTP_IDLE_TIMEOUT: s.limits.idle_timeout_s = g_value_get_uint(value); break;
     case PROP_HTTP_MAX_CONNECTIONS_PER_CLIENT: s.limits.max_connections_per_client = g_value_get_uint(value); break;
@@ -131,6 +133,7 @@ static void gst_wish_server_bin_get_property(GObject *object, guint prop_id, GVa
     case PROP_WHISP_PULL_TIMEOUT: g_value_set_uint(value, s.whisp_pull_timeout); break;
     case PROP_TRANSCODE: g_value_set_boolean(value, s.transcode); break;
     case PROP_OMA_PATH: g_value_set_string(value, s.oma_path.c_str()); break;
+    case PROP_METRICS_PATH: g_value_set_string(value, s.metrics_path.c_str()); break;
     case PROP_HTTP_HEADER_TIMEOUT: g_value_set_uint(value, s.limits.header_timeout_s); break;
     case PROP_HTTP_IDLE_TIMEOUT: g_value_set_uint(value, s.limits.idle_timeout_s); break;
     case PROP_HTTP_MAX_CONNECTIONS_PER_CLIENT: g_value_set_uint(value, s.limits.max_connections_per_client); break;
@@ -250,6 +253,12 @@ static void gst_wish_server_bin_class_init(GstWishServerBinClass *klass) {
                           "HTTP path of the WHISP control plane on the element's HTTP server (pulling, switching, "
                           "merging, grabbing the server's streams; e.g. /whisp); empty = off. Set it on one element "
                           "of the server",
+                          "", flags));
+  g_object_class_install_property(gobject_class, PROP_METRICS_PATH,
+      g_param_spec_string("metrics-path", "Metrics path",
+                          "HTTP path of Prometheus metrics for every element of the HTTP server (e.g. /metrics): "
+                          "viewers, publishers and bytes per stream, sessions created and ended by reason, HTTP "
+                          "answers by status; same auth-token as the endpoints; empty = off",
                           "", flags));
   g_object_class_install_property(gobject_class, PROP_OMA_PATH,
       g_param_spec_string("oma-path", "OMA signalling path",

@@ -131,7 +131,7 @@ bool ServerElement::start() {
   if (!serve(s, config)) return false;
   transcoder_ = std::make_unique<TranscodeHost>(GST_BIN(element_), dispatch_);
   registry_->set_transcoder(transcoder_.get(), s.transcode);
-  if (!serve_whisp(s) || !serve_oma(s)) return false;
+  if (!serve_whisp(s) || !serve_oma(s) || !serve_metrics(s)) return false;
   on_serving();
   tick_source_ = worker_->add_interval(kTickMs, [this] {
     if (endpoint_)
@@ -215,6 +215,67 @@ bool ServerElement::serve_oma(const HttpSettings &s) {
   return true;
 }
 
+// Every element adds its sessions and what its subclass counts to the server's metrics; the
+// element with metrics-path serves them all (Prometheus text) with its token.
+bool ServerElement::serve_metrics(const HttpSettings &s) {
+  std::weak_ptr<Endpoint> weak_ep = endpoint_;
+  std::string path = endpoint_->config().path;
+  metrics_hook_ = std::make_shared<MetricsHook>();
+  auto hook = metrics_hook_;
+  metrics_source_ = registry_->add_metrics_source([this, hook, weak_ep, path](MetricsText &out) {
+    std::lock_guard<std::mutex> lock(hook->mutex);
+    auto ep = weak_ep.lock();
+    if (!hook->alive || !ep) return;
+    Endpoint::Counters c = ep->counters();
+    out.counter("wish_sessions_created_total", "Sessions answered (201) by the endpoint", {{"endpoint", path}},
+                static_cast<double>(c.created));
+    for (const auto &kv : c.ended)
+      out.counter("wish_sessions_ended_total", "Sessions ended, by reason", {{"endpoint", path}, {"reason", kv.first}},
+                  static_cast<double>(kv.second));
+    collect_metrics(out);
+  });
+  if (s.metrics_path.empty()) return true;
+  if (!http_server_) {
+    GST_ELEMENT_ERROR(element_, RESOURCE, SETTINGS, ("Metrics need the built-in HTTP server"),
+                      ("metrics-path is set but serve-http is false"));
+    return false;
+  }
+  std::string mpath = s.metrics_path;
+  while (mpath.size() > 1 && mpath.back() == '/') mpath.pop_back();
+  std::weak_ptr<StreamRegistry> registry = registry_;
+  std::weak_ptr<HttpServer> server = http_server_;
+  std::string token = s.auth_token, origins = s.cors_allowed_origins;
+  if (!http_server_->add_handler(mpath, [registry, server, token, origins, mpath](const Request &req, Reply reply) {
+        Response r = Response::empty(200);
+        if (req.path != mpath) {
+          r = Response::problem(404, "no such resource");
+        } else if (auto refusal = refuse_unauthorized(req, token)) {
+          r = std::move(*refusal);
+        } else if (req.method != "GET" && req.method != "HEAD") {
+          r = Response::problem(405, "metrics are read with GET");
+          r.headers.set("Allow", "GET, HEAD");
+        } else {
+          MetricsText out;
+          if (auto reg = registry.lock()) reg->collect_metrics(out);
+          if (auto srv = server.lock())
+            for (const auto &kv : srv->response_counts())
+              out.counter("wish_http_responses_total", "HTTP answers of the server, by status",
+                          {{"code", std::to_string(kv.first)}}, static_cast<double>(kv.second));
+          r.headers.set("Content-Type", kMetricsContentType);
+          if (req.method == "GET") r.body = out.text();
+        }
+        apply_cors(req, origins, "Content-Type", &r);
+        reply.send(std::move(r));
+      })) {
+    GST_ELEMENT_ERROR(element_, RESOURCE, OPEN_READ_WRITE, ("Cannot serve metrics on %s", mpath.c_str()),
+                      ("another element already serves %s", mpath.c_str()));
+    return false;
+  }
+  metrics_path_ = mpath;
+  GST_INFO_OBJECT(element_, "serving metrics on %s", mpath.c_str());
+  return true;
+}
+
 bool ServerElement::handle_child_message(GstMessage *message) {
   auto whisp = std::atomic_load(&whisp_);
   return whisp && whisp->handle_message(message);
@@ -268,6 +329,15 @@ void ServerElement::stop() {
   if (http_server_ && !served_path_.empty()) http_server_->remove_handler(served_path_);
   if (http_server_ && !whisp_path_.empty()) http_server_->remove_handler(whisp_path_);
   if (http_server_ && !oma_path_.empty()) http_server_->remove_handler(oma_path_);
+  if (http_server_ && !metrics_path_.empty()) http_server_->remove_handler(metrics_path_);
+  if (registry_ && metrics_source_) registry_->remove_metrics_source(metrics_source_);
+  if (metrics_hook_) {
+    std::lock_guard<std::mutex> lock(metrics_hook_->mutex);
+    metrics_hook_->alive = false;
+  }
+  metrics_hook_.reset();
+  metrics_source_ = 0;
+  metrics_path_.clear();
   served_path_.clear();
   whisp_path_.clear();
   oma_path_.clear();

@@ -19,6 +19,8 @@
 // |-----------------------------------|------------------------------------------------------|
 // | element object lock               | settings: `http`, the subclasses' Settings            |
 // | HttpServer::mutex_                | handlers_ and their running counts (not held in calls)|
+// | ServerElement::MetricsHook::mutex | whether the element's metrics may be read (held while |
+// |                                   |   they are)                                          |
 // | Endpoint::mutex_                  | config_, sessions_ (not held while calling media)     |
 // | ServerElement::sessions_mutex_    | sessions_, each session's `state`                     |
 // | WhepServer::inputs_mutex_,        | the inputs; live publishers and named streams         |
@@ -51,6 +53,7 @@
 #include "oma_host.h"
 #include "peer.h"
 #include "protocol/endpoint.h"
+#include "protocol/metrics.h"
 #include "protocol/whisp.h"
 #include "stream_registry.h"
 #include "whisp_host.h"
@@ -73,6 +76,7 @@ struct HttpSettings {
   guint whisp_pull_timeout = 10;  // seconds
   gboolean transcode = TRUE;
   std::string oma_path;           // "" : no OMA REST WebRTC signalling
+  std::string metrics_path;       // "" : no Prometheus metrics
   HttpLimits limits;                      // timeouts, sizes, per-client limits of the HTTP server
   guint max_pending_sessions_per_client = 8;  // 0: no limit
   std::string ice_port_range;             // "min-max", "" : any
@@ -163,6 +167,9 @@ protected:
   // Streaming thread: a received stream of the session appeared.
   virtual void on_stream(const std::shared_ptr<ServerSession> &, GstPad *, const std::string &kind) {}
   virtual void tick() {}  // every 250 ms on the worker
+  // The element's part of the server's metrics (HTTP server thread; sessions() and atomics
+  // only). The sessions created and ended are added for every element already.
+  virtual void collect_metrics(MetricsText &) {}
 
   LoopThread *worker() const { return worker_.get(); }
   const std::shared_ptr<Dispatcher> &dispatcher() const { return dispatch_; }
@@ -182,6 +189,7 @@ private:
   bool serve(const HttpSettings &settings, const EndpointConfig &config);
   bool serve_whisp(const HttpSettings &settings);
   bool serve_oma(const HttpSettings &settings);
+  bool serve_metrics(const HttpSettings &settings);
 
   GstElement *element_;
   std::unique_ptr<LoopThread> worker_;
@@ -189,7 +197,15 @@ private:
   std::shared_ptr<Endpoint> endpoint_;
   std::shared_ptr<HttpServer> http_server_;
   std::shared_ptr<StreamRegistry> registry_;
-  std::string served_path_, whisp_path_, oma_path_;
+  std::string served_path_, whisp_path_, oma_path_, metrics_path_;
+  int metrics_source_ = 0;  // this element's source in the registry
+  // Held while the source reads the element (on the HTTP thread of whichever element serves
+  // the metrics); stop() clears `alive` under it, so no read is under way once stop() returns.
+  struct MetricsHook {
+    std::mutex mutex;
+    bool alive = true;
+  };
+  std::shared_ptr<MetricsHook> metrics_hook_;
   // The OMA front: created in start(), used by the HTTP server's handler (through a weak
   // reference) and the worker's tick, dropped in stop() after both are done with it.
   std::unique_ptr<OmaHost> oma_host_;

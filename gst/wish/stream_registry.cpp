@@ -211,6 +211,27 @@ void StreamRegistry::add_endpoint_path(const std::string &path, bool whep, std::
   endpoint_paths_.push_back({path, whep, std::move(endpoint)});
 }
 
+int StreamRegistry::add_metrics_source(MetricsSource source) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  int id = next_metrics_source_++;
+  metrics_sources_[id] = std::move(source);
+  return id;
+}
+
+void StreamRegistry::remove_metrics_source(int id) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  metrics_sources_.erase(id);
+}
+
+void StreamRegistry::collect_metrics(MetricsText &out) const {
+  std::vector<MetricsSource> sources;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (const auto &kv : metrics_sources_) sources.push_back(kv.second);
+  }
+  for (const auto &s : sources) s(out);
+}
+
 std::vector<StreamRegistry::EndpointEntry> StreamRegistry::endpoints() const {
   std::lock_guard<std::mutex> lock(mutex_);
   return endpoint_paths_;

@@ -28,6 +28,7 @@
 namespace wish {
 
 class Endpoint;
+class MetricsText;
 
 class Track;
 class Slot;
@@ -114,6 +115,12 @@ public:
     std::weak_ptr<Endpoint> endpoint;
   };
   std::vector<EndpointEntry> endpoints() const;
+
+  // What each element of the server adds to the server's metrics (any thread, no lock held).
+  using MetricsSource = std::function<void(MetricsText &)>;
+  int add_metrics_source(MetricsSource source);
+  void remove_metrics_source(int id);
+  void collect_metrics(MetricsText &out) const;
   // The stream name a locator (URL, path or name) stands for.
   std::string name_of(const std::string &locator) const;
   // Where a stream is played: <first WHEP path>/<name>, the bare name without a WHEP endpoint.
@@ -193,6 +200,8 @@ private:
   std::vector<std::weak_ptr<Slot>> audience_;
   std::vector<std::weak_ptr<Slot>> unsettled_;  // pointed at tracks without caps (settle())
   std::vector<EndpointEntry> endpoint_paths_;
+  std::map<int, MetricsSource> metrics_sources_;
+  int next_metrics_source_ = 1;
   std::vector<std::pair<Transcoder *, bool>> transcoders_;  // with whether transcoding is allowed
   std::atomic<bool> grabbing_{false};
 };

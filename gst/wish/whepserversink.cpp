@@ -169,6 +169,8 @@ private:
   // them (tracks, other elements' publishers) in preroll.
   bool sessions_run_independently() const override { return true; }
   void on_released(ServerSession &session, const std::string &reason) override;
+  void collect_metrics(MetricsText &out) override;
+  void tick() override;
 
   static GstPadProbeReturn on_entry_event(GstPad *pad, GstPadProbeInfo *info, gpointer data);
   bool build_chain(Input *input, GstCaps *caps);
@@ -184,6 +186,15 @@ private:
   std::vector<std::unique_ptr<Input>> inputs_;
   unsigned pad_counter_[2] = {0, 0};
   std::shared_ptr<Stream> stream_;  // the inputs' stream while serving; application thread
+  // Packets and bytes sent to viewers that are gone, by the stream they were shown last, and
+  // the metrics as the worker saw them last (tick).
+  struct Metrics {
+    std::map<std::string, guint> viewers;
+    std::map<std::string, std::pair<guint64, guint64>> sent;
+  };
+  std::mutex sent_mutex_;  // guards sent_done_ and metrics_; taken after sessions_mutex_, nothing under it
+  std::map<std::string, std::pair<guint64, guint64>> sent_done_;
+  Metrics metrics_;
 };
 
 }  // namespace wish
@@ -585,12 +596,63 @@ void WhepServer::on_connected(ServerSession &session) {
 void WhepServer::stop_feeding(ServerSession &session) {
   auto &viewer = static_cast<Viewer &>(session);
   if (!viewer.slot) return;
+  {
+    guint64 packets = 0, bytes = 0;
+    for (const auto &target : viewer.slot->outputs())
+      if (auto o = std::dynamic_pointer_cast<SlotOutput>(target)) {
+        packets += o->packets();
+        bytes += o->bytes();
+      }
+    std::lock_guard<std::mutex> lock(sent_mutex_);
+    auto &done = sent_done_[viewer.slot->showing().empty() ? viewer.slot->requested() : viewer.slot->showing()];
+    done.first += packets;
+    done.second += bytes;
+  }
   if (registry()) registry()->leave(viewer.slot.get());
   viewer.slot->close();
 }
 
 void WhepServer::on_released(ServerSession &session, const std::string &reason) {
   if (session.answered) post_viewer_message("wish-viewer-left", session.id, reason.c_str());
+}
+
+// Worker: what the metrics show, read where sessions are set up (their slots are written on
+// this thread), kept for the HTTP thread that serves the metrics.
+void WhepServer::tick() {
+  Metrics m;
+  {
+    std::lock_guard<std::mutex> lock(sent_mutex_);
+    m.sent = sent_done_;
+  }
+  for (const auto &s : sessions()) {
+    auto v = std::static_pointer_cast<Viewer>(s);
+    if (!v->slot) continue;
+    std::string stream = v->slot->showing().empty() ? v->slot->requested() : v->slot->showing();
+    m.viewers[stream]++;
+    for (const auto &target : v->slot->outputs())
+      if (auto o = std::dynamic_pointer_cast<SlotOutput>(target)) {
+        m.sent[stream].first += o->packets();
+        m.sent[stream].second += o->bytes();
+      }
+  }
+  std::lock_guard<std::mutex> lock(sent_mutex_);
+  metrics_ = std::move(m);
+}
+
+void WhepServer::collect_metrics(MetricsText &out) {
+  Metrics m;
+  {
+    std::lock_guard<std::mutex> lock(sent_mutex_);
+    m = metrics_;
+  }
+  for (const auto &kv : m.viewers)
+    out.gauge("wish_viewers", "WHEP viewers, by the stream they are shown", {{"stream", kv.first}}, kv.second);
+  for (const auto &kv : m.sent) {
+    out.counter("wish_sent_packets_total", "RTP packets sent to WHEP viewers, by stream", {{"stream", kv.first}},
+                static_cast<double>(kv.second.first));
+    out.counter("wish_sent_bytes_total", "RTP bytes sent to WHEP viewers, by stream", {{"stream", kv.first}},
+                static_cast<double>(kv.second.second));
+  }
 }
 
 void WhepServer::post_viewer_message(const char *name, const std::string &id, const char *reason) {

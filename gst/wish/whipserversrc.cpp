@@ -109,6 +109,9 @@ public:
   bool can_answer(const std::string &stream, const SessionDescription &offer, std::string *why) override;
 
 private:
+  std::mutex metrics_mutex_;  // guards stream_publishers_ (the worker's count for the metrics); nothing under it
+  std::map<std::string, guint> stream_publishers_;
+
   Settings snapshot();
   void configure_endpoint(EndpointConfig *config) override;
   void on_stop() override;
@@ -120,6 +123,17 @@ private:
   void on_stream(const std::shared_ptr<ServerSession> &session, GstPad *pad, const std::string &kind) override;
   void detach_media(ServerSession &session, GstElement *webrtc) override;
   void on_released(ServerSession &session, const std::string &reason) override;
+  // Publishers by the stream they publish (the pads' own: the path without its slash), as the
+  // worker counted them last.
+  void collect_metrics(MetricsText &out) override {
+    std::map<std::string, guint> publishers;
+    {
+      std::lock_guard<std::mutex> lock(metrics_mutex_);
+      publishers = stream_publishers_;
+    }
+    for (const auto &kv : publishers)
+      out.gauge("wish_publishers", "WHIP publishers, by the stream they publish", {{"stream", kv.first}}, kv.second);
+  }
   void tick() override;
   static void on_encoded_pad(GstElement *decodebin, GstPad *pad, gpointer data);
 
@@ -392,6 +406,16 @@ void WhipServer::on_released(ServerSession &session, const std::string &reason) 
 // A named stream nobody publishes or watches any more leaves the registry; while it has
 // viewers it stays, for its publisher to come back to.
 void WhipServer::tick() {
+  {
+    std::map<std::string, guint> publishers;
+    for (const auto &s : sessions()) {
+      auto pub = std::static_pointer_cast<Publisher>(s);
+      if (!pub->answered) continue;
+      publishers[pub->named ? pub->named->name() : endpoint()->config().path.substr(1)]++;
+    }
+    std::lock_guard<std::mutex> lock(metrics_mutex_);
+    stream_publishers_ = std::move(publishers);
+  }
   std::vector<std::shared_ptr<Stream>> gone;
   {
     std::lock_guard<std::mutex> lock(mutex_);

@@ -17,6 +17,7 @@
 #include "protocol/sdp.h"
 #include "protocol/sdpfrag.h"
 #include "test_player.h"
+#include "test_publisher.h"
 #include "fixtures.h"
 
 using wish_test::HttpClient;
@@ -403,6 +404,101 @@ GST_START_TEST(test_redirect_when_full) {
 }
 GST_END_TEST;
 
+// The samples of a Prometheus text as Python's prometheus_client parser reads them:
+// "name{k="v",...}" (labels sorted) -> value. Empty when the parser is not installed.
+static std::map<std::string, double> parse_prometheus(const std::string &text, bool *parsed) {
+  std::map<std::string, double> out;
+  gchar *path = nullptr;
+  gint fd = g_file_open_tmp("metrics-XXXXXX", &path, nullptr);
+  fail_unless(fd >= 0);
+  fail_unless(write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()));
+  close(fd);
+  const char *script =
+      "import sys\n"
+      "from prometheus_client.parser import text_string_to_metric_families\n"
+      "for f in text_string_to_metric_families(open(sys.argv[1]).read()):\n"
+      "    for s in f.samples:\n"
+      "        l = ','.join('%s=\"%s\"' % kv for kv in sorted(s.labels.items()))\n"
+      "        print('%s{%s} %r' % (s.name, l, s.value))\n";
+  gchar *argv[] = {const_cast<gchar *>("/usr/bin/python3"), const_cast<gchar *>("-c"), const_cast<gchar *>(script),
+                   path, nullptr};
+  gchar *stdout_text = nullptr, *stderr_text = nullptr;
+  gint status = 0;
+  *parsed = g_spawn_sync(nullptr, argv, nullptr, G_SPAWN_DEFAULT, nullptr, nullptr, &stdout_text, &stderr_text,
+                         &status, nullptr) &&
+            g_spawn_check_wait_status(status, nullptr);
+  if (*parsed) {
+    std::istringstream lines(stdout_text);
+    std::string line;
+    while (std::getline(lines, line)) {
+      size_t space = line.rfind(' ');
+      out[line.substr(0, space)] = std::stod(line.substr(space + 1));
+    }
+  } else {
+    g_printerr("prometheus parser: %s\n", stderr_text ? stderr_text : "");
+  }
+  g_free(stdout_text);
+  g_free(stderr_text);
+  unlink(path);
+  g_free(path);
+  return out;
+}
+
+// metrics-path serves the server's metrics in Prometheus text, with the endpoints' token:
+// values that match what the test did, read by Python's prometheus_client parser.
+GST_START_TEST(test_metrics) {
+  ServerPipeline server;
+  server.start("whipserversrc name=in path=/whip" + server.props + " whepserversink name=out path=/whep" +
+               server.props + " metrics-path=/metrics auth-token=tok"
+               " videotestsrc is-live=true ! video/x-raw,width=320,height=240,framerate=30/1 ! out."
+               " audiotestsrc is-live=true ! out.");
+  HttpClient http;
+  auto with_token = sdp_headers("Authorization", "Bearer tok");
+  wish_test::TestPublisher publisher;
+  HttpResult pub = http.request("POST", server.url("/whip/cam"), sdp_headers(), publisher.create_offer());
+  fail_unless_equals_int(pub.status, 201);
+  fail_unless(publisher.set_remote_answer(pub.body));
+  TestPlayer one, two;
+  std::vector<std::string> sessions;
+  for (TestPlayer *p : {&one, &two}) {
+    HttpResult r;
+    fail_unless(wait_until(10000, [&] {
+      r = http.request("POST", server.url("/whep"), with_token, p->create_offer());
+      return r.status == 201;
+    }));
+    fail_unless(p->set_remote_answer(r.body));
+    fail_unless(p->wait_video_frames(10, 10000));
+    sessions.push_back(server.url(r.header("Location")));
+  }
+  fail_unless_equals_int(http.request("DELETE", sessions[0], {{"Authorization", "Bearer tok"}}).status, 200);
+  fail_unless_equals_int(http.request("POST", server.url("/whep"), with_token, "not sdp").status, 400);
+  fail_unless_equals_int(http.request("GET", server.url("/metrics")).status, 401);
+  g_usleep(800 * 1000);  // the worker's next count
+  HttpResult m = http.request("GET", server.url("/metrics"), {{"Authorization", "Bearer tok"}});
+  fail_unless_equals_int(m.status, 200);
+  assert_contains(m.header("Content-Type"), "text/plain; version=0.0.4");
+  bool parsed = false;
+  auto samples = parse_prometheus(m.body, &parsed);
+  fail_unless(parsed, "Python's prometheus_client (Debian python3-prometheus-client) could not read:\n%s",
+              m.body.c_str());
+  auto value = [&](const std::string &key) {
+    auto it = samples.find(key);
+    fail_unless(it != samples.end(), "no sample %s in\n%s", key.c_str(), m.body.c_str());
+    return it->second;
+  };
+  fail_unless_equals_int(value("wish_viewers{stream=\"whep\"}"), 1);
+  fail_unless_equals_int(value("wish_publishers{stream=\"cam\"}"), 1);
+  fail_unless_equals_int(value("wish_sessions_created_total{endpoint=\"/whep\"}"), 2);
+  fail_unless_equals_int(value("wish_sessions_created_total{endpoint=\"/whip\"}"), 1);
+  fail_unless_equals_int(value("wish_sessions_ended_total{endpoint=\"/whep\",reason=\"closed\"}"), 1);
+  fail_unless(value("wish_http_responses_total{code=\"400\"}") >= 1);
+  fail_unless(value("wish_http_responses_total{code=\"401\"}") >= 1);
+  fail_unless(value("wish_http_responses_total{code=\"201\"}") >= 3);
+  fail_unless(value("wish_sent_bytes_total{stream=\"whep\"}") > 10000);
+  fail_unless(value("wish_sent_packets_total{stream=\"whep\"}") > 10);
+}
+GST_END_TEST;
+
 GST_START_TEST(test_vanished_viewer_removed) {
   Server server;
   fail_unless(server.wait_ready());
@@ -705,6 +801,7 @@ static Suite *whepserversink_suite(void) {
   tcase_add_test(tc, test_counter_offer);
   tcase_add_test(tc, test_counter_offer_when_needed);
   tcase_add_test(tc, test_redirect_when_full);
+  tcase_add_test(tc, test_metrics);
   tcase_add_test(tc, test_vanished_viewer_removed);
   tcase_add_test(tc, test_sessions_leave_nothing_behind);
   tcase_add_test(tc, test_shared_http_server);

@@ -59,6 +59,11 @@ std::string Endpoint::session_url(const std::string &id) const {
   return config_.path + "/sessions/" + id;
 }
 
+Endpoint::Counters Endpoint::counters() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return counters_;
+}
+
 bool Endpoint::has_session(const std::string &id) const {
   std::lock_guard<std::mutex> lock(mutex_);
   return sessions_.count(id) > 0;
@@ -326,6 +331,7 @@ void Endpoint::finish_creation(const std::string &id, bool counter_offer, MediaR
         s.connect_deadline = now() + config_.connect_timeout_ms;
       }
       created = true;
+      if (!counter_offer) counters_.created++;
     }
   }
   if (gone) {
@@ -365,6 +371,7 @@ void Endpoint::remember_end_locked(const std::string &id, const std::string &rea
   }
   ended_[id] = reason;
   ended_order_.push_back(id);
+  counters_.ended[reason]++;
 }
 
 std::shared_ptr<MediaSession> Endpoint::take_locked(const std::string &id, const std::string &reason) {

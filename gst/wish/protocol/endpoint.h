@@ -167,6 +167,12 @@ public:
   std::string ended_reason(const std::string &id) const;
   // The session's ICE connection state (MediaSession::ice_connection_state); "" when unknown.
   std::string ice_connection_state(const std::string &id) const;
+  // Sessions answered (201) and ended by reason since the endpoint started, for the metrics.
+  struct Counters {
+    uint64_t created = 0;
+    std::map<std::string, uint64_t> ended;
+  };
+  Counters counters() const;
 
 private:
   friend class SessionEvents;
@@ -212,7 +218,8 @@ private:
   MediaBackend *backend_;
   Clock clock_;
   std::map<std::string, Session> sessions_;
-  size_t next_redirect_ = 0;  // the redirect_to entry the next redirected client gets
+  size_t next_redirect_ = 0;
+  Counters counters_;  // the redirect_to entry the next redirected client gets
   std::map<std::string, std::string> ended_;  // id -> reason, the last kEndedKept ends
   std::vector<std::string> ended_order_;
 };
