@@ -99,16 +99,18 @@ inline ScriptRequest parse_request(std::string_view text, const ScriptState &sta
   return out;
 }
 
-// Sends one request to a front (Endpoint, WhispEndpoint, OmaFront) and returns what it
-// answered, if it answered now: an asynchronous answer arrives later and is dropped.
+// Sends one request to a front (Endpoint, WhispEndpoint, OmaFront). Its answer, now or
+// later (held media work), updates *state when one is given; true and *out when it came now.
 template <class Front>
-inline bool send(const std::shared_ptr<Front> &front, const Request &req, Response *out) {
+inline bool send(const std::shared_ptr<Front> &front, const Request &req, Response *out,
+                 std::shared_ptr<ScriptState> state = nullptr) {
   auto answer = std::make_shared<std::pair<bool, Response>>();
-  front->handle(req, Reply([answer](Response r) {
+  front->handle(req, Reply([answer, state](Response r) {
+                  if (state) state->saw(r);
                   answer->first = true;
                   answer->second = std::move(r);
                 }));
-  if (answer->first) *out = std::move(answer->second);
+  if (answer->first) *out = answer->second;
   // FUZZ_VERBOSE=1 shows what a seed reaches, for whoever writes one.
   static const bool verbose = std::getenv("FUZZ_VERBOSE") != nullptr;
   if (verbose)

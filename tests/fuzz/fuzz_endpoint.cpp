@@ -68,10 +68,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     auto clock = [&clock_ms] { return clock_ms; };
     auto whep = std::make_shared<Endpoint>(config(EndpointKind::Whep), &whep_media, clock);
     auto whip = std::make_shared<Endpoint>(config(EndpointKind::Whip), &whip_media, clock);
-    ScriptState state;
+    auto state = std::make_shared<ScriptState>();
     bool to_whip = false;  // commands go to the endpoint the last request went to
     for (std::string_view part : split_script(input)) {
-      ScriptRequest r = parse_request(part, state);
+      ScriptRequest r = parse_request(part, *state);
       auto &ep = to_whip ? whip : whep;
       auto &be = to_whip ? whip_media : whep_media;
       if (!r.command.empty()) {
@@ -80,7 +80,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       }
       to_whip = r.req.path.rfind("/whip", 0) == 0;
       Response resp;
-      if (send(to_whip ? whip : whep, r.req, &resp)) state.saw(resp);
+      send(to_whip ? whip : whep, r.req, &resp, state);
       for (const auto &s : (to_whip ? whip : whep)->sessions()) {
         (to_whip ? whip : whep)->session_url(s.id);
         (to_whip ? whip : whep)->ice_connection_state(s.id);

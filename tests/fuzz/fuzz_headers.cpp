@@ -1,6 +1,7 @@
 // Header values a server or client reads from the network: Content-Type, If-Match,
-// Authorization, Accept, Retry-After, Location (resolved), comma lists. The input is split
-// at the first newline: the value, and a second string used where two are compared.
+// Authorization, Accept, Retry-After, Location (resolved), comma lists, and a client's reading
+// of a whole POST response made of them. The input is split at the first newline: the value,
+// and a second string used where two are compared.
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -33,6 +34,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   // A Location against the URL the request went to, and the other way round.
   resolve_url("http://a.example:8080/whep/endpoint?x=1", value);
   resolve_url(value, other);
+  // A WHIP/WHEP client reading a POST response with these headers.
+  static const unsigned statuses[] = {201, 307, 308, 406, 409, 503, 404, 500};
+  Response resp;
+  resp.status = statuses[size % 8];
+  resp.headers.add("Location", value);
+  resp.headers.add("ETag", other);
+  resp.headers.add("Link", other);
+  resp.headers.add("Retry-After", value);
+  resp.headers.add("Content-Type", value);
+  resp.body = other;
+  decide_post("http://a.example:8080/whep/endpoint", resp, 1700000000);
   std::string decoded;
   if (oma_percent_decode(value, &decoded)) {
     std::string again;

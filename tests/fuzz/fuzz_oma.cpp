@@ -118,9 +118,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     for (const auto &[method, path] : sweep) request(method, path, body, type);
 
     if (looks_like_script(input)) {
-      ScriptState state;
+      auto state = std::make_shared<ScriptState>();
       for (std::string_view part : split_script(input)) {
-        ScriptRequest r = parse_request(part, state);
+        ScriptRequest r = parse_request(part, *state);
         if (r.command.rfind("tick", 0) == 0) clock_ms += command_arg(r.command);
         else if (r.command == "front-tick") front->tick();
         else if (r.command == "notify-fail") oma_backend.ok = false;
@@ -131,7 +131,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
           }
         if (!r.command.empty()) continue;
         Response resp;
-        if (send(front, r.req, &resp)) state.saw(resp);
+        send(front, r.req, &resp, state);
       }
     }
     clock_ms += 100000000;

@@ -63,9 +63,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   cfg.cors_allowed_origins = "https://a.example";
   cfg.max_body_size = 16 * 1024;
   auto ep = std::make_shared<WhispEndpoint>(cfg, &backend);
-  ScriptState state;
+  auto state = std::make_shared<ScriptState>();
   for (std::string_view part : split_script(input)) {
-    ScriptRequest r = parse_request(part, state);
+    ScriptRequest r = parse_request(part, *state);
     if (!r.command.empty()) {
       if (r.command.rfind("fail", 0) == 0) {
         static const unsigned statuses[] = {0, 400, 404, 409, 500, 503};  // what the real backend answers
@@ -75,7 +75,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     if (part.size() != input.size()) parse_all(r.req.body);
     Response resp;
-    if (send(ep, r.req, &resp)) state.saw(resp);
+    send(ep, r.req, &resp, state);
   }
   return 0;
 }
