@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the project needs on Debian bookworm (idempotent) and builds it into build/.
-# Usage: scripts/setup.sh [--for-tests]   (--for-tests also installs what the interop tests
-# drive: Chromium, Node.js, simple-whip-client)
+# Usage: scripts/setup.sh [--for-tests] [--for-fuzzing]   (--for-tests also installs what the
+# interop tests drive: Chromium, Node.js, simple-whip-client; --for-fuzzing clang and its
+# sanitizer and libFuzzer runtimes, for bench/fuzz and scripts/sanitize.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,9 +11,12 @@ packages=(meson ninja-build pkg-config gcc g++ git bc
   libnice-dev gstreamer1.0-nice libsoup-3.0-dev libjson-glib-dev glib-networking
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-x openssl curl)
-if [[ "${1:-}" == "--for-tests" || "${1:-}" == "--with-browser" ]]; then
-  packages+=(chromium nodejs npm simple-whip-client python3-prometheus-client)
-fi
+for arg in "$@"; do
+  case "$arg" in
+    --for-tests | --with-browser) packages+=(chromium nodejs npm simple-whip-client python3-prometheus-client) ;;
+    --for-fuzzing) packages+=(clang libclang-rt-14-dev) ;;  # libclang_rt.fuzzer/asan/ubsan
+  esac
+done
 
 missing=()
 for p in "${packages[@]}"; do

@@ -383,6 +383,9 @@ void HttpGuard::hand_over(Conn *c, GIOStream *stream) {
   handing_ = c;
   hand_over_(stream, local, remote);
   handing_ = nullptr;
+  // libsoup may have read, answered and dropped the whole request inside that call (a
+  // client that sent it all and hung up): "disconnected" then freed c already.
+  if (!conns_.count(c)) return;
   if (!c->msg) {  // not expected: libsoup always starts a message at once
     GST_WARNING("libsoup started no request on a new connection");
     close(c);  // forgets it; libsoup keeps the socket
