@@ -17,6 +17,10 @@ namespace {
 
 constexpr int kMaxRedirects = 10;
 constexpr gint64 kSilenceUs = 5 * G_USEC_PER_SEC;  // connected but nothing arrives: ICE restart
+// A player silent this long asks the server whether the session is still there (a server that
+// was killed or restarted has forgotten it), so a new session starts without waiting for
+// kSilenceUs. Only players: a publisher receives only RTCP, seconds apart.
+constexpr gint64 kProbeUs = 1500 * 1000;
 
 int64_t unix_now() {
   return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
@@ -533,8 +537,27 @@ void SessionClient::on_ice_state(unsigned gen) {
 void SessionClient::check_liveness() {
   if (phase_ != Phase::Connected || !peer_ || !peer_->watching()) return;
   gint64 now = g_get_monotonic_time();
-  bool silent = now - peer_->last_rx() > kSilenceUs;
+  gint64 quiet = now - peer_->last_rx();
+  bool silent = quiet > kSilenceUs;
   bool disconnected = disconnected_since_ && now - disconnected_since_ > 2 * G_USEC_PER_SEC;
+  if (protocol_ == ClientProtocol::Whep && !silent && !disconnected && quiet > kProbeUs && !probing_ &&
+      now - last_probe_ > kProbeUs &&
+      !session_url_.empty() && trickle_ok_ && !etag_.empty()) {
+    probing_ = true;
+    last_probe_ = now;
+    unsigned gen = gen_;
+    // A trickle PATCH without candidates (RFC 9725 §4.3.1): 404, or no server at all, means
+    // the session is gone. Anything else: it may still be there; ICE restart at kSilenceUs.
+    std::string frag = "a=ice-ufrag:" + local_ufrag_ + "\r\na=ice-pwd:" + local_pwd_ + "\r\n";
+    http("PATCH", session_url_, {{"If-Match", etag_}}, "application/trickle-ice-sdpfrag", frag,
+         [this, gen](Response resp, std::string transport_error) {
+      probing_ = false;
+      if (gen != gen_ || phase_ != Phase::Connected) return;
+      if (resp.status == 404 || !transport_error.empty())
+        reconnect(resp.status == 404 ? "the server no longer knows the session" : "server unreachable: " + transport_error);
+         });
+    return;
+  }
   if (silent || disconnected) {
     GST_INFO_OBJECT(element_, "nothing received for a while: restarting ICE");
     restart_ice();

@@ -124,6 +124,8 @@ private:
   // Worker-thread state.
   Phase phase_ = Phase::Idle;
   unsigned gen_ = 0;  // bumps with every webrtcbin; callbacks of older ones are ignored
+  bool probing_ = false;  // a probe of the session is under way (check_liveness)
+  gint64 last_probe_ = 0;  // when the last one went
   std::unique_ptr<Peer> peer_;
   std::vector<std::string> local_addresses_;
   PortRange ice_ports_;
@@ -135,7 +137,9 @@ private:
   bool trickle_ok_ = true;
   TrickleBuffer trickle_;
   Backoff retry_backoff_{1, 30};
-  Backoff reconnect_backoff_{0.5, 10};
+  // At most 2 s between attempts: a server that comes back (restarted, network back) is
+  // played again within about 2 s of answering; a refused connection costs nothing.
+  Backoff reconnect_backoff_{0.5, 2};
   int reconnects_ = 0;
   unsigned ice_restarts_ = 0;
   guint timer_ = 0, liveness_timer_ = 0;

@@ -2,6 +2,8 @@
 // bends the protocol the ways deployed servers do (relative Locations, redirects, comma-joined
 // Link headers, refused PATCH, slow or silent answers).
 #include <gst/app/gstappsrc.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <libsoup/soup.h>
 
 #include <atomic>
@@ -185,6 +187,61 @@ GST_START_TEST(test_server_restart) {
   GstState state;
   gst_element_get_state(player.pipeline, &state, nullptr, 0);
   fail_unless_equals_int(state, GST_STATE_PLAYING);
+}
+GST_END_TEST;
+
+// A server process of its own on `port`; returns its pid once it answers HTTP.
+static GPid start_server_process(unsigned port, gint64 *answering_us) {
+  std::string port_prop = "port=" + std::to_string(port);
+  const gchar *argv[] = {"gst-launch-1.0", "-q", "whepserversink", "name=s", "address=127.0.0.1", port_prop.c_str(),
+                         "ice-local-addresses=127.0.0.1", "videotestsrc", "is-live=true", "!",
+                         "video/x-raw,width=320,height=240,framerate=30/1", "!", "s.", "audiotestsrc", "is-live=true",
+                         "!", "s.", nullptr};
+  GPid pid = 0;
+  GError *err = nullptr;
+  fail_unless(g_spawn_async(nullptr, const_cast<gchar **>(argv), nullptr,
+                            static_cast<GSpawnFlags>(G_SPAWN_SEARCH_PATH | G_SPAWN_DO_NOT_REAP_CHILD |
+                                                     G_SPAWN_STDOUT_TO_DEV_NULL | G_SPAWN_STDERR_TO_DEV_NULL),
+                            nullptr, nullptr, &pid, &err),
+              "%s", err ? err->message : "");
+  wish_test::kill_at_teardown(pid);
+  wish_test::HttpClient http;
+  std::string url = "http://127.0.0.1:" + std::to_string(port) + "/whep";
+  fail_unless(wait_until(10000, [&] { return http.request("OPTIONS", url).status == 200; }), "the server never answered");
+  *answering_us = g_get_monotonic_time();
+  return pid;
+}
+
+static void kill_server_process(GPid pid) {
+  kill(pid, SIGKILL);
+  waitpid(pid, nullptr, 0);
+  g_spawn_close_pid(pid);
+  wish_test::forget_process(pid);
+}
+
+// The server process is killed (SIGKILL: no DELETE, no goodbye) under a playing whepsrc and
+// started again: the player tells the application (wish-reconnecting), never posts an error,
+// and plays again soon after the server answers.
+GST_START_TEST(test_server_killed) {
+  unsigned port = free_port();
+  gint64 up = 0;
+  GPid pid = start_server_process(port, &up);
+  Player player("http://127.0.0.1:" + std::to_string(port) + "/whep", "max-reconnects=-1");
+  fail_unless(player.wait_video(30, 15000));
+  kill_server_process(pid);
+  g_usleep(2 * G_USEC_PER_SEC);
+  pid = start_server_process(port, &up);
+  std::string error;
+  fail_if(player.wait_message("wish-reconnecting", 20000, &error).empty(), "no wish-reconnecting: %s", error.c_str());
+  guint64 before = player.video;
+  fail_unless(player.wait_video(before + 10, 30000), "no video after the server came back");
+  double resumed_ms = (g_get_monotonic_time() - up) / 1000.0;
+  g_print("whepsrc: video again %.0f ms after the restarted server answered\n", resumed_ms);
+  fail_unless(error.empty(), "error posted: %s", error.c_str());
+  GstState state;
+  gst_element_get_state(player.pipeline, &state, nullptr, 0);
+  fail_unless_equals_int(state, GST_STATE_PLAYING);
+  kill_server_process(pid);
 }
 GST_END_TEST;
 
@@ -649,6 +706,7 @@ static Suite *whepsrc_suite(void) {
   tcase_add_test(tc, test_eos_does_not_block);
   tcase_add_test(tc, test_ice_restart);
   tcase_add_test(tc, test_server_restart);
+  tcase_add_test(tc, test_server_killed);
   tcase_add_test(tc, test_delete_on_stop);
   tcase_add_test(tc, test_encoded_output);
   tcase_add_test(tc, test_encoded_outputs_announced_together);
