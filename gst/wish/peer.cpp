@@ -207,6 +207,11 @@ const char *Peer::state_name(GstWebRTCPeerConnectionState state) {
   return state <= GST_WEBRTC_PEER_CONNECTION_STATE_CLOSED ? names[state] : "unknown";
 }
 
+const char *Peer::state_name(GstWebRTCICEConnectionState state) {
+  static const char *names[] = {"new", "checking", "connected", "completed", "failed", "disconnected", "closed"};
+  return state <= GST_WEBRTC_ICE_CONNECTION_STATE_CLOSED ? names[state] : "unknown";
+}
+
 void Peer::watch_incoming() {
   if (watching_ || !webrtc_) return;
   watching_ = true;

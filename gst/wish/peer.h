@@ -81,6 +81,7 @@ public:
   GstWebRTCPeerConnectionState connection_state() const;
   GstWebRTCICEConnectionState ice_state() const;
   static const char *state_name(GstWebRTCPeerConnectionState state);
+  static const char *state_name(GstWebRTCICEConnectionState state);  // W3C names: "checking", ...
 
   // From now on last_rx() moves with every packet the peer sends (RTP, RTCP, DTLS, STUN).
   void watch_incoming();

@@ -13,11 +13,12 @@ constexpr guint kGatherTimeoutMs = 3000;
 constexpr guint kTickMs = 250;
 }  // namespace
 
-std::string HttpSettings::endpoint_path() const {
-  std::string p = path;
+static std::string without_trailing_slashes(std::string p) {
   while (p.size() > 1 && p.back() == '/') p.pop_back();
   return p;
 }
+
+std::string HttpSettings::endpoint_path() const { return without_trailing_slashes(path); }
 
 std::vector<IceServer> HttpSettings::ice_servers() const {
   std::vector<std::string> urls = turn_servers;
@@ -149,11 +150,6 @@ bool ServerElement::start() {
 // WHISP on whisp-path of the same HTTP server, with the endpoint's token and CORS rules.
 bool ServerElement::serve_whisp(const HttpSettings &s) {
   if (s.whisp_path.empty()) return true;
-  if (!http_server_) {
-    GST_ELEMENT_ERROR(element_, RESOURCE, SETTINGS, ("WHISP needs the built-in HTTP server"),
-                      ("whisp-path is set but serve-http is false"));
-    return false;
-  }
   WhispHost::Settings ws;
   ws.pull_allow = split_list(s.whisp_pull_allow);
   ws.pull_timeout_s = s.whisp_pull_timeout;
@@ -162,23 +158,18 @@ bool ServerElement::serve_whisp(const HttpSettings &s) {
   ws.encoder = encoder_settings();
   auto whisp = std::make_shared<WhispHost>(element_, dispatch_, registry_, ws);
   WhispConfig wc;
-  wc.path = s.whisp_path;
-  while (wc.path.size() > 1 && wc.path.back() == '/') wc.path.pop_back();
+  wc.path = without_trailing_slashes(s.whisp_path);
   wc.auth_token = s.auth_token;
   wc.cors_allowed_origins = s.cors_allowed_origins;
   whisp_endpoint_ = std::make_shared<WhispEndpoint>(wc, whisp.get());
   std::weak_ptr<WhispEndpoint> weak = whisp_endpoint_;
-  if (!http_server_->add_handler(wc.path, [weak](const Request &req, Reply reply) {
+  if (!mount("WHISP", "whisp-path", wc.path, [weak](const Request &req, Reply reply) {
         if (auto ep = weak.lock()) ep->handle(req, std::move(reply));
       })) {
-    GST_ELEMENT_ERROR(element_, RESOURCE, OPEN_READ_WRITE, ("Cannot serve WHISP on %s", wc.path.c_str()),
-                      ("another element already serves %s", wc.path.c_str()));
     whisp_endpoint_.reset();
     return false;
   }
-  whisp_path_ = wc.path;
   std::atomic_store(&whisp_, whisp);
-  GST_INFO_OBJECT(element_, "serving WHISP on %s", wc.path.c_str());
   return true;
 }
 
@@ -186,32 +177,22 @@ bool ServerElement::serve_whisp(const HttpSettings &s) {
 // WHEP and WHIP endpoint of that server, with this element's token and CORS rules.
 bool ServerElement::serve_oma(const HttpSettings &s) {
   if (s.oma_path.empty()) return true;
-  if (!http_server_) {
-    GST_ELEMENT_ERROR(element_, RESOURCE, SETTINGS, ("OMA signalling needs the built-in HTTP server"),
-                      ("oma-path is set but serve-http is false"));
-    return false;
-  }
   OmaConfig oc;
-  oc.path = s.oma_path;
-  while (oc.path.size() > 1 && oc.path.back() == '/') oc.path.pop_back();
+  oc.path = without_trailing_slashes(s.oma_path);
   oc.auth_token = s.auth_token;
   oc.cors_allowed_origins = s.cors_allowed_origins;
-  oc.scheme = http_server_->is_tls() ? "https" : "http";
+  oc.scheme = http_server_ && http_server_->is_tls() ? "https" : "http";
   constexpr guint kNotifyTimeoutS = 5;
   oma_host_ = std::make_unique<OmaHost>(registry_, kNotifyTimeoutS);
   oma_ = std::make_shared<OmaFront>(oc, oma_host_.get());
   std::weak_ptr<OmaFront> weak = oma_;
-  if (!http_server_->add_handler(oc.path, [weak](const Request &req, Reply reply) {
+  if (!mount("OMA signalling", "oma-path", oc.path, [weak](const Request &req, Reply reply) {
         if (auto front = weak.lock()) front->handle(req, std::move(reply));
       })) {
-    GST_ELEMENT_ERROR(element_, RESOURCE, OPEN_READ_WRITE, ("Cannot serve OMA signalling on %s", oc.path.c_str()),
-                      ("another element already serves %s", oc.path.c_str()));
     oma_.reset();
     oma_host_.reset();
     return false;
   }
-  oma_path_ = oc.path;
-  GST_INFO_OBJECT(element_, "serving OMA REST WebRTC signalling on %s", oc.path.c_str());
   return true;
 }
 
@@ -235,17 +216,11 @@ bool ServerElement::serve_metrics(const HttpSettings &s) {
     collect_metrics(out);
   });
   if (s.metrics_path.empty()) return true;
-  if (!http_server_) {
-    GST_ELEMENT_ERROR(element_, RESOURCE, SETTINGS, ("Metrics need the built-in HTTP server"),
-                      ("metrics-path is set but serve-http is false"));
-    return false;
-  }
-  std::string mpath = s.metrics_path;
-  while (mpath.size() > 1 && mpath.back() == '/') mpath.pop_back();
+  std::string mpath = without_trailing_slashes(s.metrics_path);
   std::weak_ptr<StreamRegistry> registry = registry_;
   std::weak_ptr<HttpServer> server = http_server_;
   std::string token = s.auth_token, origins = s.cors_allowed_origins;
-  if (!http_server_->add_handler(mpath, [registry, server, token, origins, mpath](const Request &req, Reply reply) {
+  return mount("The metrics endpoint", "metrics-path", mpath, [registry, server, token, origins, mpath](const Request &req, Reply reply) {
         Response r = Response::empty(200);
         if (req.path != mpath) {
           r = Response::problem(404, "no such resource");
@@ -266,13 +241,23 @@ bool ServerElement::serve_metrics(const HttpSettings &s) {
         }
         apply_cors(req, origins, "Content-Type", &r);
         reply.send(std::move(r));
-      })) {
-    GST_ELEMENT_ERROR(element_, RESOURCE, OPEN_READ_WRITE, ("Cannot serve metrics on %s", mpath.c_str()),
-                      ("another element already serves %s", mpath.c_str()));
+      });
+}
+
+bool ServerElement::mount(const char *what, const char *property, const std::string &path, HttpServer::Handler handler) {
+  if (!http_server_) {
+    GST_ELEMENT_ERROR(element_, RESOURCE, SETTINGS, ("%s needs the built-in HTTP server", what),
+                      ("%s is set but serve-http is false", property));
     return false;
   }
-  metrics_path_ = mpath;
-  GST_INFO_OBJECT(element_, "serving metrics on %s", mpath.c_str());
+  std::string p = without_trailing_slashes(path);
+  if (!http_server_->add_handler(p, std::move(handler))) {
+    GST_ELEMENT_ERROR(element_, RESOURCE, OPEN_READ_WRITE, ("Cannot serve %s on %s", what, p.c_str()),
+                      ("another element already serves %s", p.c_str()));
+    return false;
+  }
+  mounted_.push_back(p);
+  GST_INFO_OBJECT(element_, "serving %s on %s", what, p.c_str());
   return true;
 }
 
@@ -327,9 +312,9 @@ void ServerElement::close_sessions() {
 void ServerElement::stop() {
   // No new request reaches the endpoint, and none is still inside it, from here on.
   if (http_server_ && !served_path_.empty()) http_server_->remove_handler(served_path_);
-  if (http_server_ && !whisp_path_.empty()) http_server_->remove_handler(whisp_path_);
-  if (http_server_ && !oma_path_.empty()) http_server_->remove_handler(oma_path_);
-  if (http_server_ && !metrics_path_.empty()) http_server_->remove_handler(metrics_path_);
+  for (const auto &path : mounted_)
+    if (http_server_) http_server_->remove_handler(path);
+  mounted_.clear();
   if (registry_ && metrics_source_) registry_->remove_metrics_source(metrics_source_);
   if (metrics_hook_) {
     std::lock_guard<std::mutex> lock(metrics_hook_->mutex);
@@ -337,10 +322,7 @@ void ServerElement::stop() {
   }
   metrics_hook_.reset();
   metrics_source_ = 0;
-  metrics_path_.clear();
   served_path_.clear();
-  whisp_path_.clear();
-  oma_path_.clear();
   close_sessions();
   if (worker_) {
     worker_->invoke_sync([this] {
@@ -499,19 +481,6 @@ void ServerElement::create_session(const SessionRequest &request, std::shared_pt
   if (!queued) done(MediaResult::failure(503, "the element is not running"), nullptr);
 }
 
-static const char *ice_state_name(GstWebRTCICEConnectionState state) {
-  switch (state) {
-    case GST_WEBRTC_ICE_CONNECTION_STATE_NEW: return "new";
-    case GST_WEBRTC_ICE_CONNECTION_STATE_CHECKING: return "checking";
-    case GST_WEBRTC_ICE_CONNECTION_STATE_CONNECTED: return "connected";
-    case GST_WEBRTC_ICE_CONNECTION_STATE_COMPLETED: return "completed";
-    case GST_WEBRTC_ICE_CONNECTION_STATE_FAILED: return "failed";
-    case GST_WEBRTC_ICE_CONNECTION_STATE_DISCONNECTED: return "disconnected";
-    case GST_WEBRTC_ICE_CONNECTION_STATE_CLOSED: return "closed";
-  }
-  return "new";
-}
-
 std::string ServerElement::ice_state_of(const std::string &id) const {
   std::lock_guard<std::mutex> lock(sessions_mutex_);
   auto it = sessions_.find(id);
@@ -529,7 +498,7 @@ void ServerElement::on_peer_state(const std::string &id) {
     std::lock_guard<std::mutex> lock(sessions_mutex_);
     changed = state != s->state;
     s->state = state;
-    s->ice_state = ice_state_name(ice);
+    s->ice_state = Peer::state_name(ice);
   }
   if (changed) GST_INFO_OBJECT(element_, "session %s: connection %s", id.c_str(), state.c_str());
   if (pc == GST_WEBRTC_PEER_CONNECTION_STATE_CONNECTED && !s->connected) {

@@ -190,6 +190,9 @@ private:
   bool serve_whisp(const HttpSettings &settings);
   bool serve_oma(const HttpSettings &settings);
   bool serve_metrics(const HttpSettings &settings);
+  // Serves one of the element's optional APIs (`what`, set by `property`) at `path` on its HTTP
+  // server; posts the element error and returns false when it cannot.
+  bool mount(const char *what, const char *property, const std::string &path, HttpServer::Handler handler);
 
   GstElement *element_;
   std::unique_ptr<LoopThread> worker_;
@@ -197,7 +200,8 @@ private:
   std::shared_ptr<Endpoint> endpoint_;
   std::shared_ptr<HttpServer> http_server_;
   std::shared_ptr<StreamRegistry> registry_;
-  std::string served_path_, whisp_path_, oma_path_, metrics_path_;
+  std::string served_path_;
+  std::vector<std::string> mounted_;  // paths of WHISP, OMA, metrics on the HTTP server
   int metrics_source_ = 0;  // this element's source in the registry
   // Held while the source reads the element (on the HTTP thread of whichever element serves
   // the metrics); stop() clears `alive` under it, so no read is under way once stop() returns.
