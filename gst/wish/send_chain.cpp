@@ -157,9 +157,10 @@ bool can_encode(const std::string &kind, const std::string &encoding) {
   return e && installed(e->encoder) && installed(e->payloader);
 }
 
-const std::vector<std::string> &encodings_of(const std::string &kind) {
-  static const std::vector<std::string> video = {"H264", "VP8", "VP9", "H265"}, audio = {"OPUS", "PCMU", "PCMA", "G722"};
-  return kind == "audio" ? audio : video;
+std::optional<SendCodec> encodable(const std::string &kind, const std::string &encoding) {
+  if (!can_encode(kind, encoding)) return std::nullopt;
+  // x264enc is set to constrained baseline level 3.1 (rtp_caps_for says the same).
+  return SendCodec{kind, encoding, encoding_info(kind, encoding)->clock_rate, encoding == "H264" ? "42e01f" : ""};
 }
 
 GstCaps *rtp_caps_for(const std::string &kind, const std::string &encoding) {

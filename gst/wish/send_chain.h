@@ -5,8 +5,11 @@
 
 #include <gst/gst.h>
 
+#include <optional>
 #include <string>
 #include <vector>
+
+#include "protocol/sdp.h"
 
 G_BEGIN_DECLS
 
@@ -46,8 +49,9 @@ void add_send_pad_templates(GstElementClass *klass);
 // Whether raw media can be encoded to that encoding (RTP encoding name, upper case) here: the
 // encoder and payloader are installed.
 bool can_encode(const std::string &kind, const std::string &encoding);
-// The encodings a viewer may be sent of that kind, in the order the server prefers them.
-const std::vector<std::string> &encodings_of(const std::string &kind);
+// The codec raw media of that kind is sent in when encoded to `encoding` here (clock rate,
+// H.264 profile); nullopt when it cannot be (unknown encoding, encoder or payloader missing).
+std::optional<SendCodec> encodable(const std::string &kind, const std::string &encoding);
 // RTP caps of an encoding before any packet exists (a transceiver's codec preferences).
 GstCaps *rtp_caps_for(const std::string &kind, const std::string &encoding);
 

@@ -65,6 +65,20 @@ struct Input {
 
 struct Viewer : ServerSession {
   std::shared_ptr<Slot> slot;
+
+  // RTP packets and bytes its outputs sent.
+  std::pair<guint64, guint64> sent() const {
+    std::pair<guint64, guint64> n{0, 0};
+    if (slot)
+      for (const auto &target : slot->outputs())
+        if (auto o = std::dynamic_pointer_cast<SlotOutput>(target)) {
+          n.first += o->packets();
+          n.second += o->bytes();
+        }
+    return n;
+  }
+  // The stream it is shown (after switches), else the one it asked for.
+  std::string shown() const { return slot->showing().empty() ? slot->requested() : slot->showing(); }
 };
 
 // RTP caps webrtcbin is told about for one viewer: the payload type and fmtp the viewer
@@ -111,23 +125,17 @@ struct PlannedOutput {
   size_t index;  // among the stream's tracks of its kind
   int pt;
   std::optional<RtpMap> offered;  // the viewer's rtpmap and fmtp for pt
-  std::string encoding;           // sent in this codec, encoded for it; "" : the track's own
+  std::optional<SendCodec> encoded;  // sent in this codec, encoded for the viewer; none: the track's own
 };
 
 // The first codec of the viewer's m-line (in its order) that raw media can be encoded to
 // here, with its payload type.
-std::optional<std::pair<std::string, int>> encodable_codec(const MediaSection &m) {
+std::optional<std::pair<SendCodec, int>> encodable_codec(const MediaSection &m) {
   for (int pt : m.formats) {
     auto it = m.rtpmap.find(pt);
     if (it == m.rtpmap.end()) continue;
-    const std::string &enc = it->second.encoding;
-    const auto &known = encodings_of(m.kind);
-    if (std::find(known.begin(), known.end(), enc) == known.end() || !can_encode(m.kind, enc)) continue;
-    GPtr<GstCaps> caps = GPtr<GstCaps>::adopt(rtp_caps_for(m.kind, enc));
-    gint clock_rate = 0;
-    gst_structure_get_int(gst_caps_get_structure(caps.get(), 0), "clock-rate", &clock_rate);
-    SendCodec codec{m.kind, enc, static_cast<unsigned>(clock_rate), enc == "H264" ? "42e01f" : ""};
-    if (auto matched = match_codec(m, codec)) return std::make_pair(enc, *matched);
+    if (auto codec = encodable(m.kind, it->second.encoding))
+      if (auto matched = match_codec(m, *codec)) return std::make_pair(*codec, *matched);
   }
   return std::nullopt;
 }
@@ -509,7 +517,7 @@ std::vector<PlannedOutput> WhepServer::plan(const SessionRequest &request) {
         const auto &t = kind->second[i];
         if (std::find(used.begin(), used.end(), t.get()) != used.end() || !t->has_caps()) continue;
         if (pass == 0) {
-          if (auto pt = match_codec(m, t->codec())) chosen = PlannedOutput{t, i, *pt, std::nullopt, ""};
+          if (auto pt = match_codec(m, t->codec())) chosen = PlannedOutput{t, i, *pt, std::nullopt, std::nullopt};
         } else if (auto codec = encodable_codec(m)) {
           chosen = PlannedOutput{t, i, codec->second, std::nullopt, codec->first};
         }
@@ -541,7 +549,7 @@ bool WhepServer::attach_media(ServerSession &session, const SessionRequest &requ
     // One SSRC per output for the viewer's whole session, whatever it is pointed at.
     guint ssrc = g_random_int();
     GPtr<GstCaps> track_caps =
-        p.encoding.empty() ? p.track->caps() : GPtr<GstCaps>::adopt(rtp_caps_for(p.track->kind(), p.encoding));
+        p.encoded ? GPtr<GstCaps>::adopt(rtp_caps_for(p.encoded->kind, p.encoded->encoding)) : p.track->caps();
     if (!track_caps) continue;  // its source went meanwhile
     GPtr<GstCaps> caps = GPtr<GstCaps>::adopt(
         viewer_caps(track_caps.get(), p.pt, ssrc, p.offered ? &*p.offered : nullptr));
@@ -558,15 +566,10 @@ bool WhepServer::attach_media(ServerSession &session, const SessionRequest &requ
                    nullptr);
       gst_object_unref(trans);
     }
-    SendCodec codec = p.track->codec();
-    if (!p.encoding.empty()) {
-      codec.encoding = p.encoding;
-      gint clock_rate = 90000;
-      gst_structure_get_int(gst_caps_get_structure(track_caps.get(), 0), "clock-rate", &clock_rate);
-      codec.clock_rate = static_cast<unsigned>(clock_rate);
+    SendCodec codec = p.encoded ? *p.encoded : p.track->codec();
+    if (p.encoded)
       GST_INFO_OBJECT(element(), "viewer %s gets %s %s, encoded for it", session.id.c_str(), codec.kind.c_str(),
-                      p.encoding.c_str());
-    }
+                      codec.encoding.c_str());
     SlotOutput::Params params;
     params.pad = pad;
     params.caps = caps;
@@ -597,16 +600,11 @@ void WhepServer::stop_feeding(ServerSession &session) {
   auto &viewer = static_cast<Viewer &>(session);
   if (!viewer.slot) return;
   {
-    guint64 packets = 0, bytes = 0;
-    for (const auto &target : viewer.slot->outputs())
-      if (auto o = std::dynamic_pointer_cast<SlotOutput>(target)) {
-        packets += o->packets();
-        bytes += o->bytes();
-      }
+    auto sent = viewer.sent();
     std::lock_guard<std::mutex> lock(sent_mutex_);
-    auto &done = sent_done_[viewer.slot->showing().empty() ? viewer.slot->requested() : viewer.slot->showing()];
-    done.first += packets;
-    done.second += bytes;
+    auto &done = sent_done_[viewer.shown()];
+    done.first += sent.first;
+    done.second += sent.second;
   }
   if (registry()) registry()->leave(viewer.slot.get());
   viewer.slot->close();
@@ -627,13 +625,11 @@ void WhepServer::tick() {
   for (const auto &s : sessions()) {
     auto v = std::static_pointer_cast<Viewer>(s);
     if (!v->slot) continue;
-    std::string stream = v->slot->showing().empty() ? v->slot->requested() : v->slot->showing();
+    std::string stream = v->shown();
     m.viewers[stream]++;
-    for (const auto &target : v->slot->outputs())
-      if (auto o = std::dynamic_pointer_cast<SlotOutput>(target)) {
-        m.sent[stream].first += o->packets();
-        m.sent[stream].second += o->bytes();
-      }
+    auto sent = v->sent();
+    m.sent[stream].first += sent.first;
+    m.sent[stream].second += sent.second;
   }
   std::lock_guard<std::mutex> lock(sent_mutex_);
   metrics_ = std::move(m);
@@ -674,17 +670,8 @@ GstStructure *WhepServer::stats() {
   }
   for (const auto &s : sessions()) {
     auto v = std::static_pointer_cast<Viewer>(s);
-    guint64 packets = 0, bytes = 0;
-    std::string showing;
-    if (v->slot) {
-      for (const auto &target : v->slot->outputs()) {
-        auto o = std::dynamic_pointer_cast<SlotOutput>(target);
-        if (!o) continue;
-        packets += o->packets();
-        bytes += o->bytes();
-      }
-      showing = v->slot->showing();
-    }
+    auto [packets, bytes] = v->sent();
+    std::string showing = v->slot ? v->slot->showing() : "";
     std::string state = v->state;
     GstStructure *st = gst_structure_new(
         "viewer", "session-id", G_TYPE_STRING, v->id.c_str(), "connection-state", G_TYPE_STRING, state.c_str(),
