@@ -1,5 +1,7 @@
 #include "oma_front.h"
 
+#include <json-glib/json-glib.h>
+
 #include <chrono>
 #include <sstream>
 
@@ -16,15 +18,15 @@ constexpr const char *kExposed = "Location, Content-Type, Allow, Retry-After, WW
 
 // The detail of an endpoint's problem body ({"detail":"..."}), for the OMA error variable.
 std::string problem_detail(const std::string &body) {
-  const std::string key = "\"detail\":\"";
-  size_t at = body.find(key);
-  if (at == std::string::npos) return body.substr(0, 200);
-  std::string out;
-  for (size_t i = at + key.size(); i < body.size() && body[i] != '"'; i++) {
-    if (body[i] == '\\' && i + 1 < body.size()) i++;
-    out += body[i];
+  g_autoptr(JsonParser) parser = json_parser_new();
+  if (json_parser_load_from_data(parser, body.data(), static_cast<gssize>(body.size()), nullptr)) {
+    JsonNode *root = json_parser_get_root(parser);
+    if (root && JSON_NODE_HOLDS_OBJECT(root)) {
+      const char *detail = json_object_get_string_member_with_default(json_node_get_object(root), "detail", nullptr);
+      if (detail) return detail;
+    }
   }
-  return out;
+  return body.substr(0, 200);
 }
 
 // The same SDP with other ICE credentials and candidates: what an ICE restart changes in
