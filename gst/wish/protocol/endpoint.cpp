@@ -367,7 +367,7 @@ void Endpoint::remember_end_locked(const std::string &id, const std::string &rea
   constexpr size_t kEndedKept = 512;
   if (ended_order_.size() >= kEndedKept) {
     ended_.erase(ended_order_.front());
-    ended_order_.erase(ended_order_.begin());
+    ended_order_.pop_front();
   }
   ended_[id] = reason;
   ended_order_.push_back(id);

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -221,7 +222,7 @@ private:
   size_t next_redirect_ = 0;
   Counters counters_;  // the redirect_to entry the next redirected client gets
   std::map<std::string, std::string> ended_;  // id -> reason, the last kEndedKept ends
-  std::vector<std::string> ended_order_;
+  std::deque<std::string> ended_order_;
 };
 
 }  // namespace wish
