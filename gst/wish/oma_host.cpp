@@ -2,6 +2,8 @@
 
 #include <gst/gst.h>
 
+#include "http_request.h"
+
 GST_DEBUG_CATEGORY_EXTERN(wish_oma_debug);
 #define GST_CAT_DEFAULT wish_oma_debug
 
@@ -43,35 +45,15 @@ void OmaHost::notify(const std::string &url, const std::string &content_type, co
   if (closed_) return;
   loop_->invoke([this, url, content_type, body, done] {
     if (!soup_) return;
-    g_autoptr(SoupMessage) msg = soup_message_new("POST", url.c_str());
-    if (!msg) {
-      GST_WARNING("cannot notify %s: not a URL", url.c_str());
-      done(false);
-      return;
-    }
-    soup_message_add_flags(msg, SOUP_MESSAGE_NO_REDIRECT);
-    g_autoptr(GBytes) bytes = g_bytes_new(body.data(), body.size());
-    soup_message_set_request_body_from_bytes(msg, content_type.c_str(), bytes);
     GST_DEBUG("notifying %s", url.c_str());
-    struct Pending {
-      std::string url;
-      std::function<void(bool)> done;
-    };
-    auto *heap = new Pending{url, done};
-    soup_session_send_and_read_async(
-        soup_, msg, G_PRIORITY_DEFAULT, cancellable_,
-        [](GObject *source, GAsyncResult *res, gpointer data) {
-          std::unique_ptr<Pending> p(static_cast<Pending *>(data));
-          SoupMessage *m = soup_session_get_async_result_message(SOUP_SESSION(source), res);
-          g_autoptr(GError) err = nullptr;
-          g_autoptr(GBytes) reply = soup_session_send_and_read_finish(SOUP_SESSION(source), res, &err);
-          if (g_error_matches(err, G_IO_ERROR, G_IO_ERROR_CANCELLED)) return;
-          guint status = reply ? soup_message_get_status(m) : 0;
-          if (status < 200 || status >= 300)
-            GST_INFO("notification to %s failed: %s", p->url.c_str(), err ? err->message : soup_status_get_phrase(status));
-          p->done(status >= 200 && status < 300);
-        },
-        heap);
+    send_request(soup_, cancellable_, "POST", url, {}, content_type, body,
+                 [url, done](Response resp, std::string transport_error) {
+                   bool ok = resp.status >= 200 && resp.status < 300;
+                   if (!ok)
+                     GST_INFO("notification to %s failed: %s", url.c_str(),
+                              transport_error.empty() ? reason_phrase(resp.status) : transport_error.c_str());
+                   done(ok);
+                 });
   });
 }
 
