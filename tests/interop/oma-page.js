@@ -228,30 +228,8 @@ window.runOmaPublish = async function runOmaPublish(cfg) {
   window.omaPubRes = res;
   const state = stateLogger(pc, res, 'pub');
   try {
-    const canvas = document.createElement('canvas');
-    canvas.width = 320;
-    canvas.height = 240;
-    const g = canvas.getContext('2d');
-    let n = 0;
-    window.canvasTimer = setInterval(() => {
-      g.fillStyle = cfg.canvasColor;
-      g.fillRect(0, 0, canvas.width, canvas.height);
-      g.fillStyle = (n++ % 2) ? '#000' : '#fff';
-      g.fillRect(0, 0, 8, 8);
-    }, 33);
-    const mic = await navigator.mediaDevices.getUserMedia({ audio: true });
-    const stream = new MediaStream([canvas.captureStream(30).getVideoTracks()[0], mic.getAudioTracks()[0]]);
-    for (const track of stream.getTracks()) {
-      const tr = pc.addTransceiver(track, { direction: 'sendonly', streams: [stream] });
-      if (track.kind === 'video' && tr.setCodecPreferences) {
-        const caps = RTCRtpSender.getCapabilities('video').codecs;
-        const want = cfg.videoMime.toLowerCase();
-        const preferred = caps.filter((c) => c.mimeType.toLowerCase() === want);
-        if (preferred.length === 0) throw new Error('Chromium cannot send ' + cfg.videoMime);
-        const rest = caps.filter((c) => c.mimeType.toLowerCase() !== want);
-        tr.setCodecPreferences([...preferred, ...rest]);
-      }
-    }
+    const stream = await publisherStream(cfg);
+    addSendTransceivers(pc, stream, cfg.videoMime);
     const o = await offerWhenGathered(pc, {}, 5000);
     res.offerSdp = o.sdp; res.offerCandidatesKept = o.kept; res.offerCandidatesDropped = o.dropped;
     res.t0 = performance.now();

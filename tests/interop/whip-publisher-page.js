@@ -1,6 +1,43 @@
 // The WHIP publisher of the Chromium interop pages: camera and microphone to a WHIP endpoint;
 // injected into a test page's <script>. It must hold no backtick: it is pasted into a template. Needs page-common.js.
 
+// What a publisher page sends: with cfg.canvasColor a picture of one colour (a corner square
+// blinks so that frames keep coming) and the fake microphone, else the fake camera and
+// microphone.
+async function publisherStream(cfg) {
+  if (!cfg.canvasColor) {
+    return navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480, frameRate: 30 }, audio: true });
+  }
+  const canvas = document.createElement('canvas');
+  canvas.width = 320;
+  canvas.height = 240;
+  const g = canvas.getContext('2d');
+  let n = 0;
+  window.canvasTimer = setInterval(() => {
+    g.fillStyle = cfg.canvasColor;
+    g.fillRect(0, 0, canvas.width, canvas.height);
+    g.fillStyle = (n++ % 2) ? '#000' : '#fff';
+    g.fillRect(0, 0, 8, 8);
+  }, 33);
+  const mic = await navigator.mediaDevices.getUserMedia({ audio: true });
+  return new MediaStream([canvas.captureStream(30).getVideoTracks()[0], mic.getAudioTracks()[0]]);
+}
+
+// A sendonly transceiver for every track of the stream, video preferring videoMime.
+function addSendTransceivers(pc, stream, videoMime) {
+  for (const track of stream.getTracks()) {
+    const tr = pc.addTransceiver(track, { direction: 'sendonly', streams: [stream] });
+    if (track.kind === 'video' && tr.setCodecPreferences) {
+      const caps = RTCRtpSender.getCapabilities('video').codecs;
+      const want = videoMime.toLowerCase();
+      const preferred = caps.filter((c) => c.mimeType.toLowerCase() === want);
+      if (preferred.length === 0) throw new Error('Chromium cannot send ' + videoMime);
+      const rest = caps.filter((c) => c.mimeType.toLowerCase() !== want);
+      tr.setCodecPreferences([...preferred, ...rest]);
+    }
+  }
+}
+
 // Waits until video frames are encoded and audio is sent on a connected publisher (or it
 // fails, or timeoutMs pass); res gets the last outbound stats.
 async function waitPublishing(pc, res, timeoutMs) {
@@ -59,41 +96,10 @@ window.runWhip = async function runWhip(cfg) {
   pc.addEventListener('connectionstatechange', () => state('connectionstatechange'));
   pc.addEventListener('iceconnectionstatechange', () => state('iceconnectionstatechange'));
   try {
-    let stream;
-    if (cfg.canvasColor) {
-      // A picture of one colour (a corner square blinks so that frames keep coming), with the
-      // fake microphone.
-      const canvas = document.createElement('canvas');
-      canvas.width = 320;
-      canvas.height = 240;
-      const g = canvas.getContext('2d');
-      let n = 0;
-      window.canvasTimer = setInterval(() => {
-        g.fillStyle = cfg.canvasColor;
-        g.fillRect(0, 0, canvas.width, canvas.height);
-        g.fillStyle = (n++ % 2) ? '#000' : '#fff';
-        g.fillRect(0, 0, 8, 8);
-      }, 33);
-      const mic = await navigator.mediaDevices.getUserMedia({ audio: true });
-      stream = new MediaStream([canvas.captureStream(30).getVideoTracks()[0], mic.getAudioTracks()[0]]);
-    } else {
-      stream = await navigator.mediaDevices.getUserMedia({
-        video: { width: 640, height: 480, frameRate: 30 }, audio: true,
-      });
-    }
+    const stream = await publisherStream(cfg);
     res.streamId = stream.id;  // the a=msid stream id of the offer
     plog('[pub] tracks:', stream.getTracks().map((t) => t.kind + ':' + t.label));
-    for (const track of stream.getTracks()) {
-      const tr = pc.addTransceiver(track, { direction: 'sendonly', streams: [stream] });
-      if (track.kind === 'video' && tr.setCodecPreferences) {
-        const caps = RTCRtpSender.getCapabilities('video').codecs;
-        const want = cfg.videoMime.toLowerCase();
-        const preferred = caps.filter((c) => c.mimeType.toLowerCase() === want);
-        if (preferred.length === 0) throw new Error('Chromium cannot send ' + cfg.videoMime);
-        const rest = caps.filter((c) => c.mimeType.toLowerCase() !== want);
-        tr.setCodecPreferences([...preferred, ...rest]);
-      }
-    }
+    addSendTransceivers(pc, stream, cfg.videoMime);
     const offer = await pc.createOffer();
     await pc.setLocalDescription(offer);
     const gathered = await waitIceGatheringComplete(pc, 5000);
