@@ -386,6 +386,8 @@ void HttpGuard::hand_over(Conn *c, GIOStream *stream) {
   // libsoup may have read, answered and dropped the whole request inside that call (a
   // client that sent it all and hung up): "disconnected" then freed c already.
   if (!conns_.count(c)) return;
+  // It may also have read a head the guard refused there: the refusal owns the connection now.
+  if (c->closing) return;
   if (!c->msg) {  // not expected: libsoup always starts a message at once
     GST_WARNING("libsoup started no request on a new connection");
     close(c);  // forgets it; libsoup keeps the socket

@@ -558,9 +558,13 @@ GST_START_TEST(test_tls_limits) {
     fail_unless((g_get_monotonic_time() - t) / 1e6 < 4.0);
     HttpClient https(true);
     std::string url = "https://127.0.0.1:" + std::to_string(server.port) + "/whep";
-    HttpResult r = https.request("POST", url, {{"Content-Type", "application/sdp"}}, std::string(100 * 1024, 'a'));
-    fail_unless_equals_int(r.status, 413);
-    r = https.request("OPTIONS", url);
+    // Several times: whether libsoup reads the head while the connection is handed to it or
+    // later depends on timing, and the refusal must be answered either way.
+    for (int i = 0; i < 8; i++) {
+      HttpResult refused = https.request("POST", url, {{"Content-Type", "application/sdp"}}, std::string(100 * 1024, 'a'));
+      fail_unless_equals_int(refused.status, 413);
+    }
+    HttpResult r = https.request("OPTIONS", url);
     fail_unless_equals_int(r.status, 200);
     assert_str(r.header("Server"), "wish");
   }
