@@ -3,6 +3,7 @@
 #include <gst/gst.h>
 
 #include <atomic>
+#include <optional>
 
 GST_DEBUG_CATEGORY_EXTERN(wish_http_debug);
 #define GST_CAT_DEFAULT wish_http_debug
@@ -22,6 +23,7 @@ struct HttpServer::Pending {
   gulong finished_id = 0;
   bool finished = false;  // the connection went: nothing to answer
   bool answered = false;
+  std::shared_ptr<BodyStream> stream;  // an answer whose body goes on (server thread only)
 };
 
 // Queues answers on the server's thread; after shutdown they are dropped, the messages they
@@ -39,6 +41,11 @@ struct HttpServer::Replies {
   }
   // Server thread: sends the response (unless the client went) and forgets the message.
   void answer(const std::shared_ptr<Pending> &p, const Response &resp);
+  // Server thread: the head of a streamed answer is out; its chunks follow as they come.
+  void start_stream(const std::shared_ptr<Pending> &p, const std::shared_ptr<BodyStream> &stream);
+  void write_chunk(const std::shared_ptr<Pending> &p, const std::string *chunk);
+  void end_stream(const std::shared_ptr<Pending> &p);  // written to the end, or the client left
+  std::vector<std::shared_ptr<Pending>> streaming;  // server thread only
 };
 
 void HttpServer::Replies::answer(const std::shared_ptr<Pending> &p, const Response &resp) {
@@ -64,7 +71,11 @@ void HttpServer::Replies::answer(const std::shared_ptr<Pending> &p, const Respon
       else
         soup_message_headers_append(rh, kv.first.c_str(), kv.second.c_str());
     }
-    if (!resp.body.empty()) {
+    if (resp.stream) {
+      soup_message_headers_set_encoding(rh, SOUP_ENCODING_CHUNKED);
+      soup_message_headers_replace(rh, "Content-Type", content_type.empty() ? "text/plain" : content_type.c_str());
+      soup_message_body_set_accumulate(soup_server_message_get_response_body(m), FALSE);
+    } else if (!resp.body.empty()) {
       soup_server_message_set_response(m, content_type.empty() ? "text/plain" : content_type.c_str(),
                                        SOUP_MEMORY_COPY, resp.body.data(), resp.body.size());
     } else if (!content_type.empty()) {
@@ -72,13 +83,68 @@ void HttpServer::Replies::answer(const std::shared_ptr<Pending> &p, const Respon
     }
     soup_server_message_unpause(m);
   }
-  g_object_unref(m);
-  p->msg = nullptr;
   for (auto it = pending.begin(); it != pending.end(); ++it)
     if (*it == p) {
       pending.erase(it);
       break;
     }
+  if (resp.stream && !p->finished) {
+    start_stream(p, resp.stream);
+    return;
+  }
+  if (resp.stream) resp.stream->detach();
+  g_object_unref(m);
+  p->msg = nullptr;
+}
+
+void HttpServer::Replies::start_stream(const std::shared_ptr<Pending> &p, const std::shared_ptr<BodyStream> &stream) {
+  p->stream = stream;
+  streaming.push_back(p);
+  struct Ctx {
+    Replies *replies;
+    std::shared_ptr<Pending> pending;
+  };
+  p->finished_id = g_signal_connect_data(p->msg, "finished", G_CALLBACK(+[](SoupServerMessage *, gpointer d) {
+                                           auto *ctx = static_cast<Ctx *>(d);
+                                           std::shared_ptr<Pending> pending = ctx->pending;  // ctx goes in end_stream
+                                           pending->finished = true;
+                                           ctx->replies->end_stream(pending);
+                                         }),
+                                         new Ctx{this, p}, +[](gpointer d, GClosure *) { delete static_cast<Ctx *>(d); },
+                                         GConnectFlags(0));
+  std::weak_ptr<Pending> weak = p;
+  // Runs under the stream's lock: only queues the chunk for this thread.
+  stream->attach([this, weak](const std::string *chunk) {
+    std::optional<std::string> data;
+    if (chunk) data = *chunk;
+    post([this, weak, data = std::move(data)] {
+      if (auto p = weak.lock()) write_chunk(p, data ? &*data : nullptr);
+    });
+  });
+}
+
+void HttpServer::Replies::write_chunk(const std::shared_ptr<Pending> &p, const std::string *chunk) {
+  if (p->finished || !p->msg) return;
+  SoupMessageBody *body = soup_server_message_get_response_body(p->msg);
+  if (chunk)
+    soup_message_body_append(body, SOUP_MEMORY_COPY, chunk->data(), chunk->size());
+  else
+    soup_message_body_complete(body);
+  soup_server_message_unpause(p->msg);
+}
+
+void HttpServer::Replies::end_stream(const std::shared_ptr<Pending> &p) {
+  if (!p->msg) return;
+  if (p->stream) p->stream->detach();
+  SoupServerMessage *m = p->msg;
+  p->msg = nullptr;
+  g_signal_handler_disconnect(m, p->finished_id);  // frees the handler's hold on p: keep it here
+  for (auto it = streaming.begin(); it != streaming.end(); ++it)
+    if (*it == p) {
+      streaming.erase(it);
+      break;
+    }
+  g_object_unref(m);
 }
 
 std::map<unsigned, uint64_t> HttpServer::response_counts() const {
@@ -172,6 +238,8 @@ HttpServer::~HttpServer() {
       // Requests still waiting for their handlers get an answer before the server goes.
       auto pending = replies_->pending;
       for (auto &p : pending) replies_->answer(p, Response::problem(503, "the server is shutting down"));
+      auto streaming = replies_->streaming;
+      for (auto &p : streaming) replies_->end_stream(p);
       soup_server_disconnect(server_);
       guard_.reset();
       g_object_unref(server_);

@@ -13,6 +13,9 @@ constexpr const char *kSdpFrag = "application/trickle-ice-sdpfrag";
 constexpr const char *kExposed = "Location, ETag, Link, Accept-Post, Accept-Patch, Retry-After, Content-Type";
 constexpr const char *kEndpointMethods = "OPTIONS, POST, GET, HEAD";
 constexpr const char *kSessionMethods = "OPTIONS, PATCH, DELETE, GET";
+constexpr const char *kEventsMethods = "OPTIONS, POST, GET";
+constexpr const char *kEventStreamMethods = "OPTIONS, GET, DELETE";
+constexpr const char *kJson = "application/json";
 }  // namespace
 
 const char *session_state_name(SessionState s) {
@@ -100,6 +103,18 @@ Endpoint::Route Endpoint::route(const std::string &path) const {
   if (rest.compare(0, sessions.size(), sessions) == 0 && rest.size() > sessions.size()) {
     r.is_session = true;
     r.session = rest.substr(sessions.size());
+    size_t slash = r.session.find('/');
+    if (slash != std::string::npos) {  // a resource of the session: only its event streams (WHEP)
+      std::string below = r.session.substr(slash + 1);
+      r.session.resize(slash);
+      if (config_.kind == EndpointKind::Whep && (below == "sse" || below.compare(0, 4, "sse/") == 0)) {
+        r.is_events = true;
+        r.subscription = below.size() > 4 ? below.substr(4) : "";
+        if (r.subscription.find('/') != std::string::npos) r.is_session = r.is_events = false;
+      } else {
+        r.is_session = false;
+      }
+    }
   } else if (config_.named_streams && valid_stream_name(rest)) {
     r.is_endpoint = true;
     r.stream = rest;
@@ -129,7 +144,11 @@ void Endpoint::handle(const Request &req, Reply reply) {
   }
 
   if (preflight) {
-    Response r = preflight_response(req, where.is_endpoint ? kEndpointMethods : kSessionMethods);
+    const char *methods = where.is_endpoint  ? kEndpointMethods
+                          : !where.is_events ? kSessionMethods
+                          : where.subscription.empty() ? kEventsMethods
+                                                       : kEventStreamMethods;
+    Response r = preflight_response(req, methods);
     if (where.is_endpoint) r.headers.set("Accept-Post", kSdp);
     decorated.send(std::move(r));
     return;
@@ -154,6 +173,8 @@ void Endpoint::handle(const Request &req, Reply reply) {
 
   if (where.is_endpoint)
     handle_endpoint(req, where.stream, std::move(decorated));
+  else if (where.is_events)
+    handle_events(req, where, std::move(decorated));
   else
     handle_session(req, where.session, std::move(decorated));
 }
@@ -307,7 +328,7 @@ void Endpoint::finish_creation(const std::string &id, bool counter_offer, MediaR
   std::string etag, location;
   std::vector<IceServer> ice_servers;
   int64_t deadline_ms = 0;
-  bool gone = false, created = false;
+  bool gone = false, created = false, events = false;
   std::shared_ptr<MediaSession> failed;
   {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -329,7 +350,10 @@ void Endpoint::finish_creation(const std::string &id, bool counter_offer, MediaR
       } else {
         s.state = SessionState::Active;
         s.connect_deadline = now() + config_.connect_timeout_ms;
+        count_viewers_locked(s.stream);
       }
+      events = config_.kind == EndpointKind::Whep;
+      if (events) events_.set_active(s.stream, true);  // it was admitted: something feeds it
       created = true;
       if (!counter_offer) counters_.created++;
     }
@@ -359,6 +383,11 @@ void Endpoint::finish_creation(const std::string &id, bool counter_offer, MediaR
   r.headers.set("ETag", etag);
   r.headers.set("Accept-Patch", kSdpFrag);
   for (const auto &s : ice_servers) r.headers.add("Link", s.link_value());
+  if (events) {
+    std::string names;
+    for (const auto &n : server_event_names()) names += (names.empty() ? "" : ",") + n;
+    r.headers.add("Link", "<" + location + "/sse>; rel=\"" + kEventsRel + "\"; events=\"" + names + "\"");
+  }
   r.body = std::move(result.body);
   reply.send(std::move(r));
 }
@@ -379,8 +408,12 @@ std::shared_ptr<MediaSession> Endpoint::take_locked(const std::string &id, const
   if (it == sessions_.end()) return nullptr;
   remember_end_locked(id, reason);
   std::shared_ptr<MediaSession> media = std::move(it->second.media);
+  std::string stream = it->second.stream;
+  bool counted = it->second.state == SessionState::Active;
   sessions_.erase(it);
   if (media) media->end_reason = reason;
+  events_.drop_session(id);
+  if (counted) count_viewers_locked(stream);
   return media;
 }
 
@@ -471,6 +504,7 @@ void Endpoint::handle_patch(const Request &req, const std::string &id, Reply rep
         if (it != self->sessions_.end() && result.ok) {
           it->second.state = SessionState::Active;
           it->second.connect_deadline = self->now() + self->config_.connect_timeout_ms;
+          self->count_viewers_locked(it->second.stream);
         } else if (it != self->sessions_.end()) {
           failed = self->take_locked(id, "failed");
         }
@@ -603,13 +637,15 @@ std::vector<std::string> Endpoint::expire_stale() {
         continue;
       }
       expired.push_back(it->first);
-      remember_end_locked(it->first, reason);
-      if (it->second.media) it->second.media->end_reason = reason;
-      dropped.push_back(std::move(it->second.media));
-      it = sessions_.erase(it);
+      ++it;
+    }
+    for (const auto &id : expired) {
+      const Session &s = sessions_.at(id);
+      dropped.push_back(take_locked(id, s.state == SessionState::CounterOffered ? "expired" : "not-connected"));
     }
   }
   dropped.clear();
+  refresh_events();
   return expired;
 }
 
@@ -617,12 +653,95 @@ void Endpoint::close_all(const std::string &reason) {
   std::vector<std::shared_ptr<MediaSession>> dropped;
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    for (auto &kv : sessions_) {
-      remember_end_locked(kv.first, reason);
-      if (kv.second.media) kv.second.media->end_reason = reason;
-      dropped.push_back(std::move(kv.second.media));
+    std::vector<std::string> ids;
+    for (const auto &kv : sessions_) ids.push_back(kv.first);
+    for (const auto &id : ids) dropped.push_back(take_locked(id, reason));
+  }
+}
+
+size_t Endpoint::announce_reconnect(const std::string &url) {
+  return events_.announce_reconnect(url);
+}
+
+bool Endpoint::close_event_streams(int64_t wait_ms) {
+  return events_.close_all(wait_ms);
+}
+
+void Endpoint::count_viewers_locked(const std::string &stream) {
+  if (config_.kind != EndpointKind::Whep) return;
+  size_t n = 0;
+  for (const auto &kv : sessions_) n += kv.second.stream == stream && kv.second.state == SessionState::Active;
+  events_.set_viewers(stream, n, now());
+}
+
+void Endpoint::refresh_events() {
+  for (const auto &stream : events_.watched_streams()) events_.set_active(stream, backend_->admit(stream).status == 0);
+  events_.flush(now());
+}
+
+void Endpoint::handle_events(const Request &req, const Route &where, Reply reply) {
+  std::string stream;
+  bool known = false;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = sessions_.find(where.session);
+    if (it != sessions_.end() && it->second.state == SessionState::Active) {
+      known = true;
+      stream = it->second.stream;
     }
-    sessions_.clear();
+  }
+  if (!known) {
+    reply.send(Response::problem(404, "no such session"));
+    return;
+  }
+  const bool list = where.subscription.empty();
+  const char *allowed = list ? kEventsMethods : kEventStreamMethods;
+  auto event_stream = [](std::shared_ptr<BodyStream> out) {
+    Response r = Response::empty(200);
+    r.headers.set("Content-Type", "text/event-stream");
+    r.headers.set("Cache-Control", "no-cache");
+    r.stream = std::move(out);
+    return r;
+  };
+  if (req.method == "OPTIONS") {
+    Response r = Response::empty(200);
+    r.headers.set("Allow", allowed);
+    if (list) r.headers.set("Accept-Post", kJson);
+    reply.send(std::move(r));
+  } else if (list && req.method == "POST") {
+    if (media_type(req.headers.get("Content-Type").value_or("")) != kJson) {
+      reply.send(Response::problem(415, "a subscription is a JSON array of event names (application/json)"));
+      return;
+    }
+    std::vector<std::string> names;
+    std::string error;
+    if (!parse_event_subscription(req.body, server_event_names(), &names, &error)) {
+      reply.send(Response::problem(400, error));
+      return;
+    }
+    std::string id = events_.subscribe(where.session, stream, names);
+    if (id.empty()) {
+      reply.send(Response::problem(429, "too many event subscriptions for this session"));
+      return;
+    }
+    refresh_events();
+    Response r = Response::empty(201);
+    r.headers.set("Location", req.path + "/" + id);
+    reply.send(std::move(r));
+  } else if (list && req.method == "GET") {
+    // Older players GET the advertised URL itself: every event.
+    auto out = events_.open_all(where.session, stream);
+    reply.send(out ? event_stream(std::move(out)) : Response::problem(429, "too many event streams for this session"));
+  } else if (!list && req.method == "GET") {
+    auto out = events_.open(where.session, where.subscription);
+    reply.send(out ? event_stream(std::move(out)) : Response::problem(404, "no such event subscription"));
+  } else if (!list && req.method == "DELETE") {
+    reply.send(events_.unsubscribe(where.session, where.subscription) ? Response::empty(200)
+                                                                      : Response::problem(404, "no such event subscription"));
+  } else {
+    Response r = Response::problem(405, "method not allowed on event subscriptions");
+    r.headers.set("Allow", allowed);
+    reply.send(std::move(r));
   }
 }
 

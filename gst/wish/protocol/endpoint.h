@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "events.h"
 #include "http.h"
 #include "ice_servers.h"
 #include "sdp.h"
@@ -168,6 +169,12 @@ public:
   std::string ended_reason(const std::string &id) const;
   // The session's ICE connection state (MediaSession::ice_connection_state); "" when unknown.
   std::string ice_connection_state(const std::string &id) const;
+  // Server-sent events (WHEP): tells every subscriber of `reconnect` to move to `url` ("":
+  // the endpoint again); how many were told.
+  size_t announce_reconnect(const std::string &url);
+  // Ends the event streams, waiting up to wait_ms for them to be written out (a graceful stop
+  // lets the reconnect events reach the players first).
+  bool close_event_streams(int64_t wait_ms);
   // Sessions answered (201) and ended by reason since the endpoint started, for the metrics.
   struct Counters {
     uint64_t created = 0;
@@ -194,6 +201,8 @@ private:
   struct Route {
     bool is_endpoint = false, is_session = false;
     std::string stream, session;
+    bool is_events = false;  // <session>/sse, or <session>/sse/<subscription> when subscription is set
+    std::string subscription;
   };
 
   Route route(const std::string &path) const;
@@ -202,6 +211,11 @@ private:
   void handle_session(const Request &req, const std::string &id, Reply reply);
   void handle_post(const Request &req, const std::string &stream, Reply reply);
   void handle_patch(const Request &req, const std::string &id, Reply reply);
+  void handle_events(const Request &req, const Route &where, Reply reply);
+  // The sessions of `stream` that have their answer, for the viewercount event.
+  void count_viewers_locked(const std::string &stream);
+  // Asks the backend whether each watched stream is fed, for the active/inactive events.
+  void refresh_events();
   void finish_creation(const std::string &id, bool counter_offer, MediaResult result,
                        std::unique_ptr<MediaSession> media, Reply reply);
   // Removes the session; its media handle is returned for the caller to drop outside the lock.
@@ -223,6 +237,8 @@ private:
   Counters counters_;  // the redirect_to entry the next redirected client gets
   std::map<std::string, std::string> ended_;  // id -> reason, the last kEndedKept ends
   std::deque<std::string> ended_order_;
+  // Event subscriptions; its own lock, taken after mutex_ when both are held.
+  EventHub events_;
 };
 
 }  // namespace wish

@@ -68,6 +68,48 @@ Reply::State::~State() {
   if (sender && !done.exchange(true)) sender(Response::problem(503, "the server ended before answering"));
 }
 
+void BodyStream::write(std::string chunk) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (closed_ || detached_) return;
+  if (sink_)
+    sink_(&chunk);
+  else
+    queued_.push_back(std::move(chunk));
+}
+
+void BodyStream::close() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (closed_) return;
+  closed_ = true;
+  if (sink_ && !detached_) sink_(nullptr);
+}
+
+bool BodyStream::open() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return !closed_ && !detached_;
+}
+
+void BodyStream::attach(Sink sink) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  sink_ = std::move(sink);
+  if (detached_) return;
+  for (const auto &chunk : queued_) sink_(&chunk);
+  queued_.clear();
+  if (closed_) sink_(nullptr);
+}
+
+void BodyStream::detach() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  detached_ = true;
+  sink_ = nullptr;
+  queued_.clear();
+}
+
+bool BodyStream::detached() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return detached_;
+}
+
 Response Response::empty(unsigned status) {
   Response r;
   r.status = status;

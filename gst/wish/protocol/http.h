@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -37,10 +38,35 @@ struct Request {
   std::string body;
 };
 
+// A response body that goes on after the head (an event stream): the server writes each
+// chunk as it comes until close(). Safe from any thread. Its mutex guards the fields below and
+// is held while the sink runs; the sink only queues work for the server's thread.
+class BodyStream {
+public:
+  // What the server does with a chunk; nullptr ends the body.
+  using Sink = std::function<void(const std::string *chunk)>;
+  void write(std::string chunk);  // kept until the server attaches; dropped once closed or left
+  void close();
+  // Open: neither closed nor left by the client.
+  bool open() const;
+  // Server side: where chunks go (those written before are flushed), and that the client left
+  // or the end was written.
+  void attach(Sink sink);
+  void detach();
+  bool detached() const;
+
+private:
+  mutable std::mutex mutex_;
+  Sink sink_;
+  std::vector<std::string> queued_;
+  bool closed_ = false, detached_ = false;
+};
+
 struct Response {
   unsigned status = 500;
   Headers headers;
   std::string body;
+  std::shared_ptr<BodyStream> stream;  // set: the body is this stream (chunked), not `body`
 
   static Response empty(unsigned status);
   // RFC 9457 problem details with a short human readable detail.
