@@ -180,7 +180,8 @@ static void gst_wish_client_bin_class_init(GstWishClientBinClass *klass) {
                         "Seconds an HTTP request may take, DELETE at shutdown included", 1, 3600, 10, flags));
   g_object_class_install_property(gobject_class, PROP_MAX_RECONNECTS,
       g_param_spec_int("max-reconnects", "Maximum reconnects",
-                       "New sessions tried after the connection is lost and ICE restart fails (-1: unlimited)", -1,
+                       "New sessions tried in a row after the connection is lost and ICE restart fails, before an "
+                       "error (-1: unlimited); media flowing again starts the count anew", -1,
                        G_MAXINT, 10, flags));
   g_object_class_install_property(gobject_class, PROP_RETRY_MAX_DELAY,
       g_param_spec_uint("retry-max-delay", "Maximum retry delay",

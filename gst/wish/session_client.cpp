@@ -4,6 +4,7 @@
 
 #include <gst/sdp/sdp.h>
 
+#include <algorithm>
 #include <chrono>
 
 #include "protocol/sdp.h"
@@ -18,11 +19,22 @@ namespace wish {
 namespace {
 
 constexpr int kMaxRedirects = 10;
-constexpr gint64 kSilenceUs = 5 * G_USEC_PER_SEC;  // connected but nothing arrives: ICE restart
-// A player silent this long asks the server whether the session is still there (a server that
-// was killed or restarted has forgotten it), so a new session starts without waiting for
-// kSilenceUs. Only players: a publisher receives only RTCP, seconds apart.
+// Connected but nothing arrives for this long: ICE restart. A publisher receives only the
+// server's RTCP reports, which GStreamer, browsers and most servers send 2 to 6 s apart.
+constexpr gint64 kSilenceUs = 5 * G_USEC_PER_SEC;
+constexpr gint64 kPublisherSilenceUs = 8 * G_USEC_PER_SEC;
+// Nothing received for this long: ask the server whether the session is still there (a server
+// that was killed or restarted has forgotten it; one behind a path that is gone does not
+// answer), so a new session starts without waiting for the silence above. A player hears
+// media every few ms and probes only when it stops; a publisher probes every 1.5 s between
+// the server's reports.
 constexpr gint64 kProbeUs = 1500 * 1000;
+constexpr guint kProbeAnswerMs = 2000;  // a probe not answered within this: server unreachable
+// The POSTs of a reconnection each get a connection of their own, given up when it is not
+// made within this: a path that went away gets a fresh try every 2 s instead of a SYN
+// retransmitted ever later, and the first one after the path is back gets through.
+constexpr guint kReconnectConnectMs = 2000;
+constexpr guint kAbandonDeleteMs = 2000;  // the DELETE of a session given up
 
 int64_t unix_now() {
   return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
@@ -78,6 +90,8 @@ bool SessionClient::prepare() {
     cancellable_ = g_cancellable_new();
     phase_ = Phase::Idle;
     reconnects_ = 0;
+    attempts_ = 0;
+    lost_since_ = 0;
     post_url_ = s.endpoint;
   });
   return true;
@@ -148,13 +162,13 @@ void SessionClient::fail(const std::string &summary, const std::string &detail, 
 
 void SessionClient::http(const char *method, const std::string &url,
                       const std::vector<std::pair<std::string, std::string>> &headers, const std::string &content_type,
-                      const std::string &body, HttpCallback cb) {
+                      const std::string &body, HttpCallback cb, const RequestLimits &limits) {
   std::vector<std::pair<std::string, std::string>> all;
   ClientSettings s = snapshot();
   if (!s.auth_token.empty()) all.emplace_back("Authorization", "Bearer " + s.auth_token);
   all.insert(all.end(), headers.begin(), headers.end());  // later ones replace earlier ones
   GST_DEBUG_OBJECT(element_, "%s %s", method, url.c_str());
-  send_request(soup_, cancellable_, method, url, all, content_type, body, std::move(cb));
+  send_request(soup_, cancellable_, method, url, all, content_type, body, std::move(cb), limits);
 }
 
 // Best effort, bounded by the timeout property: a server that is gone must not hold up
@@ -232,6 +246,7 @@ void SessionClient::start_session() {
   phase_ = Phase::Offering;
   trickle_ = TrickleBuffer();
   patch_in_flight_ = false;
+  probing_ = false;
   redirects_ = 0;
   ClientSettings s = snapshot();
   trickle_ok_ = s.trickle;
@@ -270,9 +285,15 @@ void SessionClient::post_offer() {
   GST_LOG_OBJECT(element_, "offer:\n%s", body.c_str());
   unsigned gen = gen_;
   std::string url = post_url_;
+  RequestLimits limits;
+  if (attempts_ > 0) {
+    limits.connect_ms = kReconnectConnectMs;
+    limits.new_connection = true;
+    attempt_began_ = g_get_monotonic_time();
+  }
   http("POST", url, {}, "application/sdp", body, [this, gen, url](Response resp, std::string transport_error) {
     on_post_response(gen, url, std::move(resp), std::move(transport_error));
-  });
+  }, limits);
 }
 
 void SessionClient::apply_ice_servers(const std::vector<IceServer> &servers) {
@@ -301,8 +322,8 @@ void SessionClient::apply_ice_servers(const std::vector<IceServer> &servers) {
 void SessionClient::on_post_response(unsigned gen, std::string url, Response resp, std::string transport_error) {
   if (gen != gen_ || phase_ != Phase::Posting) return;
   if (resp.status == 0) {
-    if (reconnects_ > 0) {
-      reconnect("server unreachable: " + transport_error);
+    if (attempts_ > 0) {
+      reconnect("server unreachable: " + transport_error, attempt_began_);
       return;
     }
     fail((std::string("Cannot reach the ") + name() + " endpoint"), url + ": " + transport_error, 0);
@@ -310,6 +331,13 @@ void SessionClient::on_post_response(unsigned gen, std::string url, Response res
   }
   PostDecision d = decide_post(url, resp, unix_now());
   GST_INFO_OBJECT(element_, "POST %s -> %u", url.c_str(), resp.status);
+  // A server coming back behind a proxy or load balancer answers 500/502/504 for a while:
+  // while reconnecting that is one more server that is not there yet.
+  if (attempts_ > 0 && d.outcome == PostOutcome::Fail &&
+      (resp.status == 500 || resp.status == 502 || resp.status == 504)) {
+    reconnect("server answered " + std::to_string(resp.status), attempt_began_);
+    return;
+  }
   switch (d.outcome) {
     case PostOutcome::Answer: {
       session_url_ = d.location;
@@ -492,6 +520,15 @@ void SessionClient::on_ice_state(unsigned gen) {
       if (!liveness_timer_) liveness_timer_ = worker_->add_interval(500, [this] { check_liveness(); });
     }
     reconnect_backoff_.reset();
+    if (lost_since_ && phase_ == Phase::Connected) {
+      // Media flows again in a new session: the reconnection is over.
+      guint down_ms = static_cast<guint>((g_get_monotonic_time() - lost_since_) / 1000);
+      GST_INFO_OBJECT(element_, "reconnected after %d attempts, %u ms after the loss was noticed", attempts_, down_ms);
+      post_message(gst_structure_new("wish-reconnected", "session-url", G_TYPE_STRING, session_url_.c_str(),
+                                     "attempts", G_TYPE_INT, attempts_, "downtime-ms", G_TYPE_UINT, down_ms, nullptr));
+      lost_since_ = 0;
+      attempts_ = 0;
+    }
   } else if (st == GST_WEBRTC_ICE_CONNECTION_STATE_FAILED && phase_ == Phase::Connected) {
     restart_ice();
   } else if (st == GST_WEBRTC_ICE_CONNECTION_STATE_DISCONNECTED && !disconnected_since_) {
@@ -504,16 +541,16 @@ void SessionClient::check_liveness() {
   if (phase_ != Phase::Connected || !peer_ || !peer_->watching()) return;
   gint64 now = g_get_monotonic_time();
   gint64 quiet = now - peer_->last_rx();
-  bool silent = quiet > kSilenceUs;
+  bool silent = quiet > (protocol_ == ClientProtocol::Whep ? kSilenceUs : kPublisherSilenceUs);
   bool disconnected = disconnected_since_ && now - disconnected_since_ > 2 * G_USEC_PER_SEC;
-  if (protocol_ == ClientProtocol::Whep && !silent && !disconnected && quiet > kProbeUs && !probing_ &&
-      now - last_probe_ > kProbeUs &&
+  if (!silent && !disconnected && quiet > kProbeUs && !probing_ && now - last_probe_ > kProbeUs &&
       !session_url_.empty() && trickle_ok_ && !etag_.empty()) {
     probing_ = true;
     last_probe_ = now;
     unsigned gen = gen_;
-    // A trickle PATCH without candidates (RFC 9725 §4.3.1): 404, or no server at all, means
-    // the session is gone. Anything else: it may still be there; ICE restart at kSilenceUs.
+    // A trickle PATCH without candidates (RFC 9725 §4.3.1): 404, no server at all, or no
+    // answer within kProbeAnswerMs, means the session is gone. Anything else: it may still
+    // be there; ICE restart at kSilenceUs.
     std::string frag = "a=ice-ufrag:" + local_ufrag_ + "\r\na=ice-pwd:" + local_pwd_ + "\r\n";
     http("PATCH", session_url_, {{"If-Match", etag_}}, "application/trickle-ice-sdpfrag", frag,
          [this, gen](Response resp, std::string transport_error) {
@@ -521,7 +558,7 @@ void SessionClient::check_liveness() {
       if (gen != gen_ || phase_ != Phase::Connected) return;
       if (resp.status == 404 || !transport_error.empty())
         reconnect(resp.status == 404 ? "the server no longer knows the session" : "server unreachable: " + transport_error);
-         });
+         }, RequestLimits{kProbeAnswerMs, 0, false});
     return;
   }
   if (silent || disconnected) {
@@ -564,6 +601,8 @@ void SessionClient::restart_ice() {
          peer_->set_remote_ice(answer->ice_ufrag, answer->ice_pwd, cands);
          if (auto etag = resp.headers.get("ETag")) etag_ = std::string(trim(*etag));
          trickle_.set_session(etag_, local.ufrag, local.pwd);
+         local_ufrag_ = local.ufrag;  // what probes send from now on
+         local_pwd_ = local.pwd;
          phase_ = Phase::Connected;
          ice_restarts_++;
          disconnected_since_ = 0;
@@ -573,20 +612,26 @@ void SessionClient::restart_ice() {
        });
 }
 
-void SessionClient::reconnect(const std::string &reason) {
+void SessionClient::reconnect(const std::string &reason, gint64 since) {
   ClientSettings s = snapshot();
-  if (s.max_reconnects >= 0 && reconnects_ >= s.max_reconnects) {
-    fail((std::string("Lost the ") + name() + " session"), reason + " (after " + std::to_string(reconnects_) + " reconnection attempts)");
+  if (s.max_reconnects >= 0 && attempts_ >= s.max_reconnects) {
+    fail((std::string("Lost the ") + name() + " session"), reason + " (after " + std::to_string(attempts_) + " reconnection attempts)");
     return;
   }
+  gint64 now = g_get_monotonic_time();
+  if (!lost_since_) lost_since_ = now;
+  attempts_++;
   reconnects_++;
-  double delay = reconnect_backoff_.next();
-  GST_INFO_OBJECT(element_, "reconnecting (%s), attempt %d in %.1f s", reason.c_str(), reconnects_, delay);
-  post_message(gst_structure_new("wish-reconnecting", "attempt", G_TYPE_INT, reconnects_, "reason", G_TYPE_STRING,
+  // The backoff counts from when the failed attempt began: one that waited for a connection
+  // that never came is followed by the next at once.
+  double backoff = reconnect_backoff_.next();
+  double delay = since ? std::max(0.0, backoff - (now - since) / 1e6) : backoff;
+  GST_INFO_OBJECT(element_, "reconnecting (%s), attempt %d in %.1f s", reason.c_str(), attempts_, delay);
+  post_message(gst_structure_new("wish-reconnecting", "attempt", G_TYPE_INT, attempts_, "reason", G_TYPE_STRING,
                                  reason.c_str(), "retry-in-ms", G_TYPE_UINT, static_cast<guint>(delay * 1000), nullptr));
   // The old session goes; a server that is still there frees it at once.
   if (!session_url_.empty()) {
-    http("DELETE", session_url_, {}, "", "", [](Response, std::string) {});
+    http("DELETE", session_url_, {}, "", "", [](Response, std::string) {}, RequestLimits{kAbandonDeleteMs, 0, false});
     session_url_.clear();
     etag_.clear();
   }

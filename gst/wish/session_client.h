@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "http_request.h"
 #include "loop_thread.h"
 #include "peer.h"
 #include "protocol/client.h"
@@ -99,7 +100,9 @@ private:
   void on_ice_state(unsigned gen);
   void check_liveness();
   void restart_ice();
-  void reconnect(const std::string &reason);
+  // A new session after backoff; `since` is when the failed attempt began (0: now), so an
+  // attempt that itself waited long (a connection that never came) is not waited for twice.
+  void reconnect(const std::string &reason, gint64 since = 0);
   void schedule(double seconds, std::function<void()> fn);
   // Posts the element error; an HTTP status (0: no answer) picks the code and goes in its
   // details, kNoHttp for failures that have none.
@@ -111,7 +114,8 @@ private:
 
   using HttpCallback = std::function<void(Response resp, std::string transport_error)>;
   void http(const char *method, const std::string &url, const std::vector<std::pair<std::string, std::string>> &headers,
-            const std::string &content_type, const std::string &body, HttpCallback cb);
+            const std::string &content_type, const std::string &body, HttpCallback cb,
+            const RequestLimits &limits = {});
 
   GstElement *element_;
   ClientProtocol protocol_;
@@ -137,10 +141,14 @@ private:
   bool trickle_ok_ = true;
   TrickleBuffer trickle_;
   Backoff retry_backoff_{1, 30};
-  // At most 2 s between attempts: a server that comes back (restarted, network back) is
-  // played again within about 2 s of answering; a refused connection costs nothing.
-  Backoff reconnect_backoff_{0.5, 2};
-  int reconnects_ = 0;
+  // 0.5 s, 1 s, then every 1.5 s: a server that comes back (restarted, network back) has a
+  // session again within about 1.5 s of answering, media within 2 s; a refused connection
+  // costs nothing.
+  Backoff reconnect_backoff_{0.5, 1.5};
+  int reconnects_ = 0;  // new sessions after a loss, over the element's life (stats, messages)
+  int attempts_ = 0;    // of the reconnection under way; max-reconnects bounds it
+  gint64 lost_since_ = 0;  // when the reconnection under way began (0: none)
+  gint64 attempt_began_ = 0;  // when the last POST of a reconnection went
   unsigned ice_restarts_ = 0;
   guint timer_ = 0, liveness_timer_ = 0;
   gint64 disconnected_since_ = 0;

@@ -254,7 +254,7 @@ static void gst_whep_src_class_init(GstWhepSrcClass *klass) {
   gst_element_class_set_static_metadata(
       element_class, "WHEP player source", "Source/Network/WebRTC",
       "Plays a WHEP endpoint (draft-ietf-wish-whep-03): decoded by default, encoded or RTP when downstream asks; "
-      "posts wish-session-started, wish-waiting, wish-reconnecting and wish-ice-restarted element messages",
+      "posts wish-session-started, wish-waiting, wish-reconnecting, wish-reconnected and wish-ice-restarted element messages",
       "wish project");
 }
 

@@ -485,6 +485,6 @@ static void gst_whip_sink_class_init(GstWhipSinkClass *klass) {
   gst_element_class_set_static_metadata(
       element_class, "WHIP publisher sink", "Sink/Network/WebRTC",
       "Publishes to a WHIP endpoint (RFC 9725), encoding raw input once; posts wish-session-started, "
-      "wish-waiting, wish-reconnecting and wish-ice-restarted element messages",
+      "wish-waiting, wish-reconnecting, wish-reconnected and wish-ice-restarted element messages",
       "wish project");
 }

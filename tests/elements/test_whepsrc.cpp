@@ -220,24 +220,34 @@ static void kill_server_process(GPid pid) {
 }
 
 // The server process is killed (SIGKILL: no DELETE, no goodbye) under a playing whepsrc and
-// started again: the player tells the application (wish-reconnecting), never posts an error,
-// and plays again soon after the server answers.
+// started again: the player tells the application (wish-reconnecting, then wish-reconnected),
+// never posts an error, and plays again within 3 s of the server answering. The server stays
+// away 4 s, so the player is in its backoff (an attempt every 2 s at most) when it returns.
 GST_START_TEST(test_server_killed) {
   unsigned port = free_port();
   gint64 up = 0;
   GPid pid = start_server_process(port, &up);
-  Player player("http://127.0.0.1:" + std::to_string(port) + "/whep", "max-reconnects=-1");
+  Player player("http://127.0.0.1:" + std::to_string(port) + "/whep");
   fail_unless(player.wait_video(30, 15000));
   kill_server_process(pid);
-  g_usleep(2 * G_USEC_PER_SEC);
+  gint64 killed = g_get_monotonic_time();
+  g_usleep(4 * G_USEC_PER_SEC);
+  guint64 frozen = player.video;  // nothing arrives while there is no server
   pid = start_server_process(port, &up);
-  std::string error;
-  fail_if(player.wait_message("wish-reconnecting", 20000, &error).empty(), "no wish-reconnecting: %s", error.c_str());
-  guint64 before = player.video;
-  fail_unless(player.wait_video(before + 10, 30000), "no video after the server came back");
+  fail_unless(wait_until(10000, [&] { return player.video > frozen; }), "no video after the server came back");
   double resumed_ms = (g_get_monotonic_time() - up) / 1000.0;
-  g_print("whepsrc: video again %.0f ms after the restarted server answered\n", resumed_ms);
+  std::string error;
+  std::string reconnecting = player.wait_message("wish-reconnecting", 1000, &error);
+  std::string reconnected = player.wait_message("wish-reconnected", 3000, &error);
+  g_print("whepsrc: server killed, restarted and answering %.0f ms later; first decoded frame %.0f ms after it "
+          "answered\n  %s\n  %s\n",
+          (up - killed) / 1000.0, resumed_ms, reconnecting.c_str(), reconnected.c_str());
+  fail_if(reconnecting.empty(), "no wish-reconnecting: %s", error.c_str());
+  fail_if(reconnected.empty(), "no wish-reconnected: %s", error.c_str());
   fail_unless(error.empty(), "error posted: %s", error.c_str());
+  fail_unless(player.wait_video(frozen + 30, 10000), "video stopped again after the server came back");
+  fail_unless(player.wait_message("error", 200).empty());
+  fail_unless(resumed_ms < 3000, "video again only %.0f ms after the server answered", resumed_ms);
   GstState state;
   gst_element_get_state(player.pipeline, &state, nullptr, 0);
   fail_unless_equals_int(state, GST_STATE_PLAYING);

@@ -2,6 +2,7 @@
 #include <memory>
 #include <string>
 
+#include "child_pipeline.h"
 #include "http_client.h"
 #include "test_player.h"
 #include "fixtures.h"
@@ -102,6 +103,54 @@ GST_START_TEST(test_server_restart) {
 }
 GST_END_TEST;
 
+// whipserversrc in a process of its own on `port`, its video decoded into a sink whose frames
+// the process reports; *answering_us: when it first answered HTTP.
+static std::unique_ptr<ChildPipeline> start_ingest_process(unsigned port, gint64 *answering_us) {
+  auto child = std::make_unique<ChildPipeline>(
+      "whipserversrc name=in address=127.0.0.1 port=" + std::to_string(port) +
+      " ice-local-addresses=127.0.0.1 in.video_0 ! video/x-raw ! fakesink name=frames");
+  fail_unless(child->started(), "%s", child->spawn_error().c_str());
+  wish_test::HttpClient http;
+  std::string url = "http://127.0.0.1:" + std::to_string(port) + "/whip";
+  fail_unless(wait_until(10000, [&] { return http.request("OPTIONS", url).status == 200; }), "the server never answered");
+  *answering_us = g_get_monotonic_time();
+  return child;
+}
+
+// The server process is killed (SIGKILL: no DELETE, no goodbye) under a publishing whipsink and
+// started again on the same port 4 s later: whipsink, which receives no media, notices it by
+// its probe, tells the application (wish-reconnecting, then wish-reconnected), never posts an
+// error, and the new server decodes its video within 3 s of answering.
+GST_START_TEST(test_server_killed) {
+  unsigned port = free_port();
+  gint64 up = 0;
+  auto server = start_ingest_process(port, &up);
+  Publisher pub("http://127.0.0.1:" + std::to_string(port) + "/whip", "", false);
+  fail_if(server->wait_prefix("frame ", 15000).empty(), "the first server decoded nothing");
+  server->kill_now();
+  gint64 killed = g_get_monotonic_time();
+  g_usleep(4 * G_USEC_PER_SEC);
+  server = start_ingest_process(port, &up);
+  std::string frame = server->wait_prefix("frame ", 10000);
+  fail_if(frame.empty(), "the restarted server decoded nothing");
+  double resumed_ms = (ChildPipeline::time_of(frame) - up) / 1000.0;
+  std::string error;
+  std::string reconnecting = pub.wait_message("wish-reconnecting", 1000, &error);
+  std::string reconnected = pub.wait_message("wish-reconnected", 3000, &error);
+  g_print("whipsink: server killed, restarted and answering %.0f ms later; its first decoded frame %.0f ms after "
+          "it answered\n  %s\n  %s\n",
+          (up - killed) / 1000.0, resumed_ms, reconnecting.c_str(), reconnected.c_str());
+  fail_if(reconnecting.empty(), "no wish-reconnecting: %s", error.c_str());
+  fail_if(reconnected.empty(), "no wish-reconnected: %s", error.c_str());
+  fail_unless(error.empty(), "error posted: %s", error.c_str());
+  fail_unless(pub.wait_message("error", 500).empty());
+  fail_unless(resumed_ms < 3000, "the restarted server decoded its first frame %.0f ms after answering", resumed_ms);
+  GstState state;
+  gst_element_get_state(pub.pipeline, &state, nullptr, 0);
+  fail_unless_equals_int(state, GST_STATE_PLAYING);
+}
+GST_END_TEST;
+
 GST_START_TEST(test_eos_deletes_session) {
   Ingest ingest;
   Publisher pub(ingest.url());
@@ -198,6 +247,7 @@ static Suite *whipsink_suite(void) {
   tcase_add_test(tc, test_second_publisher_waits);
   tcase_add_test(tc, test_ice_restart);
   tcase_add_test(tc, test_server_restart);
+  tcase_add_test(tc, test_server_killed);
   tcase_add_test(tc, test_eos_deletes_session);
   tcase_add_test(tc, test_relay_keyframe_on_request);
   tcase_add_test(tc, test_relay_viewers_survive_publisher_reconnect);

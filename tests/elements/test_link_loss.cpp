@@ -1,0 +1,243 @@
+// The network path between clients and server goes away for 10 s and comes back: a playing
+// whepsrc and a publishing whipsink ride through it (each recovery a message, no error) and
+// decoded frames flow again within 3 s of the link coming back.
+//
+// Two network namespaces made by the test, joined by a veth pair: the server (whepserversink
+// and whipserversrc on one HTTP server) in one, both clients in the other, each a
+// report_pipeline process started with `ip netns exec`. The veth end of the server's
+// namespace is set down for 10 s, so the clients' packets vanish without an answer (the
+// clients' own interface stays up: no error tells them anything; set WISH_LINK_DOWN_SIDE=client
+// to take the clients' end down instead). Needs root (network namespaces); skipped otherwise.
+// The namespaces are deleted afterwards, also when the test fails or is killed.
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "child_pipeline.h"
+#include "fixtures.h"
+
+namespace {
+
+// Test-only addresses (TEST-NET-1), inside namespaces of the test's own.
+const char *kServerAddress = "192.0.2.1";
+const char *kClientAddress = "192.0.2.2";
+const unsigned kPort = 8890;
+
+std::string server_ns, client_ns, server_if, client_if;
+
+// Runs `ip args...`; false with its error output in *err when it fails.
+bool ip(const std::vector<std::string> &args, std::string *err = nullptr) {
+  std::vector<gchar *> argv{const_cast<gchar *>("ip")};
+  for (auto &a : args) argv.push_back(const_cast<gchar *>(a.c_str()));
+  argv.push_back(nullptr);
+  gchar *out = nullptr, *errout = nullptr;
+  gint status = 0;
+  GError *e = nullptr;
+  bool ok = g_spawn_sync(nullptr, argv.data(), nullptr, G_SPAWN_SEARCH_PATH, nullptr, nullptr, &out, &errout, &status,
+                         &e) &&
+            g_spawn_check_wait_status(status, nullptr);
+  if (!ok && err) *err = e ? e->message : (errout ? errout : "failed");
+  g_clear_error(&e);
+  g_free(out);
+  g_free(errout);
+  return ok;
+}
+
+void delete_namespaces() {
+  for (const auto &ns : {server_ns, client_ns})
+    if (!ns.empty()) ip({"netns", "delete", ns});  // the veth pair goes with them
+}
+
+void on_signal(int sig) {
+  delete_namespaces();
+  signal(sig, SIG_DFL);
+  raise(sig);
+}
+
+// Namespaces a killed run of this test left behind (their pid is gone).
+void delete_stale_namespaces() {
+  gchar *out = nullptr;
+  const gchar *argv[] = {"ip", "netns", "list", nullptr};
+  if (!g_spawn_sync(nullptr, const_cast<gchar **>(argv), nullptr, G_SPAWN_SEARCH_PATH, nullptr, nullptr, &out, nullptr,
+                    nullptr, nullptr))
+    return;
+  gchar **lines = g_strsplit(out ? out : "", "\n", -1);
+  for (gchar **l = lines; *l; l++) {
+    std::string name = std::string(*l).substr(0, std::string(*l).find(' '));
+    for (const char *prefix : {"wishsrv", "wishcli"}) {
+      if (name.rfind(prefix, 0) != 0) continue;
+      int pid = atoi(name.c_str() + strlen(prefix));
+      if (pid > 0 && kill(pid, 0) != 0) ip({"netns", "delete", name});
+    }
+  }
+  g_strfreev(lines);
+  g_free(out);
+}
+
+// Both namespaces and the veth pair, addressed and up; "" or why they cannot be made.
+std::string make_namespaces() {
+  std::string pid = std::to_string(getpid());
+  server_ns = "wishsrv" + pid;
+  client_ns = "wishcli" + pid;
+  server_if = "wls" + pid;
+  client_if = "wlc" + pid;
+  std::string err;
+  if (!ip({"netns", "add", server_ns}, &err)) {
+    server_ns.clear();
+    client_ns.clear();
+    return "cannot create a network namespace: " + err;
+  }
+  if (!ip({"netns", "add", client_ns}, &err)) {
+    client_ns.clear();
+    return "cannot create a network namespace: " + err;
+  }
+  std::vector<std::vector<std::string>> steps = {
+      {"link", "add", server_if, "netns", server_ns, "type", "veth", "peer", "name", client_if, "netns", client_ns},
+      {"-n", server_ns, "addr", "add", std::string(kServerAddress) + "/24", "dev", server_if},
+      {"-n", client_ns, "addr", "add", std::string(kClientAddress) + "/24", "dev", client_if},
+      {"-n", server_ns, "link", "set", "lo", "up"},
+      {"-n", client_ns, "link", "set", "lo", "up"},
+      {"-n", server_ns, "link", "set", server_if, "up"},
+      {"-n", client_ns, "link", "set", client_if, "up"},
+  };
+  for (const auto &step : steps)
+    if (!ip(step, &err)) return "cannot set up the veth pair: " + err;
+  return "";
+}
+
+void teardown() {
+  wish_test::stop_leftovers();
+  delete_namespaces();
+}
+
+// The first line of `who` at or after time t that starts with prefix and contains `what`.
+std::string first_after(ChildPipeline &who, const std::string &prefix, const std::string &what, gint64 t, int ms) {
+  return who.wait_line(
+      [&](const std::string &l) {
+        return l.rfind(prefix, 0) == 0 && l.find(what) != std::string::npos && ChildPipeline::time_of(l) >= t;
+      },
+      ms);
+}
+
+guint64 count_of(const std::string &line) {
+  size_t sp = line.rfind(' ');
+  return sp == std::string::npos ? 0 : g_ascii_strtoull(line.c_str() + sp + 1, nullptr, 10);
+}
+
+}  // namespace
+
+GST_START_TEST(test_link_down_10s) {
+  const char *side = g_getenv("WISH_LINK_DOWN_SIDE");
+  bool client_side = side && g_str_equal(side, "client");
+  std::string url = "http://" + std::string(kServerAddress) + ":" + std::to_string(kPort);
+  std::string src = "videotestsrc is-live=true pattern=ball ! video/x-raw,width=320,height=240,framerate=30/1";
+  // On the heap: a failed assertion leaves by longjmp, and the teardown kills the processes.
+  auto server_owner = std::make_unique<ChildPipeline>("whepserversink name=out address=" + std::string(kServerAddress) +
+                           " port=" + std::to_string(kPort) + " ice-local-addresses=" + kServerAddress + " " + src +
+                           " ! out.  whipserversrc name=in address=" + kServerAddress + " port=" +
+                           std::to_string(kPort) + " ice-local-addresses=" + kServerAddress +
+                           " in.video_0 ! video/x-raw ! fakesink name=frames_published",
+                       std::vector<std::string>{"ip", "netns", "exec", server_ns});
+  ChildPipeline &server = *server_owner;
+  fail_unless(server.started(), "%s", server.spawn_error().c_str());
+  fail_if(server.wait_prefix("playing ", 10000).empty(), "the server did not start:\n%s", server.grep("error").c_str());
+  // Both clients in one process, with the defaults a user has (max-reconnects=10 among them).
+  auto clients_owner = std::make_unique<ChildPipeline>("whepsrc name=player whep-endpoint=" + url + "/whep ice-local-addresses=" + kClientAddress +
+                            " audio-codecs=none ! video/x-raw ! fakesink name=frames_played  whipsink name=publisher "
+                            "whip-endpoint=" + url + "/whip ice-local-addresses=" + kClientAddress + " " + src +
+                            " ! publisher.",
+                        std::vector<std::string>{"ip", "netns", "exec", client_ns});
+  ChildPipeline &clients = *clients_owner;
+  fail_unless(clients.started(), "%s", clients.spawn_error().c_str());
+  fail_if(clients.wait_prefix("frame ", 15000).empty(), "the player got no frame:\n%s", clients.grep("error").c_str());
+  fail_if(server.wait_prefix("frame ", 15000).empty(), "the server decoded nothing from the publisher:\n%s",
+          clients.grep("error").c_str());
+  g_usleep(G_USEC_PER_SEC);
+
+  std::vector<std::string> where = client_side ? std::vector<std::string>{"-n", client_ns, "link", "set", client_if}
+                                               : std::vector<std::string>{"-n", server_ns, "link", "set", server_if};
+  gint64 down = g_get_monotonic_time();
+  std::string err;
+  auto set = [&](const char *state) {
+    std::vector<std::string> args = where;
+    args.push_back(state);
+    fail_unless(ip(args, &err), "ip link set %s: %s", state, err.c_str());
+  };
+  set("down");
+  g_usleep(10 * G_USEC_PER_SEC);
+  gint64 up = g_get_monotonic_time();
+  set("up");
+
+  std::string played = first_after(clients, "frame ", "frames_played", up, 10000);
+  std::string published = first_after(server, "frame ", "frames_published", up, 10000);
+  // Frames keep flowing afterwards.
+  g_usleep(2 * G_USEC_PER_SEC);
+  gint64 later = g_get_monotonic_time();
+  std::string played_count = first_after(clients, "count ", "frames_played", later, 3000);
+  std::string published_count = first_after(server, "count ", "frames_published", later, 3000);
+  std::string played_count2 = first_after(clients, "count ", "frames_played", later + 1500 * 1000, 3000);
+  std::string published_count2 = first_after(server, "count ", "frames_published", later + 1500 * 1000, 3000);
+
+  auto ms_after_up = [&](const std::string &line) { return line.empty() ? -1.0 : (ChildPipeline::time_of(line) - up) / 1000.0; };
+  std::string messages = clients.grep("message ");
+  std::string log;
+  for (const auto &l : clients.lines())
+    if (l.rfind("message", 0) == 0 && l.find("wish-") != std::string::npos && ChildPipeline::time_of(l) >= down)
+      log += "  " + l.substr(0, 200) + "\n";
+  g_print("link %s down for %.1f s: player video again %.0f ms after the link came back, publisher's video decoded "
+          "by the server %.0f ms after\n%s",
+          client_side ? "(clients' end)" : "(server's end)", (up - down) / 1e6, ms_after_up(played),
+          ms_after_up(published), log.c_str());
+
+  std::string errors = clients.grep("error ") + server.grep("error ");
+  fail_unless(errors.empty(), "errors posted:\n%s", errors.c_str());
+  for (const char *who : {"player", "publisher"}) {
+    for (const char *msg : {"wish-reconnecting", "wish-reconnected"}) {
+      std::string m = first_after(clients, "message ", std::string(who) + " " + msg, down, 100);
+      fail_if(m.empty(), "%s posted no %s", who, msg);
+    }
+  }
+  fail_if(played.empty(), "the player got no frame after the link came back");
+  fail_if(published.empty(), "the server decoded nothing from the publisher after the link came back");
+  fail_unless(count_of(played_count2) > count_of(played_count), "the player's frames stopped again");
+  fail_unless(count_of(published_count2) > count_of(published_count), "the publisher's frames stopped again");
+  fail_unless(ms_after_up(played) < 3000, "player: video %.0f ms after the link came back", ms_after_up(played));
+  fail_unless(ms_after_up(published) < 3000, "publisher: video %.0f ms after the link came back",
+              ms_after_up(published));
+}
+GST_END_TEST;
+
+static Suite *link_loss_suite(void) {
+  Suite *s = suite_create("link-loss");
+  TCase *tc = tcase_create("general");
+  tcase_set_timeout(tc, 90);
+  tcase_add_checked_fixture(tc, nullptr, teardown);
+  suite_add_tcase(s, tc);
+  tcase_add_test(tc, test_link_down_10s);
+  return s;
+}
+
+int main(int argc, char **argv) {
+  gst_check_init(&argc, &argv);
+  if (geteuid() != 0) {
+    g_print("SKIP: network namespaces need root (this runs as uid %u)\n", geteuid());
+    return 77;
+  }
+  delete_stale_namespaces();
+  std::string why = make_namespaces();
+  if (!why.empty()) {
+    delete_namespaces();
+    g_print("SKIP: %s\n", why.c_str());
+    return 77;
+  }
+  for (int sig : {SIGTERM, SIGINT, SIGHUP}) signal(sig, on_signal);
+  int failed = gst_check_run_suite(link_loss_suite(), "link_loss", __FILE__);
+  delete_namespaces();
+  fflush(stdout);
+  fflush(stderr);
+  _exit(failed == 0 ? 0 : 1);
+}
