@@ -11,6 +11,8 @@ namespace wish {
 namespace {
 constexpr guint kGatherTimeoutMs = 3000;
 constexpr guint kTickMs = 250;
+// How long a stop waits for the reconnect events to be written out.
+constexpr int64_t kEventDrainMs = 500;
 }  // namespace
 
 static std::string without_trailing_slashes(std::string p) {
@@ -305,7 +307,15 @@ bool ServerElement::serve(const HttpSettings &s, const EndpointConfig &config) {
 }
 
 void ServerElement::close_sessions() {
-  if (endpoint_) endpoint_->close_all("stopped");
+  if (endpoint_) {
+    // Players that asked for reconnect events hear where to go before their sessions end
+    // (briefly waited for: the events must leave before the connections close).
+    if (size_t told = endpoint_->announce_reconnect("")) {
+      bool written = endpoint_->close_event_streams(kEventDrainMs);
+      GST_INFO_OBJECT(element_, "told %zu players to reconnect%s", told, written ? "" : " (not all written in time)");
+    }
+    endpoint_->close_all("stopped");
+  }
   if (worker_) worker_->invoke_sync([this] { release_all("stopped"); });
 }
 

@@ -777,6 +777,11 @@ static void gst_whep_server_sink_release_pad(GstElement *element, GstPad *pad) {
   wish::whep_server(element)->release_pad(pad);
 }
 
+static guint gst_whep_server_sink_reconnect_viewers(GstElement *element, const gchar *url) {
+  auto endpoint = wish::whep_server(element)->endpoint();
+  return endpoint ? static_cast<guint>(endpoint->announce_reconnect(url ? url : "")) : 0;
+}
+
 static void gst_whep_server_sink_class_init(GstWhepServerSinkClass *klass) {
   GObjectClass *gobject_class = G_OBJECT_CLASS(klass);
   GstElementClass *element_class = GST_ELEMENT_CLASS(klass);
@@ -821,6 +826,22 @@ static void gst_whep_server_sink_class_init(GstWhepServerSinkClass *klass) {
                          "of structures with session-id, connection-state, stream (asked for), showing (after "
                          "switch-stream), packets-sent, bytes-sent and duration",
                          GST_TYPE_STRUCTURE, ro));
+
+  /**
+   * GstWhepServerSink::reconnect-viewers:
+   * @url: (nullable): the WHEP endpoint players move to; NULL or "": the redirect-endpoints
+   *   in turn (the stream's name appended), or without those this endpoint again
+   *
+   * Sends the server-sent event `reconnect` to every player subscribed to it: each POSTs a
+   * new session there and DELETEs its old one (rebalancing, draining before maintenance).
+   * The element sends it by itself when it stops.
+   *
+   * Returns: how many players were told.
+   */
+  g_signal_new_class_handler("reconnect-viewers", G_TYPE_FROM_CLASS(klass),
+                             static_cast<GSignalFlags>(G_SIGNAL_RUN_LAST | G_SIGNAL_ACTION),
+                             G_CALLBACK(gst_whep_server_sink_reconnect_viewers), nullptr, nullptr, nullptr, G_TYPE_UINT,
+                             1, G_TYPE_STRING);
 
   wish::add_send_pad_templates(element_class);
   gst_element_class_set_static_metadata(

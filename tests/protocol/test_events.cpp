@@ -27,7 +27,12 @@ const std::map<std::string, std::string> kJsonType = {{"Content-Type", "applicat
 struct Collected {
   std::string text;
   bool ended = false;
+  std::shared_ptr<BodyStream> stream;
+  ~Collected() {
+    if (stream) stream->detach();  // the endpoint may outlive this
+  }
   void attach(const std::shared_ptr<BodyStream> &s) {
+    stream = s;
     s->attach([this](const std::string *chunk) {
       if (chunk)
         text += *chunk;
@@ -159,6 +164,11 @@ GST_START_TEST(test_event_resources) {
   assert_str(events[4].type, "reconnect");
   assert_str(events[4].data, "{\"url\":\"http://b.example/whep\"}");
   assert_str(events[5].data, "{}");
+  // Without a URL, to the other endpoints in turn when there are some.
+  cfg.redirect_to = {"http://c.example/whep"};
+  ep->set_config(cfg);
+  fail_unless_equals_int(ep->announce_reconnect(""), 1);
+  assert_str(c.events().at(6).data, "{\"url\":\"http://c.example/whep\"}");
 
   // DELETE ends it: the stream closes and later GETs are 404.
   fail_unless_equals_int(call(ep, "DELETE", where, auth).status, 200);

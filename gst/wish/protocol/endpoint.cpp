@@ -660,7 +660,14 @@ void Endpoint::close_all(const std::string &reason) {
 }
 
 size_t Endpoint::announce_reconnect(const std::string &url) {
-  return events_.announce_reconnect(url);
+  std::vector<std::string> others = config().redirect_to;
+  size_t next = 0;
+  // Called under the hub's lock: touches nothing of the endpoint's.
+  return events_.announce_reconnect([&](const std::string &stream) {
+    if (!url.empty()) return url;
+    if (others.empty()) return std::string();
+    return others[next++ % others.size()] + (stream.empty() ? "" : "/" + stream);
+  });
 }
 
 bool Endpoint::close_event_streams(int64_t wait_ms) {

@@ -169,8 +169,9 @@ public:
   std::string ended_reason(const std::string &id) const;
   // The session's ICE connection state (MediaSession::ice_connection_state); "" when unknown.
   std::string ice_connection_state(const std::string &id) const;
-  // Server-sent events (WHEP): tells every subscriber of `reconnect` to move to `url` ("":
-  // the endpoint again); how many were told.
+  // Server-sent events (WHEP): tells every subscriber of `reconnect` to move to `url`; with ""
+  // to the redirect_to endpoints in turn (the stream's name appended), or without those to
+  // this endpoint again. How many were told.
   size_t announce_reconnect(const std::string &url);
   // Ends the event streams, waiting up to wait_ms for them to be written out (a graceful stop
   // lets the reconnect events reach the players first).

@@ -274,14 +274,14 @@ std::vector<std::string> EventHub::watched_streams() const {
   return {names.begin(), names.end()};
 }
 
-size_t EventHub::announce_reconnect(const std::string &url) {
+size_t EventHub::announce_reconnect(const std::function<std::string(const std::string &stream)> &url_for) {
   std::lock_guard<std::mutex> lock(mutex_);
-  std::string text = format_event("reconnect", url.empty() ? "{}" : json_object("url", &url, nullptr));
   size_t told = 0;
   for (auto &kv : subs_) {
     Subscription &s = kv.second;
     if (!s.out || !s.wants("reconnect") || !s.out->open()) continue;
-    s.out->write(text);
+    std::string url = url_for(s.stream);
+    s.out->write(format_event("reconnect", url.empty() ? "{}" : json_object("url", &url, nullptr)));
     told++;
   }
   return told;

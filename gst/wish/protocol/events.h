@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -78,8 +79,9 @@ public:
   void flush(int64_t now_ms);
   // The streams someone is subscribed about.
   std::vector<std::string> watched_streams() const;
-  // Tells every subscriber of `reconnect` to move to `url` ("": the endpoint again); how many.
-  size_t announce_reconnect(const std::string &url);
+  // Tells every subscriber of `reconnect` to move to url_for(its stream) ("": the endpoint
+  // again); how many were told.
+  size_t announce_reconnect(const std::function<std::string(const std::string &stream)> &url_for);
   // Ends every stream and forgets every subscription; true when every stream was written to
   // its end (or its client left) within `wait_ms`.
   bool close_all(int64_t wait_ms);
