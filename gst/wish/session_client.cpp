@@ -111,6 +111,7 @@ void SessionClient::stop() {
     worker_->cancel(liveness_timer_);
     timer_ = liveness_timer_ = 0;
     g_cancellable_cancel(cancellable_);
+    events_.reset();
     delete_session_sync();
     destroy_webrtcbin();
     phase_ = Phase::Stopped;
@@ -228,6 +229,7 @@ bool SessionClient::create_webrtcbin(bool with_media, std::string *error) {
 
 void SessionClient::destroy_webrtcbin() {
   gen_++;
+  events_.reset();  // the session's events end with it
   if (!peer_) return;
   // Stopped first: that releases any streaming thread blocked in its pads before the media
   // side detaches from them.
@@ -363,6 +365,7 @@ void SessionClient::on_post_response(unsigned gen, std::string url, Response res
       }
       post_message(gst_structure_new("wish-session-started", "session-url", G_TYPE_STRING, session_url_.c_str(),
                                      "reconnects", G_TYPE_INT, reconnects_, nullptr));
+      subscribe_events(resp);
       break;
     }
     case PostOutcome::CounterOffer:
@@ -644,6 +647,61 @@ void SessionClient::reconnect(const std::string &reason, gint64 since) {
     post_url_ = snapshot().endpoint;
     start_session();
   });
+}
+
+void SessionClient::subscribe_events(const Response &resp) {
+  std::string wanted = snapshot().events;
+  if (protocol_ != ClientProtocol::Whep || wanted.empty()) return;
+  for (const auto &value : resp.headers.get_all("Link"))
+    for (const auto &link : parse_link_header(value)) {
+      if (link.param("rel") != kEventsRel) continue;
+      unsigned gen = gen_;
+      std::string url = resolve_url(session_url_, link.target);
+      std::string token = snapshot().auth_token;
+      events_ = std::make_unique<EventSubscriber>(
+          url, link.param("events"), split_list(wanted), token,
+          [this, gen](const ServerEvent &e) { on_server_event(gen, e); },
+          [this](const std::string &why) { GST_INFO_OBJECT(element_, "server-sent events: %s", why.c_str()); });
+      if (events_->names().empty()) {
+        GST_INFO_OBJECT(element_, "the server offers none of the events asked for");
+        events_.reset();
+        return;
+      }
+      events_->start();
+      return;
+    }
+}
+
+void SessionClient::on_server_event(unsigned gen, const ServerEvent &event) {
+  if (gen != gen_) return;
+  GST_DEBUG_OBJECT(element_, "event %s: %s", event.type.c_str(), event.data.c_str());
+  GstStructure *s = gst_structure_new("wish-event", "event", G_TYPE_STRING, event.type.c_str(), "data", G_TYPE_STRING,
+                                      event.data.c_str(), nullptr);
+  if (event.type == "viewercount") gst_structure_set(s, "viewercount", G_TYPE_INT64, viewer_count(event.data), nullptr);
+  std::string url = event.type == "reconnect" ? reconnect_url(event.data) : "";
+  if (event.type == "reconnect") gst_structure_set(s, "url", G_TYPE_STRING, url.c_str(), nullptr);
+  post_message(s);
+  // Not from inside the subscriber's callback: moving drops it.
+  if (event.type == "reconnect") dispatch_->post([this, gen, url] { move_to(gen, url); });
+}
+
+void SessionClient::move_to(unsigned gen, const std::string &url) {
+  if (gen != gen_ || (phase_ != Phase::Connected && phase_ != Phase::Restarting)) return;
+  std::string target = url.empty() ? snapshot().endpoint : resolve_url(session_url_, url);
+  GST_INFO_OBJECT(element_, "the server asked to reconnect: moving to %s", target.c_str());
+  // Counted as a reconnection: if the new place does not answer, the usual attempts follow
+  // (to the endpoint), and media flowing again is reported as wish-reconnected.
+  if (!lost_since_) lost_since_ = g_get_monotonic_time();
+  attempts_++;
+  reconnects_++;
+  if (!session_url_.empty()) {
+    http("DELETE", session_url_, {}, "", "", [](Response, std::string) {}, RequestLimits{kAbandonDeleteMs, 0, false});
+    session_url_.clear();
+    etag_.clear();
+  }
+  destroy_webrtcbin();
+  post_url_ = target;
+  start_session();
 }
 
 void SessionClient::request_ice_restart() {

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "event_subscriber.h"
 #include "http_request.h"
 #include "loop_thread.h"
 #include "peer.h"
@@ -36,6 +37,8 @@ struct ClientSettings {
   gboolean trickle = TRUE;
   std::string ice_local_addresses;
   std::string ice_port_range;
+  // Server-sent events asked for when the server offers them (WHEP); empty: none.
+  std::string events;
 };
 
 // The element's side of a session.
@@ -111,6 +114,12 @@ private:
   void post_message(GstStructure *s);
   void delete_session_sync();
   void apply_ice_servers(const std::vector<IceServer> &servers);
+  // Subscribes to the server-sent events a 201 offers, if the element asks for any.
+  void subscribe_events(const Response &resp);
+  void on_server_event(unsigned gen, const ServerEvent &event);
+  // The server asked the player to move (reconnect event): a new session at url ("": the
+  // endpoint), the old one DELETEd.
+  void move_to(unsigned gen, const std::string &url);
 
   using HttpCallback = std::function<void(Response resp, std::string transport_error)>;
   void http(const char *method, const std::string &url, const std::vector<std::pair<std::string, std::string>> &headers,
@@ -159,6 +168,7 @@ private:
   std::string link_ice_servers_;  // what Link headers announced, for stats
   bool patch_in_flight_ = false;
   std::vector<IceServer> link_servers_;  // from the last 201, used by later sessions from the start
+  std::unique_ptr<EventSubscriber> events_;  // the session's server-sent events (worker thread)
 };
 
 

@@ -830,7 +830,8 @@ static void gst_whep_server_sink_class_init(GstWhepServerSinkClass *klass) {
   /**
    * GstWhepServerSink::reconnect-viewers:
    * @url: (nullable): the WHEP endpoint players move to; NULL or "": the redirect-endpoints
-   *   in turn (the stream's name appended), or without those this endpoint again
+   *   in turn (the stream's name appended), or without those this endpoint again (a new
+   *   session, e.g. through a load balancer)
    *
    * Sends the server-sent event `reconnect` to every player subscribed to it: each POSTs a
    * new session there and DELETEs its old one (rebalancing, draining before maintenance).

@@ -111,10 +111,15 @@ GstCaps *offer_caps(const CodecChoice (&table)[N], const std::string &list, std:
 
 // whepsrc's media: recvonly transceivers for the wanted codecs; received streams on output
 // pads that outlive sessions.
+// The server-sent events whepsrc asks for unless told otherwise: all it knows.
+constexpr const char *kDefaultEvents = "active,inactive,layers,reconnect,viewercount";
+
 class PlayMedia : public ClientElement {
 public:
   explicit PlayMedia(GstElement *element)
-      : ClientElement(element, ClientProtocol::Whep), element_(element), outputs_(element) {}
+      : ClientElement(element, ClientProtocol::Whep), element_(element), outputs_(element) {
+    client().settings.events = kDefaultEvents;
+  }
   std::string video_codecs, audio_codecs;  // guarded by the element's object lock
 
   bool attach(GstElement *webrtc, std::string *error) override {
@@ -171,6 +176,7 @@ enum {
   PROP_LATENCY,
   PROP_VIDEO_CODECS,
   PROP_AUDIO_CODECS,
+  PROP_EVENTS,
 };
 
 static void gst_whep_src_init(GstWhepSrc *self) { wish::mark_live_source(GST_BIN(self)); }
@@ -186,6 +192,7 @@ static void gst_whep_src_set_property(GObject *object, guint prop_id, const GVal
     case PROP_LATENCY: media->client().settings.latency = g_value_get_uint(value); break;
     case PROP_VIDEO_CODECS: media->video_codecs = wish::string_from_value(value); break;
     case PROP_AUDIO_CODECS: media->audio_codecs = wish::string_from_value(value); break;
+    case PROP_EVENTS: media->client().settings.events = wish::string_from_value(value); break;
     default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec); break;
   }
   GST_OBJECT_UNLOCK(object);
@@ -202,6 +209,7 @@ static void gst_whep_src_get_property(GObject *object, guint prop_id, GValue *va
     case PROP_LATENCY: g_value_set_uint(value, media->client().settings.latency); break;
     case PROP_VIDEO_CODECS: g_value_set_string(value, media->video_codecs.c_str()); break;
     case PROP_AUDIO_CODECS: g_value_set_string(value, media->audio_codecs.c_str()); break;
+    case PROP_EVENTS: g_value_set_string(value, media->client().settings.events.c_str()); break;
     default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec); break;
   }
   GST_OBJECT_UNLOCK(object);
@@ -250,11 +258,18 @@ static void gst_whep_src_class_init(GstWhepSrcClass *klass) {
                           "one a decoder is installed for; none: no audio",
                           "", flags));
 
+  g_object_class_install_property(gobject_class, PROP_EVENTS,
+      g_param_spec_string("events", "Server-sent events",
+                          "Server-sent events to subscribe to when the server offers them, comma-separated from "
+                          "active, inactive, layers, reconnect, viewercount; each is posted as a wish-event element "
+                          "message, and reconnect moves playback to the URL it names. Empty: none",
+                          wish::kDefaultEvents, flags));
+
   wish::MediaOutputs::add_pad_templates(element_class);
   gst_element_class_set_static_metadata(
       element_class, "WHEP player source", "Source/Network/WebRTC",
       "Plays a WHEP endpoint (draft-ietf-wish-whep-03): decoded by default, encoded or RTP when downstream asks; "
-      "posts wish-session-started, wish-waiting, wish-reconnecting, wish-reconnected and wish-ice-restarted element messages",
+      "posts wish-session-started, wish-waiting, wish-reconnecting, wish-reconnected, wish-ice-restarted and wish-event element messages",
       "wish project");
 }
 

@@ -95,6 +95,10 @@ GST_START_TEST(test_event_subscription_bodies) {
   }
   assert_str(event_subscription_body({"active", "reconnect"}), "[\"active\",\"reconnect\"]");
   assert_str(format_event("viewercount", "{\"viewercount\":\n2}"), "event: viewercount\ndata: {\"viewercount\": 2}\n\n");
+  assert_str(reconnect_url("{\"url\":\"http://b/whep\"}"), "http://b/whep");
+  for (const char *none : {"{}", "", "[1]", "{\"url\":3}", "nonsense"}) assert_str(reconnect_url(none), "");
+  fail_unless_equals_int(viewer_count("{\"viewercount\":12}"), 12);
+  fail_unless_equals_int(viewer_count("{\"viewercount\":\"12\"}"), -1);
 }
 GST_END_TEST;
 
@@ -163,7 +167,7 @@ GST_START_TEST(test_event_resources) {
   events = c.events();
   assert_str(events[4].type, "reconnect");
   assert_str(events[4].data, "{\"url\":\"http://b.example/whep\"}");
-  assert_str(events[5].data, "{}");
+  assert_str(events[5].data, "{\"url\":\"/whep\"}");  // this endpoint again
   // Without a URL, to the other endpoints in turn when there are some.
   cfg.redirect_to = {"http://c.example/whep"};
   ep->set_config(cfg);

@@ -660,13 +660,15 @@ void Endpoint::close_all(const std::string &reason) {
 }
 
 size_t Endpoint::announce_reconnect(const std::string &url) {
-  std::vector<std::string> others = config().redirect_to;
+  EndpointConfig cfg = config();
   size_t next = 0;
-  // Called under the hub's lock: touches nothing of the endpoint's.
+  // Called under the hub's lock: touches nothing of the endpoint's. Always a URL: a player
+  // told to reconnect "somewhere" would go back to wherever it was configured with.
   return events_.announce_reconnect([&](const std::string &stream) {
     if (!url.empty()) return url;
-    if (others.empty()) return std::string();
-    return others[next++ % others.size()] + (stream.empty() ? "" : "/" + stream);
+    std::string suffix = stream.empty() ? "" : "/" + stream;
+    if (cfg.redirect_to.empty()) return cfg.path + suffix;  // relative: this server again
+    return cfg.redirect_to[next++ % cfg.redirect_to.size()] + suffix;
   });
 }
 

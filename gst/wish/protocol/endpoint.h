@@ -171,7 +171,7 @@ public:
   std::string ice_connection_state(const std::string &id) const;
   // Server-sent events (WHEP): tells every subscriber of `reconnect` to move to `url`; with ""
   // to the redirect_to endpoints in turn (the stream's name appended), or without those to
-  // this endpoint again. How many were told.
+  // this endpoint again (its path). How many were told.
   size_t announce_reconnect(const std::string &url);
   // Ends the event streams, waiting up to wait_ms for them to be written out (a graceful stop
   // lets the reconnect events reach the players first).

@@ -70,6 +70,30 @@ std::string format_event(const std::string &type, const std::string &json) {
   return "event: " + type + "\ndata: " + data + "\n\n";
 }
 
+namespace {
+// The member `name` of a JSON object text, null when there is none.
+JsonNode *member_of(JsonParser *parser, const std::string &text, const char *name) {
+  if (!json_parser_load_from_data(parser, text.data(), static_cast<gssize>(text.size()), nullptr)) return nullptr;
+  JsonNode *root = json_parser_get_root(parser);
+  if (!root || !JSON_NODE_HOLDS_OBJECT(root)) return nullptr;
+  return json_object_get_member(json_node_get_object(root), name);
+}
+}  // namespace
+
+std::string reconnect_url(const std::string &data) {
+  g_autoptr(JsonParser) parser = json_parser_new();
+  JsonNode *url = member_of(parser, data, "url");
+  if (!url || !JSON_NODE_HOLDS_VALUE(url) || json_node_get_value_type(url) != G_TYPE_STRING) return "";
+  return json_node_get_string(url);
+}
+
+int64_t viewer_count(const std::string &data) {
+  g_autoptr(JsonParser) parser = json_parser_new();
+  JsonNode *n = member_of(parser, data, "viewercount");
+  if (!n || !JSON_NODE_HOLDS_VALUE(n) || json_node_get_value_type(n) != G_TYPE_INT64) return -1;
+  return json_node_get_int(n);
+}
+
 std::vector<ServerEvent> EventStreamParser::feed(std::string_view bytes) {
   std::vector<ServerEvent> out;
   for (char c : bytes) {

@@ -35,6 +35,10 @@ struct ServerEvent {
   std::string type = "message";
   std::string data;
 };
+// The url member of a reconnect event's data, "" when there is none.
+std::string reconnect_url(const std::string &data);
+// The viewercount member of a viewercount event's data, -1 when there is none.
+int64_t viewer_count(const std::string &data);
 
 // Reads a text/event-stream as it arrives, in chunks cut anywhere: LF, CRLF or CR line ends,
 // comments, several data lines joined by "\n". An event longer than kMaxEventSize is dropped

@@ -1,0 +1,187 @@
+// WHEP server-sent events between whepserversink and whepsrc, over real HTTP and webrtcbin
+// peers on 127.0.0.1: viewer counts, a publisher leaving and coming back through the relay,
+// and players moved to another server when theirs stops (or when told to), still playing.
+#include <gst/gst.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "fixtures.h"
+#include "http_client.h"
+#include "test_publisher.h"
+#include "whepsrc_player.h"
+
+using wish_test::HttpClient;
+using wish_test::HttpResult;
+using wish_test::TestPublisher;
+
+namespace {
+
+const std::vector<std::pair<std::string, std::string>> kSdp = {{"Content-Type", "application/sdp"}};
+
+// The wish-event messages a player posted, read from its bus as the test waits; an error
+// there is remembered.
+struct EventLog {
+  Player &player;
+  std::vector<std::string> seen;  // each message as text
+  std::string error;
+
+  explicit EventLog(Player &p) : player(p) {}
+  // Waits for an event of that type whose message text holds `holding`; seen before counts.
+  bool wait(const std::string &type, int ms, const std::string &holding = "", size_t from = 0) {
+    // "wish-..." names a message of its own, anything else an event.
+    bool message = type.compare(0, 5, "wish-") == 0;
+    auto match = [&](const std::string &text) {
+      bool kind = message ? text.compare(0, type.size(), type) == 0
+                          : text.find("event=(string)" + type + ",") != std::string::npos;
+      return kind && text.find(holding) != std::string::npos;
+    };
+    for (size_t i = from; i < seen.size(); i++)
+      if (match(seen[i])) return true;
+    GstBus *bus = gst_element_get_bus(player.pipeline);
+    gint64 end = g_get_monotonic_time() + static_cast<gint64>(ms) * 1000;
+    bool found = false;
+    while (!found && g_get_monotonic_time() < end) {
+      GstMessage *m = gst_bus_timed_pop_filtered(bus, 50 * GST_MSECOND,
+                                                 static_cast<GstMessageType>(GST_MESSAGE_ELEMENT | GST_MESSAGE_ERROR));
+      if (!m) continue;
+      if (GST_MESSAGE_TYPE(m) == GST_MESSAGE_ERROR) {
+        GError *err = nullptr;
+        gst_message_parse_error(m, &err, nullptr);
+        error = err->message;
+        g_clear_error(&err);
+      } else {
+        gchar *text = gst_structure_to_string(gst_message_get_structure(m));
+        seen.push_back(text);
+        g_free(text);
+        found = match(seen.back());
+      }
+      gst_message_unref(m);
+    }
+    gst_object_unref(bus);
+    return found;
+  }
+};
+
+}  // namespace
+
+// The 201 offers the events; whepsrc subscribes by itself and posts each one: the stream is
+// active, and the viewer count follows the players as they come and go.
+GST_START_TEST(test_viewercount_and_active) {
+  Server server;
+  fail_unless(server.wait_ready());
+  HttpClient http;
+  HttpResult raw = http.request("POST", server.url(), kSdp, kStaticOffer);
+  fail_unless_equals_int(raw.status, 201);
+  bool linked = false;
+  for (const auto &link : raw.all("Link"))
+    linked = linked || (link.find("rel=\"urn:ietf:params:whep:ext:core:server-sent-events\"") != std::string::npos &&
+                        link.find("events=\"active,inactive,reconnect,viewercount\"") != std::string::npos);
+  fail_unless(linked, "no server-sent events Link in the 201");
+  fail_unless_equals_int(http.request("DELETE", server.base + raw.header("Location")).status, 200);
+
+  Player a(server.url());
+  EventLog log(a);
+  fail_unless(a.wait_video(30, 15000));
+  fail_unless(log.wait("active", 5000), "no active event: %zu messages", log.seen.size());
+  fail_unless(log.wait("viewercount", 5000, "viewercount=(gint64)1"));
+  {
+    Player b(server.url(), "events=viewercount");
+    fail_unless(b.wait_video(10, 15000));
+    fail_unless(log.wait("viewercount", 5000, "viewercount=(gint64)2"), "a never heard of b");
+    EventLog blog(b);
+    fail_unless(blog.wait("viewercount", 5000, "viewercount=(gint64)2"));
+    fail_if(blog.wait("active", 300), "b got an event it did not ask for");
+  }
+  size_t mark = log.seen.size();
+  fail_unless(log.wait("viewercount", 5000, "viewercount=(gint64)1", mark), "a never heard b leave");
+  fail_unless(log.error.empty(), "%s", log.error.c_str());
+}
+GST_END_TEST;
+
+// A publisher leaves the relay and comes back: the viewer of its stream hears inactive, then
+// active, and plays on.
+GST_START_TEST(test_inactive_and_active_through_relay) {
+  ServerPipeline server;
+  server.start("whipserversrc name=in" + server.props + " whepserversink name=out" + server.props +
+               " in.video_0 ! queue ! out.video_0  in.audio_0 ! queue ! out.audio_0");
+  HttpClient http;
+  wish_test::PublisherOptions vp8;
+  vp8.video = "vp8";
+  TestPublisher cam(vp8);
+  HttpResult pub = negotiate(http, cam, server.url("/whip/cam1"));
+  fail_unless_equals_int(pub.status, 201);
+  Player viewer(server.url("/whep/cam1"), "audio-codecs=none");
+  EventLog log(viewer);
+  fail_unless(viewer.wait_video(30, 15000));
+  fail_unless(log.wait("active", 5000));
+  fail_unless_equals_int(http.request("DELETE", server.url(pub.header("Location"))).status, 200);
+  fail_unless(log.wait("inactive", 5000), "no inactive event after the publisher left");
+  TestPublisher again(vp8);
+  fail_unless_equals_int(negotiate(http, again, server.url("/whip/cam1"), 5000).status, 201);
+  size_t mark = log.seen.size();
+  fail_unless(log.wait("active", 5000, "", mark), "no active event after the publisher came back");
+  guint64 frames = viewer.video;
+  fail_unless(viewer.wait_video(frames + 30, 15000));
+  fail_unless(log.error.empty(), "%s", log.error.c_str());
+}
+GST_END_TEST;
+
+// The server a player plays from stops: it tells the player to go to its redirect endpoint,
+// and the player moves there without an error or leaving PLAYING. Then the second server
+// asks its players to reconnect (reconnect-viewers): a new session on the same server.
+GST_START_TEST(test_reconnect_moves_players) {
+  Server second;
+  fail_unless(second.wait_ready());
+  auto first = std::make_unique<Server>("redirect-endpoints=" + second.url());
+  fail_unless(first->wait_ready());
+  Player player(first->url());
+  EventLog log(player);
+  fail_unless(player.wait_video(30, 15000));
+  fail_unless(log.wait("viewercount", 5000));  // subscribed
+  std::string old_session = player.session_url();
+  gint64 stopped = g_get_monotonic_time();
+  size_t before_stop = log.seen.size();
+  first.reset();  // a graceful stop
+  fail_unless(log.wait("reconnect", 5000, "url=(string)" + second.url(), before_stop), "no reconnect event");
+  fail_unless(log.wait("wish-session-started", 5000, second.url(), before_stop), "no new session");
+  fail_unless(wait_until(5000, [&] { return second.stat("viewer-count") == 1; }));
+  guint64 frames = player.video;
+  fail_unless(player.wait_video(frames + 30, 10000), "no video from the second server");
+  double moved_s = (g_get_monotonic_time() - stopped) / 1e6;
+  printf("moved to the second server and played 30 more frames %.2f s after the first one stopped\n", moved_s);
+  assert_contains(player.session_url(), second.url() + "/sessions/");
+  fail_if(player.session_url() == old_session);
+  GstState state;
+  gst_element_get_state(player.pipeline, &state, nullptr, 0);
+  fail_unless_equals_int(state, GST_STATE_PLAYING);
+
+  // Told to reconnect with no place named: this endpoint again, a new session.
+  std::string before = player.session_url();
+  guint told = 0;
+  g_signal_emit_by_name(second.sink, "reconnect-viewers", nullptr, &told);
+  fail_unless_equals_int(told, 1);
+  size_t mark = log.seen.size();
+  fail_unless(log.wait("reconnect", 5000, "url=(string)/whep", mark));
+  fail_unless(wait_until(5000, [&] { return !player.session_url().empty() && player.session_url() != before; }));
+  frames = player.video;
+  fail_unless(player.wait_video(frames + 30, 10000));
+  fail_unless(wait_until(5000, [&] { return second.stat("viewer-count") == 1; }), "the old session stayed");
+  fail_unless(log.error.empty(), "%s", log.error.c_str());
+}
+GST_END_TEST;
+
+static Suite *server_events_suite(void) {
+  Suite *s = suite_create("server_events");
+  TCase *tc = tcase_create("general");
+  tcase_set_timeout(tc, 120);
+  tcase_add_checked_fixture(tc, nullptr, wish_test::stop_leftovers);
+  suite_add_tcase(s, tc);
+  tcase_add_test(tc, test_viewercount_and_active);
+  tcase_add_test(tc, test_inactive_and_active_through_relay);
+  tcase_add_test(tc, test_reconnect_moves_players);
+  return s;
+}
+
+GST_CHECK_MAIN(server_events);
