@@ -8,8 +8,9 @@
 // endpoint and CORS is exercised), and lets headless Chromium (driven by
 // playwright-core, /usr/bin/chromium) play the stream with plain
 // RTCPeerConnection + fetch. Asserts that >= 30 video frames were decoded with
-// the requested codec, that Location and ETag are readable cross-origin, and that
-// DELETE of the session returns 200.
+// the requested codec, that Location and ETag are readable cross-origin, that an
+// EventSource on the session's server-sent events receives active and viewercount,
+// and that DELETE of the session returns 200.
 //
 // Exit codes: 0 pass, 1 fail, 77 skip (chromium missing), 2 usage error.
 //
@@ -135,7 +136,7 @@ try {
   await page.goto(pageUrl, { timeout: 10_000 });
 
   result = await withTimeout(page.evaluate((cfg) => window.runWhep(cfg), {
-    endpoint, minFrames: MIN_FRAMES, framesTimeoutMs: FRAMES_TIMEOUT_MS, maxTries: MAX_POST_TRIES,
+    endpoint, minFrames: MIN_FRAMES, framesTimeoutMs: FRAMES_TIMEOUT_MS, maxTries: MAX_POST_TRIES, events: true,
   }), PAGE_RUN_TIMEOUT_MS, 'WHEP session in the page');
 
   if (result.error) log(`page error: ${result.error}`);
@@ -158,6 +159,15 @@ try {
     !!result.pair && onLoopback(result.pair.local) && onLoopback(result.pair.remote),
     result.pair ? `selected pair ${result.pair.local} <-> ${result.pair.remote}` : 'no selected candidate pair');
   check('DELETE session returned 200', result.deleteStatus === 200, `DELETE ${result.sessionUrl} -> ${result.deleteStatus}`);
+  // Server-sent events read cross-origin: the Link, the subscription and an EventSource.
+  check('server-sent events offered in a readable Link', !!result.eventsLink?.url,
+    `Link: ${JSON.stringify(result.eventsLink)}`);
+  check('event subscription answered 201', result.eventsSubscribeStatus === 201, `status ${result.eventsSubscribeStatus}`);
+  const eventTypes = result.events.map((e) => e.type);
+  check('EventSource received active', eventTypes.includes('active'), `events: ${JSON.stringify(result.events)}`);
+  check('EventSource received viewercount 1',
+    result.events.some((e) => e.type === 'viewercount' && JSON.parse(e.data).viewercount === 1),
+    `events: ${JSON.stringify(result.events)}`);
   if (result.error) check('no error in the page', false, result.error.split('\n')[0]);
 } catch (e) {
   check('test ran to completion', false, e.message);

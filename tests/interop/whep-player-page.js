@@ -32,6 +32,40 @@ async function collectStats(pc) {
   return out;
 }
 
+// The server-sent events extension: the URL and events a 201's Link headers offer.
+function eventsLink(resp) {
+  const links = (resp.headers.get('Link') || '').split(/,(?=\s*<)/);
+  for (const l of links) {
+    if (!/rel="?urn:ietf:params:whep:ext:core:server-sent-events"?/.test(l)) continue;
+    const url = (l.match(/<([^>]*)>/) || [])[1];
+    const names = ((l.match(/events="?([^";]*)"?/) || [])[1] || '').split(',').filter((n) => n);
+    return { url, names };
+  }
+  return null;
+}
+
+// Subscribes as the extension says (POST the names, then an EventSource on the Location) and
+// records every event in res.events.
+async function subscribeEvents(resp, base, res) {
+  const link = eventsLink(resp);
+  res.eventsLink = link;
+  if (!link || !link.url) return null;
+  const url = new URL(link.url, base).href;
+  const sub = await fetch(url, { method: 'POST', headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify(link.names), signal: AbortSignal.timeout(5000) });
+  res.eventsSubscribeStatus = sub.status;
+  const where = sub.headers.get('Location');
+  if (sub.status !== 201 || !where) return null;
+  const source = new EventSource(new URL(where, url).href);
+  for (const name of link.names)
+    source.addEventListener(name, (ev) => {
+      res.events.push({ type: name, data: ev.data });
+      plog('[event]', name, ev.data);
+    });
+  source.onerror = () => plog('[event] stream error, readyState', source.readyState);
+  return source;
+}
+
 // Runs one WHEP session; never throws, returns a result object for the driver.
 window.runWhep = async function runWhep(cfg) {
   const res = {
@@ -42,7 +76,9 @@ window.runWhep = async function runWhep(cfg) {
     framesDecoded: 0, mimeType: null, video: null, audio: null, pair: null,
     audioPacketsReceived: 0, states: [],
     deleteStatus: null, error: null,
+    events: [], eventsLink: null, eventsSubscribeStatus: null,
   };
+  let eventSource = null;
   const t0 = performance.now();
   const state = (what) => {
     const s = { t: Math.round(performance.now() - t0), what,
@@ -89,6 +125,7 @@ window.runWhep = async function runWhep(cfg) {
     if (res.location) res.sessionUrl = new URL(res.location, cfg.endpoint).href;
     await pc.setRemoteDescription({ type: 'answer', sdp: body });
     state('answer applied');
+    if (cfg.events) eventSource = await subscribeEvents(resp, res.sessionUrl || cfg.endpoint, res);
 
     // Poll the stats until enough frames were decoded.
     const deadline = performance.now() + cfg.framesTimeoutMs;
@@ -105,7 +142,8 @@ window.runWhep = async function runWhep(cfg) {
           st.video ? st.video.packetsReceived : 0, 'audio pkts', res.audioPacketsReceived,
           'codec', res.mimeType, 'conn', pc.connectionState);
       }
-      if (res.framesDecoded >= cfg.minFrames && res.mimeType && res.audioPacketsReceived > 0) break;
+      if (res.framesDecoded >= cfg.minFrames && res.mimeType && res.audioPacketsReceived > 0 &&
+          (!eventSource || res.events.length >= 2)) break;
       if (res.framesDecoded >= cfg.minFrames && res.mimeType && performance.now() > deadline - cfg.framesTimeoutMs / 2) break;
       if (pc.connectionState === 'failed' || pc.connectionState === 'closed') break;
       await sleep(250);
@@ -114,6 +152,7 @@ window.runWhep = async function runWhep(cfg) {
   } catch (e) {
     res.error = String(e && e.stack || e);
   } finally {
+    if (eventSource) eventSource.close();
     if (cfg.hold && !res.error) {
       // The session stays up for the driver: sampleVideo() and endWhep() below.
       window.whepHeld = { pc, sessionUrl: res.sessionUrl };
