@@ -13,9 +13,6 @@ constexpr const char *kSdpFrag = "application/trickle-ice-sdpfrag";
 constexpr const char *kExposed = "Location, ETag, Link, Accept-Post, Accept-Patch, Retry-After, Content-Type";
 constexpr const char *kEndpointMethods = "OPTIONS, POST, GET, HEAD";
 constexpr const char *kSessionMethods = "OPTIONS, PATCH, DELETE, GET";
-constexpr const char *kEventsMethods = "OPTIONS, POST, GET";
-constexpr const char *kEventStreamMethods = "OPTIONS, GET, DELETE";
-constexpr const char *kJson = "application/json";
 }  // namespace
 
 const char *session_state_name(SessionState s) {
@@ -111,6 +108,8 @@ Endpoint::Route Endpoint::route(const std::string &path) const {
         r.is_events = true;
         r.subscription = below.size() > 4 ? below.substr(4) : "";
         if (r.subscription.find('/') != std::string::npos) r.is_session = r.is_events = false;
+      } else if (config_.kind == EndpointKind::Whep && below == "layer") {
+        r.is_layer = true;
       } else {
         r.is_session = false;
       }
@@ -144,10 +143,9 @@ void Endpoint::handle(const Request &req, Reply reply) {
   }
 
   if (preflight) {
-    const char *methods = where.is_endpoint  ? kEndpointMethods
-                          : !where.is_events ? kSessionMethods
-                          : where.subscription.empty() ? kEventsMethods
-                                                       : kEventStreamMethods;
+    const char *methods = where.is_endpoint                      ? kEndpointMethods
+                          : !where.is_events && !where.is_layer ? kSessionMethods
+                                                                : extension_methods(where);
     Response r = preflight_response(req, methods);
     if (where.is_endpoint) r.headers.set("Accept-Post", kSdp);
     decorated.send(std::move(r));
@@ -175,6 +173,8 @@ void Endpoint::handle(const Request &req, Reply reply) {
     handle_endpoint(req, where.stream, std::move(decorated));
   else if (where.is_events)
     handle_events(req, where, std::move(decorated));
+  else if (where.is_layer)
+    handle_layer(req, where.session, std::move(decorated));
   else
     handle_session(req, where.session, std::move(decorated));
 }
@@ -296,6 +296,9 @@ void Endpoint::handle_post(const Request &req, const std::string &stream, Reply 
       s.etag = "\"" + random_hex(12) + "\"";
       s.stream = stream;
       s.created = now();
+      if (offer)
+        for (size_t i = 0; i < offer->media.size() && s.video_mline < 0; i++)
+          if (offer->media[i].kind == "video" && !offer->media[i].rejected()) s.video_mline = static_cast<int>(i);
       sessions_[request.id] = std::move(s);
     }
   }
@@ -328,7 +331,7 @@ void Endpoint::finish_creation(const std::string &id, bool counter_offer, MediaR
   std::string etag, location;
   std::vector<IceServer> ice_servers;
   int64_t deadline_ms = 0;
-  bool gone = false, created = false, events = false;
+  bool gone = false, created = false, events = false, layered = false;
   std::shared_ptr<MediaSession> failed;
   {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -353,6 +356,7 @@ void Endpoint::finish_creation(const std::string &id, bool counter_offer, MediaR
         count_viewers_locked(s.stream);
       }
       events = config_.kind == EndpointKind::Whep;
+      layered = events && !counter_offer && !s.media->layers().empty();
       if (events) events_.set_active(s.stream, true);  // it was admitted: something feeds it
       created = true;
       if (!counter_offer) counters_.created++;
@@ -385,8 +389,9 @@ void Endpoint::finish_creation(const std::string &id, bool counter_offer, MediaR
   for (const auto &s : ice_servers) r.headers.add("Link", s.link_value());
   if (events) {
     std::string names;
-    for (const auto &n : server_event_names()) names += (names.empty() ? "" : ",") + n;
+    for (const auto &n : server_event_names(layered)) names += (names.empty() ? "" : ",") + n;
     r.headers.add("Link", "<" + location + "/sse>; rel=\"" + kEventsRel + "\"; events=\"" + names + "\"");
+    if (layered) r.headers.add("Link", "<" + location + "/layer>; rel=\"" + kLayerRel + "\"");
   }
   r.body = std::move(result.body);
   reply.send(std::move(r));
@@ -656,101 +661,6 @@ void Endpoint::close_all(const std::string &reason) {
     std::vector<std::string> ids;
     for (const auto &kv : sessions_) ids.push_back(kv.first);
     for (const auto &id : ids) dropped.push_back(take_locked(id, reason));
-  }
-}
-
-size_t Endpoint::announce_reconnect(const std::string &url) {
-  EndpointConfig cfg = config();
-  size_t next = 0;
-  // Called under the hub's lock: touches nothing of the endpoint's. Always a URL: a player
-  // told to reconnect "somewhere" would go back to wherever it was configured with.
-  return events_.announce_reconnect([&](const std::string &stream) {
-    if (!url.empty()) return url;
-    std::string suffix = stream.empty() ? "" : "/" + stream;
-    if (cfg.redirect_to.empty()) return cfg.path + suffix;  // relative: this server again
-    return cfg.redirect_to[next++ % cfg.redirect_to.size()] + suffix;
-  });
-}
-
-bool Endpoint::close_event_streams(int64_t wait_ms) {
-  return events_.close_all(wait_ms);
-}
-
-void Endpoint::count_viewers_locked(const std::string &stream) {
-  if (config_.kind != EndpointKind::Whep) return;
-  size_t n = 0;
-  for (const auto &kv : sessions_) n += kv.second.stream == stream && kv.second.state == SessionState::Active;
-  events_.set_viewers(stream, n, now());
-}
-
-void Endpoint::refresh_events() {
-  for (const auto &stream : events_.watched_streams()) events_.set_active(stream, backend_->admit(stream).status == 0);
-  events_.flush(now());
-}
-
-void Endpoint::handle_events(const Request &req, const Route &where, Reply reply) {
-  std::string stream;
-  bool known = false;
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    auto it = sessions_.find(where.session);
-    if (it != sessions_.end() && it->second.state == SessionState::Active) {
-      known = true;
-      stream = it->second.stream;
-    }
-  }
-  if (!known) {
-    reply.send(Response::problem(404, "no such session"));
-    return;
-  }
-  const bool list = where.subscription.empty();
-  const char *allowed = list ? kEventsMethods : kEventStreamMethods;
-  auto event_stream = [](std::shared_ptr<BodyStream> out) {
-    Response r = Response::empty(200);
-    r.headers.set("Content-Type", "text/event-stream");
-    r.headers.set("Cache-Control", "no-cache");
-    r.stream = std::move(out);
-    return r;
-  };
-  if (req.method == "OPTIONS") {
-    Response r = Response::empty(200);
-    r.headers.set("Allow", allowed);
-    if (list) r.headers.set("Accept-Post", kJson);
-    reply.send(std::move(r));
-  } else if (list && req.method == "POST") {
-    if (media_type(req.headers.get("Content-Type").value_or("")) != kJson) {
-      reply.send(Response::problem(415, "a subscription is a JSON array of event names (application/json)"));
-      return;
-    }
-    std::vector<std::string> names;
-    std::string error;
-    if (!parse_event_subscription(req.body, server_event_names(), &names, &error)) {
-      reply.send(Response::problem(400, error));
-      return;
-    }
-    std::string id = events_.subscribe(where.session, stream, names);
-    if (id.empty()) {
-      reply.send(Response::problem(429, "too many event subscriptions for this session"));
-      return;
-    }
-    refresh_events();
-    Response r = Response::empty(201);
-    r.headers.set("Location", req.path + "/" + id);
-    reply.send(std::move(r));
-  } else if (list && req.method == "GET") {
-    // Older players GET the advertised URL itself: every event.
-    auto out = events_.open_all(where.session, stream);
-    reply.send(out ? event_stream(std::move(out)) : Response::problem(429, "too many event streams for this session"));
-  } else if (!list && req.method == "GET") {
-    auto out = events_.open(where.session, where.subscription);
-    reply.send(out ? event_stream(std::move(out)) : Response::problem(404, "no such event subscription"));
-  } else if (!list && req.method == "DELETE") {
-    reply.send(events_.unsubscribe(where.session, where.subscription) ? Response::empty(200)
-                                                                      : Response::problem(404, "no such event subscription"));
-  } else {
-    Response r = Response::problem(405, "method not allowed on event subscriptions");
-    r.headers.set("Allow", allowed);
-    reply.send(std::move(r));
   }
 }
 

@@ -16,6 +16,7 @@
 #include "events.h"
 #include "http.h"
 #include "ice_servers.h"
+#include "layers.h"
 #include "sdp.h"
 #include "sdpfrag.h"
 
@@ -73,6 +74,10 @@ public:
   // The ICE connection state as W3C names it ("new", "checking", "connected", ...); "" when
   // not known.
   virtual std::string ice_connection_state() const { return ""; }
+  // The video layers the viewer may choose from, largest first; none: no layer selection.
+  virtual std::vector<VideoLayer> layers() const { return {}; }
+  // Shows the viewer layers()[layer], or what the server chooses (-1).
+  virtual void select_layer(int layer, MediaCallback done) { done(MediaResult::failure(404, "no layers")); }
   // Why the session ends, set by the endpoint just before it drops the handle: "closed"
   // (DELETE), "not-connected", "expired" (counter-offer), "stopped", or what the media
   // side reported through SessionEvents::ended.
@@ -195,6 +200,7 @@ private:
     int64_t connect_deadline = 0;  // 0 while the answer is not out yet
     bool connected = false;
     bool restarting = false;
+    int video_mline = -1;  // the offer's first video m-line (the layer extension's mediaId)
     // Null until created. Shared only so a call into it can run outside the lock while a
     // DELETE drops the session: the media goes when the last of those calls returns.
     std::shared_ptr<MediaSession> media;
@@ -204,7 +210,9 @@ private:
     std::string stream, session;
     bool is_events = false;  // <session>/sse, or <session>/sse/<subscription> when subscription is set
     std::string subscription;
+    bool is_layer = false;  // <session>/layer
   };
+  static const char *extension_methods(const Route &where);
 
   Route route(const std::string &path) const;
   Response decorate(const Request &req, Response resp) const;
@@ -213,6 +221,9 @@ private:
   void handle_post(const Request &req, const std::string &stream, Reply reply);
   void handle_patch(const Request &req, const std::string &id, Reply reply);
   void handle_events(const Request &req, const Route &where, Reply reply);
+  void handle_layer(const Request &req, const std::string &id, Reply reply);
+  // The layers event of a session ("" when it has no layers).
+  std::string layers_event(const std::string &id) const;
   // The sessions of `stream` that have their answer, for the viewercount event.
   void count_viewers_locked(const std::string &stream);
   // Asks the backend whether each watched stream is fed, for the active/inactive events.

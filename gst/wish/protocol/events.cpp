@@ -9,9 +9,10 @@
 
 namespace wish {
 
-const std::vector<std::string> &server_event_names() {
+const std::vector<std::string> &server_event_names(bool with_layers) {
   static const std::vector<std::string> names = {"active", "inactive", "reconnect", "viewercount"};
-  return names;
+  static const std::vector<std::string> layered = {"active", "inactive", "layers", "reconnect", "viewercount"};
+  return with_layers ? layered : names;
 }
 
 bool parse_event_subscription(const std::string &body, const std::vector<std::string> &supported,
@@ -179,6 +180,12 @@ void EventHub::greet_locked(Subscription &s) {
   if (st.active == 1 && s.wants("active")) s.out->write(format_event("active", "{}"));
   if (st.active == 0 && st.was_active && s.wants("inactive")) s.out->write(format_event("inactive", "{}"));
   if (s.wants("viewercount")) s.out->write(format_event("viewercount", json_object("viewercount", nullptr, &st.viewers)));
+}
+
+bool EventHub::wants(const std::string &session, const std::string &sub, const std::string &type) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto it = subs_.find(session + "/" + sub);
+  return it != subs_.end() && it->second.wants(type);
 }
 
 std::shared_ptr<BodyStream> EventHub::open(const std::string &session, const std::string &sub) {

@@ -19,8 +19,9 @@ namespace wish {
 
 inline constexpr char kEventsRel[] = "urn:ietf:params:whep:ext:core:server-sent-events";
 
-// The events the server sends, in the order its Link header names them.
-const std::vector<std::string> &server_event_names();
+// The events the server sends, in the order its Link header names them; layers only to
+// viewers that may choose layers.
+const std::vector<std::string> &server_event_names(bool with_layers = false);
 
 // A subscription body: a JSON array of event names, each of them in `supported`. False with a
 // short reason in *error (the answer is a 400 then, and nothing is created).
@@ -65,6 +66,8 @@ public:
   // session has kMaxPerSession already.
   std::string subscribe(const std::string &session, const std::string &stream, std::vector<std::string> names);
   bool has(const std::string &session, const std::string &sub) const;
+  // Whether the subscription asked for `type` (false when unknown).
+  bool wants(const std::string &session, const std::string &sub, const std::string &type) const;
   // The event stream of a subscription; a later call replaces the stream before (the client
   // reconnected). It opens with the current state: active (or inactive after a publication
   // ended) and the viewer count. Null when the subscription is unknown.
