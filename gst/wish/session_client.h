@@ -35,6 +35,7 @@ struct ClientSettings {
   gboolean trickle = TRUE;
   std::string ice_local_addresses;
   std::string ice_port_range;
+  gboolean do_retransmission = TRUE;
 };
 
 // The element's side of a session.
