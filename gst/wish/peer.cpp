@@ -30,6 +30,12 @@ static void allow_prompt_nacks(GstElement *webrtc) {
                        g_object_set(e, "rtcp-rs-bandwidth", 10000, "rtcp-rr-bandwidth", 10000, nullptr);
                    }),
                    nullptr);
+  // NACK gaps only: by default the jitterbuffer also asks for the packet after the last one
+  // when it is late, and on a jittery link most such requests fetch packets already under way.
+  g_signal_connect(rtpbin, "new-jitterbuffer", G_CALLBACK(+[](GstElement *, GstElement *jb, guint, guint, gpointer) {
+                     g_object_set(jb, "rtx-next-seqnum", FALSE, nullptr);
+                   }),
+                   nullptr);
   gst_object_unref(rtpbin);
 }
 
