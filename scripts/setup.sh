@@ -13,7 +13,10 @@ packages=(meson ninja-build pkg-config gcc g++ git bc
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-x openssl curl)
 for arg in "$@"; do
   case "$arg" in
-    --for-tests | --with-browser) packages+=(chromium nodejs npm simple-whip-client python3-prometheus-client iproute2) ;;
+    --for-tests | --with-browser)
+      packages+=(chromium nodejs npm simple-whip-client python3-prometheus-client)
+      # bench/loss, the link-loss and loss tests: namespaces, loss (nftables), delay/jitter (NFQUEUE)
+      packages+=(iproute2 nftables iptables libnetfilter-queue-dev) ;;
     --for-fuzzing) packages+=(clang libclang-rt-14-dev) ;;  # libclang_rt.fuzzer/asan/ubsan
   esac
 done

@@ -25,6 +25,7 @@ enum {
   PROP_SESSION_URL,
   PROP_STATS,
   PROP_ICE_PORT_RANGE,
+  PROP_DO_RETRANSMISSION,
 };
 
 }  // namespace
@@ -100,6 +101,7 @@ static void gst_wish_client_bin_set_property(GObject *object, guint prop_id, con
     case PROP_TRICKLE: s.trickle = g_value_get_boolean(value); break;
     case PROP_ICE_LOCAL_ADDRESSES: s.ice_local_addresses = wish::string_from_value(value); break;
     case PROP_ICE_PORT_RANGE: s.ice_port_range = wish::string_from_value(value); break;
+    case PROP_DO_RETRANSMISSION: s.do_retransmission = g_value_get_boolean(value); break;
     default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec); break;
   }
   GST_OBJECT_UNLOCK(object);
@@ -132,6 +134,7 @@ static void gst_wish_client_bin_get_property(GObject *object, guint prop_id, GVa
     case PROP_TRICKLE: g_value_set_boolean(value, s.trickle); break;
     case PROP_ICE_LOCAL_ADDRESSES: g_value_set_string(value, s.ice_local_addresses.c_str()); break;
     case PROP_ICE_PORT_RANGE: g_value_set_string(value, s.ice_port_range.c_str()); break;
+    case PROP_DO_RETRANSMISSION: g_value_set_boolean(value, s.do_retransmission); break;
     default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec); break;
   }
   GST_OBJECT_UNLOCK(object);
@@ -193,6 +196,7 @@ static void gst_wish_client_bin_class_init(GstWishClientBinClass *klass) {
                            TRUE, flags));
   g_object_class_install_property(gobject_class, PROP_ICE_LOCAL_ADDRESSES, wish::ice_local_addresses_param_spec(flags));
   g_object_class_install_property(gobject_class, PROP_ICE_PORT_RANGE, wish::ice_port_range_param_spec(flags));
+  g_object_class_install_property(gobject_class, PROP_DO_RETRANSMISSION, wish::do_retransmission_param_spec(flags));
   auto ro = static_cast<GParamFlags>(G_PARAM_READABLE | G_PARAM_STATIC_STRINGS);
   g_object_class_install_property(gobject_class, PROP_SESSION_URL,
       g_param_spec_string("session-url", "Session URL", "URL of the current session (null when none)", nullptr, ro));

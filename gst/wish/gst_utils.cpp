@@ -46,6 +46,15 @@ GParamSpec *ice_port_range_param_spec(GParamFlags flags) {
                              "", flags);
 }
 
+GParamSpec *do_retransmission_param_spec(GParamFlags flags) {
+  return g_param_spec_boolean(
+      "do-retransmission", "Do retransmission",
+      "Negotiate NACK and RTX (RFC 4585, RFC 4588) with every peer: a receiver asks for lost packets and the "
+      "sender sends them again, which needs a jitterbuffer latency above the round-trip time to help. "
+      "false: no a=rtcp-fb nack and no rtx payload types are offered or answered",
+      TRUE, flags);
+}
+
 void mark_live_source(GstBin *bin) {
   GST_OBJECT_FLAG_SET(bin, GST_ELEMENT_FLAG_SOURCE);
   // webrtcbin holds sinks (nicesink): the bin must not look like one and be waited for.

@@ -18,6 +18,8 @@ void strings_to_value_array(const std::vector<std::string> &strings, GValue *arr
 GParamSpec *turn_servers_param_spec(const char *blurb, GParamFlags flags);
 GParamSpec *ice_local_addresses_param_spec(GParamFlags flags);
 GParamSpec *ice_port_range_param_spec(GParamFlags flags);
+// do-retransmission, the same for every element: NACK/RTX negotiated on every session.
+GParamSpec *do_retransmission_param_spec(GParamFlags flags);
 
 // Live source bins (whepsrc, whipserversrc): flagged as a source whatever their children are,
 // and no preroll when going to PAUSED.

@@ -15,6 +15,30 @@ void Peer::later(const std::shared_ptr<Link> &link, std::function<void(Peer *)> 
   });
 }
 
+// RTCP, NACKs included, goes out at the pace RFC 4585 allows for the session's RTCP
+// bandwidth, by default 5 % of 64 kbit/s: a report every half second and an early NACK no
+// more often, so lost packets are asked for too late for the jitterbuffer latency a live
+// player uses. 20 kbit/s of RTCP (5 % of a 400 kbit/s session, less than video takes), half
+// for the sender and half for the receiver, gives a report about every 80 ms each way and lets
+// a receiver send a NACK that soon after a packet goes missing.
+static void allow_prompt_nacks(GstElement *webrtc) {
+  GstElement *rtpbin = gst_bin_get_by_name(GST_BIN(webrtc), "rtpbin");
+  if (!rtpbin) return;
+  g_signal_connect(rtpbin, "element-added", G_CALLBACK(+[](GstBin *, GstElement *e, gpointer) {
+                     GstElementFactory *f = gst_element_get_factory(e);
+                     if (f && g_str_equal(GST_OBJECT_NAME(f), "rtpsession"))
+                       g_object_set(e, "rtcp-rs-bandwidth", 10000, "rtcp-rr-bandwidth", 10000, nullptr);
+                   }),
+                   nullptr);
+  // NACK gaps only: by default the jitterbuffer also asks for the packet after the last one
+  // when it is late, and on a jittery link most such requests fetch packets already under way.
+  g_signal_connect(rtpbin, "new-jitterbuffer", G_CALLBACK(+[](GstElement *, GstElement *jb, guint, guint, gpointer) {
+                     g_object_set(jb, "rtx-next-seqnum", FALSE, nullptr);
+                   }),
+                   nullptr);
+  gst_object_unref(rtpbin);
+}
+
 bool Peer::create(const std::string &name, const Settings &s, Callbacks callbacks, std::string *error) {
   GstElement *webrtc = gst_element_factory_make("webrtcbin", name.empty() ? nullptr : name.c_str());
   if (!webrtc) {
@@ -22,6 +46,7 @@ bool Peer::create(const std::string &name, const Settings &s, Callbacks callback
     return false;
   }
   webrtc_ = GPtr<GstElement>::sink(webrtc);
+  retransmission_ = s.retransmission;
   if (s.latency_ms >= 0) g_object_set(webrtc, "latency", static_cast<guint>(s.latency_ms), nullptr);
   g_object_set(webrtc, "ice-transport-policy", s.ice_transport_policy, nullptr);
   if (!configure_webrtcbin(webrtc, s.local_addresses, s.stun_server, s.turn_servers, error) ||
@@ -70,6 +95,14 @@ bool Peer::create(const std::string &name, const Settings &s, Callbacks callback
             auto &link = *static_cast<std::shared_ptr<Link> *>(d);
             if (link->alive.lock() && link->callbacks.on_stream) link->callbacks.on_stream(pad, stream_kind(pad));
           }));
+  // Every transceiver, also those webrtcbin makes itself for a remote offer (a counter-offer
+  // answered, a WHIP offer), gets NACK/RTX before the first description that mentions it.
+  handlers_.push_back(g_signal_connect(webrtc, "on-new-transceiver",
+                                       G_CALLBACK(+[](GstElement *, GObject *trans, gpointer on) {
+                                         g_object_set(trans, "do-nack", GPOINTER_TO_INT(on) ? TRUE : FALSE, nullptr);
+                                       }),
+                                       GINT_TO_POINTER(s.retransmission ? 1 : 0)));
+  if (s.retransmission) allow_prompt_nacks(webrtc);
   gst_bin_add(bin_, webrtc);  // the bin takes a reference of its own
   GST_DEBUG_OBJECT(webrtc, "created");
   return true;
@@ -100,7 +133,12 @@ void Peer::answer(const std::string &offer, Completed done) {
   answer_remote_offer(webrtc_.get(), offer, on_worker(dispatch_, alive_, std::move(done)));
 }
 
-void Peer::offer(Completed done) { create_local_offer(webrtc_.get(), on_worker(dispatch_, alive_, std::move(done))); }
+void Peer::offer(Completed done) {
+  // webrtcbin 1.22 offers rtx for the first codec of an m-line only.
+  SdpEdit edit;
+  if (retransmission_) edit = [](const std::string &sdp) { return add_rtx_for_every_codec(sdp); };
+  create_local_offer(webrtc_.get(), on_worker(dispatch_, alive_, std::move(done)), edit);
+}
 
 void Peer::apply_answer(const std::string &answer, Completed done) {
   apply_remote_answer(webrtc_.get(), answer, on_worker(dispatch_, alive_, std::move(done)));

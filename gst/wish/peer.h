@@ -32,6 +32,10 @@ public:
     std::vector<std::string> turn_servers;
     int latency_ms = -1;  // jitterbuffer; -1 keeps webrtcbin's
     GstWebRTCICETransportPolicy ice_transport_policy = GST_WEBRTC_ICE_TRANSPORT_POLICY_ALL;
+    // NACK and RTX (RFC 4588) on every transceiver, whichever side makes it: offers carry
+    // `a=rtcp-fb:<pt> nack` and an rtx payload type, answers keep the offer's, a receiver
+    // asks for lost packets and a sender retransmits them.
+    bool retransmission = true;
   };
   struct Callbacks {
     std::function<void(const std::string &candidate)> on_candidate;  // "candidate:..." (no "a=")
@@ -122,6 +126,7 @@ private:
   };
   std::vector<Waiter> waiters_;
   bool watching_ = false;
+  bool retransmission_ = true;
   std::shared_ptr<std::atomic<gint64>> last_rx_ = std::make_shared<std::atomic<gint64>>(0);
 };
 

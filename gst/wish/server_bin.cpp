@@ -33,6 +33,7 @@ enum {
   PROP_HTTP_MAX_REQUESTS_PER_CLIENT,
   PROP_MAX_PENDING_SESSIONS_PER_CLIENT,
   PROP_ICE_PORT_RANGE,
+  PROP_DO_RETRANSMISSION,
 };
 
 }  // namespace
@@ -104,6 +105,7 @@ static void gst_wish_server_bin_set_property(GObject *object, guint prop_id, con
     case PROP_HTTP_MAX_REQUESTS_PER_CLIENT: s.limits.max_requests_per_client = g_value_get_uint(value); break;
     case PROP_MAX_PENDING_SESSIONS_PER_CLIENT: s.max_pending_sessions_per_client = g_value_get_uint(value); break;
     case PROP_ICE_PORT_RANGE: s.ice_port_range = wish::string_from_value(value); break;
+    case PROP_DO_RETRANSMISSION: s.do_retransmission = g_value_get_boolean(value); break;
     default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec); break;
   }
   GST_OBJECT_UNLOCK(object);
@@ -140,6 +142,7 @@ static void gst_wish_server_bin_get_property(GObject *object, guint prop_id, GVa
     case PROP_HTTP_MAX_REQUESTS_PER_CLIENT: g_value_set_uint(value, s.limits.max_requests_per_client); break;
     case PROP_MAX_PENDING_SESSIONS_PER_CLIENT: g_value_set_uint(value, s.max_pending_sessions_per_client); break;
     case PROP_ICE_PORT_RANGE: g_value_set_string(value, s.ice_port_range.c_str()); break;
+    case PROP_DO_RETRANSMISSION: g_value_set_boolean(value, s.do_retransmission); break;
     default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec); break;
   }
   GST_OBJECT_UNLOCK(object);
@@ -308,6 +311,7 @@ static void gst_wish_server_bin_class_init(GstWishServerBinClass *klass) {
                         "answered 503 with Retry-After (0 = no limit)",
                         0, G_MAXUINT, 8, flags));
   g_object_class_install_property(gobject_class, PROP_ICE_PORT_RANGE, wish::ice_port_range_param_spec(flags));
+  g_object_class_install_property(gobject_class, PROP_DO_RETRANSMISSION, wish::do_retransmission_param_spec(flags));
 
   auto action = static_cast<GSignalFlags>(G_SIGNAL_RUN_LAST | G_SIGNAL_ACTION);
   /**

@@ -438,6 +438,7 @@ void ServerElement::create_session(const SessionRequest &request, std::shared_pt
     Peer::Settings ps;
     ps.stun_server = http.stun_server;
     ps.turn_servers = http.turn_servers;
+    ps.retransmission = http.do_retransmission;
     GST_OBJECT_UNLOCK(element_);
     ps.local_addresses = local_addresses_;
     ps.ports = ice_ports_;

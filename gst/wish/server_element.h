@@ -80,6 +80,7 @@ struct HttpSettings {
   HttpLimits limits;                      // timeouts, sizes, per-client limits of the HTTP server
   guint max_pending_sessions_per_client = 8;  // 0: no limit
   std::string ice_port_range;             // "min-max", "" : any
+  gboolean do_retransmission = TRUE;      // NACK/RTX on every session
 
   // The endpoint path without trailing slashes, and the STUN/TURN servers to advertise.
   std::string endpoint_path() const;

@@ -207,6 +207,7 @@ bool SessionClient::create_webrtcbin(bool with_media, std::string *error) {
   ps.turn_servers = s.turn_servers;
   ps.latency_ms = static_cast<int>(s.latency);
   ps.ice_transport_policy = s.ice_transport_policy;
+  ps.retransmission = s.do_retransmission;
   Peer::Callbacks cb;
   cb.on_candidate = [this, gen](const std::string &candidate) { on_candidate(gen, candidate); };
   cb.on_gathering_done = [this, gen] { on_gathering_done(gen); };

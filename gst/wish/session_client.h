@@ -39,6 +39,7 @@ struct ClientSettings {
   std::string ice_port_range;
   // Server-sent events asked for when the server offers them (WHEP); empty: none.
   std::string events;
+  gboolean do_retransmission = TRUE;
 };
 
 // The element's side of a session.

@@ -309,7 +309,8 @@ static Negotiated refused(unsigned status, std::string error) {
 
 // Applies a description webrtcbin made (from a create-offer/create-answer reply) and reports
 // its text once applied.
-static void apply_local(GstElement *webrtcbin, const GstStructure *reply, const char *field, NegotiatedCallback done) {
+static void apply_local(GstElement *webrtcbin, const GstStructure *reply, const char *field, NegotiatedCallback done,
+                        const SdpEdit &edit = {}) {
   g_autoptr(GstWebRTCSessionDescription) desc = nullptr;
   if (reply) gst_structure_get(reply, field, GST_TYPE_WEBRTC_SESSION_DESCRIPTION, &desc, nullptr);
   if (!desc) {
@@ -318,6 +319,19 @@ static void apply_local(GstElement *webrtcbin, const GstStructure *reply, const 
   }
   g_autofree gchar *text = gst_sdp_message_as_text(desc->sdp);
   std::string sdp = text;
+  if (edit) {
+    std::string edited = edit(sdp);
+    if (edited != sdp) {
+      GstWebRTCSessionDescription *replaced = description(desc->type, edited);
+      if (!replaced) {
+        done(refused(500, std::string("the edited ") + field + " does not parse"));
+        return;
+      }
+      gst_webrtc_session_description_free(desc);
+      desc = replaced;
+      sdp = edited;
+    }
+  }
   g_autoptr(GstPromise) set = promise_with_callback([sdp, done](bool ok, const GstStructure *, const std::string &error) {
     if (!ok) {
       done(refused(500, "cannot apply the local description: " + error));
@@ -356,14 +370,15 @@ void answer_remote_offer(GstElement *webrtcbin, const std::string &offer, Negoti
   g_signal_emit_by_name(webrtcbin, "set-remote-description", desc, promise);
 }
 
-void create_local_offer(GstElement *webrtcbin, NegotiatedCallback done) {
+void create_local_offer(GstElement *webrtcbin, NegotiatedCallback done, SdpEdit edit) {
   GPtr<GstElement> webrtc = GPtr<GstElement>::ref(webrtcbin);
-  g_autoptr(GstPromise) promise = promise_with_callback([webrtc, done](bool ok, const GstStructure *reply, const std::string &error) {
-    if (!ok)
-      done(refused(500, error.empty() ? "webrtcbin made no offer" : error));
-    else
-      apply_local(webrtc.get(), reply, "offer", done);
-  });
+  g_autoptr(GstPromise) promise =
+      promise_with_callback([webrtc, done, edit](bool ok, const GstStructure *reply, const std::string &error) {
+        if (!ok)
+          done(refused(500, error.empty() ? "webrtcbin made no offer" : error));
+        else
+          apply_local(webrtc.get(), reply, "offer", done, edit);
+      });
   g_signal_emit_by_name(webrtcbin, "create-offer", nullptr, promise);
 }
 

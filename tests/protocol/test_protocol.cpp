@@ -137,6 +137,38 @@ GST_START_TEST(test_codec_match) {
 }
 GST_END_TEST;
 
+// webrtcbin 1.22 offers rtx for the first codec only; the offer gets one for each codec with
+// NACK, on payload types no m-line uses.
+GST_START_TEST(test_rtx_for_every_codec) {
+  std::string in =
+      "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n"
+      "m=video 9 UDP/TLS/RTP/SAVPF 102 96 97 98\r\na=mid:0\r\n"
+      "a=rtpmap:102 H264/90000\r\na=rtcp-fb:102 nack\r\na=rtcp-fb:102 nack pli\r\n"
+      "a=fmtp:102 packetization-mode=1\r\n"
+      "a=rtpmap:96 VP8/90000\r\na=rtcp-fb:96 nack\r\n"
+      "a=rtpmap:97 rtx/90000\r\na=fmtp:97 apt=102\r\n"
+      "a=rtpmap:98 VP9/90000\r\n"  // no NACK: no rtx
+      "m=audio 9 UDP/TLS/RTP/SAVPF 111 99 9\r\na=mid:1\r\n"
+      "a=rtpmap:111 OPUS/48000/2\r\na=rtcp-fb:111 nack\r\na=rtpmap:99 rtx/48000\r\na=fmtp:99 apt=111\r\n"
+      "a=rtpmap:9 G722/8000\r\na=rtcp-fb:9 nack\r\n"
+      "m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\na=mid:2\r\n";
+  std::string out = add_rtx_for_every_codec(in);
+  assert_contains(out, "m=video 9 UDP/TLS/RTP/SAVPF 102 96 97 98 100\r\n");
+  assert_contains(out, "a=rtpmap:100 rtx/90000\r\na=fmtp:100 apt=96\r\nm=audio");
+  assert_contains(out, "m=audio 9 UDP/TLS/RTP/SAVPF 111 99 9 101\r\n");
+  assert_contains(out, "a=rtpmap:101 rtx/8000\r\na=fmtp:101 apt=9\r\nm=application");
+  fail_unless(out.find("apt=98") == std::string::npos);
+  assert_contains(out, "m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\na=mid:2\r\n");
+  std::string err;
+  fail_unless(parse_sdp(out, &err).has_value(), "%s", err.c_str());
+  // Without any rtx (do-nack off, or a sendonly offer with one codec that has it) unchanged.
+  std::string plain = "v=0\r\nm=video 9 X 96 98\r\na=rtpmap:96 VP8/90000\r\na=rtcp-fb:96 nack\r\n"
+                      "a=rtpmap:98 VP9/90000\r\na=rtcp-fb:98 nack\r\n";
+  std::string unchanged = add_rtx_for_every_codec(plain);
+  fail_unless_equals_string(unchanged.c_str(), plain.c_str());
+}
+GST_END_TEST;
+
 GST_START_TEST(test_finish_local_sdp) {
   std::string in =
       "v=0\no=- 1 1 IN IP4 0.0.0.0\ns=-\nt=0 0\nm=video 9 UDP/TLS/RTP/SAVPF 96\na=mid:0\na=rtcp-mux\n"
@@ -1057,6 +1089,7 @@ static Suite *protocol_suite(void) {
   tcase_add_test(tc, test_sdp_parse);
   tcase_add_test(tc, test_codec_match);
   tcase_add_test(tc, test_finish_local_sdp);
+  tcase_add_test(tc, test_rtx_for_every_codec);
   tcase_add_test(tc, test_sdpfrag);
   tcase_add_test(tc, test_ice_servers);
   tcase_add_test(tc, test_endpoint_post_and_delete);

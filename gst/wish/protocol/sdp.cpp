@@ -328,4 +328,90 @@ std::string set_directions(std::string_view sdp, Direction d) {
   return out;
 }
 
+std::string add_rtx_for_every_codec(std::string_view sdp) {
+  auto lines = split_lines(sdp);
+  while (!lines.empty() && lines.back().empty()) lines.pop_back();
+  // Sections: [start, end) line ranges; section 0 is the session part.
+  std::vector<size_t> starts{0};
+  for (size_t i = 0; i < lines.size(); i++)
+    if (lines[i].substr(0, 2) == "m=") starts.push_back(i);
+  starts.push_back(lines.size());
+  // Every payload type any m-line uses is taken (BUNDLE: one namespace for all).
+  std::vector<bool> used(128, false);
+  for (std::string_view line : lines) {
+    if (line.substr(0, 2) != "m=") continue;
+    auto f = split_ws(line.substr(2));
+    for (size_t i = 3; i < f.size(); i++) {
+      unsigned long pt = 0;
+      if (parse_uint(f[i], 127, &pt)) used[pt] = true;
+    }
+  }
+  auto next_free = [&used]() -> int {
+    for (int pt = 96; pt < 128; pt++)
+      if (!used[pt]) return used[pt] = true, pt;
+    for (int pt = 35; pt < 64; pt++)  // RFC 3551's unassigned range, as browsers use it
+      if (!used[pt]) return used[pt] = true, pt;
+    return -1;
+  };
+  std::string out;
+  for (size_t i = 0; i < starts[1]; i++) out += std::string(lines[i]) + "\r\n";
+  for (size_t sec = 1; sec + 1 < starts.size(); sec++) {
+    size_t begin = starts[sec], end = starts[sec + 1];
+    auto m = split_ws(lines[begin].substr(2));
+    bool av = !m.empty() && (m[0] == "audio" || m[0] == "video");
+    std::map<int, std::pair<std::string, std::string>> codecs;  // pt -> (encoding upper, clock)
+    std::vector<int> rtx_targets;
+    std::vector<int> nack;
+    for (size_t i = begin + 1; i < end && av; i++) {
+      std::string_view line = lines[i];
+      unsigned long pt = 0;
+      if (line.substr(0, 9) == "a=rtpmap:") {
+        auto f = split_ws(line.substr(9));
+        if (f.size() < 2 || !parse_uint(f[0], 127, &pt)) continue;
+        std::string_view enc = f[1];
+        size_t slash = enc.find('/');
+        std::string name = upper(enc.substr(0, slash));
+        std::string clock = slash == std::string_view::npos ? "" : std::string(enc.substr(slash + 1));
+        clock = clock.substr(0, clock.find('/'));
+        codecs[static_cast<int>(pt)] = {name, clock};
+      } else if (line.substr(0, 7) == "a=fmtp:") {
+        size_t space = line.find(' ');
+        std::string apt = space == std::string_view::npos ? "" : fmtp_param(line.substr(space + 1), "apt");
+        if (!apt.empty() && parse_uint(apt, 127, &pt)) rtx_targets.push_back(static_cast<int>(pt));
+      } else if (line.substr(0, 10) == "a=rtcp-fb:") {
+        auto f = split_ws(line.substr(10));
+        if (f.size() == 2 && f[1] == "nack" && parse_uint(f[0], 127, &pt)) nack.push_back(static_cast<int>(pt));
+      }
+    }
+    std::vector<std::pair<int, int>> added;  // (rtx pt, target pt)
+    if (av && !rtx_targets.empty()) {
+      for (size_t k = 3; k < m.size(); k++) {
+        unsigned long pt = 0;
+        if (!parse_uint(m[k], 127, &pt)) continue;
+        int p = static_cast<int>(pt);
+        auto c = codecs.find(p);
+        if (c == codecs.end() || c->second.second.empty()) continue;
+        const std::string &enc = c->second.first;
+        if (enc == "RTX" || enc == "RED" || enc == "ULPFEC" || enc == "FLEXFEC-03" || enc == "TELEPHONE-EVENT" ||
+            enc == "CN")
+          continue;
+        if (std::find(rtx_targets.begin(), rtx_targets.end(), p) != rtx_targets.end()) continue;
+        if (std::find(nack.begin(), nack.end(), p) == nack.end()) continue;
+        int rtx = next_free();
+        if (rtx < 0) break;
+        added.emplace_back(rtx, p);
+      }
+    }
+    std::string mline(lines[begin]);
+    for (const auto &a : added) mline += " " + std::to_string(a.first);
+    out += mline + "\r\n";
+    for (size_t i = begin + 1; i < end; i++) out += std::string(lines[i]) + "\r\n";
+    for (const auto &a : added) {
+      out += "a=rtpmap:" + std::to_string(a.first) + " rtx/" + codecs[a.second].second + "\r\n";
+      out += "a=fmtp:" + std::to_string(a.first) + " apt=" + std::to_string(a.second) + "\r\n";
+    }
+  }
+  return out;
+}
+
 }  // namespace wish

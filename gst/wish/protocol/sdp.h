@@ -75,6 +75,13 @@ std::string finish_local_sdp(std::string_view sdp, const std::vector<std::string
 // m-lines port 9 and drop a=bundle-only. BUNDLE still puts them on one transport.
 std::string unbundle_only(std::string_view sdp);
 
+// GStreamer 1.22's webrtcbin offers an rtx payload type (RFC 4588) for the first codec of an
+// m-line only: whichever other codec the answerer picks would get NACKs but no
+// retransmissions. Adds `a=rtpmap:<n> rtx/<clock>` and `a=fmtp:<n> apt=<pt>` for every audio
+// or video codec of an m-line that has NACK (a=rtcp-fb:<pt> nack) and rtx for another codec
+// but none of its own, with payload types no m-line uses. Other SDP is returned unchanged.
+std::string add_rtx_for_every_codec(std::string_view sdp);
+
 // Replaces a=sendrecv/a=recvonly/... of every m-section with the given direction.
 std::string set_directions(std::string_view sdp, Direction d);
 

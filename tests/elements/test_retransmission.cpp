@@ -1,0 +1,145 @@
+// NACK/RTX in both directions on 127.0.0.1: the receiving webrtcbin loses 10 % of the video
+// packets (a pad probe after SRTP decryption drops every 10th), asks for them again, the
+// sender retransmits them on the rtx payload type, and nearly every frame still decodes.
+// whepserversink -> whepsrc and whipsink -> whipserversrc; and with do-retransmission=false
+// nothing is retransmitted.
+#include <string>
+
+#include "http_client.h"
+#include "rtx_counters.h"
+#include "fixtures.h"
+#include "whepsrc_player.h"
+#include "whip_ingest.h"
+
+using wish_test::RtxCounters;
+using wish_test::rtx_counters;
+using wish_test::RtpDropper;
+
+namespace {
+
+constexpr int kFps = 30;
+constexpr int kWindowS = 6;
+
+// Video only, 30 fps, published by whipsink.
+struct VideoPublisher {
+  GstElement *pipeline;
+  explicit VideoPublisher(const std::string &endpoint, const std::string &props = "") {
+    std::string desc = "whipsink name=w ice-local-addresses=127.0.0.1 whip-endpoint=" + endpoint + " " + props +
+                       " videotestsrc is-live=true pattern=ball ! video/x-raw,width=320,height=240,framerate=30/1 ! w.";
+    GError *err = nullptr;
+    pipeline = gst_parse_launch(desc.c_str(), &err);
+    fail_unless(pipeline != nullptr, "%s", err ? err->message : "");
+    watch_test_pipeline(pipeline);
+    gst_element_set_state(pipeline, GST_STATE_PLAYING);
+  }
+  ~VideoPublisher() {
+    gst_element_set_state(pipeline, GST_STATE_NULL);
+    gst_object_unref(pipeline);
+  }
+};
+
+// Frames that reached the sinks in kWindowS seconds once media flows.
+template <class Sinks>
+guint64 frames_in_window(Sinks &sinks) {
+  fail_unless(sinks.wait_video(15, 15000), "no video");
+  guint64 before = sinks.video;
+  g_usleep(kWindowS * G_USEC_PER_SEC);
+  return sinks.video - before;
+}
+
+}  // namespace
+
+GST_START_TEST(test_whep_retransmits_lost_packets) {
+  Server server("", "videotestsrc is-live=true ! video/x-raw,width=320,height=240,framerate=30/1 ! s.");
+  fail_unless(server.wait_ready(1));
+  // whepsrc offers H.264 first as payload type 102; whepserversink sends it on that one.
+  Player player(server.url(), "video-codecs=h264 audio-codecs=none latency=200");
+  RtpDropper dropper(player.pipeline, {102}, 10);
+  guint64 frames = frames_in_window(player);
+  RtxCounters sent = rtx_counters(GST_BIN(server.pipeline)), got = rtx_counters(GST_BIN(player.pipeline));
+  g_printerr("frames %" G_GUINT64_FORMAT "/%d, dropped %" G_GUINT64_FORMAT "/%" G_GUINT64_FORMAT ", server: %s; player: %s\n",
+           frames, kFps * kWindowS, dropper.dropped(), dropper.seen(), sent.text().c_str(), got.text().c_str());
+  fail_unless(dropper.dropped() >= 10, "only %" G_GUINT64_FORMAT " packets dropped", dropper.dropped());
+  fail_unless(got.nacks_sent > 0, "whepsrc sent no NACK: %s", got.text().c_str());
+  fail_unless(sent.nacks_received > 0, "whepserversink got no NACK: %s", sent.text().c_str());
+  fail_unless(sent.rtx_sent > 0, "whepserversink retransmitted nothing: %s", sent.text().c_str());
+  fail_unless(got.rtx_received > 0, "whepsrc received no retransmission: %s", got.text().c_str());
+  // Nearly every dropped packet came back in time, and nearly every frame was decoded.
+  fail_unless(got.rtx_recovered * 10 >= dropper.dropped() * 8, "recovered %" G_GUINT64_FORMAT " of %" G_GUINT64_FORMAT,
+              got.rtx_recovered, dropper.dropped());
+  fail_unless(frames * 100 >= kFps * kWindowS * 95, "decoded %" G_GUINT64_FORMAT " of %d frames", frames, kFps * kWindowS);
+}
+GST_END_TEST;
+
+GST_START_TEST(test_whip_retransmits_lost_packets) {
+  Ingest ingest("latency=200");
+  // whipsink sends H.264 as payload type 96.
+  VideoPublisher pub(ingest.url());
+  RtpDropper dropper(ingest.pipeline, {96}, 10);
+  guint64 frames = frames_in_window(ingest);
+  RtxCounters sent = rtx_counters(GST_BIN(pub.pipeline)), got = rtx_counters(GST_BIN(ingest.pipeline));
+  g_printerr("frames %" G_GUINT64_FORMAT "/%d, dropped %" G_GUINT64_FORMAT "/%" G_GUINT64_FORMAT ", whipsink: %s; whipserversrc: %s\n",
+           frames, kFps * kWindowS, dropper.dropped(), dropper.seen(), sent.text().c_str(), got.text().c_str());
+  fail_unless(dropper.dropped() >= 10, "only %" G_GUINT64_FORMAT " packets dropped", dropper.dropped());
+  fail_unless(got.nacks_sent > 0, "whipserversrc sent no NACK: %s", got.text().c_str());
+  fail_unless(sent.nacks_received > 0, "whipsink got no NACK: %s", sent.text().c_str());
+  fail_unless(sent.rtx_sent > 0, "whipsink retransmitted nothing: %s", sent.text().c_str());
+  fail_unless(got.rtx_received > 0, "whipserversrc received no retransmission: %s", got.text().c_str());
+  fail_unless(got.rtx_recovered * 10 >= dropper.dropped() * 8, "recovered %" G_GUINT64_FORMAT " of %" G_GUINT64_FORMAT,
+              got.rtx_recovered, dropper.dropped());
+  fail_unless(frames * 100 >= kFps * kWindowS * 95, "got %" G_GUINT64_FORMAT " of %d frames", frames, kFps * kWindowS);
+}
+GST_END_TEST;
+
+// do-retransmission=false on both sides: no NACK is negotiated and nothing is retransmitted;
+// the packets dropped stay lost.
+GST_START_TEST(test_retransmission_off) {
+  Server server("do-retransmission=false",
+                "videotestsrc is-live=true ! video/x-raw,width=320,height=240,framerate=30/1 ! s.");
+  fail_unless(server.wait_ready(1));
+  Player player(server.url(), "video-codecs=h264 audio-codecs=none latency=200 do-retransmission=false");
+  RtpDropper dropper(player.pipeline, {102}, 10);
+  frames_in_window(player);
+  RtxCounters sent = rtx_counters(GST_BIN(server.pipeline)), got = rtx_counters(GST_BIN(player.pipeline));
+  g_printerr("off: dropped %" G_GUINT64_FORMAT ", server: %s; player: %s\n", dropper.dropped(), sent.text().c_str(),
+           got.text().c_str());
+  fail_unless(dropper.dropped() >= 10);
+  fail_unless_equals_int(got.nacks_sent, 0);
+  fail_unless_equals_int(sent.rtx_sent, 0);
+  fail_unless_equals_int(got.rtx_received, 0);
+  fail_unless(got.lost > 0, "the dropped packets were not missed: %s", got.text().c_str());
+}
+GST_END_TEST;
+
+// The answers carry rtx for the codec chosen; whepsrc's offer has one for every codec
+// (webrtcbin 1.22 makes one for the first codec only).
+GST_START_TEST(test_offer_and_answer_carry_rtx) {
+  Server server("", "videotestsrc is-live=true ! video/x-raw,width=320,height=240,framerate=30/1 ! vp8enc deadline=1 ! s.");
+  fail_unless(server.wait_ready(1));
+  // VP8 is second in whepsrc's offer (payload type 96).
+  Player player(server.url(), "video-codecs=h264,vp8 audio-codecs=none latency=200");
+  RtpDropper dropper(player.pipeline, {96}, 10);
+  guint64 frames = frames_in_window(player);
+  RtxCounters sent = rtx_counters(GST_BIN(server.pipeline)), got = rtx_counters(GST_BIN(player.pipeline));
+  g_printerr("vp8: frames %" G_GUINT64_FORMAT ", dropped %" G_GUINT64_FORMAT ", server: %s; player: %s\n", frames,
+           dropper.dropped(), sent.text().c_str(), got.text().c_str());
+  fail_unless(dropper.dropped() >= 10);
+  fail_unless(sent.rtx_sent > 0, "no retransmission of VP8, the second codec offered: %s", sent.text().c_str());
+  fail_unless(got.rtx_received > 0, "%s", got.text().c_str());
+}
+GST_END_TEST;
+
+static Suite *retransmission_suite(void) {
+  Suite *s = suite_create("retransmission");
+  TCase *tc = tcase_create("general");
+  tcase_set_timeout(tc, 120);
+  tcase_add_checked_fixture(tc, nullptr, wish_test::stop_leftovers);
+  suite_add_tcase(s, tc);
+  tcase_add_test(tc, test_whep_retransmits_lost_packets);
+  tcase_add_test(tc, test_whip_retransmits_lost_packets);
+  tcase_add_test(tc, test_retransmission_off);
+  tcase_add_test(tc, test_offer_and_answer_carry_rtx);
+  return s;
+}
+
+WISH_CHECK_MAIN(retransmission);
