@@ -31,6 +31,8 @@ public:
   std::vector<std::function<void()>> held_restarts;
   std::string ice_state;  // what every session reports as its ICE connection state
   std::string answer_body = "v=0\r\nanswer\r\n";
+  std::vector<VideoLayer> layers;  // what every session may choose from
+  std::vector<int> selected;       // every select_layer() call
   Admission admit(const std::string &) override { return admission; }
   bool can_answer(const std::string &, const SessionDescription &, std::string *) override { return answerable; }
   void create_session(const SessionRequest &request, std::shared_ptr<SessionEvents> ev, SessionCallback done) override;
@@ -54,6 +56,11 @@ struct FakeMedia : MediaSession {
   }
   std::string ice_connection_state() const override { return be->ice_state; }
   void apply_answer(const std::string &, MediaCallback done) override { done(MediaResult::success("")); }
+  std::vector<VideoLayer> layers() const override { return be->layers; }
+  void select_layer(int layer, MediaCallback done) override {
+    be->selected.push_back(layer);
+    done(MediaResult::success(""));
+  }
 };
 
 inline void FakeBackend::create_session(const SessionRequest &request, std::shared_ptr<SessionEvents> ev, SessionCallback done) {

@@ -274,6 +274,9 @@ void Endpoint::handle_post(const Request &req, const std::string &stream, Reply 
   request.id = random_hex(16);  // 128 bits from the kernel CSPRNG
   request.stream = stream;
   request.counter_offer = counter_offer;
+  int video_mline = -1;  // the layer extension names the video by its m-line
+  for (size_t i = 0; i < offer->media.size() && video_mline < 0; i++)
+    if (offer->media[i].kind == "video" && !offer->media[i].rejected()) video_mline = static_cast<int>(i);
   if (!counter_offer) {
     request.offer = req.body;
     request.parsed = std::move(*offer);
@@ -296,9 +299,7 @@ void Endpoint::handle_post(const Request &req, const std::string &stream, Reply 
       s.etag = "\"" + random_hex(12) + "\"";
       s.stream = stream;
       s.created = now();
-      if (offer)
-        for (size_t i = 0; i < offer->media.size() && s.video_mline < 0; i++)
-          if (offer->media[i].kind == "video" && !offer->media[i].rejected()) s.video_mline = static_cast<int>(i);
+      s.video_mline = video_mline;
       sessions_[request.id] = std::move(s);
     }
   }
