@@ -186,21 +186,37 @@ void remove_hosted_bin(GstBin *parent, GstElement *child) {
 // ---------------------------------------------------------------------------------------
 // TranscodeHost
 
-std::shared_ptr<Track> TranscodeHost::variant(const std::shared_ptr<Track> &source, const std::string &encoding) {
+std::shared_ptr<Track> TranscodeHost::variant(const std::shared_ptr<Track> &source, const std::string &encoding,
+                                              const VideoLayer *layer) {
   if (!can_encode(source->kind(), encoding)) return nullptr;
+  std::string rid = layer ? layer->rid : "";
   std::shared_ptr<Variant> v;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     for (const auto &existing : variants_)
-      if (existing->source.lock() == source && existing->encoding == encoding) return existing->track;
+      if (existing->source.lock() == source && existing->encoding == encoding && existing->layer.rid == rid)
+        return existing->track;
     v = std::make_shared<Variant>();
     v->source = source;
     v->encoding = encoding;
+    if (layer) v->layer = *layer;
     v->track = std::make_shared<Track>(source->kind());
     variants_.push_back(v);
   }
   if (!dispatch_->post([this, v] { build(v); })) return nullptr;
   return v->track;
+}
+
+// What a variant is encoded with: its encoding, and a layer's size and bitrate.
+static EncoderSettings encoder_settings(const TranscodeHost::Variant &v) {
+  EncoderSettings settings;
+  (v.track->kind() == "audio" ? settings.audio_encoding : settings.video_encoding) = v.encoding;
+  if (!v.layer.rid.empty()) {
+    settings.width = v.layer.width;
+    settings.height = v.layer.height;
+    settings.video_bitrate = v.layer.kbps;
+  }
+  return settings;
 }
 
 // source track -> tap -> decodebin -> feeder (encoder for the encoding) -> variant track;
@@ -211,8 +227,7 @@ void TranscodeHost::build(const std::shared_ptr<Variant> &v) {
   GstElement *bin = new_hosted_bin(nullptr);
   v->bin = GPtr<GstElement>::ref(bin);
   if (GPtr<GstElement> tee = source->raw_source()) {
-    EncoderSettings settings;
-    (source->kind() == "audio" ? settings.audio_encoding : settings.video_encoding) = v->encoding;
+    EncoderSettings settings = encoder_settings(*v);
     v->feeder = std::make_unique<TrackFeeder>(GST_BIN(bin), v->track, settings);
     GstPad *ghost = gst_ghost_pad_new("sink", v->feeder->sink_pad());
     gst_pad_set_active(ghost, TRUE);
@@ -226,8 +241,7 @@ void TranscodeHost::build(const std::shared_ptr<Variant> &v) {
   }
   v->tap = RtpTap::create(source->kind());
   GstElement *decodebin = v->tap->decode_in(GST_BIN(bin));
-  EncoderSettings settings;
-  (v->track->kind() == "audio" ? settings.audio_encoding : settings.video_encoding) = v->encoding;
+  EncoderSettings settings = encoder_settings(*v);
   struct Ctx {
     std::weak_ptr<Variant> variant;
     EncoderSettings settings;

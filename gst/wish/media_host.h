@@ -96,15 +96,16 @@ public:
   TranscodeHost(GstBin *bin, std::shared_ptr<Dispatcher> dispatch) : bin_(bin), dispatch_(std::move(dispatch)) {}
   ~TranscodeHost() override { stop(); }
   // Any thread: the variant's track at once; its pipeline is built on the worker.
-  std::shared_ptr<Track> variant(const std::shared_ptr<Track> &source, const std::string &encoding) override;
+  std::shared_ptr<Track> variant(const std::shared_ptr<Track> &source, const std::string &encoding,
+                                 const VideoLayer *layer = nullptr) override;
   void tick();  // worker
   void stop();  // worker, or when the worker is gone
   size_t count() const;
 
-private:
   struct Variant {
     std::weak_ptr<Track> source;
     std::string encoding;
+    VideoLayer layer;  // rid "" for the source's own size and bitrate
     std::shared_ptr<Track> track;
     std::shared_ptr<RtpTap> tap;  // decoding the source track, or:
     GPtr<GstElement> raw_tee;     // the source's raw media, branched off at its tee
@@ -113,6 +114,8 @@ private:
     std::unique_ptr<TrackFeeder> feeder;
     gint64 unused_since = 0;
   };
+
+private:
   void build(const std::shared_ptr<Variant> &v);
   void tear_down(const std::shared_ptr<Variant> &v);
 

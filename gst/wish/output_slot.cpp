@@ -240,6 +240,16 @@ void SlotOutput::close() {
   if (pad && upstream_probe_) gst_pad_remove_probe(pad.get(), upstream_probe_);
 }
 
+std::string SlotOutput::layer() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return layer_;
+}
+
+void SlotOutput::set_layer(std::string rid) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  layer_ = std::move(rid);
+}
+
 void Slot::point_to(const std::string &showing, const Picker &pick) {
   {
     std::lock_guard<std::mutex> lock(mutex_);

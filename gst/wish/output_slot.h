@@ -33,6 +33,8 @@ public:
   virtual size_t index() const = 0;  // among its slot's targets of its kind: which track it takes
   // The encoding it must receive (H264, VP8, OPUS...), "" when it takes any.
   virtual const std::string &encoding() const = 0;
+  // The video layer (rid) it asks for, "" for the stream's own track.
+  virtual std::string layer() const { return ""; }
   virtual void set_source(const std::shared_ptr<Track> &track) = 0;
   virtual std::shared_ptr<Track> source() const = 0;
   virtual void close() = 0;
@@ -55,6 +57,9 @@ public:
   const std::string &kind() const override { return params_.kind; }
   size_t index() const override { return params_.index; }
   const std::string &encoding() const override { return params_.encoding; }
+  std::string layer() const override;
+  // Asks for another layer; takes effect when the slot is pointed again.
+  void set_layer(std::string rid);
 
   // Takes its packets from `track` from now on (null: none); a change of track restarts the
   // stream at the next keyframe, which is requested at once.
@@ -102,6 +107,7 @@ private:
   bool segment_sent_ = false;
   gint64 last_keyframe_ask_ = 0;
   bool closed_ = false;
+  std::string layer_;
   std::atomic<guint64> packets_{0}, bytes_{0};
 };
 

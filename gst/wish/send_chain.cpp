@@ -183,6 +183,12 @@ bool make_send_chain(GstCaps *caps, const EncoderSettings &st, std::vector<GstEl
   std::string missing;
   std::vector<GstElement *> chain;
   if (g_str_equal(media, "video/x-raw")) {
+    if (st.width > 0 && st.height > 0) {  // a lower layer of a ladder
+      chain.push_back(make("videoscale", &missing));
+      chain.push_back(capsfilter(("video/x-raw,width=" + std::to_string(st.width) + ",height=" +
+                                  std::to_string(st.height) + ",pixel-aspect-ratio=1/1").c_str(),
+                                 &missing));
+    }
     encode_video(st.video_encoding, st, &chain, &missing);
   } else if (g_str_equal(media, "video/x-h264")) {
     GstElement *parse = make("h264parse", &missing);

@@ -33,6 +33,7 @@ struct EncoderSettings {
   unsigned video_bitrate = 2000;  // kbit/s
   unsigned audio_bitrate = 64000;  // bit/s
   unsigned key_int_max = 60;    // frames
+  int width = 0, height = 0;    // raw video is scaled to this size first (0: as it comes)
 };
 
 // The encoder properties of the sending elements (video-codec, video-bitrate, audio-bitrate,

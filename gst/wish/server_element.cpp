@@ -69,6 +69,12 @@ public:
     });
   }
   std::string ice_connection_state() const override { return owner_->ice_state_of(id_); }
+  std::vector<VideoLayer> layers() const override { return owner_->session_layers(id_); }
+  void select_layer(int layer, MediaCallback done) override {
+    with_session(done, [layer](ServerElement *owner, ServerSession &s, const MediaCallback &done) {
+      done(owner->select_layer(s, layer));
+    });
+  }
   void apply_answer(const std::string &answer, MediaCallback done) override {
     with_session(done, [answer](ServerElement *, ServerSession &s, const MediaCallback &done) {
       s.peer->apply_answer(answer, [done](Negotiated n) {

@@ -168,6 +168,10 @@ protected:
   // Streaming thread: a received stream of the session appeared.
   virtual void on_stream(const std::shared_ptr<ServerSession> &, GstPad *, const std::string &kind) {}
   virtual void tick() {}  // every 250 ms on the worker
+  // The video layers a session's viewer may choose from, largest first (any thread), and
+  // showing it one of them (worker; -1: the server's choice). None without a ladder.
+  virtual std::vector<VideoLayer> session_layers(const std::string &) { return {}; }
+  virtual MediaResult select_layer(ServerSession &, int) { return MediaResult::failure(404, "no layers"); }
   // The element's part of the server's metrics (HTTP server thread; sessions() and atomics
   // only). The sessions created and ended are added for every element already.
   virtual void collect_metrics(MetricsText &) {}

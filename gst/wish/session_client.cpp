@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <chrono>
 
+#include "protocol/layers.h"
 #include "protocol/sdp.h"
 #include "protocol/sdpfrag.h"
 #include "webrtc_utils.h"
@@ -367,6 +368,11 @@ void SessionClient::on_post_response(unsigned gen, std::string url, Response res
       post_message(gst_structure_new("wish-session-started", "session-url", G_TYPE_STRING, session_url_.c_str(),
                                      "reconnects", G_TYPE_INT, reconnects_, nullptr));
       subscribe_events(resp);
+      layer_url_.clear();
+      for (const auto &value : resp.headers.get_all("Link"))
+        for (const auto &link : parse_link_header(value))
+          if (link.param("rel") == kLayerRel) layer_url_ = resolve_url(session_url_, link.target);
+      if (!snapshot().video_layer.empty()) post_layer_request();
       break;
     }
     case PostOutcome::CounterOffer:
@@ -684,6 +690,39 @@ void SessionClient::on_server_event(unsigned gen, const ServerEvent &event) {
   post_message(s);
   // Not from inside the subscriber's callback: moving drops it.
   if (event.type == "reconnect") dispatch_->post([this, gen, url] { move_to(gen, url); });
+}
+
+void SessionClient::request_layer() {
+  if (!dispatch_) return;
+  dispatch_->post([this] {
+    if (phase_ == Phase::Connected) post_layer_request();
+  });
+}
+
+// The layer extension names the video by its m-line in our offer.
+void SessionClient::post_layer_request() {
+  std::string rid = snapshot().video_layer;
+  if (rid == "auto") rid.clear();
+  if (layer_url_.empty()) {
+    if (!rid.empty()) GST_WARNING_OBJECT(element_, "video-layer %s: the server offers no layer selection", rid.c_str());
+    return;
+  }
+  int mline = -1, video = -1;
+  for (size_t pos = 0; (pos = offer_.find("m=", pos)) != std::string::npos; pos += 2) {
+    if (pos != 0 && offer_[pos - 1] != '\n') continue;
+    mline++;
+    if (video < 0 && offer_.compare(pos, 8, "m=video ") == 0) video = mline;
+  }
+  unsigned gen = gen_;
+  http("POST", layer_url_, {}, "application/json", layer_request_body(std::to_string(std::max(video, 0)), rid),
+       [this, gen, rid](Response resp, std::string error) {
+         if (gen != gen_) return;
+         GST_INFO_OBJECT(element_, "layer %s -> %u %s", rid.empty() ? "(server's choice)" : rid.c_str(), resp.status,
+                         error.c_str());
+         post_message(gst_structure_new("wish-layer", "rid", G_TYPE_STRING, rid.c_str(), "status", G_TYPE_UINT,
+                                        resp.status, "detail", G_TYPE_STRING,
+                                        resp.status == 200 ? "" : (error.empty() ? resp.body : error).c_str(), nullptr));
+       });
 }
 
 void SessionClient::move_to(unsigned gen, const std::string &url) {

@@ -39,6 +39,8 @@ struct ClientSettings {
   std::string ice_port_range;
   // Server-sent events asked for when the server offers them (WHEP); empty: none.
   std::string events;
+  // The video layer (rid) asked for when the server offers layers (WHEP); "": its choice.
+  std::string video_layer;
   gboolean do_retransmission = TRUE;
 };
 
@@ -81,6 +83,8 @@ public:
   // (sending elements at EOS: never block the streaming thread on HTTP).
   void finish_async(std::function<void()> done);
   void request_ice_restart();
+  // Asks the server for settings.video_layer now (it changed while playing).
+  void request_layer();
   GstStructure *stats();
   std::string session_url();
 
@@ -121,6 +125,7 @@ private:
   // The server asked the player to move (reconnect event): a new session at url ("": the
   // endpoint), the old one DELETEd.
   void move_to(unsigned gen, const std::string &url);
+  void post_layer_request();
 
   using HttpCallback = std::function<void(Response resp, std::string transport_error)>;
   void http(const char *method, const std::string &url, const std::vector<std::pair<std::string, std::string>> &headers,
@@ -170,6 +175,7 @@ private:
   bool patch_in_flight_ = false;
   std::vector<IceServer> link_servers_;  // from the last 201, used by later sessions from the start
   std::unique_ptr<EventSubscriber> events_;  // the session's server-sent events (worker thread)
+  std::string layer_url_;  // the session's layer resource, "" when the server offers none
 };
 
 

@@ -273,6 +273,21 @@ void StreamRegistry::join(const std::shared_ptr<Slot> &slot) {
   point(slot);
 }
 
+void StreamRegistry::repoint(const std::shared_ptr<Slot> &slot) {
+  std::lock_guard<std::mutex> serial(repoint_mutex_);
+  point(slot);
+}
+
+void Stream::set_layers(std::vector<VideoLayer> layers) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  layers_ = std::move(layers);
+}
+
+std::vector<VideoLayer> Stream::layers() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return layers_;
+}
+
 void StreamRegistry::leave(const Slot *slot) {
   std::lock_guard<std::mutex> lock(mutex_);
   audience_.erase(std::remove_if(audience_.begin(), audience_.end(),
@@ -406,6 +421,20 @@ Transcoder *StreamRegistry::transcoder_locked() const {
 
 std::shared_ptr<Track> StreamRegistry::pick(const std::shared_ptr<Stream> &stream, const SlotTarget &target) {
   std::shared_ptr<Track> track = stream ? stream->track(target.kind(), target.index()) : nullptr;
+  std::string rid = track && track->kind() == "video" ? target.layer() : "";
+  if (!rid.empty() && track->has_caps()) {
+    // A lower layer: the stream's video encoded again at that size, shared by its viewers.
+    for (const auto &layer : stream->layers()) {
+      if (layer.rid != rid) continue;
+      Transcoder *transcoder;
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        transcoder = transcoder_locked();
+      }
+      std::string encoding = target.encoding().empty() ? track->codec().encoding : target.encoding();
+      if (auto variant = transcoder ? transcoder->variant(track, encoding, &layer) : nullptr) return variant;
+    }
+  }
   if (!track || target.encoding().empty() || !track->has_caps()) return track;
   std::string encoding = track->codec().encoding;
   if (encoding == target.encoding()) return track;

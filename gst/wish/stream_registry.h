@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "gstptr.h"
+#include "protocol/layers.h"
 #include "protocol/sdp.h"
 #include "track.h"
 
@@ -40,8 +41,10 @@ class Stream;
 class Transcoder {
 public:
   virtual ~Transcoder() = default;
-  // The variant of `source` in `encoding`, made on first use; null when it cannot be made.
-  virtual std::shared_ptr<Track> variant(const std::shared_ptr<Track> &source, const std::string &encoding) = 0;
+  // The variant of `source` in `encoding` (scaled and at the bitrate of `layer` when given),
+  // made on first use; null when it cannot be made.
+  virtual std::shared_ptr<Track> variant(const std::shared_ptr<Track> &source, const std::string &encoding,
+                                         const VideoLayer *layer = nullptr) = 0;
 };
 
 class Stream {
@@ -71,6 +74,11 @@ public:
   void set_source_ender(SourceEnder ender);
   void end_source(unsigned delay_ms, const std::string &reason);
 
+  // The lower video layers its video is also encoded in (each one once, for every viewer
+  // who asks for it), largest first; the video track itself is the top layer.
+  void set_layers(std::vector<VideoLayer> layers);
+  std::vector<VideoLayer> layers() const;
+
   // Whether viewers can be answered: live, and every track has media, or one has had it for
   // longer than grace_us. So nobody gets a video-only answer because the audio started a
   // moment later, and a track that stays silent is left out in the end.
@@ -79,8 +87,9 @@ public:
 
 private:
   const std::string name_, origin_;
-  mutable std::mutex mutex_;  // guards tracks_, msids_ and ender_
+  mutable std::mutex mutex_;  // guards tracks_, msids_, ender_ and layers_
   std::vector<std::shared_ptr<Track>> tracks_;
+  std::vector<VideoLayer> layers_;
   std::vector<std::string> msids_;
   SourceEnder ender_;
   std::atomic<bool> live_{false};
@@ -129,6 +138,8 @@ public:
   // A viewer's slot joins the audience of the stream it asked for and is pointed at what
   // that stream resolves to; leave() when it goes.
   void join(const std::shared_ptr<Slot> &slot);
+  // Points a slot again (one of its outputs asks for another layer).
+  void repoint(const std::shared_ptr<Slot> &slot);
   void leave(const Slot *slot);
   size_t audience(const std::string &name) const;
 

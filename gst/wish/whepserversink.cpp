@@ -51,7 +51,11 @@ struct Settings {
   GstWishCounterOffer counter_offer = GST_WISH_COUNTER_OFFER_WHEN_NEEDED;
   EncoderSettings encoder;
   guint viewer_timeout = 10;  // seconds without a packet from a connected viewer
+  std::string video_layers;   // lower layers of the video ladder, as parse_video_layers() reads them
 };
+
+// The rid of the stream's own video, the top of a ladder.
+constexpr const char *kTopLayer = "h";
 
 // One sink pad: entry queue, encoder/parser/payloader chain, and the track it feeds.
 struct Input {
@@ -179,6 +183,9 @@ private:
   void on_released(ServerSession &session, const std::string &reason) override;
   void collect_metrics(MetricsText &out) override;
   void tick() override;
+  bool on_start(std::string *error) override;
+  std::vector<VideoLayer> session_layers(const std::string &id) override;
+  MediaResult select_layer(ServerSession &session, int layer) override;
 
   static GstPadProbeReturn on_entry_event(GstPad *pad, GstPadProbeInfo *info, gpointer data);
   bool build_chain(Input *input, GstCaps *caps);
@@ -194,6 +201,7 @@ private:
   std::vector<std::unique_ptr<Input>> inputs_;
   unsigned pad_counter_[2] = {0, 0};
   std::shared_ptr<Stream> stream_;  // the inputs' stream while serving; application thread
+  std::vector<VideoLayer> layers_;  // video-layers as read at start
   // Packets and bytes sent to viewers that are gone, by the stream they were shown last, and
   // the metrics as the worker saw them last (tick).
   struct Metrics {
@@ -253,6 +261,7 @@ void WhepServer::on_serving() {
     for (const auto &in : inputs_) stream_->add_track(in->track);
   }
   stream_->set_live(true);
+  stream_->set_layers(layers_);
   if (!registry()->add(stream_))
     GST_WARNING_OBJECT(element(), "another stream is called %s on this server: only switch-stream reaches ours",
                        stream_->name().c_str());
@@ -444,6 +453,64 @@ std::vector<std::shared_ptr<Track>> WhepServer::tracks_for(const std::string &re
     for (const auto &t : stream->tracks())
       if (t->kind() == kind) out.push_back(t);
   return out;
+}
+
+// video-layers must read as a ladder before anything is served.
+bool WhepServer::on_start(std::string *error) {
+  GST_OBJECT_LOCK(element());
+  std::string spec = settings.video_layers;
+  GST_OBJECT_UNLOCK(element());
+  if (!parse_video_layers(spec, &layers_, error)) {
+    *error = "invalid video-layers: " + *error;
+    return false;
+  }
+  for (const auto &l : layers_)
+    if (l.rid == kTopLayer) {
+      *error = std::string("invalid video-layers: '") + kTopLayer + "' is the input's own layer";
+      return false;
+    }
+  return true;
+}
+
+// The ladder of the stream a viewer watches: its own video (the size it comes in, at
+// video-bitrate) and the lower layers encoded from it.
+std::vector<VideoLayer> WhepServer::session_layers(const std::string &id) {
+  auto viewer = std::static_pointer_cast<Viewer>(find_session(id));
+  auto stream = viewer && viewer->slot ? stream_for(viewer->slot->requested(), "video") : nullptr;
+  std::vector<VideoLayer> lower = stream ? stream->layers() : std::vector<VideoLayer>();
+  auto track = stream ? stream->track("video", 0) : nullptr;
+  if (lower.empty() || !track) return {};
+  VideoLayer top;
+  top.rid = kTopLayer;
+  GST_OBJECT_LOCK(element());
+  top.kbps = settings.encoder.video_bitrate;
+  GST_OBJECT_UNLOCK(element());
+  if (GPtr<GstElement> tee = track->raw_source()) {
+    GPtr<GstPad> pad = GPtr<GstPad>::adopt(gst_element_get_static_pad(tee.get(), "sink"));
+    GPtr<GstCaps> caps = GPtr<GstCaps>::adopt(pad ? gst_pad_get_current_caps(pad.get()) : nullptr);
+    if (caps) {
+      gst_structure_get_int(gst_caps_get_structure(caps.get(), 0), "width", &top.width);
+      gst_structure_get_int(gst_caps_get_structure(caps.get(), 0), "height", &top.height);
+    }
+  }
+  lower.insert(lower.begin(), top);
+  return lower;
+}
+
+// The viewer's video takes the layer's track from its next keyframe on, with its own SSRC,
+// sequence numbers and timestamps going on (the slot is pointed again).
+MediaResult WhepServer::select_layer(ServerSession &session, int layer) {
+  auto &viewer = static_cast<Viewer &>(session);
+  std::vector<VideoLayer> layers = session_layers(session.id);
+  if (!viewer.slot || layer >= static_cast<int>(layers.size())) return MediaResult::failure(422, "no such layer");
+  std::string rid = layer <= 0 ? "" : layers[layer].rid;  // the top is the stream's own track
+  for (const auto &target : viewer.slot->outputs())
+    if (auto output = std::dynamic_pointer_cast<SlotOutput>(target))
+      if (output->kind() == "video") output->set_layer(rid);
+  registry()->repoint(viewer.slot);
+  GST_INFO_OBJECT(element(), "viewer %s now gets layer %s", session.id.c_str(),
+                  layer < 0 ? "(server's choice)" : layers[layer].rid.c_str());
+  return MediaResult::success("");
 }
 
 // Viewers are taken once every track of the stream has media, or one has had it for a few
@@ -702,6 +769,7 @@ enum {
   PROP_COUNTER_OFFER,
   PROP_VIEWER_TIMEOUT,
   PROP_STATS,
+  PROP_VIDEO_LAYERS,
   PROP_ENCODER_FIRST,  // the encoder properties (send_chain.h)
 };
 
@@ -731,6 +799,7 @@ static void gst_whep_server_sink_set_property(GObject *object, guint prop_id, co
       case PROP_REDIRECT_ENDPOINTS: s.redirect_endpoints = wish::string_from_value(value); break;
       case PROP_COUNTER_OFFER: s.counter_offer = static_cast<GstWishCounterOffer>(g_value_get_enum(value)); break;
       case PROP_VIEWER_TIMEOUT: s.viewer_timeout = g_value_get_uint(value); break;
+      case PROP_VIDEO_LAYERS: s.video_layers = wish::string_from_value(value); break;
       default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec); break;
     }
   }
@@ -752,6 +821,7 @@ static void gst_whep_server_sink_get_property(GObject *object, guint prop_id, GV
       case PROP_REDIRECT_ENDPOINTS: g_value_set_string(value, s.redirect_endpoints.c_str()); break;
       case PROP_COUNTER_OFFER: g_value_set_enum(value, s.counter_offer); break;
       case PROP_VIEWER_TIMEOUT: g_value_set_uint(value, s.viewer_timeout); break;
+      case PROP_VIDEO_LAYERS: g_value_set_string(value, s.video_layers.c_str()); break;
       default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec); break;
     }
   }
@@ -820,6 +890,13 @@ static void gst_whep_server_sink_class_init(GstWhepServerSinkClass *klass) {
                         "connected viewer (RTCP, DTLS), before its session is removed: for players that never "
                         "connect or vanish without DELETE",
                         2, 3600, 10, static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS)));
+  g_object_class_install_property(gobject_class, PROP_VIDEO_LAYERS,
+      g_param_spec_string("video-layers", "Video layers",
+                          "Lower layers viewers may choose instead of the video as it comes (layer 'h'), through "
+                          "the WHEP layer extension: comma-separated rid:WIDTHxHEIGHT:KBPS, largest first, e.g. "
+                          "m:640x360:800,l:320x180:300. Each is encoded once, from its first viewer to its last "
+                          "(transcode must be allowed). Empty: no layers",
+                          "", flags));
   g_object_class_install_property(gobject_class, PROP_STATS,
       g_param_spec_boxed("stats", "Statistics",
                          "viewer-count, inputs-ready (inputs whose stream can be served) and viewers, a list "

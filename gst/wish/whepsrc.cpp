@@ -177,6 +177,7 @@ enum {
   PROP_VIDEO_CODECS,
   PROP_AUDIO_CODECS,
   PROP_EVENTS,
+  PROP_VIDEO_LAYER,
 };
 
 static void gst_whep_src_init(GstWhepSrc *self) { wish::mark_live_source(GST_BIN(self)); }
@@ -193,9 +194,11 @@ static void gst_whep_src_set_property(GObject *object, guint prop_id, const GVal
     case PROP_VIDEO_CODECS: media->video_codecs = wish::string_from_value(value); break;
     case PROP_AUDIO_CODECS: media->audio_codecs = wish::string_from_value(value); break;
     case PROP_EVENTS: media->client().settings.events = wish::string_from_value(value); break;
+    case PROP_VIDEO_LAYER: media->client().settings.video_layer = wish::string_from_value(value); break;
     default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec); break;
   }
   GST_OBJECT_UNLOCK(object);
+  if (prop_id == PROP_VIDEO_LAYER) media->client().request_layer();  // while playing: asked for at once
 }
 
 static void gst_whep_src_get_property(GObject *object, guint prop_id, GValue *value, GParamSpec *pspec) {
@@ -210,6 +213,7 @@ static void gst_whep_src_get_property(GObject *object, guint prop_id, GValue *va
     case PROP_VIDEO_CODECS: g_value_set_string(value, media->video_codecs.c_str()); break;
     case PROP_AUDIO_CODECS: g_value_set_string(value, media->audio_codecs.c_str()); break;
     case PROP_EVENTS: g_value_set_string(value, media->client().settings.events.c_str()); break;
+    case PROP_VIDEO_LAYER: g_value_set_string(value, media->client().settings.video_layer.c_str()); break;
     default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec); break;
   }
   GST_OBJECT_UNLOCK(object);
@@ -265,11 +269,19 @@ static void gst_whep_src_class_init(GstWhepSrcClass *klass) {
                           "message, and reconnect moves playback to the URL it names. Empty: none",
                           wish::kDefaultEvents, flags));
 
+  g_object_class_install_property(gobject_class, PROP_VIDEO_LAYER,
+      g_param_spec_string("video-layer", "Video layer",
+                          "The video layer (its rid, e.g. h, m, l) to ask the server for when it offers layer "
+                          "selection; empty or auto: the server's choice. Changeable while playing; each answer is "
+                          "posted as a wish-layer element message (rid, status, detail)",
+                          "", static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
+                                                       GST_PARAM_MUTABLE_PLAYING)));
+
   wish::MediaOutputs::add_pad_templates(element_class);
   gst_element_class_set_static_metadata(
       element_class, "WHEP player source", "Source/Network/WebRTC",
       "Plays a WHEP endpoint (draft-ietf-wish-whep-03): decoded by default, encoded or RTP when downstream asks; "
-      "posts wish-session-started, wish-waiting, wish-reconnecting, wish-reconnected, wish-ice-restarted and wish-event element messages",
+      "posts wish-session-started, wish-waiting, wish-reconnecting, wish-reconnected, wish-ice-restarted, wish-event and wish-layer element messages",
       "wish project");
 }
 

@@ -202,6 +202,7 @@ struct ServerPipeline {
 struct CountingSinks {
   std::atomic<guint64> video{0}, audio{0};
   std::atomic<int> video_pads{0};
+  std::atomic<int> video_width{0}, video_height{0};  // of the last video caps
   std::mutex mutex;
   std::string video_caps;
   GstElement *sinks_pipeline = nullptr;
@@ -217,6 +218,22 @@ struct CountingSinks {
                        gst_pad_link(pad, sinkpad);
                        bool video = g_str_has_prefix(GST_PAD_NAME(pad), "video");
                        if (video) self->video_pads++;
+                       if (video)
+                         gst_pad_add_probe(sinkpad, GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM,
+                                           +[](GstPad *, GstPadProbeInfo *info, gpointer d) {
+                                             GstEvent *e = GST_PAD_PROBE_INFO_EVENT(info);
+                                             if (GST_EVENT_TYPE(e) != GST_EVENT_CAPS) return GST_PAD_PROBE_OK;
+                                             GstCaps *caps;
+                                             gst_event_parse_caps(e, &caps);
+                                             auto *s = static_cast<CountingSinks *>(d);
+                                             int w = 0, h = 0;
+                                             gst_structure_get_int(gst_caps_get_structure(caps, 0), "width", &w);
+                                             gst_structure_get_int(gst_caps_get_structure(caps, 0), "height", &h);
+                                             s->video_width = w;
+                                             s->video_height = h;
+                                             return GST_PAD_PROBE_OK;
+                                           },
+                                           self, nullptr);
                        gst_pad_add_probe(sinkpad, GST_PAD_PROBE_TYPE_BUFFER,
                                          video ? +[](GstPad *p, GstPadProbeInfo *, gpointer d) {
                                            auto *s = static_cast<CountingSinks *>(d);

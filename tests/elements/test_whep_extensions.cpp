@@ -1,6 +1,7 @@
-// WHEP server-sent events between whepserversink and whepsrc, over real HTTP and webrtcbin
-// peers on 127.0.0.1: viewer counts, a publisher leaving and coming back through the relay,
-// and players moved to another server when theirs stops (or when told to), still playing.
+// The WHEP extensions between whepserversink and whepsrc, over real HTTP and webrtcbin peers
+// on 127.0.0.1. Server-sent events: viewer counts, a publisher leaving and coming back through
+// the relay, players moved to another server when theirs stops (or when told to), still
+// playing. Layers: viewers choosing among the sizes of a ladder the server encodes.
 #include <gst/gst.h>
 
 #include <memory>
@@ -172,8 +173,70 @@ GST_START_TEST(test_reconnect_moves_players) {
 }
 GST_END_TEST;
 
-static Suite *server_events_suite(void) {
-  Suite *s = suite_create("server_events");
+// A ladder of three sizes from a 320x240 input: each player decodes the size it asks for,
+// changes it while playing, and hears the layers in an event; each lower layer is encoded once
+// however many viewers take it; requests the server cannot serve are refused.
+GST_START_TEST(test_video_layers) {
+  Server server("video-layers=m:160x120:300,l:80x60:100");
+  fail_unless(server.wait_ready());
+  HttpClient http;
+  HttpResult raw = http.request("POST", server.url(), kSdp, kStaticOffer);
+  fail_unless_equals_int(raw.status, 201);
+  std::string layer_url;
+  for (const auto &link : raw.all("Link"))
+    if (link.find("rel=\"urn:ietf:params:whep:ext:core:layer\"") != std::string::npos)
+      layer_url = server.base + link.substr(1, link.find('>') - 1);
+  fail_if(layer_url.empty(), "no layer Link in the 201");
+  std::vector<std::pair<std::string, std::string>> json = {{"Content-Type", "application/json"}};
+  fail_unless_equals_int(http.request("POST", layer_url, json, "{\"rid\":\"x\"}").status, 422);
+  fail_unless_equals_int(http.request("POST", layer_url, json, "{\"rid\":").status, 400);
+  fail_unless_equals_int(http.request("DELETE", server.base + raw.header("Location")).status, 200);
+
+  Player top(server.url());
+  Player mid(server.url(), "video-layer=m");
+  Player low(server.url(), "video-layer=l");
+  Player mid2(server.url(), "video-layer=m events=");
+  EventLog log(mid);
+  fail_unless(log.wait("wish-layer", 10000, "status=(uint)200"), "the layer request was not answered 200");
+  fail_unless(log.wait("layers", 10000, "\\\"rid\\\":\\\"l\\\""), "no layers event");
+  auto size_is = [](Player &p, int w, int h) {
+    return wait_until(15000, [&] { return p.video_width == w && p.video_height == h && p.video > 10; });
+  };
+  fail_unless(size_is(top, 320, 240), "top: %dx%d", top.video_width.load(), top.video_height.load());
+  fail_unless(size_is(mid, 160, 120), "mid: %dx%d", mid.video_width.load(), mid.video_height.load());
+  fail_unless(size_is(low, 80, 60), "low: %dx%d", low.video_width.load(), low.video_height.load());
+  fail_unless(size_is(mid2, 160, 120));
+  // One scaler (and encoder) per lower layer, whatever the number of viewers.
+  int scalers = 0;
+  GstIterator *it = gst_bin_iterate_recurse(GST_BIN(server.sink));
+  GValue item = G_VALUE_INIT;
+  while (gst_iterator_next(it, &item) == GST_ITERATOR_OK) {
+    GstElementFactory *f = gst_element_get_factory(GST_ELEMENT(g_value_get_object(&item)));
+    scalers += f && g_str_equal(GST_OBJECT_NAME(f), "videoscale");
+    g_value_reset(&item);
+  }
+  g_value_unset(&item);
+  gst_iterator_free(it);
+  fail_unless_equals_int(scalers, 2);
+
+  // While playing: down to l, then back to the server's choice (the input's own size).
+  size_t mark = log.seen.size();
+  g_object_set(mid.src, "video-layer", "l", nullptr);
+  fail_unless(log.wait("wish-layer", 5000, "rid=(string)l", mark));
+  guint64 frames = mid.video;
+  fail_unless(size_is(mid, 80, 60), "mid after switching: %dx%d", mid.video_width.load(), mid.video_height.load());
+  fail_unless(mid.wait_video(frames + 30, 10000));
+  g_object_set(mid.src, "video-layer", "", nullptr);
+  fail_unless(size_is(mid, 320, 240));
+  g_object_set(mid.src, "video-layer", "nonsense", nullptr);
+  mark = log.seen.size();
+  fail_unless(log.wait("wish-layer", 5000, "status=(uint)422", mark));
+  fail_unless(log.error.empty(), "%s", log.error.c_str());
+}
+GST_END_TEST;
+
+static Suite *whep_extensions_suite(void) {
+  Suite *s = suite_create("whep_extensions");
   TCase *tc = tcase_create("general");
   tcase_set_timeout(tc, 120);
   tcase_add_checked_fixture(tc, nullptr, wish_test::stop_leftovers);
@@ -181,7 +244,8 @@ static Suite *server_events_suite(void) {
   tcase_add_test(tc, test_viewercount_and_active);
   tcase_add_test(tc, test_inactive_and_active_through_relay);
   tcase_add_test(tc, test_reconnect_moves_players);
+  tcase_add_test(tc, test_video_layers);
   return s;
 }
 
-GST_CHECK_MAIN(server_events);
+GST_CHECK_MAIN(whep_extensions);
