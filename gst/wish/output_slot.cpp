@@ -28,7 +28,10 @@ std::shared_ptr<SlotOutput> SlotOutput::create(Params params) {
       [](GstPad *, GstPadProbeInfo *info, gpointer d) {
         GstEvent *event = GST_PAD_PROBE_INFO_EVENT(info);
         if (gst_video_event_is_force_key_unit(event))
-          if (auto output = static_cast<std::weak_ptr<SlotOutput> *>(d)->lock()) output->request_keyframe();
+          if (auto output = static_cast<std::weak_ptr<SlotOutput> *>(d)->lock()) {
+            output->keyframe_requests_++;
+            output->request_keyframe();
+          }
         return GST_PAD_PROBE_DROP;
       },
       new std::weak_ptr<SlotOutput>(self), [](gpointer d) { delete static_cast<std::weak_ptr<SlotOutput> *>(d); });

@@ -68,6 +68,8 @@ public:
   void deliver(const std::shared_ptr<Track> &from, GstBuffer *buffer) override;
   // The viewer asked for a keyframe (PLI/FIR turned into an upstream event by webrtcbin).
   void request_keyframe();
+  guint64 keyframe_requests() const { return keyframe_requests_; }
+  uint32_t ssrc() const { return params_.ssrc; }
   // Packets (and the events before them) go to the pad only once its viewer is connected:
   // until DTLS is up webrtcbin holds back what it is given, and the track's thread, shared by
   // every viewer, would wait there. Meanwhile video keeps its last keyframe and what follows
@@ -109,6 +111,7 @@ private:
   bool closed_ = false;
   std::string layer_;
   std::atomic<guint64> packets_{0}, bytes_{0};
+  std::atomic<guint64> keyframe_requests_{0};  // from the viewer (PLI/FIR)
 };
 
 // What a viewer (or a merge) receives from, and the stream it asked for.

@@ -1,5 +1,7 @@
 #include "webrtc_utils.h"
 
+#include <algorithm>
+
 #include <gio/gio.h>
 #include <nice/agent.h>
 #include <nice/interfaces.h>
@@ -399,6 +401,68 @@ void apply_remote_answer(GstElement *webrtcbin, const std::string &answer, Negot
     done(n);
   });
   g_signal_emit_by_name(webrtcbin, "set-remote-description", desc, promise);
+}
+
+SendStats send_stats(GstElement *webrtcbin, const std::vector<uint32_t> &ssrcs) {
+  SendStats out;
+  GstElement *rtpbin = nullptr;
+  GstIterator *it = gst_bin_iterate_recurse(GST_BIN(webrtcbin));
+  GValue item = G_VALUE_INIT;
+  while (gst_iterator_next(it, &item) == GST_ITERATOR_OK) {
+    auto *e = GST_ELEMENT(g_value_get_object(&item));
+    GstElementFactory *f = gst_element_get_factory(e);
+    const gchar *name = f ? GST_OBJECT_NAME(f) : "";
+    if (g_str_equal(name, "rtprtxsend")) {
+      guint requests = 0, packets = 0;
+      g_object_get(e, "num-rtx-requests", &requests, "num-rtx-packets", &packets, nullptr);
+      out.nacks += requests;
+      out.retransmitted += packets;
+    } else if (g_str_equal(name, "rtpbin") && !rtpbin) {
+      rtpbin = GST_ELEMENT(gst_object_ref(e));
+    }
+    g_value_reset(&item);
+  }
+  g_value_unset(&item);
+  gst_iterator_free(it);
+  if (!rtpbin) return out;
+  GObject *session = nullptr;
+  g_signal_emit_by_name(rtpbin, "get-internal-session", 0u, &session);  // bundled: one session
+  double rtt = 0, lost = 0;
+  int rtts = 0, reports = 0;
+  GstStructure *stats = nullptr;
+  if (session) g_object_get(session, "stats", &stats, nullptr);
+  const GValue *sources = stats ? gst_structure_get_value(stats, "source-stats") : nullptr;
+  // The peer's receiver reports arrive as report blocks of its own (remote) sources; each
+  // keeps its last one only, which may be about an SSRC of ours (loss) or about our
+  // retransmissions: the round trip holds for either.
+  G_GNUC_BEGIN_IGNORE_DEPRECATIONS
+  GValueArray *array = sources && G_VALUE_HOLDS(sources, G_TYPE_VALUE_ARRAY) ? (GValueArray *)g_value_get_boxed(sources) : nullptr;
+  for (guint i = 0; array && i < array->n_values; i++) {
+    const GstStructure *st = gst_value_get_structure(g_value_array_get_nth(array, i));
+    gboolean internal = TRUE, have_rb = FALSE;
+    guint rb_ssrc = 0, round_trip = 0, fraction = 0;
+    gint packets_lost = 0;
+    if (!st || !gst_structure_get_boolean(st, "internal", &internal) || internal) continue;
+    if (!gst_structure_get_boolean(st, "have-rb", &have_rb) || !have_rb || !gst_structure_get_uint(st, "rb-ssrc", &rb_ssrc))
+      continue;
+    if (gst_structure_get_uint(st, "rb-round-trip", &round_trip) && round_trip > 0) {
+      rtt += round_trip / 65536.0;  // NTP short format
+      rtts++;
+    }
+    if (std::find(ssrcs.begin(), ssrcs.end(), rb_ssrc) == ssrcs.end()) continue;
+    gst_structure_get_uint(st, "rb-fractionlost", &fraction);
+    gst_structure_get_int(st, "rb-packetslost", &packets_lost);
+    lost += fraction / 256.0;
+    out.packets_lost += packets_lost;
+    reports++;
+  }
+  G_GNUC_END_IGNORE_DEPRECATIONS
+  if (stats) gst_structure_free(stats);
+  if (session) g_object_unref(session);
+  gst_object_unref(rtpbin);
+  if (rtts) out.rtt_s = rtt / rtts;
+  if (reports) out.fraction_lost = lost / reports;
+  return out;
 }
 
 }  // namespace wish

@@ -57,6 +57,16 @@ void add_remote_candidates(GstElement *webrtcbin, const std::vector<std::string>
 // SRTP, RTP elements) and makes the DTLS certificate (an RSA key, about 160 ms of CPU), so the
 // first session of an element does not wait for them. Returns at once.
 void warm_up_webrtc();
+
+// What a sending webrtcbin's peer reported and asked for: NACKs it sent and the packets sent
+// again for them (rtprtxsend), and from its receiver reports on our SSRCs the round-trip time
+// and loss (averaged over the reports there are; -1 when there is none yet).
+struct SendStats {
+  guint64 nacks = 0, retransmitted = 0;
+  double rtt_s = -1, fraction_lost = -1;
+  gint64 packets_lost = 0;
+};
+SendStats send_stats(GstElement *webrtcbin, const std::vector<uint32_t> &ssrcs);
 // Once per process, in a thread of its own: loads the depayloaders, parsers and the decoders
 // decodebin would pick for the codecs WebRTC players receive. Returns at once.
 void warm_up_decoders();

@@ -67,19 +67,55 @@ struct Input {
   std::atomic<bool> eos{false};
 };
 
+// What was sent to viewers and what they asked for, summed by stream for the metrics.
+struct SentCounts {
+  guint64 packets = 0, bytes = 0, nacks = 0, retransmitted = 0, keyframe_requests = 0, layer_switches = 0;
+  SentCounts &operator+=(const SentCounts &o) {
+    packets += o.packets;
+    bytes += o.bytes;
+    nacks += o.nacks;
+    retransmitted += o.retransmitted;
+    keyframe_requests += o.keyframe_requests;
+    layer_switches += o.layer_switches;
+    return *this;
+  }
+};
+
 struct Viewer : ServerSession {
   std::shared_ptr<Slot> slot;
+  SendStats stats;  // sampled on the worker about once a second
+  std::atomic<guint64> layer_switches{0};
 
-  // RTP packets and bytes its outputs sent.
-  std::pair<guint64, guint64> sent() const {
-    std::pair<guint64, guint64> n{0, 0};
+  // What its outputs sent and were asked for (any thread).
+  SentCounts output_counts() const {
+    SentCounts n;
     if (slot)
       for (const auto &target : slot->outputs())
         if (auto o = std::dynamic_pointer_cast<SlotOutput>(target)) {
-          n.first += o->packets();
-          n.second += o->bytes();
+          n.packets += o->packets();
+          n.bytes += o->bytes();
+          n.keyframe_requests += o->keyframe_requests();
         }
     return n;
+  }
+  std::pair<guint64, guint64> sent() const {
+    SentCounts c = output_counts();
+    return {c.packets, c.bytes};
+  }
+  // With what webrtcbin counted (worker thread: stats).
+  SentCounts counts() const {
+    SentCounts n = output_counts();
+    n.nacks = stats.nacks;
+    n.retransmitted = stats.retransmitted;
+    n.layer_switches = layer_switches;
+    return n;
+  }
+  void sample_stats() {
+    if (!peer || !peer->webrtcbin() || !slot) return;
+    std::vector<uint32_t> ssrcs;
+    for (const auto &target : slot->outputs())
+      if (auto o = std::dynamic_pointer_cast<SlotOutput>(target)) ssrcs.push_back(o->ssrc());
+    stats = send_stats(peer->webrtcbin(), ssrcs);
   }
   // The stream it is shown (after switches), else the one it asked for.
   std::string shown() const { return slot->showing().empty() ? slot->requested() : slot->showing(); }
@@ -204,12 +240,19 @@ private:
   std::vector<VideoLayer> layers_;  // video-layers as read at start
   // Packets and bytes sent to viewers that are gone, by the stream they were shown last, and
   // the metrics as the worker saw them last (tick).
+  struct Quality {  // summed over the viewers whose receiver reports arrived
+    double rtt_s = 0, fraction_lost = 0;
+    gint64 packets_lost = 0;
+    unsigned timed = 0, reporting = 0;  // viewers with a round trip / with loss figures
+  };
   struct Metrics {
     std::map<std::string, guint> viewers;
-    std::map<std::string, std::pair<guint64, guint64>> sent;
+    std::map<std::string, SentCounts> sent;
+    std::map<std::string, Quality> quality;
   };
   std::mutex sent_mutex_;  // guards sent_done_ and metrics_; taken after sessions_mutex_, nothing under it
-  std::map<std::string, std::pair<guint64, guint64>> sent_done_;
+  std::map<std::string, SentCounts> sent_done_;
+  unsigned ticks_ = 0;  // worker
   Metrics metrics_;
 };
 
@@ -508,6 +551,7 @@ MediaResult WhepServer::select_layer(ServerSession &session, int layer) {
     if (auto output = std::dynamic_pointer_cast<SlotOutput>(target))
       if (output->kind() == "video") output->set_layer(rid);
   registry()->repoint(viewer.slot);
+  viewer.layer_switches++;
   GST_INFO_OBJECT(element(), "viewer %s now gets layer %s", session.id.c_str(),
                   layer < 0 ? "(server's choice)" : layers[layer].rid.c_str());
   return MediaResult::success("");
@@ -667,11 +711,10 @@ void WhepServer::stop_feeding(ServerSession &session) {
   auto &viewer = static_cast<Viewer &>(session);
   if (!viewer.slot) return;
   {
-    auto sent = viewer.sent();
+    viewer.sample_stats();
+    SentCounts counts = viewer.counts();
     std::lock_guard<std::mutex> lock(sent_mutex_);
-    auto &done = sent_done_[viewer.shown()];
-    done.first += sent.first;
-    done.second += sent.second;
+    sent_done_[viewer.shown()] += counts;
   }
   if (registry()) registry()->leave(viewer.slot.get());
   viewer.slot->close();
@@ -689,14 +732,25 @@ void WhepServer::tick() {
     std::lock_guard<std::mutex> lock(sent_mutex_);
     m.sent = sent_done_;
   }
+  bool sample = ticks_++ % 4 == 0;  // webrtcbin's statistics about once a second
   for (const auto &s : sessions()) {
     auto v = std::static_pointer_cast<Viewer>(s);
     if (!v->slot) continue;
+    if (sample) v->sample_stats();
     std::string stream = v->shown();
     m.viewers[stream]++;
-    auto sent = v->sent();
-    m.sent[stream].first += sent.first;
-    m.sent[stream].second += sent.second;
+    m.sent[stream] += v->counts();
+    if (v->stats.rtt_s >= 0) {
+      Quality &q = m.quality[stream];
+      q.rtt_s += v->stats.rtt_s;
+      q.timed++;
+    }
+    if (v->stats.fraction_lost >= 0) {
+      Quality &q = m.quality[stream];
+      q.fraction_lost += v->stats.fraction_lost;
+      q.packets_lost += v->stats.packets_lost;
+      q.reporting++;
+    }
   }
   std::lock_guard<std::mutex> lock(sent_mutex_);
   metrics_ = std::move(m);
@@ -711,10 +765,30 @@ void WhepServer::collect_metrics(MetricsText &out) {
   for (const auto &kv : m.viewers)
     out.gauge("wish_viewers", "WHEP viewers, by the stream they are shown", {{"stream", kv.first}}, kv.second);
   for (const auto &kv : m.sent) {
-    out.counter("wish_sent_packets_total", "RTP packets sent to WHEP viewers, by stream", {{"stream", kv.first}},
-                static_cast<double>(kv.second.first));
-    out.counter("wish_sent_bytes_total", "RTP bytes sent to WHEP viewers, by stream", {{"stream", kv.first}},
-                static_cast<double>(kv.second.second));
+    const SentCounts &c = kv.second;
+    MetricLabels by = {{"stream", kv.first}};
+    out.counter("wish_sent_packets_total", "RTP packets sent to WHEP viewers, by stream", by, double(c.packets));
+    out.counter("wish_sent_bytes_total", "RTP bytes sent to WHEP viewers, by stream", by, double(c.bytes));
+    out.counter("wish_nacks_received_total", "Packets WHEP viewers asked for again (RTCP NACK), by stream", by,
+                double(c.nacks));
+    out.counter("wish_retransmitted_packets_total", "Packets sent again to WHEP viewers (RTX), by stream", by,
+                double(c.retransmitted));
+    out.counter("wish_keyframe_requests_total", "Keyframes WHEP viewers asked for (PLI/FIR), by stream", by,
+                double(c.keyframe_requests));
+    out.counter("wish_layer_switches_total", "Video layer changes WHEP viewers asked for, by stream", by,
+                double(c.layer_switches));
+  }
+  for (const auto &kv : m.quality) {
+    const Quality &q = kv.second;
+    MetricLabels by = {{"stream", kv.first}};
+    if (q.timed)
+      out.gauge("wish_viewer_rtt_seconds", "Round-trip time to WHEP viewers (their receiver reports), mean by stream",
+                by, q.rtt_s / q.timed);
+    if (!q.reporting) continue;
+    out.gauge("wish_viewer_fraction_lost", "Fraction of packets WHEP viewers reported lost, mean by stream", by,
+              q.fraction_lost / q.reporting);
+    out.gauge("wish_viewer_packets_lost", "Packets the current WHEP viewers reported lost in all, by stream", by,
+              double(q.packets_lost));
   }
 }
 

@@ -49,8 +49,14 @@ guint64 frames_in_window(Sinks &sinks) {
 
 }  // namespace
 
+// The value of a sample in the server's metrics text, -1 when absent.
+static double metric(const std::string &text, const std::string &sample) {
+  size_t at = text.find("\n" + sample + " ");
+  return at == std::string::npos ? -1 : g_ascii_strtod(text.c_str() + at + sample.size() + 2, nullptr);
+}
+
 GST_START_TEST(test_whep_retransmits_lost_packets) {
-  Server server("", "videotestsrc is-live=true ! video/x-raw,width=320,height=240,framerate=30/1 ! s.");
+  Server server("metrics-path=/metrics", "videotestsrc is-live=true ! video/x-raw,width=320,height=240,framerate=30/1 ! s.");
   fail_unless(server.wait_ready(1));
   // whepsrc offers H.264 first as payload type 102; whepserversink sends it on that one.
   Player player(server.url(), "video-codecs=h264 audio-codecs=none latency=200");
@@ -68,6 +74,20 @@ GST_START_TEST(test_whep_retransmits_lost_packets) {
   fail_unless(got.rtx_recovered * 10 >= dropper.dropped() * 8, "recovered %" G_GUINT64_FORMAT " of %" G_GUINT64_FORMAT,
               got.rtx_recovered, dropper.dropped());
   fail_unless(frames * 100 >= kFps * kWindowS * 95, "decoded %" G_GUINT64_FORMAT " of %d frames", frames, kFps * kWindowS);
+  // The metrics say so too (sampled about once a second), with the viewer's round trip.
+  wish_test::HttpClient http;
+  std::string text;
+  fail_unless(wait_until(5000, [&] {
+    text = http.request("GET", server.url("/metrics")).body;
+    return metric(text, "wish_retransmitted_packets_total{stream=\"whep\"}") > 0;
+  }), "%s", text.c_str());
+  fail_unless(metric(text, "wish_nacks_received_total{stream=\"whep\"}") > 0, "%s", text.c_str());
+  // Loss as the viewer reports it (absent, -1, while its last report was about the RTX
+  // stream); a round trip only when its reports echo our sender reports.
+  double lost = metric(text, "wish_viewer_fraction_lost{stream=\"whep\"}");
+  fail_unless(lost <= 1, "fraction lost %f", lost);
+  double rtt = metric(text, "wish_viewer_rtt_seconds{stream=\"whep\"}");
+  fail_unless(rtt < 0.5, "round trip %f s on 127.0.0.1", rtt);
 }
 GST_END_TEST;
 

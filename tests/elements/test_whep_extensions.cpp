@@ -177,7 +177,7 @@ GST_END_TEST;
 // changes it while playing, and hears the layers in an event; each lower layer is encoded once
 // however many viewers take it; requests the server cannot serve are refused.
 GST_START_TEST(test_video_layers) {
-  Server server("video-layers=m:160x120:300,l:80x60:100");
+  Server server("video-layers=m:160x120:300,l:80x60:100 metrics-path=/metrics");
   fail_unless(server.wait_ready());
   HttpClient http;
   HttpResult raw = http.request("POST", server.url(), kSdp, kStaticOffer);
@@ -232,6 +232,14 @@ GST_START_TEST(test_video_layers) {
   mark = log.seen.size();
   fail_unless(log.wait("wish-layer", 5000, "status=(uint)422", mark));
   fail_unless(log.error.empty(), "%s", log.error.c_str());
+  // Three first choices and two changes (the refused one is not one).
+  std::string metrics;
+  auto switches = [&] {
+    metrics = http.request("GET", server.url("/metrics")).body;
+    size_t at = metrics.find("\nwish_layer_switches_total{stream=\"whep\"} ");
+    return at == std::string::npos ? -1 : atoi(metrics.c_str() + metrics.find('}', at) + 2);
+  };
+  fail_unless(wait_until(3000, [&] { return switches() == 5; }), "%s", metrics.c_str());
 }
 GST_END_TEST;
 
