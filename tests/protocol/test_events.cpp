@@ -201,10 +201,13 @@ GST_START_TEST(test_event_viewercount) {
   auto ep = std::make_shared<Endpoint>(EndpointConfig{}, &be, [&now] { return now; });
   Response first = call(ep, "POST", "/whep/cam", kSdp, kOffer);
   std::string sse = events_link(first, nullptr);
+  now += 300;
+  ep->expire_stale();  // a tick between the 201 and the subscription forgets nothing
   Response sub = call(ep, "POST", sse, kJsonType, "[\"viewercount\"]");
   Collected c;
   c.attach(call(ep, "GET", *sub.headers.get("Location"), {}).stream);
   fail_unless_equals_int(c.events().size(), 1);
+  assert_str(c.events()[0].data, "{\"viewercount\":1}");
   now += 2000;
   Response second = call(ep, "POST", "/whep/cam", kSdp, kOffer);  // sent at once
   Response third = call(ep, "POST", "/whep/cam", kSdp, kOffer);   // held back: within a second
