@@ -37,89 +37,14 @@
 #include "send_chain.h"
 #include "server_bin.h"
 #include "server_element.h"
+#include "whep_server.h"
 
-GST_DEBUG_CATEGORY_STATIC(whepserversink_debug);
+GST_DEBUG_CATEGORY(whepserversink_debug);
 #define GST_CAT_DEFAULT whepserversink_debug
 
 namespace wish {
 
 namespace {
-
-struct Settings {
-  guint max_viewers = 0;
-  std::string redirect_endpoints;  // comma-separated WHEP URLs new viewers go to at max_viewers
-  GstWishCounterOffer counter_offer = GST_WISH_COUNTER_OFFER_WHEN_NEEDED;
-  EncoderSettings encoder;
-  guint viewer_timeout = 10;  // seconds without a packet from a connected viewer
-  std::string video_layers;   // lower layers of the video ladder, as parse_video_layers() reads them
-};
-
-// The rid of the stream's own video, the top of a ladder.
-constexpr const char *kTopLayer = "h";
-
-// One sink pad: entry queue, encoder/parser/payloader chain, and the track it feeds.
-struct Input {
-  std::string kind;  // "video" / "audio"
-  GstPad *ghost = nullptr;  // owned by the element
-  GPtr<GstElement> entry;
-  std::vector<GPtr<GstElement>> chain;  // built on the first caps; the payloader last
-  std::shared_ptr<Track> track;
-  std::atomic<bool> eos{false};
-};
-
-// What was sent to viewers and what they asked for, summed by stream for the metrics.
-struct SentCounts {
-  guint64 packets = 0, bytes = 0, nacks = 0, retransmitted = 0, keyframe_requests = 0, layer_switches = 0;
-  SentCounts &operator+=(const SentCounts &o) {
-    packets += o.packets;
-    bytes += o.bytes;
-    nacks += o.nacks;
-    retransmitted += o.retransmitted;
-    keyframe_requests += o.keyframe_requests;
-    layer_switches += o.layer_switches;
-    return *this;
-  }
-};
-
-struct Viewer : ServerSession {
-  std::shared_ptr<Slot> slot;
-  SendStats stats;  // sampled on the worker about once a second
-  std::atomic<guint64> layer_switches{0};
-
-  // What its outputs sent and were asked for (any thread).
-  SentCounts output_counts() const {
-    SentCounts n;
-    if (slot)
-      for (const auto &target : slot->outputs())
-        if (auto o = std::dynamic_pointer_cast<SlotOutput>(target)) {
-          n.packets += o->packets();
-          n.bytes += o->bytes();
-          n.keyframe_requests += o->keyframe_requests();
-        }
-    return n;
-  }
-  std::pair<guint64, guint64> sent() const {
-    SentCounts c = output_counts();
-    return {c.packets, c.bytes};
-  }
-  // With what webrtcbin counted (worker thread: stats).
-  SentCounts counts() const {
-    SentCounts n = output_counts();
-    n.nacks = stats.nacks;
-    n.retransmitted = stats.retransmitted;
-    n.layer_switches = layer_switches;
-    return n;
-  }
-  void sample_stats() {
-    if (!peer || !peer->webrtcbin() || !slot) return;
-    std::vector<uint32_t> ssrcs;
-    for (const auto &target : slot->outputs())
-      if (auto o = std::dynamic_pointer_cast<SlotOutput>(target)) ssrcs.push_back(o->ssrc());
-    stats = send_stats(peer->webrtcbin(), ssrcs);
-  }
-  // The stream it is shown (after switches), else the one it asked for.
-  std::string shown() const { return slot->showing().empty() ? slot->requested() : slot->showing(); }
-};
 
 // RTP caps webrtcbin is told about for one viewer: the payload type and fmtp the viewer
 // offered, so the answer's codec intersection succeeds, and the SSRC the slot sends with.
@@ -159,15 +84,6 @@ GstCaps *viewer_caps(GstCaps *rtp_caps, int pt, guint ssrc, const RtpMap *offere
   return caps;
 }
 
-// What one negotiated m-line gets: a track of the stream, with the viewer's payload type.
-struct PlannedOutput {
-  std::shared_ptr<Track> track;
-  size_t index;  // among the stream's tracks of its kind
-  int pt;
-  std::optional<RtpMap> offered;  // the viewer's rtpmap and fmtp for pt
-  std::optional<SendCodec> encoded;  // sent in this codec, encoded for the viewer; none: the track's own
-};
-
 // The first codec of the viewer's m-line (in its order) that raw media can be encoded to
 // here, with its payload type.
 std::optional<std::pair<SendCodec, int>> encodable_codec(const MediaSection &m) {
@@ -182,80 +98,6 @@ std::optional<std::pair<SendCodec, int>> encodable_codec(const MediaSection &m) 
 
 }  // namespace
 
-class WhepServer : public ServerElement {
-public:
-  explicit WhepServer(GstElement *element) : ServerElement(element, "/whep") {}
-  ~WhepServer() override { stop(); }
-
-  Settings settings;  // guarded by the element's object lock
-
-  GstPad *request_pad(GstPadTemplate *templ, const gchar *name);
-  void release_pad(GstPad *pad);
-  GstStructure *stats();
-
-  // MediaBackend
-  Admission admit(const std::string &stream) override;
-  bool can_answer(const std::string &stream, const SessionDescription &offer, std::string *why) override;
-
-private:
-  void configure_endpoint(EndpointConfig *config) override;
-  void on_serving() override;
-  void on_stop() override;
-  guint silence_timeout_s() override;
-  EncoderSettings encoder_settings() override {
-    GST_OBJECT_LOCK(element());
-    EncoderSettings e = settings.encoder;
-    GST_OBJECT_UNLOCK(element());
-    return e;
-  }
-  std::shared_ptr<ServerSession> new_session() override { return std::make_shared<Viewer>(); }
-  bool attach_media(ServerSession &session, const SessionRequest &request, MediaResult *refusal) override;
-  void on_answered(ServerSession &session) override;
-  void on_connected(ServerSession &session) override;
-  void stop_feeding(ServerSession &session) override;
-  // A viewer's sinks paused with the pipeline would hold the streaming threads that feed
-  // them (tracks, other elements' publishers) in preroll.
-  bool sessions_run_independently() const override { return true; }
-  void on_released(ServerSession &session, const std::string &reason) override;
-  void collect_metrics(MetricsText &out) override;
-  void tick() override;
-  bool on_start(std::string *error) override;
-  std::vector<VideoLayer> session_layers(const std::string &id) override;
-  MediaResult select_layer(ServerSession &session, int layer) override;
-
-  static GstPadProbeReturn on_entry_event(GstPad *pad, GstPadProbeInfo *info, gpointer data);
-  bool build_chain(Input *input, GstCaps *caps);
-  bool all_inputs_eos();
-  // The stream whose `kind` tracks viewers of a request see, after switches; null when none.
-  std::shared_ptr<Stream> stream_for(const std::string &requested, const std::string &kind);
-  std::vector<std::shared_ptr<Track>> tracks_for(const std::string &requested, const std::string &kind);
-  std::string own_name();
-  std::vector<PlannedOutput> plan(const SessionRequest &request);
-  void post_viewer_message(const char *name, const std::string &id, const char *reason);
-
-  std::mutex inputs_mutex_;  // guards inputs_ and pad_counter_; never held across GStreamer calls
-  std::vector<std::unique_ptr<Input>> inputs_;
-  unsigned pad_counter_[2] = {0, 0};
-  std::shared_ptr<Stream> stream_;  // the inputs' stream while serving; application thread
-  std::vector<VideoLayer> layers_;  // video-layers as read at start
-  // Packets and bytes sent to viewers that are gone, by the stream they were shown last, and
-  // the metrics as the worker saw them last (tick).
-  struct Quality {  // summed over the viewers whose receiver reports arrived
-    double rtt_s = 0, fraction_lost = 0;
-    gint64 packets_lost = 0;
-    unsigned timed = 0, reporting = 0;  // viewers with a round trip / with loss figures
-  };
-  struct Metrics {
-    std::map<std::string, guint> viewers;
-    std::map<std::string, SentCounts> sent;
-    std::map<std::string, Quality> quality;
-  };
-  std::mutex sent_mutex_;  // guards sent_done_ and metrics_; taken after sessions_mutex_, nothing under it
-  std::map<std::string, SentCounts> sent_done_;
-  unsigned ticks_ = 0;  // worker
-  Metrics metrics_;
-};
-
 }  // namespace wish
 
 struct _GstWhepServerSink {
@@ -267,7 +109,7 @@ GST_ELEMENT_REGISTER_DEFINE(whepserversink, "whepserversink", GST_RANK_NONE, GST
 
 namespace wish {
 
-static WhepServer *whep_server(gpointer element) { return static_cast<WhepServer *>(server_impl(element)); }
+WhepServer *whep_server(gpointer element) { return static_cast<WhepServer *>(server_impl(element)); }
 
 void WhepServer::configure_endpoint(EndpointConfig *cfg) {
   GST_OBJECT_LOCK(element());
@@ -498,67 +340,6 @@ std::vector<std::shared_ptr<Track>> WhepServer::tracks_for(const std::string &re
   return out;
 }
 
-// video-layers must read as a ladder before anything is served.
-bool WhepServer::on_start(std::string *error) {
-  GST_OBJECT_LOCK(element());
-  std::string spec = settings.video_layers;
-  GST_OBJECT_UNLOCK(element());
-  if (!parse_video_layers(spec, &layers_, error)) {
-    *error = "invalid video-layers: " + *error;
-    return false;
-  }
-  for (const auto &l : layers_)
-    if (l.rid == kTopLayer) {
-      *error = std::string("invalid video-layers: '") + kTopLayer + "' is the input's own layer";
-      return false;
-    }
-  return true;
-}
-
-// The ladder of the stream a viewer watches: its own video (the size it comes in, at
-// video-bitrate) and the lower layers encoded from it.
-std::vector<VideoLayer> WhepServer::session_layers(const std::string &id) {
-  auto viewer = std::static_pointer_cast<Viewer>(find_session(id));
-  auto stream = viewer && viewer->slot ? stream_for(viewer->slot->requested(), "video") : nullptr;
-  std::vector<VideoLayer> lower = stream ? stream->layers() : std::vector<VideoLayer>();
-  auto track = stream ? stream->track("video", 0) : nullptr;
-  if (lower.empty() || !track) return {};
-  VideoLayer top;
-  top.rid = kTopLayer;
-  GST_OBJECT_LOCK(element());
-  top.kbps = settings.encoder.video_bitrate;
-  GST_OBJECT_UNLOCK(element());
-  if (GPtr<GstElement> tee = track->raw_source()) {
-    GPtr<GstPad> pad = GPtr<GstPad>::adopt(gst_element_get_static_pad(tee.get(), "sink"));
-    GPtr<GstCaps> caps = GPtr<GstCaps>::adopt(pad ? gst_pad_get_current_caps(pad.get()) : nullptr);
-    if (caps) {
-      gst_structure_get_int(gst_caps_get_structure(caps.get(), 0), "width", &top.width);
-      gst_structure_get_int(gst_caps_get_structure(caps.get(), 0), "height", &top.height);
-    }
-  }
-  lower.insert(lower.begin(), top);
-  return lower;
-}
-
-// The viewer's video takes the layer's track from its next keyframe on, with its own SSRC,
-// sequence numbers and timestamps going on (the slot is pointed again).
-MediaResult WhepServer::select_layer(ServerSession &session, int layer) {
-  auto &viewer = static_cast<Viewer &>(session);
-  std::vector<VideoLayer> layers = session_layers(session.id);
-  if (!viewer.slot || layer >= static_cast<int>(layers.size())) return MediaResult::failure(422, "no such layer");
-  std::string rid = layer <= 0 ? "" : layers[layer].rid;  // the top is the stream's own track
-  for (const auto &target : viewer.slot->outputs())
-    if (auto output = std::dynamic_pointer_cast<SlotOutput>(target))
-      if (output->kind() == "video") output->set_layer(rid);
-  registry()->repoint(viewer.slot);
-  viewer.layer_switches++;
-  GST_INFO_OBJECT(element(), "viewer %s now gets layer %s", session.id.c_str(),
-                  layer < 0 ? "(server's choice)" : layers[layer].rid.c_str());
-  return MediaResult::success("");
-}
-
-// Viewers are taken once every track of the stream has media, or one has had it for a few
-// seconds (Stream::ready): nobody gets a video-only answer because audio started later.
 Admission WhepServer::admit(const std::string &requested) {
   if (!running()) return {503, "the server is not playing"};
   auto video = stream_for(requested, "video"), audio = stream_for(requested, "audio");
@@ -698,138 +479,6 @@ bool WhepServer::attach_media(ServerSession &session, const SessionRequest &requ
 }
 
 void WhepServer::on_answered(ServerSession &session) { post_viewer_message("wish-viewer-joined", session.id, nullptr); }
-
-// Media flows once the viewer is connected, starting with the keyframe kept meanwhile (or
-// one asked for then).
-void WhepServer::on_connected(ServerSession &session) {
-  for (const auto &target : static_cast<Viewer &>(session).slot->outputs())
-    if (auto o = std::dynamic_pointer_cast<SlotOutput>(target)) o->enable();
-}
-
-// The outputs stop (waiting for a packet under way) while the viewer's webrtcbin still runs.
-void WhepServer::stop_feeding(ServerSession &session) {
-  auto &viewer = static_cast<Viewer &>(session);
-  if (!viewer.slot) return;
-  {
-    viewer.sample_stats();
-    SentCounts counts = viewer.counts();
-    std::lock_guard<std::mutex> lock(sent_mutex_);
-    sent_done_[viewer.shown()] += counts;
-  }
-  if (registry()) registry()->leave(viewer.slot.get());
-  viewer.slot->close();
-}
-
-void WhepServer::on_released(ServerSession &session, const std::string &reason) {
-  if (session.answered) post_viewer_message("wish-viewer-left", session.id, reason.c_str());
-}
-
-// Worker: what the metrics show, read where sessions are set up (their slots are written on
-// this thread), kept for the HTTP thread that serves the metrics.
-void WhepServer::tick() {
-  Metrics m;
-  {
-    std::lock_guard<std::mutex> lock(sent_mutex_);
-    m.sent = sent_done_;
-  }
-  bool sample = ticks_++ % 4 == 0;  // webrtcbin's statistics about once a second
-  for (const auto &s : sessions()) {
-    auto v = std::static_pointer_cast<Viewer>(s);
-    if (!v->slot) continue;
-    if (sample) v->sample_stats();
-    std::string stream = v->shown();
-    m.viewers[stream]++;
-    m.sent[stream] += v->counts();
-    if (v->stats.rtt_s >= 0) {
-      Quality &q = m.quality[stream];
-      q.rtt_s += v->stats.rtt_s;
-      q.timed++;
-    }
-    if (v->stats.fraction_lost >= 0) {
-      Quality &q = m.quality[stream];
-      q.fraction_lost += v->stats.fraction_lost;
-      q.packets_lost += v->stats.packets_lost;
-      q.reporting++;
-    }
-  }
-  std::lock_guard<std::mutex> lock(sent_mutex_);
-  metrics_ = std::move(m);
-}
-
-void WhepServer::collect_metrics(MetricsText &out) {
-  Metrics m;
-  {
-    std::lock_guard<std::mutex> lock(sent_mutex_);
-    m = metrics_;
-  }
-  for (const auto &kv : m.viewers)
-    out.gauge("wish_viewers", "WHEP viewers, by the stream they are shown", {{"stream", kv.first}}, kv.second);
-  for (const auto &kv : m.sent) {
-    const SentCounts &c = kv.second;
-    MetricLabels by = {{"stream", kv.first}};
-    out.counter("wish_sent_packets_total", "RTP packets sent to WHEP viewers, by stream", by, double(c.packets));
-    out.counter("wish_sent_bytes_total", "RTP bytes sent to WHEP viewers, by stream", by, double(c.bytes));
-    out.counter("wish_nacks_received_total", "Packets WHEP viewers asked for again (RTCP NACK), by stream", by,
-                double(c.nacks));
-    out.counter("wish_retransmitted_packets_total", "Packets sent again to WHEP viewers (RTX), by stream", by,
-                double(c.retransmitted));
-    out.counter("wish_keyframe_requests_total", "Keyframes WHEP viewers asked for (PLI/FIR), by stream", by,
-                double(c.keyframe_requests));
-    out.counter("wish_layer_switches_total", "Video layer changes WHEP viewers asked for, by stream", by,
-                double(c.layer_switches));
-  }
-  for (const auto &kv : m.quality) {
-    const Quality &q = kv.second;
-    MetricLabels by = {{"stream", kv.first}};
-    if (q.timed)
-      out.gauge("wish_viewer_rtt_seconds", "Round-trip time to WHEP viewers (their receiver reports), mean by stream",
-                by, q.rtt_s / q.timed);
-    if (!q.reporting) continue;
-    out.gauge("wish_viewer_fraction_lost", "Fraction of packets WHEP viewers reported lost, mean by stream", by,
-              q.fraction_lost / q.reporting);
-    out.gauge("wish_viewer_packets_lost", "Packets the current WHEP viewers reported lost in all, by stream", by,
-              double(q.packets_lost));
-  }
-}
-
-void WhepServer::post_viewer_message(const char *name, const std::string &id, const char *reason) {
-  guint count = static_cast<guint>(sessions().size());
-  GstStructure *s = gst_structure_new(name, "session-id", G_TYPE_STRING, id.c_str(), "viewers", G_TYPE_UINT, count,
-                                      nullptr);
-  if (reason) gst_structure_set(s, "reason", G_TYPE_STRING, reason, nullptr);
-  gst_element_post_message(element(), gst_message_new_element(GST_OBJECT(element()), s));
-}
-
-GstStructure *WhepServer::stats() {
-  GValue list = G_VALUE_INIT;
-  gst_value_list_init(&list, 0);
-  guint count = 0, inputs_ready = 0;
-  {
-    std::lock_guard<std::mutex> lock(inputs_mutex_);
-    for (const auto &in : inputs_)
-      if (in->track->has_caps()) inputs_ready++;
-  }
-  for (const auto &s : sessions()) {
-    auto v = std::static_pointer_cast<Viewer>(s);
-    auto [packets, bytes] = v->sent();
-    std::string showing = v->slot ? v->slot->showing() : "";
-    std::string state = v->state;
-    GstStructure *st = gst_structure_new(
-        "viewer", "session-id", G_TYPE_STRING, v->id.c_str(), "connection-state", G_TYPE_STRING, state.c_str(),
-        "stream", G_TYPE_STRING, v->slot ? v->slot->requested().c_str() : "", "showing", G_TYPE_STRING,
-        showing.c_str(), "packets-sent", G_TYPE_UINT64, packets, "bytes-sent", G_TYPE_UINT64, bytes, "duration",
-        G_TYPE_UINT64, (guint64)((g_get_real_time() - v->created_us) * GST_USECOND), nullptr);
-    GValue sv = G_VALUE_INIT;
-    g_value_init(&sv, GST_TYPE_STRUCTURE);
-    g_value_take_boxed(&sv, st);
-    gst_value_list_append_and_take_value(&list, &sv);
-    count++;
-  }
-  GstStructure *out = gst_structure_new("application/x-whepserversink-stats", "viewer-count", G_TYPE_UINT, count,
-                                        "inputs-ready", G_TYPE_UINT, inputs_ready, nullptr);
-  gst_structure_take_value(out, "viewers", &list);
-  return out;
-}
 
 }  // namespace wish
 

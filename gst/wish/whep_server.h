@@ -1,0 +1,186 @@
+// whepserversink's C++ side: its inputs (one chain each, payloaded once into the stream's
+// tracks), its viewers (a slot each, re-pointable) and their figures. whepserversink.cpp has
+// the inputs, the sessions' set-up and the GObject glue, whep_viewers.cpp the viewers' life,
+// layers, statistics and metrics.
+#pragma once
+
+#include <gst/gst.h>
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "gstptr.h"
+#include "output_slot.h"
+#include "send_chain.h"
+#include "server_element.h"
+#include "whepserversink.h"
+
+namespace wish {
+
+struct Settings {
+  guint max_viewers = 0;
+  std::string redirect_endpoints;  // comma-separated WHEP URLs new viewers go to at max_viewers
+  GstWishCounterOffer counter_offer = GST_WISH_COUNTER_OFFER_WHEN_NEEDED;
+  EncoderSettings encoder;
+  guint viewer_timeout = 10;  // seconds without a packet from a connected viewer
+  std::string video_layers;   // lower layers of the video ladder, as parse_video_layers() reads them
+};
+
+// The rid of the stream's own video, the top of a ladder.
+constexpr const char *kTopLayer = "h";
+
+// One sink pad: entry queue, encoder/parser/payloader chain, and the track it feeds.
+struct Input {
+  std::string kind;  // "video" / "audio"
+  GstPad *ghost = nullptr;  // owned by the element
+  GPtr<GstElement> entry;
+  std::vector<GPtr<GstElement>> chain;  // built on the first caps; the payloader last
+  std::shared_ptr<Track> track;
+  std::atomic<bool> eos{false};
+};
+
+// What was sent to viewers and what they asked for, summed by stream for the metrics.
+struct SentCounts {
+  guint64 packets = 0, bytes = 0, nacks = 0, retransmitted = 0, keyframe_requests = 0, layer_switches = 0;
+  SentCounts &operator+=(const SentCounts &o) {
+    packets += o.packets;
+    bytes += o.bytes;
+    nacks += o.nacks;
+    retransmitted += o.retransmitted;
+    keyframe_requests += o.keyframe_requests;
+    layer_switches += o.layer_switches;
+    return *this;
+  }
+};
+
+struct Viewer : ServerSession {
+  std::shared_ptr<Slot> slot;
+  SendStats stats;  // sampled on the worker about once a second
+  std::atomic<guint64> layer_switches{0};
+
+  // What its outputs sent and were asked for (any thread).
+  SentCounts output_counts() const {
+    SentCounts n;
+    if (slot)
+      for (const auto &target : slot->outputs())
+        if (auto o = std::dynamic_pointer_cast<SlotOutput>(target)) {
+          n.packets += o->packets();
+          n.bytes += o->bytes();
+          n.keyframe_requests += o->keyframe_requests();
+        }
+    return n;
+  }
+  std::pair<guint64, guint64> sent() const {
+    SentCounts c = output_counts();
+    return {c.packets, c.bytes};
+  }
+  // With what webrtcbin counted (worker thread: stats).
+  SentCounts counts() const {
+    SentCounts n = output_counts();
+    n.nacks = stats.nacks;
+    n.retransmitted = stats.retransmitted;
+    n.layer_switches = layer_switches;
+    return n;
+  }
+  void sample_stats() {
+    if (!peer || !peer->webrtcbin() || !slot) return;
+    std::vector<uint32_t> ssrcs;
+    for (const auto &target : slot->outputs())
+      if (auto o = std::dynamic_pointer_cast<SlotOutput>(target)) ssrcs.push_back(o->ssrc());
+    stats = send_stats(peer->webrtcbin(), ssrcs);
+  }
+  // The stream it is shown (after switches), else the one it asked for.
+  std::string shown() const { return slot->showing().empty() ? slot->requested() : slot->showing(); }
+};
+
+// What one negotiated m-line gets: a track of the stream, with the viewer's payload type.
+struct PlannedOutput {
+  std::shared_ptr<Track> track;
+  size_t index;  // among the stream's tracks of its kind
+  int pt;
+  std::optional<RtpMap> offered;  // the viewer's rtpmap and fmtp for pt
+  std::optional<SendCodec> encoded;  // sent in this codec, encoded for the viewer; none: the track's own
+};
+
+class WhepServer : public ServerElement {
+public:
+  explicit WhepServer(GstElement *element) : ServerElement(element, "/whep") {}
+  ~WhepServer() override { stop(); }
+
+  Settings settings;  // guarded by the element's object lock
+
+  GstPad *request_pad(GstPadTemplate *templ, const gchar *name);
+  void release_pad(GstPad *pad);
+  GstStructure *stats();
+
+  // MediaBackend
+  Admission admit(const std::string &stream) override;
+  bool can_answer(const std::string &stream, const SessionDescription &offer, std::string *why) override;
+
+private:
+  void configure_endpoint(EndpointConfig *config) override;
+  void on_serving() override;
+  void on_stop() override;
+  guint silence_timeout_s() override;
+  EncoderSettings encoder_settings() override {
+    GST_OBJECT_LOCK(element());
+    EncoderSettings e = settings.encoder;
+    GST_OBJECT_UNLOCK(element());
+    return e;
+  }
+  std::shared_ptr<ServerSession> new_session() override { return std::make_shared<Viewer>(); }
+  bool attach_media(ServerSession &session, const SessionRequest &request, MediaResult *refusal) override;
+  void on_answered(ServerSession &session) override;
+  void on_connected(ServerSession &session) override;
+  void stop_feeding(ServerSession &session) override;
+  // A viewer's sinks paused with the pipeline would hold the streaming threads that feed
+  // them (tracks, other elements' publishers) in preroll.
+  bool sessions_run_independently() const override { return true; }
+  void on_released(ServerSession &session, const std::string &reason) override;
+  void collect_metrics(MetricsText &out) override;
+  void tick() override;
+  bool on_start(std::string *error) override;
+  std::vector<VideoLayer> session_layers(const std::string &id) override;
+  MediaResult select_layer(ServerSession &session, int layer) override;
+
+  static GstPadProbeReturn on_entry_event(GstPad *pad, GstPadProbeInfo *info, gpointer data);
+  bool build_chain(Input *input, GstCaps *caps);
+  bool all_inputs_eos();
+  // The stream whose `kind` tracks viewers of a request see, after switches; null when none.
+  std::shared_ptr<Stream> stream_for(const std::string &requested, const std::string &kind);
+  std::vector<std::shared_ptr<Track>> tracks_for(const std::string &requested, const std::string &kind);
+  std::string own_name();
+  std::vector<PlannedOutput> plan(const SessionRequest &request);
+  void post_viewer_message(const char *name, const std::string &id, const char *reason);
+
+  std::mutex inputs_mutex_;  // guards inputs_ and pad_counter_; never held across GStreamer calls
+  std::vector<std::unique_ptr<Input>> inputs_;
+  unsigned pad_counter_[2] = {0, 0};
+  std::shared_ptr<Stream> stream_;  // the inputs' stream while serving; application thread
+  std::vector<VideoLayer> layers_;  // video-layers as read at start
+  // Packets and bytes sent to viewers that are gone, by the stream they were shown last, and
+  // the metrics as the worker saw them last (tick).
+  struct Quality {  // summed over the viewers whose receiver reports arrived
+    double rtt_s = 0, fraction_lost = 0;
+    gint64 packets_lost = 0;
+    unsigned timed = 0, reporting = 0;  // viewers with a round trip / with loss figures
+  };
+  struct Metrics {
+    std::map<std::string, guint> viewers;
+    std::map<std::string, SentCounts> sent;
+    std::map<std::string, Quality> quality;
+  };
+  std::mutex sent_mutex_;  // guards sent_done_ and metrics_; taken after sessions_mutex_, nothing under it
+  std::map<std::string, SentCounts> sent_done_;
+  unsigned ticks_ = 0;  // worker
+  Metrics metrics_;
+};
+
+WhepServer *whep_server(gpointer element);
+
+}  // namespace wish

@@ -1,0 +1,208 @@
+// whepserversink's viewers once their sessions exist: connected, leaving, the layer they
+// see, and what the element reports about them (stats, messages, metrics).
+#include <gst/gst.h>
+
+#include "protocol/metrics.h"
+#include "stream_registry.h"
+#include "webrtc_utils.h"
+#include "whep_server.h"
+
+GST_DEBUG_CATEGORY_EXTERN(whepserversink_debug);
+#define GST_CAT_DEFAULT whepserversink_debug
+
+namespace wish {
+
+// video-layers must read as a ladder before anything is served.
+bool WhepServer::on_start(std::string *error) {
+  GST_OBJECT_LOCK(element());
+  std::string spec = settings.video_layers;
+  GST_OBJECT_UNLOCK(element());
+  if (!parse_video_layers(spec, &layers_, error)) {
+    *error = "invalid video-layers: " + *error;
+    return false;
+  }
+  for (const auto &l : layers_)
+    if (l.rid == kTopLayer) {
+      *error = std::string("invalid video-layers: '") + kTopLayer + "' is the input's own layer";
+      return false;
+    }
+  return true;
+}
+
+// The ladder of the stream a viewer watches: its own video (the size it comes in, at
+// video-bitrate) and the lower layers encoded from it.
+std::vector<VideoLayer> WhepServer::session_layers(const std::string &id) {
+  auto viewer = std::static_pointer_cast<Viewer>(find_session(id));
+  auto stream = viewer && viewer->slot ? stream_for(viewer->slot->requested(), "video") : nullptr;
+  std::vector<VideoLayer> lower = stream ? stream->layers() : std::vector<VideoLayer>();
+  auto track = stream ? stream->track("video", 0) : nullptr;
+  if (lower.empty() || !track) return {};
+  VideoLayer top;
+  top.rid = kTopLayer;
+  GST_OBJECT_LOCK(element());
+  top.kbps = settings.encoder.video_bitrate;
+  GST_OBJECT_UNLOCK(element());
+  if (GPtr<GstElement> tee = track->raw_source()) {
+    GPtr<GstPad> pad = GPtr<GstPad>::adopt(gst_element_get_static_pad(tee.get(), "sink"));
+    GPtr<GstCaps> caps = GPtr<GstCaps>::adopt(pad ? gst_pad_get_current_caps(pad.get()) : nullptr);
+    if (caps) {
+      gst_structure_get_int(gst_caps_get_structure(caps.get(), 0), "width", &top.width);
+      gst_structure_get_int(gst_caps_get_structure(caps.get(), 0), "height", &top.height);
+    }
+  }
+  lower.insert(lower.begin(), top);
+  return lower;
+}
+
+// The viewer's video takes the layer's track from its next keyframe on, with its own SSRC,
+// sequence numbers and timestamps going on (the slot is pointed again).
+MediaResult WhepServer::select_layer(ServerSession &session, int layer) {
+  auto &viewer = static_cast<Viewer &>(session);
+  std::vector<VideoLayer> layers = session_layers(session.id);
+  if (!viewer.slot || layer >= static_cast<int>(layers.size())) return MediaResult::failure(422, "no such layer");
+  std::string rid = layer <= 0 ? "" : layers[layer].rid;  // the top is the stream's own track
+  for (const auto &target : viewer.slot->outputs())
+    if (auto output = std::dynamic_pointer_cast<SlotOutput>(target))
+      if (output->kind() == "video") output->set_layer(rid);
+  registry()->repoint(viewer.slot);
+  viewer.layer_switches++;
+  GST_INFO_OBJECT(element(), "viewer %s now gets layer %s", session.id.c_str(),
+                  layer < 0 ? "(server's choice)" : layers[layer].rid.c_str());
+  return MediaResult::success("");
+}
+
+// Viewers are taken once every track of the stream has media, or one has had it for a few
+// seconds (Stream::ready): nobody gets a video-only answer because audio started later.
+// Media flows once the viewer is connected, starting with the keyframe kept meanwhile (or
+// one asked for then).
+void WhepServer::on_connected(ServerSession &session) {
+  for (const auto &target : static_cast<Viewer &>(session).slot->outputs())
+    if (auto o = std::dynamic_pointer_cast<SlotOutput>(target)) o->enable();
+}
+
+// The outputs stop (waiting for a packet under way) while the viewer's webrtcbin still runs.
+void WhepServer::stop_feeding(ServerSession &session) {
+  auto &viewer = static_cast<Viewer &>(session);
+  if (!viewer.slot) return;
+  {
+    viewer.sample_stats();
+    SentCounts counts = viewer.counts();
+    std::lock_guard<std::mutex> lock(sent_mutex_);
+    sent_done_[viewer.shown()] += counts;
+  }
+  if (registry()) registry()->leave(viewer.slot.get());
+  viewer.slot->close();
+}
+
+void WhepServer::on_released(ServerSession &session, const std::string &reason) {
+  if (session.answered) post_viewer_message("wish-viewer-left", session.id, reason.c_str());
+}
+
+// Worker: what the metrics show, read where sessions are set up (their slots are written on
+// this thread), kept for the HTTP thread that serves the metrics.
+void WhepServer::tick() {
+  Metrics m;
+  {
+    std::lock_guard<std::mutex> lock(sent_mutex_);
+    m.sent = sent_done_;
+  }
+  bool sample = ticks_++ % 4 == 0;  // webrtcbin's statistics about once a second
+  for (const auto &s : sessions()) {
+    auto v = std::static_pointer_cast<Viewer>(s);
+    if (!v->slot) continue;
+    if (sample) v->sample_stats();
+    std::string stream = v->shown();
+    m.viewers[stream]++;
+    m.sent[stream] += v->counts();
+    if (v->stats.rtt_s >= 0) {
+      Quality &q = m.quality[stream];
+      q.rtt_s += v->stats.rtt_s;
+      q.timed++;
+    }
+    if (v->stats.fraction_lost >= 0) {
+      Quality &q = m.quality[stream];
+      q.fraction_lost += v->stats.fraction_lost;
+      q.packets_lost += v->stats.packets_lost;
+      q.reporting++;
+    }
+  }
+  std::lock_guard<std::mutex> lock(sent_mutex_);
+  metrics_ = std::move(m);
+}
+
+void WhepServer::collect_metrics(MetricsText &out) {
+  Metrics m;
+  {
+    std::lock_guard<std::mutex> lock(sent_mutex_);
+    m = metrics_;
+  }
+  for (const auto &kv : m.viewers)
+    out.gauge("wish_viewers", "WHEP viewers, by the stream they are shown", {{"stream", kv.first}}, kv.second);
+  for (const auto &kv : m.sent) {
+    const SentCounts &c = kv.second;
+    MetricLabels by = {{"stream", kv.first}};
+    out.counter("wish_sent_packets_total", "RTP packets sent to WHEP viewers, by stream", by, double(c.packets));
+    out.counter("wish_sent_bytes_total", "RTP bytes sent to WHEP viewers, by stream", by, double(c.bytes));
+    out.counter("wish_nacks_received_total", "Packets WHEP viewers asked for again (RTCP NACK), by stream", by,
+                double(c.nacks));
+    out.counter("wish_retransmitted_packets_total", "Packets sent again to WHEP viewers (RTX), by stream", by,
+                double(c.retransmitted));
+    out.counter("wish_keyframe_requests_total", "Keyframes WHEP viewers asked for (PLI/FIR), by stream", by,
+                double(c.keyframe_requests));
+    out.counter("wish_layer_switches_total", "Video layer changes WHEP viewers asked for, by stream", by,
+                double(c.layer_switches));
+  }
+  for (const auto &kv : m.quality) {
+    const Quality &q = kv.second;
+    MetricLabels by = {{"stream", kv.first}};
+    if (q.timed)
+      out.gauge("wish_viewer_rtt_seconds", "Round-trip time to WHEP viewers (their receiver reports), mean by stream",
+                by, q.rtt_s / q.timed);
+    if (!q.reporting) continue;
+    out.gauge("wish_viewer_fraction_lost", "Fraction of packets WHEP viewers reported lost, mean by stream", by,
+              q.fraction_lost / q.reporting);
+    out.gauge("wish_viewer_packets_lost", "Packets the current WHEP viewers reported lost in all, by stream", by,
+              double(q.packets_lost));
+  }
+}
+
+void WhepServer::post_viewer_message(const char *name, const std::string &id, const char *reason) {
+  guint count = static_cast<guint>(sessions().size());
+  GstStructure *s = gst_structure_new(name, "session-id", G_TYPE_STRING, id.c_str(), "viewers", G_TYPE_UINT, count,
+                                      nullptr);
+  if (reason) gst_structure_set(s, "reason", G_TYPE_STRING, reason, nullptr);
+  gst_element_post_message(element(), gst_message_new_element(GST_OBJECT(element()), s));
+}
+
+GstStructure *WhepServer::stats() {
+  GValue list = G_VALUE_INIT;
+  gst_value_list_init(&list, 0);
+  guint count = 0, inputs_ready = 0;
+  {
+    std::lock_guard<std::mutex> lock(inputs_mutex_);
+    for (const auto &in : inputs_)
+      if (in->track->has_caps()) inputs_ready++;
+  }
+  for (const auto &s : sessions()) {
+    auto v = std::static_pointer_cast<Viewer>(s);
+    auto [packets, bytes] = v->sent();
+    std::string showing = v->slot ? v->slot->showing() : "";
+    std::string state = v->state;
+    GstStructure *st = gst_structure_new(
+        "viewer", "session-id", G_TYPE_STRING, v->id.c_str(), "connection-state", G_TYPE_STRING, state.c_str(),
+        "stream", G_TYPE_STRING, v->slot ? v->slot->requested().c_str() : "", "showing", G_TYPE_STRING,
+        showing.c_str(), "packets-sent", G_TYPE_UINT64, packets, "bytes-sent", G_TYPE_UINT64, bytes, "duration",
+        G_TYPE_UINT64, (guint64)((g_get_real_time() - v->created_us) * GST_USECOND), nullptr);
+    GValue sv = G_VALUE_INIT;
+    g_value_init(&sv, GST_TYPE_STRUCTURE);
+    g_value_take_boxed(&sv, st);
+    gst_value_list_append_and_take_value(&list, &sv);
+    count++;
+  }
+  GstStructure *out = gst_structure_new("application/x-whepserversink-stats", "viewer-count", G_TYPE_UINT, count,
+                                        "inputs-ready", G_TYPE_UINT, inputs_ready, nullptr);
+  gst_structure_take_value(out, "viewers", &list);
+  return out;
+}
+
+}  // namespace wish
