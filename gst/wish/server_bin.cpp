@@ -260,8 +260,9 @@ static void gst_wish_server_bin_class_init(GstWishServerBinClass *klass) {
   g_object_class_install_property(gobject_class, PROP_METRICS_PATH,
       g_param_spec_string("metrics-path", "Metrics path",
                           "HTTP path of Prometheus metrics for every element of the HTTP server (e.g. /metrics): "
-                          "viewers, publishers and bytes per stream, sessions created and ended by reason, HTTP "
-                          "answers by status; same auth-token as the endpoints; empty = off",
+                          "viewers, publishers, packets and bytes, NACKs and retransmissions, keyframe requests, "
+                          "layer switches, the viewers' loss and round trip per stream, sessions created and ended "
+                          "by reason, HTTP answers by status; same auth-token as the endpoints; empty = off",
                           "", flags));
   g_object_class_install_property(gobject_class, PROP_OMA_PATH,
       g_param_spec_string("oma-path", "OMA signalling path",
