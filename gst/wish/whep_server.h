@@ -16,6 +16,7 @@
 
 #include "gstptr.h"
 #include "output_slot.h"
+#include "protocol/layer_control.h"
 #include "send_chain.h"
 #include "server_element.h"
 #include "whepserversink.h"
@@ -62,6 +63,11 @@ struct Viewer : ServerSession {
   std::shared_ptr<Slot> slot;
   SendStats stats;  // sampled on the worker about once a second
   std::atomic<guint64> layer_switches{0};
+  // Worker thread: the layer shown (index into the ladder, 0 the top), whether the viewer
+  // chose it (else the server does, from its connection).
+  int layer = 0;
+  bool chosen = false;
+  LayerControl control;
 
   // What its outputs sent and were asked for (any thread).
   SentCounts output_counts() const {
@@ -147,6 +153,9 @@ private:
   bool on_start(std::string *error) override;
   std::vector<VideoLayer> session_layers(const std::string &id) override;
   MediaResult select_layer(ServerSession &session, int layer) override;
+  // Worker: the viewer's video from layers[index] on; why goes in the wish-viewer-layer message.
+  void show_layer(Viewer &viewer, const std::vector<VideoLayer> &layers, int index, const char *why);
+  void adapt_layer(Viewer &viewer);
 
   static GstPadProbeReturn on_entry_event(GstPad *pad, GstPadProbeInfo *info, gpointer data);
   bool build_chain(Input *input, GstCaps *caps);

@@ -2,6 +2,8 @@
 // see, and what the element reports about them (stats, messages, metrics).
 #include <gst/gst.h>
 
+#include <algorithm>
+
 #include "protocol/metrics.h"
 #include "stream_registry.h"
 #include "webrtc_utils.h"
@@ -60,15 +62,40 @@ MediaResult WhepServer::select_layer(ServerSession &session, int layer) {
   auto &viewer = static_cast<Viewer &>(session);
   std::vector<VideoLayer> layers = session_layers(session.id);
   if (!viewer.slot || layer >= static_cast<int>(layers.size())) return MediaResult::failure(422, "no such layer");
-  std::string rid = layer <= 0 ? "" : layers[layer].rid;  // the top is the stream's own track
+  viewer.chosen = layer >= 0;
+  viewer.control.reset();
+  // The server's choice starts from the top and comes down if the connection cannot take it.
+  show_layer(viewer, layers, std::max(layer, 0), layer < 0 ? "server" : "asked");
+  return MediaResult::success("");
+}
+
+void WhepServer::show_layer(Viewer &viewer, const std::vector<VideoLayer> &layers, int index, const char *why) {
+  std::string rid = index <= 0 ? "" : layers[index].rid;  // the top is the stream's own track
   for (const auto &target : viewer.slot->outputs())
     if (auto output = std::dynamic_pointer_cast<SlotOutput>(target))
       if (output->kind() == "video") output->set_layer(rid);
   registry()->repoint(viewer.slot);
+  viewer.layer = index;
   viewer.layer_switches++;
-  GST_INFO_OBJECT(element(), "viewer %s now gets layer %s", session.id.c_str(),
-                  layer < 0 ? "(server's choice)" : layers[layer].rid.c_str());
-  return MediaResult::success("");
+  GST_INFO_OBJECT(element(), "viewer %s now gets layer %s (%s)", viewer.id.c_str(), layers[index].rid.c_str(), why);
+  gst_element_post_message(element(), gst_message_new_element(GST_OBJECT(element()),
+                                                              gst_structure_new("wish-viewer-layer", "session-id",
+                                                                                G_TYPE_STRING, viewer.id.c_str(), "rid",
+                                                                                G_TYPE_STRING, layers[index].rid.c_str(),
+                                                                                "reason", G_TYPE_STRING, why, nullptr)));
+}
+
+// The server's choice: down on congestion, up again after a quiet while (LayerControl).
+void WhepServer::adapt_layer(Viewer &viewer) {
+  if (viewer.chosen || !viewer.slot) return;
+  std::vector<VideoLayer> layers = session_layers(viewer.id);
+  if (layers.size() < 2) return;
+  LayerControl::Sample sample;
+  sample.packets = viewer.output_counts().packets;
+  sample.nacks = viewer.stats.nacks;
+  sample.fraction_lost = viewer.stats.fraction_lost;
+  int next = viewer.control.update(sample, viewer.layer, static_cast<int>(layers.size()));
+  if (next != viewer.layer) show_layer(viewer, layers, next, next > viewer.layer ? "congestion" : "recovered");
 }
 
 // Viewers are taken once every track of the stream has media, or one has had it for a few
@@ -110,7 +137,10 @@ void WhepServer::tick() {
   for (const auto &s : sessions()) {
     auto v = std::static_pointer_cast<Viewer>(s);
     if (!v->slot) continue;
-    if (sample) v->sample_stats();
+    if (sample) {
+      v->sample_stats();
+      adapt_layer(*v);
+    }
     std::string stream = v->shown();
     m.viewers[stream]++;
     m.sent[stream] += v->counts();

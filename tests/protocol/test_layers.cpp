@@ -8,6 +8,7 @@
 #include "fake_media.h"
 #include "protocol/events.h"
 #include "protocol/ice_servers.h"
+#include "protocol/layer_control.h"
 #include "protocol/layers.h"
 #include "string_checks.h"
 
@@ -146,6 +147,40 @@ GST_START_TEST(test_layer_resource) {
 }
 GST_END_TEST;
 
+// The server's own choice: down after two congested samples, up after eight quiet ones, and
+// twice as long before trying up again when the last try failed at once.
+GST_START_TEST(test_layer_control) {
+  LayerControl c;
+  uint64_t packets = 0, nacks = 0;
+  auto step = [&](double nack_share, int current, double lost = -1) {
+    packets += 1000;
+    nacks += static_cast<uint64_t>(nack_share * 1000);
+    return c.update({packets, nacks, lost}, current, 3);
+  };
+  int layer = 0;
+  layer = step(0, layer);  // the first sample only sets the counts
+  fail_unless_equals_int(layer = step(0.20, layer), 0);
+  fail_unless_equals_int(layer = step(0.20, layer), 1);  // two in a row: down
+  fail_unless_equals_int(layer = step(0.20, layer), 1);
+  fail_unless_equals_int(layer = step(0.20, layer), 2);
+  fail_unless_equals_int(layer = step(0.20, layer), 2);  // no lower layer
+  fail_unless_equals_int(layer = step(0.20, layer), 2);
+  fail_unless_equals_int(layer = step(0.0, layer, 0.30), 2);  // loss the viewer reports counts too
+  for (int i = 0; i < LayerControl::kUpAfter - 1; i++) fail_unless_equals_int(layer = step(0.0, layer, 0.0), 2);
+  fail_unless_equals_int(layer = step(0.0, layer, 0.0), 1);  // quiet long enough: up
+  fail_unless_equals_int(layer = step(0.2, layer), 1);
+  fail_unless_equals_int(layer = step(0.2, layer), 2);  // that failed at once: down, and wait longer
+  for (int i = 0; i < 2 * LayerControl::kUpAfter - 1; i++) fail_unless_equals_int(layer = step(0.0, layer), 2);
+  fail_unless_equals_int(layer = step(0.0, layer), 1);
+  // In between (1..5 %) is neither: nothing changes.
+  for (int i = 0; i < 40; i++) fail_unless_equals_int(layer = step(0.03, layer), 1);
+  // One layer only: nothing to choose.
+  LayerControl one;
+  one.update({1000, 0, -1}, 0, 1);
+  fail_unless_equals_int(one.update({2000, 900, -1}, 0, 1), 0);
+}
+GST_END_TEST;
+
 static Suite *layers_suite(void) {
   Suite *s = suite_create("layers");
   TCase *tc = tcase_create("layer");
@@ -153,6 +188,7 @@ static Suite *layers_suite(void) {
   tcase_add_test(tc, test_layer_ladder_syntax);
   tcase_add_test(tc, test_layer_requests);
   tcase_add_test(tc, test_layer_resource);
+  tcase_add_test(tc, test_layer_control);
   return s;
 }
 
