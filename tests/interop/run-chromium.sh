@@ -14,8 +14,11 @@
 #         whepserversink at once (transcoding for the codecs its video is not in), and one is
 #         refused with 422 by a server with transcode=false (chromium-codecs.mjs); the codec
 #         argument is the server's: h264 feeds it H.264 (x264enc), vp8 raw video encoded to VP8.
+#   page  Chromium opens the player page whepserversink serves itself: stats overlay, viewer
+#         count and layer selector from the server-sent events, checked on a screenshot
+#         (chromium-page.mjs).
 #
-# Usage: run-chromium.sh <whep|whip|switch|whisp|oma|codecs> <h264|vp8> [two_streams_server]
+# Usage: run-chromium.sh <whep|whip|switch|whisp|oma|codecs|page> <h264|vp8> [two_streams_server]
 # Exit status: 0 pass, 1 fail, 77 skip (chromium not installed), 2 usage error.
 #
 # Installs the pinned node modules (npm ci) on first use, then runs the test.
@@ -26,8 +29,8 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 kind="${1:-}"
 codec="${2:-}"
 case "$kind/$codec" in
-  whep/h264|whep/vp8|whip/h264|whip/vp8|switch/h264|switch/vp8|whisp/h264|whisp/vp8|oma/h264|oma/vp8|codecs/h264|codecs/vp8) ;;
-  *) echo "usage: $0 <whep|whip|switch|whisp|oma|codecs> <h264|vp8> [two_streams_server]" >&2; exit 2 ;;
+  whep/h264|whep/vp8|page/h264|page/vp8|whip/h264|whip/vp8|switch/h264|switch/vp8|whisp/h264|whisp/vp8|oma/h264|oma/vp8|codecs/h264|codecs/vp8) ;;
+  *) echo "usage: $0 <whep|whip|switch|whisp|oma|codecs|page> <h264|vp8> [two_streams_server]" >&2; exit 2 ;;
 esac
 
 tag="chromium-$kind $codec"
