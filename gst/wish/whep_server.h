@@ -7,6 +7,7 @@
 #include <gst/gst.h>
 
 #include <atomic>
+#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -25,6 +26,7 @@ namespace wish {
 
 struct Settings {
   guint max_viewers = 0;
+  guint max_cpu_load = 0;  // % of one core the process may use before new viewers go elsewhere; 0: no limit
   std::string redirect_endpoints;  // comma-separated WHEP URLs new viewers go to at max_viewers
   GstWishCounterOffer counter_offer = GST_WISH_COUNTER_OFFER_WHEN_NEEDED;
   EncoderSettings encoder;
@@ -126,6 +128,7 @@ public:
 
   // MediaBackend
   Admission admit(const std::string &stream) override;
+  bool overloaded() override;
   bool can_answer(const std::string &stream, const SessionDescription &offer, std::string *why) override;
 
 private:
@@ -187,6 +190,8 @@ private:
   std::mutex sent_mutex_;  // guards sent_done_ and metrics_; taken after sessions_mutex_, nothing under it
   std::map<std::string, SentCounts> sent_done_;
   unsigned ticks_ = 0;  // worker
+  std::deque<std::pair<gint64, gint64>> cpu_samples_;  // worker: (wall, process CPU) in µs, the last 2 s
+  std::atomic<double> cpu_load_{0};  // % of one core over the last 2 s
   Metrics metrics_;
 };
 

@@ -3,6 +3,7 @@
 #include <gst/gst.h>
 
 #include <algorithm>
+#include <ctime>
 
 #include "protocol/metrics.h"
 #include "stream_registry.h"
@@ -67,6 +68,14 @@ MediaResult WhepServer::select_layer(ServerSession &session, int layer) {
   // The server's choice starts from the top and comes down if the connection cannot take it.
   show_layer(viewer, layers, std::max(layer, 0), layer < 0 ? "server" : "asked");
   return MediaResult::success("");
+}
+
+// New viewers go elsewhere while the process uses more CPU than max-cpu-load allows.
+bool WhepServer::overloaded() {
+  GST_OBJECT_LOCK(element());
+  guint limit = settings.max_cpu_load;
+  GST_OBJECT_UNLOCK(element());
+  return limit && cpu_load_ > limit;
 }
 
 void WhepServer::show_layer(Viewer &viewer, const std::vector<VideoLayer> &layers, int index, const char *why) {
@@ -134,6 +143,15 @@ void WhepServer::tick() {
     m.sent = sent_done_;
   }
   bool sample = ticks_++ % 4 == 0;  // webrtcbin's statistics about once a second
+  if (sample) {
+    timespec cpu{};
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu);
+    gint64 wall = g_get_monotonic_time(), used = cpu.tv_sec * G_USEC_PER_SEC + cpu.tv_nsec / 1000;
+    cpu_samples_.emplace_back(wall, used);
+    while (cpu_samples_.size() > 2 && wall - cpu_samples_.front().first > 2 * G_USEC_PER_SEC) cpu_samples_.pop_front();
+    const auto &first = cpu_samples_.front();
+    if (wall > first.first) cpu_load_ = 100.0 * (used - first.second) / (wall - first.first);
+  }
   for (const auto &s : sessions()) {
     auto v = std::static_pointer_cast<Viewer>(s);
     if (!v->slot) continue;

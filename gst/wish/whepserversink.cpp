@@ -488,6 +488,7 @@ void WhepServer::on_answered(ServerSession &session) { post_viewer_message("wish
 enum {
   PROP_PATH = 1,
   PROP_MAX_VIEWERS,
+  PROP_MAX_CPU_LOAD,
   PROP_REDIRECT_ENDPOINTS,
   PROP_COUNTER_OFFER,
   PROP_VIEWER_TIMEOUT,
@@ -519,6 +520,7 @@ static void gst_whep_server_sink_set_property(GObject *object, guint prop_id, co
     switch (prop_id) {
       case PROP_PATH: server->http.path = wish::string_from_value(value); break;
       case PROP_MAX_VIEWERS: s.max_viewers = g_value_get_uint(value); break;
+      case PROP_MAX_CPU_LOAD: s.max_cpu_load = g_value_get_uint(value); break;
       case PROP_REDIRECT_ENDPOINTS: s.redirect_endpoints = wish::string_from_value(value); break;
       case PROP_COUNTER_OFFER: s.counter_offer = static_cast<GstWishCounterOffer>(g_value_get_enum(value)); break;
       case PROP_VIEWER_TIMEOUT: s.viewer_timeout = g_value_get_uint(value); break;
@@ -541,6 +543,7 @@ static void gst_whep_server_sink_get_property(GObject *object, guint prop_id, GV
     switch (prop_id) {
       case PROP_PATH: g_value_set_string(value, server->http.path.c_str()); break;
       case PROP_MAX_VIEWERS: g_value_set_uint(value, s.max_viewers); break;
+      case PROP_MAX_CPU_LOAD: g_value_set_uint(value, s.max_cpu_load); break;
       case PROP_REDIRECT_ENDPOINTS: g_value_set_string(value, s.redirect_endpoints.c_str()); break;
       case PROP_COUNTER_OFFER: g_value_set_enum(value, s.counter_offer); break;
       case PROP_VIEWER_TIMEOUT: g_value_set_uint(value, s.viewer_timeout); break;
@@ -597,6 +600,13 @@ static void gst_whep_server_sink_class_init(GstWhepServerSinkClass *klass) {
                         "Viewers served at once; more get 503 with Retry-After, or 307 to redirect-endpoints (0 = "
                         "unlimited)",
                         0, G_MAXUINT, 0, flags));
+  g_object_class_install_property(gobject_class, PROP_MAX_CPU_LOAD,
+      g_param_spec_uint("max-cpu-load", "Maximum CPU load",
+                        "CPU the process may use (percent of one core, over the last 2 s) before new viewers get 307 "
+                        "to redirect-endpoints, or 503 with Retry-After without them; sessions are never "
+                        "redirected (0 = no limit)",
+                        0, 6400, 0, static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
+                                                             GST_PARAM_MUTABLE_PLAYING)));
   g_object_class_install_property(gobject_class, PROP_REDIRECT_ENDPOINTS,
       g_param_spec_string("redirect-endpoints", "Redirect endpoints",
                           "Comma-separated WHEP endpoint URLs new viewers are sent to (307, in turn) once max-viewers "

@@ -366,6 +366,34 @@ GST_START_TEST(test_counter_offer_when_needed) {
 }
 GST_END_TEST;
 
+// Over max-cpu-load (of the process: here it encodes two streams, far over 1 %) new viewers
+// go to the redirect endpoint, or get 503 without one; under it they are taken.
+GST_START_TEST(test_redirect_when_loaded) {
+  Server spare;
+  Server loaded("max-cpu-load=1 redirect-endpoints=" + spare.url());
+  fail_unless(loaded.wait_ready());
+  fail_unless(spare.wait_ready());
+  g_usleep(1500 * 1000);  // a load figure over a second or two
+  HttpClient http;
+  TestPlayer one;
+  HttpResult r = http.request("POST", loaded.url(), sdp_headers(), one.create_offer());
+  fail_unless_equals_int(r.status, 307);
+  assert_str(r.header("Location"), spare.url());
+  Server lone("max-cpu-load=1");
+  fail_unless(lone.wait_ready());
+  g_usleep(1500 * 1000);
+  r = http.request("POST", lone.url(), sdp_headers(), one.create_offer());
+  fail_unless_equals_int(r.status, 503);
+  assert_contains(r.body, "load limit");
+  fail_if(r.header("Retry-After").empty());
+  g_object_set(loaded.sink, "max-cpu-load", 6400u, nullptr);
+  r = http.request("POST", loaded.url(), sdp_headers(), one.create_offer());
+  fail_unless_equals_int(r.status, 201);
+  fail_unless(one.set_remote_answer(r.body));
+  fail_unless(one.wait_video_frames(10, 10000));
+}
+GST_END_TEST;
+
 // A server at max-viewers sends new viewers to the next endpoint (307) instead of refusing
 // them; whepsrc follows and plays from there. Sessions are never redirected.
 GST_START_TEST(test_redirect_when_full) {
@@ -801,6 +829,7 @@ static Suite *whepserversink_suite(void) {
   tcase_add_test(tc, test_counter_offer);
   tcase_add_test(tc, test_counter_offer_when_needed);
   tcase_add_test(tc, test_redirect_when_full);
+  tcase_add_test(tc, test_redirect_when_loaded);
   tcase_add_test(tc, test_metrics);
   tcase_add_test(tc, test_vanished_viewer_removed);
   tcase_add_test(tc, test_sessions_leave_nothing_behind);

@@ -282,10 +282,11 @@ void Endpoint::handle_post(const Request &req, const std::string &stream, Reply 
     request.parsed = std::move(*offer);
   }
   bool full = false, client_busy = false;
+  const bool overloaded = backend_->overloaded();
   std::string redirect;
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    full = config_.max_sessions && sessions_.size() >= config_.max_sessions;
+    full = overloaded || (config_.max_sessions && sessions_.size() >= config_.max_sessions);
     if (full && !config_.redirect_to.empty())
       redirect = config_.redirect_to[next_redirect_++ % config_.redirect_to.size()] + (stream.empty() ? "" : "/" + stream);
     if (!full && config_.max_pending_per_client && !req.client.empty()) {
@@ -310,7 +311,9 @@ void Endpoint::handle_post(const Request &req, const std::string &stream, Reply 
     return;
   }
   if (full || client_busy) {
-    Response r = Response::problem(503, full ? "too many sessions" : "too many sessions of this client still connecting");
+    Response r = Response::problem(503, overloaded ? "the server is over its load limit"
+                                        : full     ? "too many sessions"
+                                                   : "too many sessions of this client still connecting");
     r.headers.set("Retry-After", std::to_string(cfg.retry_after_s));
     reply.send(std::move(r));
     return;

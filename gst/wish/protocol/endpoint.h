@@ -126,6 +126,9 @@ public:
   // Whether an answer to this offer could carry the stream (for a player: every kind of media
   // the stream has and the offer receives); false with a short reason in *why.
   virtual bool can_answer(const std::string &stream, const SessionDescription &offer, std::string *why) = 0;
+  // Whether the server is over its load limit now: new sessions go elsewhere (307 to
+  // redirect_to) or are refused (503) as at max_sessions.
+  virtual bool overloaded() { return false; }
   // Creates the session's media; done is called once, from any thread.
   virtual void create_session(const SessionRequest &request, std::shared_ptr<SessionEvents> events,
                               SessionCallback done) = 0;
