@@ -13,7 +13,12 @@
 //   wait SECONDS            until every player added since the last wait has its first RTP packet
 //                           (or SECONDS passed); prints "joins <server> <ms>..." (first request
 //                           sent -> first RTP packet), "video <server> <ms>..." (-> first video
-//                           packet) and "failed <server> <count> <first error>"
+//                           packet), "parts <server> <signalling>,<player>,<connect>..." (ms:
+//                           first request -> the server's answer (WHEP) or offer (Janus); the
+//                           player's own work: making its offer before the clock (WHEP) or its
+//                           answer (Janus, inside the join); the answer (WHEP) or the last
+//                           request (Janus) -> first RTP packet)
+//                           and "failed <server> <count> <first error>"
 //   stats                   per server: "stats <server> <players> <receiving> <video pkt/s each>",
 //                           receiving = players whose video packet count grew since the last stats
 //   clear                   ends every player (Janus destroy / WHEP DELETE)
@@ -109,6 +114,9 @@ struct Viewer : std::enable_shared_from_this<Viewer> {
   std::string local_sdp;  // offer (WHEP) ready before the clock starts
   bool prepared = false;
   gint64 t_request = 0;
+  gint64 t_prep_start = 0, t_prepared = 0;  // WHEP: the offer, made before the clock
+  gint64 t_signalled = 0;                   // the server's answer (WHEP) / offer (Janus) arrived
+  gint64 t_last_request = 0;                // WHEP: the POST; Janus: "start" with the answer
   std::atomic<gint64> first_rtp{0}, first_video{0};
   std::atomic<guint64> video_packets{0}, audio_packets{0};
   guint64 seen_video = 0;
@@ -145,7 +153,10 @@ struct Viewer : std::enable_shared_from_this<Viewer> {
     if (ice) g_object_get(ice, "agent", &agent, nullptr);
     if (!agent) return false;
     // UDP host candidates only: Janus (ICE-TCP off) refuses TCP ones.
-    g_object_set(agent, "upnp", FALSE, "ice-tcp", FALSE, nullptr);
+    // Connectivity checks 5 ms apart (libnice's default 20), as whepsrc has them: the player's
+    // pacing is not what a join should time.
+    g_object_set(agent, "upnp", FALSE, "ice-tcp", FALSE, "stun-pacing-timer", 5u, nullptr);
+
     NiceAddress addr;
     nice_address_init(&addr);
     nice_address_set_from_string(&addr, "127.0.0.1");
@@ -332,11 +343,13 @@ struct Viewer : std::enable_shared_from_this<Viewer> {
       if (t) gst_object_unref(t);
     }
     auto self = shared_from_this();
+    t_prep_start = g_get_monotonic_time();
     create_then("create-offer", [self, ready](GstWebRTCSessionDescription *offer) {
       self->promise_then("set-local-description", offer, [self, ready] {
         self->when_gathered([self, ready] {
           self->local_sdp = self->local_description_with_candidates();
           self->prepared = true;
+          self->t_prepared = g_get_monotonic_time();
           ready();
         });
       });
@@ -344,7 +357,7 @@ struct Viewer : std::enable_shared_from_this<Viewer> {
   }
 
   void start() {
-    t_request = g_get_monotonic_time();
+    t_request = t_last_request = g_get_monotonic_time();
     if (kind == Kind::whep) start_whep();
     else start_janus();
   }
@@ -353,6 +366,7 @@ struct Viewer : std::enable_shared_from_this<Viewer> {
     auto self = shared_from_this();
     http("POST", g_whep, "application/sdp", local_sdp, [self](guint status, const std::string &body, SoupMessage *msg) {
       if (self->closed) return;
+      self->t_signalled = g_get_monotonic_time();
       if (status != 201) {
         self->fail("WHEP POST " + std::to_string(status) + " " + body.substr(0, 80));
         return;
@@ -458,6 +472,7 @@ struct Viewer : std::enable_shared_from_this<Viewer> {
   }
 
   void answer_janus(const std::string &offer_text) {
+    t_signalled = g_get_monotonic_time();
     GstSDPMessage *sdp = nullptr;
     gst_sdp_message_new_from_text(offer_text.c_str(), &sdp);
     GstWebRTCSessionDescription *offer = gst_webrtc_session_description_new(GST_WEBRTC_SDP_TYPE_OFFER, sdp);
@@ -483,6 +498,7 @@ struct Viewer : std::enable_shared_from_this<Viewer> {
             json_builder_add_boolean_value(b, FALSE);
             json_builder_end_object(b);
             json_builder_end_object(b);
+            self->t_last_request = g_get_monotonic_time();
             self->janus_post(self->handle_url, b, [](JsonObject *) {});
           });
         });
@@ -571,6 +587,7 @@ void cmd_wait(double seconds) {
         if (!all && g_get_monotonic_time() < deadline) return G_SOURCE_CONTINUE;
         for (Kind k : {Kind::janus, Kind::whep}) {
           std::string joins = std::string("joins ") + name_of(k), video = std::string("video ") + name_of(k), error;
+          std::string parts = std::string("parts ") + name_of(k);
           int failed = 0;
           for (size_t i = g_waited; i < g_viewers.size(); i++) {
             auto &v = g_viewers[i];
@@ -578,6 +595,14 @@ void cmd_wait(double seconds) {
             gint64 f = v->first_rtp.load(), fv = v->first_video.load();
             if (f) joins += " " + std::to_string((f - v->t_request) / 1000.0);
             if (fv) video += " " + std::to_string((fv - v->t_request) / 1000.0);
+            if (f && v->t_signalled) {
+              gint64 player = k == Kind::whep ? v->t_prepared - v->t_prep_start : v->t_last_request - v->t_signalled;
+              char part[96];
+              gint64 connect_from = k == Kind::whep ? v->t_signalled : v->t_last_request;
+              snprintf(part, sizeof part, " %.1f,%.1f,%.1f", (v->t_signalled - v->t_request) / 1000.0, player / 1000.0,
+                       (f - connect_from) / 1000.0);
+              parts += part;
+            }
             if (!f) {
               failed++;
               if (error.empty()) error = v->failed ? v->error : "no RTP";
@@ -585,6 +610,7 @@ void cmd_wait(double seconds) {
           }
           reply(joins);
           reply(video);
+          reply(parts);
           reply("failed " + std::string(name_of(k)) + " " + std::to_string(failed) + " " + error);
         }
         g_waited = g_viewers.size();
