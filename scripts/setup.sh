@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the project needs on Debian bookworm (idempotent) and builds it into build/.
-# Usage: scripts/setup.sh [--for-tests] [--for-fuzzing]   (--for-tests also installs what the
-# interop tests drive: Chromium, Node.js, simple-whip-client; --for-fuzzing clang and its
-# sanitizer and libFuzzer runtimes, for bench/fuzz and scripts/sanitize.sh)
+# Usage: scripts/setup.sh [--for-tests] [--for-fuzzing] [--for-bench]   (--for-tests also installs
+# what the interop tests drive: Chromium, Node.js, simple-whip-client; --for-fuzzing clang and its
+# sanitizer and libFuzzer runtimes, for bench/fuzz and scripts/sanitize.sh; --for-bench Debian's
+# Janus, perf and unshare/ip, for bench/janus_compare)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,6 +19,7 @@ for arg in "$@"; do
       # bench/loss, the link-loss and loss tests: namespaces, loss (nftables), delay/jitter (NFQUEUE)
       packages+=(iproute2 nftables iptables libnetfilter-queue-dev) ;;
     --for-fuzzing) packages+=(clang libclang-rt-14-dev) ;;  # libclang_rt.fuzzer/asan/ubsan
+    --for-bench) packages+=(janus linux-perf util-linux iproute2 python3) ;;
   esac
 done
 
