@@ -111,6 +111,13 @@ inline RtxCounters rtx_counters(GstBin *bin) {
   return c;
 }
 
+// The first n packets instead of every `every`-th (RtpDropper): a session whose start the
+// network lost. The receiver cannot ask for these again: nothing before them tells it they
+// existed.
+struct DropFirst {
+  unsigned n;
+};
+
 // Drops received RTP packets of the given payload types (the media's own, never its rtx
 // payload types), as the network would: every `every`-th one (by sequence number) once
 // decrypted, in every webrtcbin the pipeline has or gets. Retransmissions come with another
@@ -119,20 +126,9 @@ inline RtxCounters rtx_counters(GstBin *bin) {
 class RtpDropper {
 public:
   RtpDropper(GstElement *pipeline, std::set<int> payload_types, unsigned every)
-      : pipeline_(pipeline), state_(std::make_shared<State>()) {
-    state_->payload_types = std::move(payload_types);
-    state_->every = every;
-    handler_ = g_signal_connect_data(
-        pipeline, "deep-element-added",
-        G_CALLBACK(+[](GstBin *, GstBin *, GstElement *e, gpointer d) {
-          if (g_str_equal(factory_name(e), "dtlssrtpdec")) watch(*static_cast<std::shared_ptr<State> *>(d), e);
-        }),
-        new std::shared_ptr<State>(state_), [](gpointer d, GClosure *) { delete static_cast<std::shared_ptr<State> *>(d); },
-        static_cast<GConnectFlags>(0));
-    for_each_element(GST_BIN(pipeline), [this](GstElement *e) {
-      if (g_str_equal(factory_name(e), "dtlssrtpdec")) watch(state_, e);
-    });
-  }
+      : RtpDropper(pipeline, std::move(payload_types), every, 0) {}
+  RtpDropper(GstElement *pipeline, std::set<int> payload_types, DropFirst first)
+      : RtpDropper(pipeline, std::move(payload_types), 0, first.n) {}
   ~RtpDropper() {
     state_->active = false;
     g_signal_handler_disconnect(pipeline_, handler_);
@@ -144,9 +140,26 @@ public:
   void set_active(bool on) { state_->active = on; }
 
 private:
+  RtpDropper(GstElement *pipeline, std::set<int> payload_types, unsigned every, unsigned first)
+      : pipeline_(pipeline), state_(std::make_shared<State>()) {
+    state_->payload_types = std::move(payload_types);
+    state_->every = every;
+    state_->first = first;
+    handler_ = g_signal_connect_data(
+        pipeline, "deep-element-added",
+        G_CALLBACK(+[](GstBin *, GstBin *, GstElement *e, gpointer d) {
+          if (g_str_equal(factory_name(e), "dtlssrtpdec")) watch(*static_cast<std::shared_ptr<State> *>(d), e);
+        }),
+        new std::shared_ptr<State>(state_), [](gpointer d, GClosure *) { delete static_cast<std::shared_ptr<State> *>(d); },
+        static_cast<GConnectFlags>(0));
+    for_each_element(GST_BIN(pipeline), [this](GstElement *e) {
+      if (g_str_equal(factory_name(e), "dtlssrtpdec")) watch(state_, e);
+    });
+  }
   struct State {
     std::set<int> payload_types;
     unsigned every = 20;
+    unsigned first = 0;  // when set: the first `first` packets seen go, and nothing else
     std::atomic<bool> active{true};
     std::atomic<guint64> dropped{0}, seen{0};
 
@@ -158,6 +171,10 @@ private:
       guint16 seq = gst_rtp_buffer_get_seq(&rtp);
       gst_rtp_buffer_unmap(&rtp);
       if (!payload_types.count(pt)) return false;
+      if (first) {
+        if (!count) return seen < first;  // a buffer list's first look, before its packets one by one
+        return seen++ < first ? (dropped++, true) : false;
+      }
       if (count) seen++;
       if (seq % every != every / 2) return false;
       if (count) dropped++;
