@@ -6,6 +6,7 @@
 #include <gst/gst.h>
 #include <gst/rtp/rtp.h>
 
+#include <algorithm>
 #include <atomic>
 #include <functional>
 #include <memory>
@@ -23,6 +24,9 @@ struct RtxCounters {
   guint64 pushed = 0;           // packets the jitterbuffers passed on (num-pushed)
   guint64 rtx_requested = 0;    // retransmission requests the jitterbuffers made (rtx-count)
   guint64 rtx_recovered = 0;    // of those, answered in time (rtx-success-count)
+  guint64 duplicates = 0;       // packets the jitterbuffers had already (num-duplicates)
+  guint64 late = 0;             // packets that came after the jitterbuffers gave up on them (num-late)
+  guint64 rtx_rtt_ms = 0;       // the jitterbuffers' average wait for a retransmission (rtx-rtt), the largest
 
   RtxCounters &operator+=(const RtxCounters &o) {
     nacks_sent += o.nacks_sent;
@@ -33,13 +37,18 @@ struct RtxCounters {
     pushed += o.pushed;
     rtx_requested += o.rtx_requested;
     rtx_recovered += o.rtx_recovered;
+    duplicates += o.duplicates;
+    late += o.late;
+    rtx_rtt_ms = std::max(rtx_rtt_ms, o.rtx_rtt_ms);
     return *this;
   }
   std::string text() const {
     return "nacks-sent=" + std::to_string(nacks_sent) + " nacks-received=" + std::to_string(nacks_received) +
            " rtx-sent=" + std::to_string(rtx_sent) + " rtx-received=" + std::to_string(rtx_received) +
            " jitterbuffer: pushed=" + std::to_string(pushed) + " lost=" + std::to_string(lost) +
-           " rtx-requested=" + std::to_string(rtx_requested) + " rtx-recovered=" + std::to_string(rtx_recovered);
+           " rtx-requested=" + std::to_string(rtx_requested) + " rtx-recovered=" + std::to_string(rtx_recovered) +
+           " duplicates=" + std::to_string(duplicates) + " late=" + std::to_string(late) +
+           " rtx-rtt-ms=" + std::to_string(rtx_rtt_ms);
   }
 };
 
@@ -104,6 +113,9 @@ inline RtxCounters rtx_counters(GstBin *bin) {
         c.pushed += uint_field(s, "num-pushed");
         c.rtx_requested += uint_field(s, "rtx-count");
         c.rtx_recovered += uint_field(s, "rtx-success-count");
+        c.duplicates += uint_field(s, "num-duplicates");
+        c.late += uint_field(s, "num-late");
+        c.rtx_rtt_ms = std::max(c.rtx_rtt_ms, uint_field(s, "rtx-rtt") / 1000000);
         gst_structure_free(s);
       }
     }
