@@ -113,6 +113,12 @@ std::string make_namespaces() {
   return "";
 }
 
+// Every test gets namespaces of its own: fresh interfaces, no rules, nothing left in them.
+void setup() {
+  std::string why = make_namespaces();
+  fail_unless(why.empty(), "%s", why.c_str());
+}
+
 void teardown() {
   wish_test::stop_leftovers();
   delete_namespaces();
@@ -325,7 +331,7 @@ static Suite *link_loss_suite(void) {
   Suite *s = suite_create("link-loss");
   TCase *tc = tcase_create("general");
   tcase_set_timeout(tc, 90);
-  tcase_add_checked_fixture(tc, nullptr, teardown);
+  tcase_add_checked_fixture(tc, setup, teardown);
   suite_add_tcase(s, tc);
   tcase_add_test(tc, test_link_down_10s);
   if (have_nft())
@@ -342,9 +348,9 @@ int main(int argc, char **argv) {
     return 77;
   }
   delete_stale_namespaces();
-  std::string why = make_namespaces();
+  std::string why = make_namespaces();  // can they be made here at all
+  delete_namespaces();
   if (!why.empty()) {
-    delete_namespaces();
     g_print("SKIP: %s\n", why.c_str());
     return 77;
   }
