@@ -290,9 +290,11 @@ void EventHub::flush(int64_t now_ms) {
     if (st.viewers != st.sent_viewers && now_ms - st.sent_at >= kViewerCountIntervalMs)
       send_viewers_locked(kv.first, st, now_ms);
   }
-  // Streams nobody watches any more are forgotten.
+  // Streams nobody watches any more are forgotten, but not while they have viewers: the
+  // endpoint counts them only when one comes or goes, and a subscriber coming later would be
+  // greeted with none.
   for (auto it = streams_.begin(); it != streams_.end();) {
-    bool watched = false;
+    bool watched = it->second.viewers > 0;
     for (const auto &s : subs_) watched = watched || s.second.stream == it->first;
     it = watched ? std::next(it) : streams_.erase(it);
   }
