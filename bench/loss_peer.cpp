@@ -10,8 +10,9 @@
 // --width/--height (test pattern size). ICE is held to --address (ice-local-addresses).
 // serve, relay and publish run until SIGINT/SIGTERM; play stops after --seconds of video from
 // 1 s after its first frame. Each prints one "RESULT key=value ..." line at the end: frames decoded and
-// expected, freezes (gaps between decoded frames longer than 1 s), the longest gap, and the
-// NACK/RTX counters of its webrtcbins (see tests/common/rtx_counters.h).
+// expected, freezes (gaps between decoded frames longer than 1 s), the longest gap, the first
+// frame (ms after the player started), and the NACK/RTX counters of its webrtcbins (see
+// tests/common/rtx_counters.h).
 #include <glib-unix.h>
 #include <gst/gst.h>
 
@@ -80,6 +81,9 @@ struct Peak {
     max.pushed = std::max(max.pushed, c.pushed);
     max.rtx_requested = std::max(max.rtx_requested, c.rtx_requested);
     max.rtx_recovered = std::max(max.rtx_recovered, c.rtx_recovered);
+    max.duplicates = std::max(max.duplicates, c.duplicates);
+    max.late = std::max(max.late, c.late);
+    max.rtx_rtt_ms = std::max(max.rtx_rtt_ms, c.rtx_rtt_ms);
   }
 };
 
@@ -87,7 +91,8 @@ std::string counters_kv(const wish_test::RtxCounters &c) {
   return "nacks-sent=" + std::to_string(c.nacks_sent) + " nacks-received=" + std::to_string(c.nacks_received) +
          " rtx-sent=" + std::to_string(c.rtx_sent) + " rtx-received=" + std::to_string(c.rtx_received) +
          " packets=" + std::to_string(c.pushed) + " lost=" + std::to_string(c.lost) +
-         " rtx-recovered=" + std::to_string(c.rtx_recovered);
+         " rtx-recovered=" + std::to_string(c.rtx_recovered) + " duplicates=" + std::to_string(c.duplicates) +
+         " late=" + std::to_string(c.late) + " rtx-rtt-ms=" + std::to_string(c.rtx_rtt_ms);
 }
 
 }  // namespace
@@ -262,6 +267,7 @@ int main(int argc, char **argv) {
     result += " frames=" + std::to_string(decoded) + " expected=" + std::to_string(expected) + " decoded-pct=" + pct +
               " freezes=" + std::to_string(freezes) + " longest-gap-ms=" + std::to_string(longest / 1000) +
               " latency=" + std::to_string(o.latency);
+    if (!times.empty()) result += " first-frame-ms=" + std::to_string((times.front() - tick.started) / 1000);
   }
   {
     std::lock_guard<std::mutex> lock(peak.mutex);

@@ -36,6 +36,11 @@ constexpr guint kProbeAnswerMs = 2000;  // a probe not answered within this: ser
 // retransmitted ever later, and the first one after the path is back gets through.
 constexpr guint kReconnectConnectMs = 2000;
 constexpr guint kAbandonDeleteMs = 2000;  // the DELETE of a session given up
+// A session not connected (ICE and DTLS) this long after the answer is replaced by a new
+// one: libnice has sent its last check on every candidate pair by then (3.5 s, see
+// configure_webrtcbin), and servers give up on such a session about then (whipserversrc:
+// 5 s). Waiting for libnice to call ICE failed, 5 s later, found the session gone.
+constexpr guint kConnectMs = 5000;
 
 int64_t unix_now() {
   return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
@@ -110,7 +115,8 @@ void SessionClient::stop() {
   worker_->invoke_sync([this] {
     worker_->cancel(timer_);
     worker_->cancel(liveness_timer_);
-    timer_ = liveness_timer_ = 0;
+    worker_->cancel(connect_timer_);
+    timer_ = liveness_timer_ = connect_timer_ = 0;
     g_cancellable_cancel(cancellable_);
     events_.reset();
     delete_session_sync();
@@ -231,6 +237,8 @@ bool SessionClient::create_webrtcbin(bool with_media, std::string *error) {
 
 void SessionClient::destroy_webrtcbin() {
   gen_++;
+  worker_->cancel(connect_timer_);
+  connect_timer_ = 0;
   events_.reset();  // the session's events end with it
   if (!peer_) return;
   // Stopped first: that releases any streaming thread blocked in its pads before the media
@@ -356,6 +364,7 @@ void SessionClient::on_post_response(unsigned gen, std::string url, Response res
         if (gen == gen_ && !n.ok) fail((std::string("The ") + name() + " server's answer was rejected"), n.error);
       });
       phase_ = Phase::Connected;
+      expect_connection();
       retry_backoff_.reset();
       if (etag_.empty()) trickle_ok_ = false;  // nothing to put in If-Match
       if (trickle_ok_) {
@@ -457,6 +466,7 @@ void SessionClient::send_counter_answer(unsigned gen, std::string sdp) {
       return;
     }
     phase_ = Phase::Connected;
+    expect_connection();
     post_message(gst_structure_new("wish-session-started", "session-url", G_TYPE_STRING, session_url_.c_str(),
                                    "reconnects", G_TYPE_INT, reconnects_, nullptr));
   });
@@ -544,6 +554,27 @@ void SessionClient::on_ice_state(unsigned gen) {
   } else if (st == GST_WEBRTC_ICE_CONNECTION_STATE_DISCONNECTED && !disconnected_since_) {
     disconnected_since_ = g_get_monotonic_time();
   }
+}
+
+void SessionClient::expect_connection() {
+  worker_->cancel(connect_timer_);
+  unsigned gen = gen_;
+  gint64 since = g_get_monotonic_time();
+  connect_timer_ = worker_->add_timeout(kConnectMs, [this, gen, since] {
+    connect_timer_ = 0;
+    if (gen != gen_ || !peer_ || phase_ != Phase::Connected) return;
+    if (peer_->connection_state() == GST_WEBRTC_PEER_CONNECTION_STATE_CONNECTED) return;
+    std::string reason = "not connected " + std::to_string(kConnectMs / 1000) + " s after the answer";
+    // The server is there (it answered): the next POST waits for the DELETE, or a server
+    // that takes one publisher at a time answers it 409 while the old session lasts.
+    phase_ = Phase::Waiting;
+    std::string url = session_url_;
+    session_url_.clear();
+    etag_.clear();
+    http("DELETE", url, {}, "", "", [this, gen, since, reason](Response, std::string) {
+      if (gen == gen_ && phase_ == Phase::Waiting) reconnect(reason, since);
+    }, RequestLimits{kAbandonDeleteMs, 0, false});
+  });
 }
 
 // Media stopped (the server or the network went away): ICE restart first, then a new session.

@@ -106,6 +106,8 @@ private:
   void on_gathering_done(unsigned gen);
   void flush_trickle();
   void on_ice_state(unsigned gen);
+  // The session has been answered: a new one if it is not connected within kConnectMs.
+  void expect_connection();
   void check_liveness();
   void restart_ice();
   // A new session after backoff; `since` is when the failed attempt began (0: now), so an
@@ -165,7 +167,7 @@ private:
   gint64 lost_since_ = 0;  // when the reconnection under way began (0: none)
   gint64 attempt_began_ = 0;  // when the last POST of a reconnection went
   unsigned ice_restarts_ = 0;
-  guint timer_ = 0, liveness_timer_ = 0;
+  guint timer_ = 0, liveness_timer_ = 0, connect_timer_ = 0;
   gint64 disconnected_since_ = 0;
 
   std::mutex pads_mutex_;  // guards the copies below, read by property getters

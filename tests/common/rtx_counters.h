@@ -6,6 +6,7 @@
 #include <gst/gst.h>
 #include <gst/rtp/rtp.h>
 
+#include <algorithm>
 #include <atomic>
 #include <functional>
 #include <memory>
@@ -23,6 +24,9 @@ struct RtxCounters {
   guint64 pushed = 0;           // packets the jitterbuffers passed on (num-pushed)
   guint64 rtx_requested = 0;    // retransmission requests the jitterbuffers made (rtx-count)
   guint64 rtx_recovered = 0;    // of those, answered in time (rtx-success-count)
+  guint64 duplicates = 0;       // packets the jitterbuffers had already (num-duplicates)
+  guint64 late = 0;             // packets that came after the jitterbuffers gave up on them (num-late)
+  guint64 rtx_rtt_ms = 0;       // the jitterbuffers' average wait for a retransmission (rtx-rtt), the largest
 
   RtxCounters &operator+=(const RtxCounters &o) {
     nacks_sent += o.nacks_sent;
@@ -33,13 +37,18 @@ struct RtxCounters {
     pushed += o.pushed;
     rtx_requested += o.rtx_requested;
     rtx_recovered += o.rtx_recovered;
+    duplicates += o.duplicates;
+    late += o.late;
+    rtx_rtt_ms = std::max(rtx_rtt_ms, o.rtx_rtt_ms);
     return *this;
   }
   std::string text() const {
     return "nacks-sent=" + std::to_string(nacks_sent) + " nacks-received=" + std::to_string(nacks_received) +
            " rtx-sent=" + std::to_string(rtx_sent) + " rtx-received=" + std::to_string(rtx_received) +
            " jitterbuffer: pushed=" + std::to_string(pushed) + " lost=" + std::to_string(lost) +
-           " rtx-requested=" + std::to_string(rtx_requested) + " rtx-recovered=" + std::to_string(rtx_recovered);
+           " rtx-requested=" + std::to_string(rtx_requested) + " rtx-recovered=" + std::to_string(rtx_recovered) +
+           " duplicates=" + std::to_string(duplicates) + " late=" + std::to_string(late) +
+           " rtx-rtt-ms=" + std::to_string(rtx_rtt_ms);
   }
 };
 
@@ -104,12 +113,22 @@ inline RtxCounters rtx_counters(GstBin *bin) {
         c.pushed += uint_field(s, "num-pushed");
         c.rtx_requested += uint_field(s, "rtx-count");
         c.rtx_recovered += uint_field(s, "rtx-success-count");
+        c.duplicates += uint_field(s, "num-duplicates");
+        c.late += uint_field(s, "num-late");
+        c.rtx_rtt_ms = std::max(c.rtx_rtt_ms, uint_field(s, "rtx-rtt") / 1000000);
         gst_structure_free(s);
       }
     }
   });
   return c;
 }
+
+// The first n packets instead of every `every`-th (RtpDropper): a session whose start the
+// network lost. The receiver cannot ask for these again: nothing before them tells it they
+// existed.
+struct DropFirst {
+  unsigned n;
+};
 
 // Drops received RTP packets of the given payload types (the media's own, never its rtx
 // payload types), as the network would: every `every`-th one (by sequence number) once
@@ -119,20 +138,9 @@ inline RtxCounters rtx_counters(GstBin *bin) {
 class RtpDropper {
 public:
   RtpDropper(GstElement *pipeline, std::set<int> payload_types, unsigned every)
-      : pipeline_(pipeline), state_(std::make_shared<State>()) {
-    state_->payload_types = std::move(payload_types);
-    state_->every = every;
-    handler_ = g_signal_connect_data(
-        pipeline, "deep-element-added",
-        G_CALLBACK(+[](GstBin *, GstBin *, GstElement *e, gpointer d) {
-          if (g_str_equal(factory_name(e), "dtlssrtpdec")) watch(*static_cast<std::shared_ptr<State> *>(d), e);
-        }),
-        new std::shared_ptr<State>(state_), [](gpointer d, GClosure *) { delete static_cast<std::shared_ptr<State> *>(d); },
-        static_cast<GConnectFlags>(0));
-    for_each_element(GST_BIN(pipeline), [this](GstElement *e) {
-      if (g_str_equal(factory_name(e), "dtlssrtpdec")) watch(state_, e);
-    });
-  }
+      : RtpDropper(pipeline, std::move(payload_types), every, 0) {}
+  RtpDropper(GstElement *pipeline, std::set<int> payload_types, DropFirst first)
+      : RtpDropper(pipeline, std::move(payload_types), 0, first.n) {}
   ~RtpDropper() {
     state_->active = false;
     g_signal_handler_disconnect(pipeline_, handler_);
@@ -144,9 +152,26 @@ public:
   void set_active(bool on) { state_->active = on; }
 
 private:
+  RtpDropper(GstElement *pipeline, std::set<int> payload_types, unsigned every, unsigned first)
+      : pipeline_(pipeline), state_(std::make_shared<State>()) {
+    state_->payload_types = std::move(payload_types);
+    state_->every = every;
+    state_->first = first;
+    handler_ = g_signal_connect_data(
+        pipeline, "deep-element-added",
+        G_CALLBACK(+[](GstBin *, GstBin *, GstElement *e, gpointer d) {
+          if (g_str_equal(factory_name(e), "dtlssrtpdec")) watch(*static_cast<std::shared_ptr<State> *>(d), e);
+        }),
+        new std::shared_ptr<State>(state_), [](gpointer d, GClosure *) { delete static_cast<std::shared_ptr<State> *>(d); },
+        static_cast<GConnectFlags>(0));
+    for_each_element(GST_BIN(pipeline), [this](GstElement *e) {
+      if (g_str_equal(factory_name(e), "dtlssrtpdec")) watch(state_, e);
+    });
+  }
   struct State {
     std::set<int> payload_types;
     unsigned every = 20;
+    unsigned first = 0;  // when set: the first `first` packets seen go, and nothing else
     std::atomic<bool> active{true};
     std::atomic<guint64> dropped{0}, seen{0};
 
@@ -158,6 +183,10 @@ private:
       guint16 seq = gst_rtp_buffer_get_seq(&rtp);
       gst_rtp_buffer_unmap(&rtp);
       if (!payload_types.count(pt)) return false;
+      if (first) {
+        if (!count) return seen < first;  // a buffer list's first look, before its packets one by one
+        return seen++ < first ? (dropped++, true) : false;
+      }
       if (count) seen++;
       if (seq % every != every / 2) return false;
       if (count) dropped++;

@@ -2,7 +2,8 @@
 // packets (a pad probe after SRTP decryption drops every 10th), asks for them again, the
 // sender retransmits them on the rtx payload type, and nearly every frame still decodes.
 // whepserversink -> whepsrc and whipsink -> whipserversrc; and with do-retransmission=false
-// nothing is retransmitted.
+// nothing is retransmitted. Packets lost before the first one a receiver gets cannot be asked
+// for: a relay that lost its publisher's first keyframe asks for a new one.
 #include <string>
 
 #include "http_client.h"
@@ -149,6 +150,27 @@ GST_START_TEST(test_offer_and_answer_carry_rtx) {
 }
 GST_END_TEST;
 
+// The network loses the first packets of a publisher that sends keyframes only when asked, as
+// browsers do: the first keyframe is gone, and the relay cannot NACK packets older than the
+// first one it got. Its depayloader, without SPS/PPS, asks upstream for a keyframe, which
+// whipserversrc's webrtcbin sends to the publisher as a PLI; the viewer gets pictures.
+GST_START_TEST(test_relay_recovers_lost_first_keyframe) {
+  ServerPipeline relay;
+  relay.start("whipserversrc name=in latency=200" + relay.props + " whepserversink name=out" + relay.props +
+              " in.video_0 ! queue ! out.video_0");
+  RtpDropper dropper(relay.pipeline, {96}, wish_test::DropFirst{60});
+  VideoPublisher pub(relay.url("/whip"), "key-int-max=100000");
+  fail_unless(wait_until(10000, [&] { return dropper.dropped() >= 60; }), "only %" G_GUINT64_FORMAT " packets came",
+              dropper.dropped());
+  Player player(relay.url("/whep"), "video-codecs=h264 audio-codecs=none");
+  bool played = player.wait_video(30, 15000);
+  RtxCounters in = rtx_counters(GST_BIN(relay.pipeline));
+  g_printerr("first keyframe lost: %" G_GUINT64_FORMAT " frames played; relay: %s\n", player.video.load(),
+             in.text().c_str());
+  fail_unless(played, "the relay's viewer got %" G_GUINT64_FORMAT " frames", player.video.load());
+}
+GST_END_TEST;
+
 static Suite *retransmission_suite(void) {
   Suite *s = suite_create("retransmission");
   TCase *tc = tcase_create("general");
@@ -159,6 +181,7 @@ static Suite *retransmission_suite(void) {
   tcase_add_test(tc, test_whip_retransmits_lost_packets);
   tcase_add_test(tc, test_retransmission_off);
   tcase_add_test(tc, test_offer_and_answer_carry_rtx);
+  tcase_add_test(tc, test_relay_recovers_lost_first_keyframe);
   return s;
 }
 

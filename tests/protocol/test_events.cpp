@@ -237,6 +237,24 @@ GST_START_TEST(test_event_viewercount) {
 }
 GST_END_TEST;
 
+// A subscriber coming after the server's tick went by (the session's viewer counted before
+// anyone watched the stream) is greeted with the viewers there are.
+GST_START_TEST(test_event_viewercount_of_a_late_subscriber) {
+  FakeBackend be;
+  auto ep = std::make_shared<Endpoint>(EndpointConfig{}, &be);
+  Response created = call(ep, "POST", "/whep", kSdp, kOffer);
+  fail_unless_equals_int(created.status, 201);
+  ep->expire_stale();
+  Response sub = call(ep, "POST", events_link(created, nullptr), kJsonType, "[\"viewercount\"]");
+  fail_unless_equals_int(sub.status, 201);
+  Collected c;
+  c.attach(call(ep, "GET", *sub.headers.get("Location"), {}).stream);
+  auto events = c.events();
+  fail_unless_equals_int(events.size(), 1);
+  assert_str(events[0].data, "{\"viewercount\":1}");
+}
+GST_END_TEST;
+
 // A WHIP endpoint has no events; a graceful close ends every stream and reports them written.
 GST_START_TEST(test_event_whip_and_close) {
   FakeBackend be;
@@ -283,6 +301,7 @@ static Suite *events_suite(void) {
   tcase_add_test(tc, test_event_subscription_bodies);
   tcase_add_test(tc, test_event_resources);
   tcase_add_test(tc, test_event_viewercount);
+  tcase_add_test(tc, test_event_viewercount_of_a_late_subscriber);
   tcase_add_test(tc, test_event_whip_and_close);
   return s;
 }

@@ -290,8 +290,9 @@ void EventHub::flush(int64_t now_ms) {
     if (st.viewers != st.sent_viewers && now_ms - st.sent_at >= kViewerCountIntervalMs)
       send_viewers_locked(kv.first, st, now_ms);
   }
-  // Streams nobody watches or views any more are forgotten; a stream with viewers keeps its
-  // count for the subscriptions to come.
+  // Streams nobody watches any more are forgotten, but not while they have viewers: the
+  // endpoint counts them only when one comes or goes, and a subscriber coming later would be
+  // greeted with none.
   for (auto it = streams_.begin(); it != streams_.end();) {
     bool watched = it->second.viewers > 0;
     for (const auto &s : subs_) watched = watched || s.second.stream == it->first;
