@@ -765,6 +765,8 @@ void SessionClient::move_to(unsigned gen, const std::string &url) {
   if (!lost_since_) lost_since_ = g_get_monotonic_time();
   attempts_++;
   reconnects_++;
+  post_message(gst_structure_new("wish-reconnecting", "attempt", G_TYPE_INT, attempts_, "reason", G_TYPE_STRING,
+                                 "the server asked to reconnect", "retry-in-ms", G_TYPE_UINT, 0u, nullptr));
   if (!session_url_.empty()) {
     http("DELETE", session_url_, {}, "", "", [](Response, std::string) {}, RequestLimits{kAbandonDeleteMs, 0, false});
     session_url_.clear();
