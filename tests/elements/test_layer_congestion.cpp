@@ -1,7 +1,7 @@
 // A viewer behind a rate limit: whepserversink (a ladder of three layers) in one network
 // namespace, a whepsrc in another, joined by a veth pair whose server end gets a tc token
-// bucket (tbf, 500 kbit/s) under the top layer's 1500 kbit/s. The server takes the viewer down a layer
-// a few seconds, and back up once the limit is lifted; the picture never stops for a second
+// bucket (tbf, 500 kbit/s) under the top layer's 1500 kbit/s. The server takes the viewer down
+// a layer within a few seconds, and back up once the limit is lifted; the picture never stops for a second
 // after the first step down. Needs root (network namespaces); skipped otherwise.
 #include <memory>
 #include <string>
