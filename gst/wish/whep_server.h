@@ -18,6 +18,7 @@
 #include "gstptr.h"
 #include "output_slot.h"
 #include "protocol/layer_control.h"
+#include "redirect_probe.h"
 #include "send_chain.h"
 #include "server_element.h"
 #include "whepserversink.h"
@@ -28,6 +29,7 @@ struct Settings {
   guint max_viewers = 0;
   guint max_cpu_load = 0;  // % of one core the process may use before new viewers go elsewhere; 0: no limit
   std::string redirect_endpoints;  // comma-separated WHEP URLs new viewers go to at max_viewers
+  GstWishRedirectPolicy redirect_policy = GST_WISH_REDIRECT_ROUND_ROBIN;
   GstWishCounterOffer counter_offer = GST_WISH_COUNTER_OFFER_WHEN_NEEDED;
   EncoderSettings encoder;
   guint viewer_timeout = 10;  // seconds without a packet from a connected viewer
@@ -193,6 +195,7 @@ private:
   std::deque<std::pair<gint64, gint64>> cpu_samples_;  // worker: (wall, process CPU) in µs, the last 2 s
   std::atomic<double> cpu_load_{0};  // % of one core over the last 2 s
   Metrics metrics_;
+  std::unique_ptr<RedirectProbe> redirect_probe_;  // redirect-policy=least-loaded while serving
 };
 
 WhepServer *whep_server(gpointer element);

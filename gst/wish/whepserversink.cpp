@@ -120,8 +120,23 @@ void WhepServer::configure_endpoint(EndpointConfig *cfg) {
                        : settings.counter_offer == GST_WISH_COUNTER_OFFER_ALWAYS ? CounterOfferMode::Always
                                                                                  : CounterOfferMode::WhenNeeded;
   cfg->connect_timeout_ms = settings.viewer_timeout * 1000;
+  const bool least_loaded = settings.redirect_policy == GST_WISH_REDIRECT_LEAST_LOADED;
+  // The other servers are read where this one serves its own metrics, with the same token.
+  const std::string metrics_path = http.metrics_path.empty() ? "/metrics" : http.metrics_path;
+  const std::string token = http.auth_token;
   GST_OBJECT_UNLOCK(element());
   cfg->player_page = whep_player_page();
+  if (least_loaded && !cfg->redirect_to.empty()) {
+    std::vector<std::string> urls;
+    for (const auto &endpoint : cfg->redirect_to) {
+      urls.push_back(metrics_url_for(endpoint, metrics_path));
+      if (urls.back().empty())
+        GST_WARNING_OBJECT(element(), "redirect endpoint %s is not an http(s) URL: its load is unknown",
+                           endpoint.c_str());
+    }
+    cfg->redirect_loads = std::make_shared<RedirectLoads>(urls.size());
+    redirect_probe_ = std::make_unique<RedirectProbe>(urls, token, cfg->redirect_loads);
+  }
 }
 
 guint WhepServer::silence_timeout_s() {
@@ -153,6 +168,7 @@ void WhepServer::on_serving() {
 }
 
 void WhepServer::on_stop() {
+  redirect_probe_.reset();
   if (stream_ && registry()) registry()->remove(stream_);
   stream_.reset();
 }
@@ -490,6 +506,7 @@ enum {
   PROP_MAX_VIEWERS,
   PROP_MAX_CPU_LOAD,
   PROP_REDIRECT_ENDPOINTS,
+  PROP_REDIRECT_POLICY,
   PROP_COUNTER_OFFER,
   PROP_VIEWER_TIMEOUT,
   PROP_STATS,
@@ -509,6 +526,21 @@ GType gst_wish_counter_offer_get_type(void) {
   return type;
 }
 
+GType gst_wish_redirect_policy_get_type(void) {
+  static GType type = 0;
+  static const GEnumValue values[] = {
+      {GST_WISH_REDIRECT_ROUND_ROBIN, "Each redirected viewer to the next of redirect-endpoints in turn",
+       "round-robin"},
+      {GST_WISH_REDIRECT_LEAST_LOADED,
+       "To the redirect endpoint whose server serves the fewest viewers, read from its Prometheus metrics "
+       "(wish_viewers) every 2 s at this element's metrics-path (default /metrics) with its auth-token; servers "
+       "that do not answer are skipped, in turn when none does",
+       "least-loaded"},
+      {0, nullptr, nullptr}};
+  if (g_once_init_enter(&type)) g_once_init_leave(&type, g_enum_register_static("GstWishRedirectPolicy", values));
+  return type;
+}
+
 static void gst_whep_server_sink_init(GstWhepServerSink *self) { GST_OBJECT_FLAG_SET(self, GST_ELEMENT_FLAG_SINK); }
 
 static void gst_whep_server_sink_set_property(GObject *object, guint prop_id, const GValue *value,
@@ -522,6 +554,7 @@ static void gst_whep_server_sink_set_property(GObject *object, guint prop_id, co
       case PROP_MAX_VIEWERS: s.max_viewers = g_value_get_uint(value); break;
       case PROP_MAX_CPU_LOAD: s.max_cpu_load = g_value_get_uint(value); break;
       case PROP_REDIRECT_ENDPOINTS: s.redirect_endpoints = wish::string_from_value(value); break;
+      case PROP_REDIRECT_POLICY: s.redirect_policy = static_cast<GstWishRedirectPolicy>(g_value_get_enum(value)); break;
       case PROP_COUNTER_OFFER: s.counter_offer = static_cast<GstWishCounterOffer>(g_value_get_enum(value)); break;
       case PROP_VIEWER_TIMEOUT: s.viewer_timeout = g_value_get_uint(value); break;
       case PROP_VIDEO_LAYERS: s.video_layers = wish::string_from_value(value); break;
@@ -545,6 +578,7 @@ static void gst_whep_server_sink_get_property(GObject *object, guint prop_id, GV
       case PROP_MAX_VIEWERS: g_value_set_uint(value, s.max_viewers); break;
       case PROP_MAX_CPU_LOAD: g_value_set_uint(value, s.max_cpu_load); break;
       case PROP_REDIRECT_ENDPOINTS: g_value_set_string(value, s.redirect_endpoints.c_str()); break;
+      case PROP_REDIRECT_POLICY: g_value_set_enum(value, s.redirect_policy); break;
       case PROP_COUNTER_OFFER: g_value_set_enum(value, s.counter_offer); break;
       case PROP_VIEWER_TIMEOUT: g_value_set_uint(value, s.viewer_timeout); break;
       case PROP_VIDEO_LAYERS: g_value_set_string(value, s.video_layers.c_str()); break;
@@ -609,9 +643,14 @@ static void gst_whep_server_sink_class_init(GstWhepServerSinkClass *klass) {
                                                              GST_PARAM_MUTABLE_PLAYING)));
   g_object_class_install_property(gobject_class, PROP_REDIRECT_ENDPOINTS,
       g_param_spec_string("redirect-endpoints", "Redirect endpoints",
-                          "Comma-separated WHEP endpoint URLs new viewers are sent to (307, in turn) once max-viewers "
-                          "are served, instead of 503; a named stream's name is appended. Empty: 503",
+                          "Comma-separated WHEP endpoint URLs new viewers are sent to (307, as redirect-policy "
+                          "chooses) once max-viewers are served, instead of 503; a named stream's name is appended. "
+                          "Empty: 503",
                           "", flags));
+  g_object_class_install_property(gobject_class, PROP_REDIRECT_POLICY,
+      g_param_spec_enum("redirect-policy", "Redirect policy",
+                        "Which of redirect-endpoints a redirected viewer is sent to: in turn, or the least loaded",
+                        gst_wish_redirect_policy_get_type(), GST_WISH_REDIRECT_ROUND_ROBIN, flags));
   g_object_class_install_property(gobject_class, PROP_COUNTER_OFFER,
       g_param_spec_enum("counter-offer", "Counter-offer",
                         "When to answer a POST with a 406 counter-offer carrying the server's own SDP offer",
@@ -661,5 +700,6 @@ static void gst_whep_server_sink_class_init(GstWhepServerSinkClass *klass) {
       "other streams of its HTTP server; posts wish-viewer-joined / wish-viewer-left element messages",
       "wish project");
   gst_type_mark_as_plugin_api(gst_wish_counter_offer_get_type(), static_cast<GstPluginAPIFlags>(0));
+  gst_type_mark_as_plugin_api(gst_wish_redirect_policy_get_type(), static_cast<GstPluginAPIFlags>(0));
   gst_type_mark_as_plugin_api(gst_wish_video_codec_get_type(), static_cast<GstPluginAPIFlags>(0));
 }

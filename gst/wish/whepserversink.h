@@ -19,4 +19,11 @@ typedef enum {
 
 GType gst_wish_counter_offer_get_type(void);
 
+typedef enum {
+  GST_WISH_REDIRECT_ROUND_ROBIN,
+  GST_WISH_REDIRECT_LEAST_LOADED,
+} GstWishRedirectPolicy;
+
+GType gst_wish_redirect_policy_get_type(void);
+
 G_END_DECLS

@@ -8,6 +8,7 @@
 #include <dirent.h>
 #include <functional>
 #include <map>
+#include <memory>
 #include <sstream>
 #include <regex>
 #include <string>
@@ -432,6 +433,65 @@ GST_START_TEST(test_redirect_when_full) {
 }
 GST_END_TEST;
 
+// With redirect-policy=least-loaded a full server sends new viewers to the endpoint whose
+// server serves the fewest viewers (its metrics read with the shared token), skipping one that
+// does not answer, and counts those it sent until the next reading: round-robin would send the
+// first to the dead endpoint and the second to the busy one.
+GST_START_TEST(test_redirect_least_loaded) {
+  const std::string common = "auth-token=tok metrics-path=/metrics ";
+  Server busy(common), idle(common);
+  fail_unless(busy.wait_ready());
+  fail_unless(idle.wait_ready());
+  HttpClient http;
+  auto with_token = sdp_headers("Authorization", "Bearer tok");
+  std::vector<std::unique_ptr<TestPlayer>> busy_players;
+  for (int i = 0; i < 2; i++) {
+    busy_players.push_back(std::make_unique<TestPlayer>());
+    HttpResult r = http.request("POST", busy.url(), with_token, busy_players.back()->create_offer());
+    fail_unless_equals_int(r.status, 201);
+    fail_unless(busy_players.back()->set_remote_answer(r.body));
+    fail_unless(busy_players.back()->wait_video_frames(5, 10000));
+  }
+  // A port nothing listens on: taken from a server that stopped.
+  std::string dead;
+  {
+    Server gone;
+    dead = gone.url();
+  }
+  Server full(common + "max-viewers=1 redirect-policy=least-loaded redirect-endpoints=" + dead + "," + busy.url() +
+              "," + idle.url());
+  fail_unless(full.wait_ready());
+  TestPlayer one;
+  HttpResult r = http.request("POST", full.url(), with_token, one.create_offer());
+  fail_unless_equals_int(r.status, 201);
+  g_usleep(2500 * 1000);  // a reading of every endpoint (at start, then every 2 s)
+  for (int i = 0; i < 2; i++) {
+    TestPlayer next;
+    HttpResult redirected = http.request("POST", full.url(), with_token, next.create_offer());
+    fail_unless_equals_int(redirected.status, 307);
+    // idle: 0 viewers, then 1 sent there, still fewer than busy's 2.
+    assert_str(redirected.header("Location"), idle.url());
+  }
+  TestPlayer moved;
+  HttpResult redirected = http.request("POST", full.url(), with_token, moved.create_offer());
+  fail_unless_equals_int(redirected.status, 307);
+  HttpResult there = http.request("POST", redirected.header("Location"), with_token, moved.create_offer());
+  fail_unless_equals_int(there.status, 201);
+  fail_unless(moved.set_remote_answer(there.body));
+  fail_unless(moved.wait_video_frames(10, 10000), "the redirected viewer plays nothing");
+
+  // Without the token the endpoints' metrics cannot be read: all unknown, so in turn.
+  Server blind("max-viewers=1 redirect-policy=least-loaded redirect-endpoints=" + busy.url() + "," + idle.url());
+  fail_unless(blind.wait_ready());
+  TestPlayer own;
+  fail_unless_equals_int(http.request("POST", blind.url(), sdp_headers(), own.create_offer()).status, 201);
+  g_usleep(500 * 1000);
+  TestPlayer a, b;
+  assert_str(http.request("POST", blind.url(), sdp_headers(), a.create_offer()).header("Location"), busy.url());
+  assert_str(http.request("POST", blind.url(), sdp_headers(), b.create_offer()).header("Location"), idle.url());
+}
+GST_END_TEST;
+
 // The samples of a Prometheus text as Python's prometheus_client parser reads them:
 // "name{k="v",...}" (labels sorted) -> value. Empty when the parser is not installed.
 static std::map<std::string, double> parse_prometheus(const std::string &text, bool *parsed) {
@@ -829,6 +889,7 @@ static Suite *whepserversink_suite(void) {
   tcase_add_test(tc, test_counter_offer);
   tcase_add_test(tc, test_counter_offer_when_needed);
   tcase_add_test(tc, test_redirect_when_full);
+  tcase_add_test(tc, test_redirect_least_loaded);
   tcase_add_test(tc, test_redirect_when_loaded);
   tcase_add_test(tc, test_metrics);
   tcase_add_test(tc, test_vanished_viewer_removed);

@@ -287,8 +287,11 @@ void Endpoint::handle_post(const Request &req, const std::string &stream, Reply 
   {
     std::lock_guard<std::mutex> lock(mutex_);
     full = overloaded || (config_.max_sessions && sessions_.size() >= config_.max_sessions);
-    if (full && !config_.redirect_to.empty())
-      redirect = config_.redirect_to[next_redirect_++ % config_.redirect_to.size()] + (stream.empty() ? "" : "/" + stream);
+    if (full && !config_.redirect_to.empty()) {
+      size_t turn = next_redirect_++;
+      size_t i = config_.redirect_loads ? config_.redirect_loads->choose(turn) : turn % config_.redirect_to.size();
+      redirect = config_.redirect_to[i % config_.redirect_to.size()] + (stream.empty() ? "" : "/" + stream);
+    }
     if (!full && config_.max_pending_per_client && !req.client.empty()) {
       unsigned pending = 0;
       for (const auto &kv : sessions_) pending += kv.second.client == req.client && !kv.second.connected;

@@ -17,6 +17,7 @@
 #include "http.h"
 #include "ice_servers.h"
 #include "layers.h"
+#include "redirect_loads.h"
 #include "sdp.h"
 #include "sdpfrag.h"
 
@@ -36,6 +37,8 @@ struct EndpointConfig {
   // At max_sessions, new clients are sent (307) to these endpoints in turn instead of 503; a
   // named stream's name is appended ("<url>/<name>"). Sessions are never redirected.
   std::vector<std::string> redirect_to;
+  // Set: the least loaded of redirect_to first (by what a poller reports) instead of in turn.
+  std::shared_ptr<RedirectLoads> redirect_loads;
   unsigned max_pending_per_client = 0;  // sessions of one client address not connected yet; 0: unlimited
   unsigned max_media_sections = 16;     // m-lines an offer may have
   unsigned max_candidates = 64;         // candidates an offer or a PATCH may carry
