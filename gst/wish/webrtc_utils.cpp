@@ -1,5 +1,7 @@
 #include "webrtc_utils.h"
 
+#include "dtls_certificate.h"
+
 #include <algorithm>
 
 #include <gio/gio.h>
@@ -207,6 +209,8 @@ bool restart_ice(GstElement *webrtcbin, const std::string &remote_ufrag,
 void warm_up_webrtc() {
   static gsize once = 0;
   if (!g_once_init_enter(&once)) return;
+  // Here, not in the thread: it must come before any DTLS element of the process exists.
+  prefer_ecdsa_dtls_certificate();
   GThread *thread = g_thread_new("wish-warm-up", [](gpointer) -> gpointer {
     // Instances, not only factories: the DTLS elements make the process's certificate when
     // the first one is created.
@@ -346,7 +350,7 @@ static void apply_local(GstElement *webrtcbin, const GstStructure *reply, const 
     Negotiated n;
     n.ok = true;
     n.status = 200;
-    n.sdp = sdp;
+    n.sdp = with_true_dtls_fingerprint(sdp);  // what the peer checks the certificate against
     done(n);
   });
   g_signal_emit_by_name(webrtcbin, "set-local-description", desc, set);

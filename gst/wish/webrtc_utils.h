@@ -53,9 +53,10 @@ void add_remote_candidates(GstElement *webrtcbin, const std::vector<std::string>
 
 // "video" or "audio": the kind of stream on a webrtcbin src pad (pad-added), from the media
 // field of its caps (video when it has none).
-// Once per process, in a thread of its own: loads what a webrtcbin session needs (ICE, DTLS,
-// SRTP, RTP elements) and makes the DTLS certificate (an RSA key, about 160 ms of CPU), so the
-// first session of an element does not wait for them. Returns at once.
+// Once per process: supplies an ECDSA DTLS certificate in place of GStreamer's RSA one (see
+// dtls_certificate.h), then in a thread of its own loads what a webrtcbin session needs (ICE,
+// DTLS, SRTP, RTP elements), so the first session of an element does not wait for them.
+// Returns at once.
 void warm_up_webrtc();
 
 // What a sending webrtcbin's peer reported and asked for: NACKs it sent and the packets sent
