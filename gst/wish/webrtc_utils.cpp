@@ -206,6 +206,11 @@ bool restart_ice(GstElement *webrtcbin, const std::string &remote_ufrag,
   return true;
 }
 
+// Whether the webrtc warm-up has loaded its plugins; the decoders' waits for it.
+static GMutex warm_mutex;
+static GCond warm_cond;
+static bool webrtc_warm = false;
+
 void warm_up_webrtc() {
   static gsize once = 0;
   if (!g_once_init_enter(&once)) return;
@@ -218,6 +223,10 @@ void warm_up_webrtc() {
       GstElement *e = gst_element_factory_make(factory, nullptr);
       if (e) gst_object_unref(gst_object_ref_sink(e));
     }
+    g_mutex_lock(&warm_mutex);
+    webrtc_warm = true;
+    g_cond_broadcast(&warm_cond);
+    g_mutex_unlock(&warm_mutex);
     return nullptr;
   }, nullptr);
   g_thread_unref(thread);
@@ -228,6 +237,13 @@ void warm_up_decoders() {
   static gsize once = 0;
   if (!g_once_init_enter(&once)) return;
   GThread *thread = g_thread_new("wish-warm-up-decoders", [](gpointer) -> gpointer {
+    // After what the offer needs: GStreamer loads one plugin at a time, and the decoders'
+    // (libav's above all, tens of ms) would hold up webrtcbin's ICE and DTLS plugins.
+    gint64 until = g_get_monotonic_time() + 2 * G_TIME_SPAN_SECOND;
+    g_mutex_lock(&warm_mutex);
+    while (!webrtc_warm && g_cond_wait_until(&warm_cond, &warm_mutex, until)) {
+    }
+    g_mutex_unlock(&warm_mutex);
     for (const char *factory : {"decodebin", "rtph264depay", "h264parse", "rtpvp8depay", "rtpvp9depay",
                                 "rtpopusdepay", "videoconvert", "audioconvert", "audioresample"}) {
       GstElement *e = gst_element_factory_make(factory, nullptr);
