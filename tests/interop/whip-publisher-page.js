@@ -79,6 +79,23 @@ async function outboundStats(pc) {
   return out;
 }
 
+// The answer with a floor under Chromium's bandwidth estimate for the video codecs
+// (x-google-min-bitrate and start-bitrate, kbit/s). webrtcbin sends neither transport-wide
+// congestion feedback nor REMB: the estimate would stay near its start rate for many seconds,
+// and simulcast would send its smallest encodings only.
+function withMinBitrate(sdp, kbps) {
+  const video = sdp.split('m=video')[1] || '';
+  const pts = (video.match(/a=rtpmap:\d+ (VP8|H264|VP9)\//g) || []).map((l) => l.slice(9).split(' ')[0]);
+  let out = sdp;
+  for (const pt of pts) {
+    const extra = 'x-google-min-bitrate=' + kbps + ';x-google-start-bitrate=' + kbps;
+    const fmtp = new RegExp('a=fmtp:' + pt + ' ([^\r\n]*)');
+    out = fmtp.test(out) ? out.replace(fmtp, 'a=fmtp:' + pt + ' $1;' + extra)
+                         : out.replace('a=rtpmap:' + pt + ' ', 'a=fmtp:' + pt + ' ' + extra + '\r\na=rtpmap:' + pt + ' ');
+  }
+  return out;
+}
+
 // WHIP publisher: starts publishing the fake camera + microphone; returns once media
 // flows (or on error) and keeps the session up until window.stopWhip() is called.
 window.runWhip = async function runWhip(cfg) {
@@ -132,7 +149,7 @@ window.runWhip = async function runWhip(cfg) {
     if (res.location) res.sessionUrl = new URL(res.location, cfg.endpoint).href;
     const m = body.split('m=video')[1];
     res.answerVideoCodecs = m ? (m.match(/a=rtpmap:\d+ [^\r\n]+/g) || []) : [];
-    await pc.setRemoteDescription({ type: 'answer', sdp: body });
+    await pc.setRemoteDescription({ type: 'answer', sdp: cfg.minVideoKbps ? withMinBitrate(body, cfg.minVideoKbps) : body });
     state('answer applied');
     await waitPublishing(pc, res, cfg.flowTimeoutMs);
     state('publishing');
