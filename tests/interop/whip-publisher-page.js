@@ -30,6 +30,12 @@ function addSendTransceivers(pc, stream, videoMime, simulcast) {
     const init = { direction: 'sendonly', streams: [stream] };
     if (track.kind === 'video' && simulcast) init.sendEncodings = simulcast;
     const tr = pc.addTransceiver(track, init);
+    if (track.kind === 'video' && simulcast) {
+      // Sizes stay as asked when the machine is busy: frames are dropped instead.
+      const params = tr.sender.getParameters();
+      params.degradationPreference = 'maintain-resolution';
+      tr.sender.setParameters(params).catch((e) => plog('[pub] degradationPreference:', String(e)));
+    }
     if (track.kind === 'video' && tr.setCodecPreferences) {
       const caps = RTCRtpSender.getCapabilities('video').codecs;
       const want = videoMime.toLowerCase();
