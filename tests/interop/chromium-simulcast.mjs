@@ -8,10 +8,13 @@
 //   a Chromium viewer on the player page the server serves at /whep/cam fills its layer
 //   selector from the layers event and, picking a layer (POST to the layer URL), shows its
 //   size; both change layers without a new session.
+// Then the same publisher on /whip: the pads of whipserversrc take its last encoding, which a
+// viewer of /whep decodes.
 //
 // Usage: node chromium-simulcast.mjs <vp8|h264>
 // Exit codes: 0 pass, 1 fail, 77 skip (chromium missing), 2 usage error.
 
+import fs from 'node:fs';
 import path from 'node:path';
 
 import {
@@ -114,7 +117,8 @@ try {
     'whepsrc', `name=src_${name}`, `whep-endpoint=${base}/whep/cam`, `ice-local-addresses=${HOST}`, 'audio-codecs=none', ...(layer ? [`video-layer=${layer}`] : []),
     '!', 'videoconvert', '!', 'identity', `name=${name}`, 'silent=true', '!', 'fakesink', 'sync=false',
   ];
-  players = spawnKept('gst-launch-1.0', ['-v', '-m', ...player('auto', ''), ...player('q', 'q'), ...player('h', 'h'), ...player('f', 'f')], { env });
+  players = spawnKept('gst-launch-1.0', ['-v', '-m', ...player('auto', ''), ...player('q', 'q'), ...player('h', 'h'), ...player('f', 'f')],
+    { env: process.env.PLAYERS_GST_DEBUG ? { ...env, GST_DEBUG: process.env.PLAYERS_GST_DEBUG } : env });
   const expected = { auto: LAYERS.f, q: LAYERS.q, h: LAYERS.h, f: LAYERS.f };
   const sizeOk = (name) => {
     const s = lastSize(players.output(), name);
@@ -146,6 +150,8 @@ try {
   const overlay = (w, h, ms) => viewPage.waitForFunction((want) => document.getElementById('stats').textContent.startsWith(want),
     `${w}x${h} `, { timeout: ms }).then(() => true, () => false);
   check('the Chromium viewer plays the largest layer (1280x720)', await overlay(1280, 720, SIZE_TIMEOUT_MS), await stats());
+  await viewPage.waitForFunction(() => document.querySelectorAll('#layer option').length > 1, null, { timeout: 10_000 })
+    .catch(() => {});  // the layers event may come after the first frames
   const options = await viewPage.evaluate(() => Array.from(document.querySelectorAll('#layer option')).map((o) => o.value));
   check('its layer selector lists the encodings from the layers event, largest first', options.join(',') === ',f,h,q',
     `options: ${options.join(',')}`);
@@ -156,6 +162,26 @@ try {
   }
   const gone = await pubPage.evaluate(() => window.stopWhip());
   check('publisher DELETE returned 200', gone.deleteStatus === 200, `${gone.deleteStatus}`);
+
+  // The same publisher on /whip itself: its last encoding feeds the element's pads, played
+  // at /whep.
+  const padsPage = await (await browser.newContext({ permissions: ['camera', 'microphone'] })).newPage();
+  await padsPage.goto(`http://${HOST}:${pagePort}/`, { timeout: 10_000 });
+  const padsPub = await withTimeout(padsPage.evaluate((cfg) => window.runWhip(cfg), {
+    endpoint: `${base}/whip`, videoMime: CODECS[codec], flowTimeoutMs: 15_000,
+    canvasColor: '#3366cc', canvasWidth: 1280, canvasHeight: 720, minVideoKbps: 2500,
+    simulcast: [{ rid: 'q', scaleResolutionDownBy: 4 }, { rid: 'h', scaleResolutionDownBy: 2 }, { rid: 'f' }],
+  }), 30_000, 'WHIP publish to /whip');
+  check('publisher on /whip answered 201', padsPub.postStatus === 201, `status ${padsPub.postStatus} ${padsPub.error || ''}`);
+  const padsViewPage = await (await browser.newContext({ permissions: [] })).newPage();
+  await padsViewPage.goto(`http://${HOST}:${pagePort}/`, { timeout: 10_000 });
+  const padsView = await withTimeout(padsViewPage.evaluate((cfg) => window.runWhep(cfg), {
+    endpoint: `${base}/whep`, minFrames: 20, framesTimeoutMs: 15_000, maxTries: 20,
+  }), 30_000, 'WHEP session on /whep');
+  check('a viewer of the pads decodes the last encoding (1280x720)',
+    padsView.framesDecoded >= 20 && padsView.video?.frameWidth === 1280 && padsView.video?.frameHeight === 720,
+    `${padsView.framesDecoded} frames, ${padsView.video?.frameWidth}x${padsView.video?.frameHeight} ${padsView.error || ''}`);
+  await padsPage.evaluate(() => window.stopWhip());
 } catch (e) {
   check('test ran to completion', false, e.stack || e.message);
 } finally {
@@ -166,8 +192,15 @@ try {
   }
   await cleanup();
   if (failed || VERBOSE) {
-    for (const [what, c] of [['relay', relay], ['players', players]])
-      if (c) console.log(`--- ${what} output (tail) ---\n${c.output().slice(-15000)}`);
+    if (process.env.WISH_TEST_LOGDIR) {  // whole outputs, for a closer look
+      for (const [what, c] of [['relay', relay], ['players', players]])
+        if (c) fs.writeFileSync(path.join(process.env.WISH_TEST_LOGDIR, `simulcast-${codec}-${what}.log`), c.output());
+    }
+    if (relay) console.log(`--- relay output (tail) ---\n${relay.output().slice(-15000)}`);
+    if (players) {
+      const told = players.output().split('\n').filter((l) => /wish-|GstIdentity|ERROR|WARNING|error|warning/.test(l) && !/property-notify/.test(l));
+      console.log(`--- players: messages, errors and decoded caps ---\n${told.join('\n').slice(-20000)}`);
+    }
   }
   clearTimeout(watchdog);
   console.log(`${TAG}: ${failed ? 'FAIL' : 'PASS'}`);
