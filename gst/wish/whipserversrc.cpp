@@ -137,6 +137,7 @@ struct SimulcastPad {
   std::weak_ptr<Publisher> pub;
   int rid_ext;
   bool unused = false;  // its encoding goes nowhere: dropped
+  guint64 unnamed = 0;  // packets without a RID so far
 };
 
 }  // namespace
@@ -396,7 +397,12 @@ GstPadProbeReturn WhipServer::on_simulcast_buffer(GstPad *pad, GstPadProbeInfo *
     GstBufferList *list = GST_PAD_PROBE_INFO_BUFFER_LIST(info);
     for (guint i = 0; i < gst_buffer_list_length(list); i++) read(gst_buffer_list_get(list, i));
   }
-  if (!rid) return GST_PAD_PROBE_DROP;
+  if (!rid) {
+    if (++sp->unnamed == 200)
+      GST_WARNING_OBJECT(sp->self->element(), "simulcast pad %" GST_PTR_FORMAT ": 200 packets without a RID (extension %d)",
+                         pad, sp->rid_ext);
+    return GST_PAD_PROBE_DROP;
+  }
   auto pub = sp->pub.lock();
   if (!pub || !sp->self->route_simulcast(pub, pad, *rid)) {
     sp->unused = true;

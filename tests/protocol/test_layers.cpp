@@ -240,8 +240,11 @@ GST_START_TEST(test_simulcast_sdp) {
   size_t sim = answer.find("a=simulcast:recv"), cand = answer.find("a=candidate:", answer.find("m=video"));
   fail_unless(sim != std::string::npos && sim < cand);
   fail_unless(answer.find("\r\n\r\n") == std::string::npos);
-  // Without simulcast offers the answer is unchanged (but for line endings).
+  // Without simulcast offers, or with the video rejected, the answer is unchanged.
   assert_str(accept_simulcast(kAnswer, {}), kAnswer);
+  std::string rejected(kAnswer);
+  rejected.replace(rejected.find("m=video 9"), 9, "m=video 0");
+  assert_str(accept_simulcast(rejected, {*sc}), rejected);
 
   // Not simulcast: one rid, no RID extension, a rid not declared for sending.
   auto plain = parse_sdp(std::string(kSimulcastOffer).replace(std::string(kSimulcastOffer).find("q;h;~f"), 6, "q"), &error);

@@ -73,7 +73,9 @@ std::string accept_simulcast(std::string_view answer, const std::vector<Simulcas
   auto flush_section = [&](size_t begin, size_t end) {
     const SimulcastOffer *offer = nullptr;
     std::vector<std::string_view> extmaps;
-    for (size_t i = begin; i < end; i++) {
+    auto fields = split(lines[begin], ' ');
+    bool rejected = fields.size() > 1 && fields[1] == "0";
+    for (size_t i = begin; i < end && !rejected; i++) {
       std::string_view l = lines[i];
       if (l.substr(0, 6) == "a=mid:")
         for (const auto &o : offers)

@@ -31,7 +31,8 @@ std::optional<SimulcastOffer> simulcast_offer(const MediaSection &m);
 
 // Accepts the simulcast of `offers` in an answer (each found by its mid): a=extmap for the
 // MID, RID and repaired RID extensions with the offered ids (unless the answer has them),
-// a=rid:<id> recv for each rid and a=simulcast:recv with them all. Other text unchanged.
+// a=rid:<id> recv for each rid and a=simulcast:recv with them all; rejected m-lines (port 0)
+// get nothing. Other text unchanged.
 std::string accept_simulcast(std::string_view answer, const std::vector<SimulcastOffer> &offers);
 
 // The value of RTP header extension `id` (RFC 8285 one-byte or two-byte form) in an RTP
