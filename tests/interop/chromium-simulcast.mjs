@@ -194,11 +194,11 @@ try {
     if (pub?.answerSdp) console.log(`--- publisher answer ---\n${pub.answerSdp}`);
   }
   await cleanup();
+  if (process.env.WISH_TEST_LOGDIR) {  // whole outputs, for a closer look
+    for (const [what, c] of [['relay', relay], ['players', players]])
+      if (c) fs.writeFileSync(path.join(process.env.WISH_TEST_LOGDIR, `simulcast-${codec}-${what}.log`), c.output());
+  }
   if (failed || VERBOSE) {
-    if (process.env.WISH_TEST_LOGDIR) {  // whole outputs, for a closer look
-      for (const [what, c] of [['relay', relay], ['players', players]])
-        if (c) fs.writeFileSync(path.join(process.env.WISH_TEST_LOGDIR, `simulcast-${codec}-${what}.log`), c.output());
-    }
     if (relay) console.log(`--- relay output (tail) ---\n${relay.output().slice(-15000)}`);
     if (players) {
       const told = players.output().split('\n').filter((l) => /wish-|GstIdentity|ERROR|WARNING|error|warning/.test(l) && !/property-notify/.test(l));
