@@ -87,6 +87,7 @@ private:
   std::atomic<gint64> first_caps_us_{0};
   std::atomic<size_t> encoding_hash_{0};
   std::atomic<gint64> last_keyframe_request_{0};
+  std::atomic<guint> keyframe_count_{0};  // requests so far (the FIR sequence follows it)
   std::atomic<int> width_{0}, height_{0};
 };
 
