@@ -487,7 +487,7 @@ void ServerElement::create_session(const SessionRequest &request, std::shared_pt
       }
       GST_DEBUG_OBJECT(element_, "session %s local description:\n%s", id.c_str(), n.sdp.c_str());
       s->answered = true;
-      pending(MediaResult::success(n.sdp), std::make_unique<Handle>(this, id));
+      pending(MediaResult::success(finish_answer(*s, n.sdp)), std::make_unique<Handle>(this, id));
       on_answered(*s);
     };
     if (request.counter_offer)

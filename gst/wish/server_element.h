@@ -154,6 +154,8 @@ protected:
   virtual bool attach_media(ServerSession &session, const SessionRequest &request, MediaResult *refusal) = 0;
   virtual std::shared_ptr<ServerSession> new_session() { return std::make_shared<ServerSession>(); }
   virtual void on_answered(ServerSession &) {}
+  // The answer webrtcbin made, as it goes out (what webrtcbin cannot say is added here).
+  virtual std::string finish_answer(ServerSession &, const std::string &sdp) { return sdp; }
   virtual void on_connected(ServerSession &) {}
   // The session goes: nothing is fed into its peer any more (stop_feeding, while the peer
   // still runs: a packet pushed into a webrtcbin on its way down can wait forever in a

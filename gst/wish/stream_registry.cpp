@@ -278,6 +278,11 @@ void StreamRegistry::repoint(const std::shared_ptr<Slot> &slot) {
   point(slot);
 }
 
+void StreamRegistry::repoint_audience() {
+  std::lock_guard<std::mutex> serial(repoint_mutex_);
+  repoint_all();
+}
+
 void Stream::set_layers(std::vector<VideoLayer> layers) {
   std::lock_guard<std::mutex> lock(mutex_);
   layers_ = std::move(layers);
@@ -286,6 +291,72 @@ void Stream::set_layers(std::vector<VideoLayer> layers) {
 std::vector<VideoLayer> Stream::layers() const {
   std::lock_guard<std::mutex> lock(mutex_);
   return layers_;
+}
+
+void Stream::add_simulcast_track(const std::string &rid, std::shared_ptr<Track> track) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  bool first = simulcast_.empty();
+  simulcast_.emplace_back(rid, track);
+  if (first) tracks_.push_back(std::move(track));  // the video track until a larger one has media
+}
+
+std::shared_ptr<Track> Stream::simulcast_track(const std::string &rid) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (const auto &kv : simulcast_)
+    if (kv.first == rid) return kv.second;
+  return nullptr;
+}
+
+std::vector<std::shared_ptr<Track>> Stream::simulcast_tracks() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  std::vector<std::shared_ptr<Track>> out;
+  for (const auto &kv : simulcast_) out.push_back(kv.second);
+  return out;
+}
+
+bool Stream::simulcast() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return !simulcast_.empty();
+}
+
+std::vector<VideoLayer> Stream::simulcast_layers() const {
+  std::vector<std::pair<std::string, std::shared_ptr<Track>>> sc;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    sc = simulcast_;
+  }
+  std::vector<VideoLayer> layers;
+  for (const auto &kv : sc) {
+    VideoLayer l;
+    l.rid = kv.first;
+    l.width = kv.second->width();
+    l.height = kv.second->height();
+    layers.push_back(l);
+  }
+  std::stable_sort(layers.begin(), layers.end(),
+                   [](const VideoLayer &a, const VideoLayer &b) { return a.width * a.height > b.width * b.height; });
+  return layers;
+}
+
+bool Stream::promote_largest_simulcast() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto current = std::find_if(tracks_.begin(), tracks_.end(), [&](const auto &t) {
+    return std::any_of(simulcast_.begin(), simulcast_.end(), [&](const auto &kv) { return kv.second == t; });
+  });
+  if (current == tracks_.end()) return false;
+  std::shared_ptr<Track> best;
+  for (const auto &kv : simulcast_) {
+    const auto &t = kv.second;
+    if (!t->has_caps()) continue;
+    if (!best || t->width() * t->height() > best->width() * best->height()) best = t;
+  }
+  if (!best || best == *current) return false;
+  // Without a size known, one with media beats one without.
+  if ((*current)->has_caps() && best->width() * best->height() <= (*current)->width() * (*current)->height())
+    return false;
+  GST_INFO("stream %s: its video is now the %dx%d simulcast encoding", name_.c_str(), best->width(), best->height());
+  *current = best;
+  return true;
 }
 
 void StreamRegistry::leave(const Slot *slot) {
@@ -422,6 +493,12 @@ Transcoder *StreamRegistry::transcoder_locked() const {
 std::shared_ptr<Track> StreamRegistry::pick(const std::shared_ptr<Stream> &stream, const SlotTarget &target) {
   std::shared_ptr<Track> track = stream ? stream->track(target.kind(), target.index()) : nullptr;
   std::string rid = track && track->kind() == "video" ? target.layer() : "";
+  // A simulcast encoding is a track of its own, as the publisher sent it.
+  std::shared_ptr<Track> encoding_track = rid.empty() ? nullptr : stream->simulcast_track(rid);
+  if (encoding_track) {
+    track = encoding_track;
+    rid.clear();
+  }
   if (!rid.empty() && track->has_caps()) {
     // A lower layer: the stream's video encoded again at that size, shared by its viewers.
     for (const auto &layer : stream->layers()) {

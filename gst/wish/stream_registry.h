@@ -79,6 +79,20 @@ public:
   void set_layers(std::vector<VideoLayer> layers);
   std::vector<VideoLayer> layers() const;
 
+  // Simulcast: the publisher sends its video in several encodings, told apart by rid, each a
+  // track of its own that viewers are pointed at as they are (none is re-encoded). The video
+  // track of the stream (track("video", 0)) is one of them: the largest with media.
+  void add_simulcast_track(const std::string &rid, std::shared_ptr<Track> track);
+  std::shared_ptr<Track> simulcast_track(const std::string &rid) const;
+  bool simulcast() const;
+  std::vector<std::shared_ptr<Track>> simulcast_tracks() const;
+  // The encodings as layers, largest first (those whose size is not known yet last, in the
+  // publisher's order); empty without simulcast.
+  std::vector<VideoLayer> simulcast_layers() const;
+  // Makes the largest simulcast track that has media the video track; true when it changed
+  // (the audience is to be pointed again).
+  bool promote_largest_simulcast();
+
   // Whether viewers can be answered: live, and every track has media, or one has had it for
   // longer than grace_us. So nobody gets a video-only answer because the audio started a
   // moment later, and a track that stays silent is left out in the end.
@@ -87,9 +101,10 @@ public:
 
 private:
   const std::string name_, origin_;
-  mutable std::mutex mutex_;  // guards tracks_, msids_, ender_ and layers_
+  mutable std::mutex mutex_;  // guards tracks_, msids_, ender_, layers_ and simulcast_
   std::vector<std::shared_ptr<Track>> tracks_;
   std::vector<VideoLayer> layers_;
+  std::vector<std::pair<std::string, std::shared_ptr<Track>>> simulcast_;  // by rid, as offered
   std::vector<std::string> msids_;
   SourceEnder ender_;
   std::atomic<bool> live_{false};
@@ -140,6 +155,8 @@ public:
   void join(const std::shared_ptr<Slot> &slot);
   // Points a slot again (one of its outputs asks for another layer).
   void repoint(const std::shared_ptr<Slot> &slot);
+  // Points every slot again (a stream's tracks changed).
+  void repoint_audience();
   void leave(const Slot *slot);
   size_t audience(const std::string &name) const;
 

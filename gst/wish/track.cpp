@@ -174,14 +174,25 @@ void Track::request_keyframe(bool force) {
   if (!pad) return;
   GstElement *payloader = gst_pad_get_parent_element(pad.get());
   if (!payloader) return;
+  // Each request counts up: with all-headers rtpsession asks a remote sender by FIR, whose
+  // sequence number moves only when the count does, and senders take a FIR with the number
+  // of the last one as a repeat of it (RFC 5104 4.3.1): only the first request got a key frame.
+  struct Request {
+    GstPad *src;
+    guint count;
+  };
   // Never from the caller's thread: it may be a streaming thread of this very track.
   gst_element_call_async(
       payloader,
       [](GstElement *, gpointer d) {
-        auto *src = static_cast<GstPad *>(d);
-        gst_pad_send_event(src, gst_video_event_new_upstream_force_key_unit(GST_CLOCK_TIME_NONE, TRUE, 0));
+        auto *r = static_cast<Request *>(d);
+        gst_pad_send_event(r->src, gst_video_event_new_upstream_force_key_unit(GST_CLOCK_TIME_NONE, TRUE, r->count));
       },
-      pad.release(), [](gpointer d) { gst_object_unref(d); });
+      new Request{pad.release(), ++keyframe_count_}, [](gpointer d) {
+        auto *r = static_cast<Request *>(d);
+        gst_object_unref(r->src);
+        delete r;
+      });
   gst_object_unref(payloader);
 }
 

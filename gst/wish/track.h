@@ -48,6 +48,14 @@ public:
   size_t encoding_hash() const { return encoding_hash_; }
   GstSegment segment() const;  // the source's last segment (a default TIME one until then)
   gint64 first_caps_us() const { return first_caps_us_; }
+  // The picture size of a video track as its source last told it (0x0 while unknown): set by
+  // the element that feeds it.
+  void set_picture_size(int width, int height) {
+    width_ = width;
+    height_ = height;
+  }
+  int width() const { return width_; }
+  int height() const { return height_; }
 
   void add_sink(const std::shared_ptr<TrackSink> &sink);
   void remove_sink(const TrackSink *sink);
@@ -79,6 +87,8 @@ private:
   std::atomic<gint64> first_caps_us_{0};
   std::atomic<size_t> encoding_hash_{0};
   std::atomic<gint64> last_keyframe_request_{0};
+  std::atomic<guint> keyframe_count_{0};  // requests so far (the FIR sequence follows it)
+  std::atomic<int> width_{0}, height_{0};
 };
 
 }  // namespace wish

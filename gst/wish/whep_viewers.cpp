@@ -32,11 +32,12 @@ bool WhepServer::on_start(std::string *error) {
   return true;
 }
 
-// The ladder of the stream a viewer watches: its own video (the size it comes in, at
-// video-bitrate) and the lower layers encoded from it.
+// The ladder of the stream a viewer watches: the encodings of a simulcast publisher, or its
+// own video (the size it comes in, at video-bitrate) and the lower layers encoded from it.
 std::vector<VideoLayer> WhepServer::session_layers(const std::string &id) {
   auto viewer = std::static_pointer_cast<Viewer>(find_session(id));
   auto stream = viewer && viewer->slot ? stream_for(viewer->slot->requested(), "video") : nullptr;
+  if (stream && stream->simulcast()) return stream->simulcast_layers();
   std::vector<VideoLayer> lower = stream ? stream->layers() : std::vector<VideoLayer>();
   auto track = stream ? stream->track("video", 0) : nullptr;
   if (lower.empty() || !track) return {};
@@ -79,7 +80,8 @@ bool WhepServer::overloaded() {
 }
 
 void WhepServer::show_layer(Viewer &viewer, const std::vector<VideoLayer> &layers, int index, const char *why) {
-  std::string rid = index <= 0 ? "" : layers[index].rid;  // the top is the stream's own track
+  // The top of a ladder is the stream's own track; simulcast encodings go by their rid.
+  std::string rid = index <= 0 && layers[0].rid == kTopLayer ? "" : layers[index].rid;
   for (const auto &target : viewer.slot->outputs())
     if (auto output = std::dynamic_pointer_cast<SlotOutput>(target))
       if (output->kind() == "video") output->set_layer(rid);

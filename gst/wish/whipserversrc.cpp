@@ -30,6 +30,7 @@
 #include "gst_utils.h"
 #include "media_outputs.h"
 #include "protocol/sdp.h"
+#include "protocol/simulcast.h"
 #include "send_chain.h"
 #include "server_bin.h"
 #include "server_element.h"
@@ -79,6 +80,40 @@ GstCaps *preferred_caps(const MediaSection &m) {
   return nullptr;
 }
 
+// The picture size of what a payloader takes, for its track: from the caps (h264parse tells
+// it), else from the VP8 key frames (the depayloader does not).
+void watch_picture_size(GstElement *payloader, const std::shared_ptr<Track> &track, bool vp8) {
+  GPtr<GstPad> sink = GPtr<GstPad>::adopt(gst_element_get_static_pad(payloader, "sink"));
+  if (!sink) return;
+  auto types = vp8 ? GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM : GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM;
+  gst_pad_add_probe(
+      sink.get(), static_cast<GstPadProbeType>(types),
+      [](GstPad *, GstPadProbeInfo *info, gpointer d) {
+        auto track = static_cast<std::weak_ptr<Track> *>(d)->lock();
+        if (!track) return GST_PAD_PROBE_OK;
+        int width = 0, height = 0;
+        if (info->type & GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM) {
+          GstEvent *event = GST_PAD_PROBE_INFO_EVENT(info);
+          if (GST_EVENT_TYPE(event) != GST_EVENT_CAPS) return GST_PAD_PROBE_OK;
+          GstCaps *caps;
+          gst_event_parse_caps(event, &caps);
+          const GstStructure *s = gst_caps_get_structure(caps, 0);
+          gst_structure_get_int(s, "width", &width);
+          gst_structure_get_int(s, "height", &height);
+        } else {
+          GstBuffer *buffer = GST_PAD_PROBE_INFO_BUFFER(info);
+          GstMapInfo map;
+          if (GST_BUFFER_FLAG_IS_SET(buffer, GST_BUFFER_FLAG_DELTA_UNIT) || !gst_buffer_map(buffer, &map, GST_MAP_READ))
+            return GST_PAD_PROBE_OK;
+          vp8_picture_size(map.data, map.size, &width, &height);
+          gst_buffer_unmap(buffer, &map);
+        }
+        if (width > 0 && height > 0) track->set_picture_size(width, height);
+        return GST_PAD_PROBE_OK;
+      },
+      new std::weak_ptr<Track>(track), [](gpointer d) { delete static_cast<std::weak_ptr<Track> *>(d); });
+}
+
 struct Publisher;
 
 // What a decodebin of a named stream's publisher feeds, for its pad-added handler.
@@ -90,8 +125,19 @@ struct EncodedTarget {
 
 struct Publisher : ServerSession {
   std::shared_ptr<Stream> named;  // the registry stream it publishes; null for the pads
-  std::mutex chains_mutex;        // guards chains: built on streaming threads
+  std::vector<SimulcastOffer> simulcast;  // the simulcast it offered (and gets), set before the answer
+  std::mutex chains_mutex;        // guards chains and routed_rids: built on streaming threads
   std::vector<GPtr<GstElement>> chains;
+  std::vector<std::string> routed_rids;  // simulcast encodings whose pad found its way
+};
+
+// A pad of a simulcast publisher whose encoding is not known yet (RID header extension).
+struct SimulcastPad {
+  WhipServer *self;
+  std::weak_ptr<Publisher> pub;
+  int rid_ext;
+  bool unused = false;  // its encoding goes nowhere: dropped
+  guint64 unnamed = 0;  // packets without a RID so far
 };
 
 }  // namespace
@@ -120,6 +166,7 @@ private:
   std::shared_ptr<ServerSession> new_session() override { return std::make_shared<Publisher>(); }
   bool attach_media(ServerSession &session, const SessionRequest &request, MediaResult *refusal) override;
   void on_connected(ServerSession &session) override;
+  std::string finish_answer(ServerSession &session, const std::string &sdp) override;
   void on_stream(const std::shared_ptr<ServerSession> &session, GstPad *pad, const std::string &kind) override;
   void detach_media(ServerSession &session, GstElement *webrtc) override;
   void on_released(ServerSession &session, const std::string &reason) override;
@@ -136,6 +183,12 @@ private:
   }
   void tick() override;
   static void on_encoded_pad(GstElement *decodebin, GstPad *pad, gpointer data);
+  // Decodes a pad of the publisher up to its encoded stream and payloads it for the track.
+  void feed_track(const std::shared_ptr<Publisher> &pub, GstPad *pad, const std::string &kind,
+                  const std::shared_ptr<Track> &track);
+  static GstPadProbeReturn on_simulcast_buffer(GstPad *pad, GstPadProbeInfo *info, gpointer data);
+  // Where the encoding `rid` that came on `pad` goes; false when nowhere.
+  bool route_simulcast(const std::shared_ptr<Publisher> &pub, GstPad *pad, const std::string &rid);
 
   MediaOutputs outputs_;
   // Guards live_, named_ and default_session_; never held across GStreamer calls.
@@ -243,6 +296,8 @@ bool WhipServer::attach_media(ServerSession &session, const SessionRequest &requ
     }
     pub.named = it->second;
   }
+  for (const auto &m : request.parsed.media)
+    if (auto sc = simulcast_offer(m)) pub.simulcast.push_back(*sc);
   GstElement *webrtc = session.peer->webrtcbin();
   // Transceivers that accept exactly the publisher's first usable codec per m-line.
   for (const auto &m : request.parsed.media) {
@@ -252,7 +307,15 @@ bool WhipServer::attach_media(ServerSession &session, const SessionRequest &requ
     GstWebRTCRTPTransceiver *trans = nullptr;
     g_signal_emit_by_name(webrtc, "add-transceiver", GST_WEBRTC_RTP_TRANSCEIVER_DIRECTION_RECVONLY, caps.get(), &trans);
     if (trans) gst_object_unref(trans);
-    if (pub.named && !pub.named->track(m.kind, 0)) pub.named->add_track(m.kind);
+    if (!pub.named) continue;
+    auto sc = simulcast_offer(m);
+    // Each encoding of a simulcast publisher is a track of the stream, kept when it comes back.
+    if (sc && (pub.named->simulcast() || !pub.named->track(m.kind, 0))) {
+      for (const auto &rid : sc->rids)
+        if (!pub.named->simulcast_track(rid)) pub.named->add_simulcast_track(rid, std::make_shared<Track>(m.kind));
+    } else if (!pub.named->track(m.kind, 0)) {
+      pub.named->add_track(m.kind);
+    }
   }
   if (pub.named) {
     std::vector<std::string> msids;
@@ -279,6 +342,11 @@ bool WhipServer::attach_media(ServerSession &session, const SessionRequest &requ
   return true;
 }
 
+std::string WhipServer::finish_answer(ServerSession &session, const std::string &sdp) {
+  auto &pub = static_cast<Publisher &>(session);
+  return pub.simulcast.empty() ? sdp : accept_simulcast(sdp, pub.simulcast);
+}
+
 void WhipServer::on_connected(ServerSession &session) {
   auto &pub = static_cast<Publisher &>(session);
   publishers_++;
@@ -292,8 +360,17 @@ void WhipServer::on_connected(ServerSession &session) {
 
 // Streaming thread. The pads' publisher hands its streams to the outputs; a named stream's
 // publisher to a chain that stops at the encoded stream and payloads it once for the track.
+// A simulcast publisher's video comes on a pad per encoding (SSRC), each told apart by the
+// RID header extension of its packets: dropped until one tells it.
 void WhipServer::on_stream(const std::shared_ptr<ServerSession> &session, GstPad *pad, const std::string &kind) {
   auto pub = std::static_pointer_cast<Publisher>(session);
+  if (kind == "video" && !pub->simulcast.empty()) {
+    GST_DEBUG_OBJECT(element(), "publisher %s: simulcast pad %" GST_PTR_FORMAT, pub->id.c_str(), pad);
+    gst_pad_add_probe(pad, static_cast<GstPadProbeType>(GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_BUFFER_LIST),
+                      &WhipServer::on_simulcast_buffer, new SimulcastPad{this, pub, pub->simulcast.front().rid_ext},
+                      [](gpointer d) { delete static_cast<SimulcastPad *>(d); });
+    return;
+  }
   if (!pub->named) {
     outputs_.attach(pad, kind);
     return;
@@ -301,7 +378,72 @@ void WhipServer::on_stream(const std::shared_ptr<ServerSession> &session, GstPad
   std::shared_ptr<Track> track = pub->named->track(kind, 0);
   GST_DEBUG_OBJECT(element(), "stream %s: %s pad %" GST_PTR_FORMAT "%s", pub->named->name().c_str(), kind.c_str(), pad,
                    track ? "" : ", no track of that kind: dropped");
-  if (!track) return;
+  if (track) feed_track(pub, pad, kind, track);
+}
+
+GstPadProbeReturn WhipServer::on_simulcast_buffer(GstPad *pad, GstPadProbeInfo *info, gpointer data) {
+  auto *sp = static_cast<SimulcastPad *>(data);
+  if (sp->unused) return GST_PAD_PROBE_DROP;
+  std::optional<std::string> rid;
+  auto read = [&](GstBuffer *buffer) {
+    GstMapInfo map;
+    if (rid || !gst_buffer_map(buffer, &map, GST_MAP_READ)) return;
+    rid = rtp_header_extension(map.data, map.size, sp->rid_ext);
+    gst_buffer_unmap(buffer, &map);
+  };
+  if (info->type & GST_PAD_PROBE_TYPE_BUFFER) {
+    read(GST_PAD_PROBE_INFO_BUFFER(info));
+  } else {
+    GstBufferList *list = GST_PAD_PROBE_INFO_BUFFER_LIST(info);
+    for (guint i = 0; i < gst_buffer_list_length(list); i++) read(gst_buffer_list_get(list, i));
+  }
+  if (!rid) {
+    if (++sp->unnamed == 200)
+      GST_WARNING_OBJECT(sp->self->element(), "simulcast pad %" GST_PTR_FORMAT ": 200 packets without a RID (extension %d)",
+                         pad, sp->rid_ext);
+    return GST_PAD_PROBE_DROP;
+  }
+  auto pub = sp->pub.lock();
+  if (!pub || !sp->self->route_simulcast(pub, pad, *rid)) {
+    sp->unused = true;
+    return GST_PAD_PROBE_DROP;
+  }
+  return GST_PAD_PROBE_REMOVE;  // this packet and the next go to what the pad is linked to now
+}
+
+// Streaming thread. The pads take one encoding: the one offered last (publishers list theirs
+// smallest first); a named stream takes each one as its own track.
+bool WhipServer::route_simulcast(const std::shared_ptr<Publisher> &pub, GstPad *pad, const std::string &rid) {
+  const auto &rids = pub->simulcast.front().rids;
+  bool known = std::find(rids.begin(), rids.end(), rid) != rids.end();
+  {
+    std::lock_guard<std::mutex> lock(pub->chains_mutex);
+    bool routed = std::find(pub->routed_rids.begin(), pub->routed_rids.end(), rid) != pub->routed_rids.end();
+    if (!known || routed) {
+      GST_WARNING_OBJECT(element(), "publisher %s: encoding '%s' on %" GST_PTR_FORMAT " %s: dropped", pub->id.c_str(),
+                         rid.c_str(), pad, known ? "came twice" : "was not offered");
+      return false;
+    }
+    pub->routed_rids.push_back(rid);
+  }
+  if (!pub->named) {
+    if (rid != rids.back()) return false;
+    GST_INFO_OBJECT(element(), "publisher %s: simulcast encoding '%s' feeds the pads", pub->id.c_str(), rid.c_str());
+    outputs_.attach(pad, "video");
+    return true;
+  }
+  std::shared_ptr<Track> track = pub->named->simulcast_track(rid);
+  // A stream first published without simulcast keeps its one video track: the last encoding.
+  if (!track && rid == rids.back()) track = pub->named->track("video", 0);
+  if (!track) return false;
+  GST_INFO_OBJECT(element(), "stream %s: simulcast encoding '%s' on %" GST_PTR_FORMAT, pub->named->name().c_str(),
+                  rid.c_str(), pad);
+  feed_track(pub, pad, "video", track);
+  return true;
+}
+
+void WhipServer::feed_track(const std::shared_ptr<Publisher> &pub, GstPad *pad, const std::string &kind,
+                            const std::shared_ptr<Track> &track) {
   GstElement *decodebin = gst_element_factory_make("decodebin", nullptr);
   GPtr<GstCaps> encoded = GPtr<GstCaps>::adopt(gst_caps_from_string(
       kind == "video" ? "video/x-h264; video/x-vp8; video/x-vp9; video/x-h265"
@@ -350,6 +492,8 @@ void WhipServer::on_encoded_pad(GstElement *, GstPad *pad, gpointer data) {
     prev = gst_element_get_static_pad(e, "src");
     gst_object_unref(prev);  // the element keeps its pad
   }
+  if (track->kind() == "video")
+    watch_picture_size(made.back(), track, gst_structure_has_name(gst_caps_get_structure(caps.get(), 0), "video/x-vp8"));
   track->set_source(prev);
   for (auto it = made.rbegin(); it != made.rend(); ++it) gst_element_sync_state_with_parent(*it);
   GST_INFO_OBJECT(self->element(), "stream %s: %s track %" GST_PTR_FORMAT, pub->named->name().c_str(),
@@ -374,6 +518,7 @@ void WhipServer::detach_media(ServerSession &session, GstElement *) {
     chains.swap(pub.chains);
   }
   for (const auto &t : pub.named->tracks()) t->clear_source();
+  for (const auto &t : pub.named->simulcast_tracks()) t->clear_source();
   for (const auto &e : chains) {
     gst_element_set_locked_state(e.get(), TRUE);
     gst_element_set_state(e.get(), GST_STATE_NULL);
@@ -416,7 +561,15 @@ void WhipServer::tick() {
     std::lock_guard<std::mutex> lock(metrics_mutex_);
     stream_publishers_ = std::move(publishers);
   }
-  std::vector<std::shared_ptr<Stream>> gone;
+  std::vector<std::shared_ptr<Stream>> gone, named;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (const auto &kv : named_) named.push_back(kv.second);
+  }
+  // A simulcast stream's video is its largest encoding with media, as sizes become known.
+  bool promoted = false;
+  for (const auto &s : named) promoted = s->promote_largest_simulcast() || promoted;
+  if (promoted && registry()) registry()->repoint_audience();
   {
     std::lock_guard<std::mutex> lock(mutex_);
     for (auto it = named_.begin(); it != named_.end();) {

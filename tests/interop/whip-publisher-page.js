@@ -2,15 +2,15 @@
 // injected into a test page's <script>. It must hold no backtick: it is pasted into a template. Needs page-common.js.
 
 // What a publisher page sends: with cfg.canvasColor a picture of one colour (a corner square
-// blinks so that frames keep coming) and the fake microphone, else the fake camera and
-// microphone.
+// blinks so that frames keep coming; cfg.canvasWidth x cfg.canvasHeight, 320x240 by default)
+// and the fake microphone, else the fake camera and microphone.
 async function publisherStream(cfg) {
   if (!cfg.canvasColor) {
     return navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480, frameRate: 30 }, audio: true });
   }
   const canvas = document.createElement('canvas');
-  canvas.width = 320;
-  canvas.height = 240;
+  canvas.width = cfg.canvasWidth || 320;
+  canvas.height = cfg.canvasHeight || 240;
   const g = canvas.getContext('2d');
   let n = 0;
   window.canvasTimer = setInterval(() => {
@@ -23,10 +23,19 @@ async function publisherStream(cfg) {
   return new MediaStream([canvas.captureStream(30).getVideoTracks()[0], mic.getAudioTracks()[0]]);
 }
 
-// A sendonly transceiver for every track of the stream, video preferring videoMime.
-function addSendTransceivers(pc, stream, videoMime) {
+// A sendonly transceiver for every track of the stream, video preferring videoMime and sent
+// in the simulcast encodings given ([{rid, scaleResolutionDownBy}, ...]) if any.
+function addSendTransceivers(pc, stream, videoMime, simulcast) {
   for (const track of stream.getTracks()) {
-    const tr = pc.addTransceiver(track, { direction: 'sendonly', streams: [stream] });
+    const init = { direction: 'sendonly', streams: [stream] };
+    if (track.kind === 'video' && simulcast) init.sendEncodings = simulcast;
+    const tr = pc.addTransceiver(track, init);
+    if (track.kind === 'video' && simulcast) {
+      // Sizes stay as asked when the machine is busy: frames are dropped instead.
+      const params = tr.sender.getParameters();
+      params.degradationPreference = 'maintain-resolution';
+      tr.sender.setParameters(params).catch((e) => plog('[pub] degradationPreference:', String(e)));
+    }
     if (track.kind === 'video' && tr.setCodecPreferences) {
       const caps = RTCRtpSender.getCapabilities('video').codecs;
       const want = videoMime.toLowerCase();
@@ -44,7 +53,7 @@ async function waitPublishing(pc, res, timeoutMs) {
   const deadline = performance.now() + timeoutMs;
   while (performance.now() < deadline) {
     const st = await outboundStats(pc);
-    res.video = st.video; res.audio = st.audio; res.pair = st.pair;
+    res.video = st.video; res.audio = st.audio; res.pair = st.pair; res.videoLayers = st.videoLayers;
     if (pc.connectionState === 'connected' && st.video && st.video.framesEncoded > 10
         && st.video.mimeType && st.audio && st.audio.packetsSent > 0) return;
     if (pc.connectionState === 'failed' || pc.connectionState === 'closed') return;
@@ -56,20 +65,40 @@ async function outboundStats(pc) {
   const report = await pc.getStats();
   const byId = new Map();
   report.forEach((s) => byId.set(s.id, s));
-  const out = { video: null, audio: null, pair: null };
+  // videoLayers: every outbound video stream (one per rid with simulcast), video the last.
+  const out = { video: null, audio: null, pair: null, videoLayers: [] };
   report.forEach((s) => {
     if (s.type === 'outbound-rtp' && (s.kind === 'video' || s.kind === 'audio')) {
       const c = s.codecId ? byId.get(s.codecId) : null;
       out[s.kind] = {
+        rid: s.rid, ssrc: s.ssrc, qualityLimitationReason: s.qualityLimitationReason,
         packetsSent: s.packetsSent || 0, bytesSent: s.bytesSent || 0,
         framesEncoded: s.framesEncoded, keyFramesEncoded: s.keyFramesEncoded,
         frameWidth: s.frameWidth, frameHeight: s.frameHeight,
         encoderImplementation: s.encoderImplementation, pliCount: s.pliCount, nackCount: s.nackCount,
         mimeType: c ? c.mimeType : null, sdpFmtpLine: c ? c.sdpFmtpLine : null,
       };
+      if (s.kind === 'video') out.videoLayers.push(out.video);
     }
     if (s.type === 'transport' && s.selectedCandidatePairId) out.pair = selectedPair(byId, s);
   });
+  return out;
+}
+
+// The answer with a floor under Chromium's bandwidth estimate for the video codecs
+// (x-google-min-bitrate and start-bitrate, kbit/s). webrtcbin sends neither transport-wide
+// congestion feedback nor REMB: the estimate would stay near its start rate for many seconds,
+// and simulcast would send its smallest encodings only.
+function withMinBitrate(sdp, kbps) {
+  const video = sdp.split('m=video')[1] || '';
+  const pts = (video.match(/a=rtpmap:\d+ (VP8|H264|VP9)\//g) || []).map((l) => l.slice(9).split(' ')[0]);
+  let out = sdp;
+  for (const pt of pts) {
+    const extra = 'x-google-min-bitrate=' + kbps + ';x-google-start-bitrate=' + kbps;
+    const fmtp = new RegExp('a=fmtp:' + pt + ' ([^\r\n]*)');
+    out = fmtp.test(out) ? out.replace(fmtp, 'a=fmtp:' + pt + ' $1;' + extra)
+                         : out.replace('a=rtpmap:' + pt + ' ', 'a=fmtp:' + pt + ' ' + extra + '\r\na=rtpmap:' + pt + ' ');
+  }
   return out;
 }
 
@@ -99,7 +128,7 @@ window.runWhip = async function runWhip(cfg) {
     const stream = await publisherStream(cfg);
     res.streamId = stream.id;  // the a=msid stream id of the offer
     plog('[pub] tracks:', stream.getTracks().map((t) => t.kind + ':' + t.label));
-    addSendTransceivers(pc, stream, cfg.videoMime);
+    addSendTransceivers(pc, stream, cfg.videoMime, cfg.simulcast);
     const offer = await pc.createOffer();
     await pc.setLocalDescription(offer);
     const gathered = await waitIceGatheringComplete(pc, 5000);
@@ -126,7 +155,7 @@ window.runWhip = async function runWhip(cfg) {
     if (res.location) res.sessionUrl = new URL(res.location, cfg.endpoint).href;
     const m = body.split('m=video')[1];
     res.answerVideoCodecs = m ? (m.match(/a=rtpmap:\d+ [^\r\n]+/g) || []) : [];
-    await pc.setRemoteDescription({ type: 'answer', sdp: body });
+    await pc.setRemoteDescription({ type: 'answer', sdp: cfg.minVideoKbps ? withMinBitrate(body, cfg.minVideoKbps) : body });
     state('answer applied');
     await waitPublishing(pc, res, cfg.flowTimeoutMs);
     state('publishing');

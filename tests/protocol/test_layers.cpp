@@ -1,5 +1,6 @@
 // The WHEP video layer extension without media: the ladder property's syntax, layer requests
-// and which layer they name, and the layer resource of a real endpoint over a fake media side.
+// and which layer they name, and the layer resource of a real endpoint over a fake media side;
+// simulcast ingest's SDP and RTP parts (the encodings that become layers).
 #include <gst/check/gstcheck.h>
 
 #include <map>
@@ -10,6 +11,8 @@
 #include "protocol/ice_servers.h"
 #include "protocol/layer_control.h"
 #include "protocol/layers.h"
+#include "protocol/sdp.h"
+#include "protocol/simulcast.h"
 #include "string_checks.h"
 
 using namespace wish;
@@ -181,6 +184,110 @@ GST_START_TEST(test_layer_control) {
 }
 GST_END_TEST;
 
+// Chromium's sendEncodings offer (rids q, h, f without a=ssrc), shortened.
+const char *kSimulcastOffer =
+    "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0 1\r\n"
+    "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=sendonly\r\n"
+    "a=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid\r\na=rtpmap:111 opus/48000/2\r\n"
+    "m=video 9 UDP/TLS/RTP/SAVPF 96 97\r\nc=IN IP4 0.0.0.0\r\na=mid:1\r\na=sendonly\r\n"
+    "a=extmap:3 http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01\r\n"
+    "a=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid\r\n"
+    "a=extmap:10 urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id\r\n"
+    "a=extmap:11/sendonly urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id\r\n"
+    "a=rtpmap:96 VP8/90000\r\na=rtpmap:97 rtx/90000\r\na=fmtp:97 apt=96\r\n"
+    "a=rid:q send\r\na=rid:h send\r\na=rid:f send max-width=1280\r\na=simulcast:send q;h;~f\r\n";
+
+const char *kAnswer =
+    "v=0\r\no=- 3 2 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0 1\r\n"
+    "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=recvonly\r\na=rtpmap:111 OPUS/48000/2\r\n"
+    "a=candidate:1 1 UDP 2015364095 127.0.0.1 44906 typ host\r\na=end-of-candidates\r\n"
+    "m=video 9 UDP/TLS/RTP/SAVPF 96 97\r\nc=IN IP4 0.0.0.0\r\na=mid:1\r\na=rtpmap:96 VP8/90000\r\n"
+    "a=extmap:10 urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id\r\na=recvonly\r\n"
+    "a=candidate:1 1 UDP 2015364095 127.0.0.1 44906 typ host\r\na=end-of-candidates\r\n";
+
+// The offer's simulcast is read (paused encodings too), and the answer takes it: the rids
+// received, the extensions that tell them apart with the offered ids, candidates last.
+GST_START_TEST(test_simulcast_sdp) {
+  std::string error;
+  auto offer = parse_sdp(kSimulcastOffer, &error);
+  fail_unless(offer.has_value(), "%s", error.c_str());
+  const MediaSection &video = offer->media[1];
+  fail_unless_equals_int(video.rids.size(), 3);
+  assert_str(video.extmaps.at(11), kRepairedRidExtension);
+  fail_if(simulcast_offer(offer->media[0]).has_value(), "audio has no simulcast");
+  auto sc = simulcast_offer(video);
+  fail_unless(sc.has_value());
+  assert_str(sc->mid, "1");
+  fail_unless_equals_int(sc->rids.size(), 3);
+  assert_str(sc->rids[0], "q");
+  assert_str(sc->rids[2], "f");  // "~f": paused, still an encoding
+  fail_unless_equals_int(sc->mid_ext, 4);
+  fail_unless_equals_int(sc->rid_ext, 10);
+  fail_unless_equals_int(sc->repaired_rid_ext, 11);
+
+  std::string answer = accept_simulcast(kAnswer, {*sc});
+  auto parsed = parse_sdp(answer, &error);
+  fail_unless(parsed.has_value(), "%s", error.c_str());
+  const MediaSection &a = parsed->media[1];
+  assert_str(a.simulcast, "recv q;h;f");
+  fail_unless_equals_int(a.rids.size(), 3);
+  fail_if(a.rids[1].send);
+  assert_str(a.extmaps.at(4), kMidExtension);
+  assert_str(a.extmaps.at(11), kRepairedRidExtension);
+  fail_unless_equals_int(a.extmaps.size(), 3);  // the RID extension webrtcbin had answered is not doubled
+  fail_unless(a.simulcast.size() && parsed->media[0].simulcast.empty() && parsed->media[0].rids.empty());
+  // Candidates stay last in the m-section.
+  size_t sim = answer.find("a=simulcast:recv"), cand = answer.find("a=candidate:", answer.find("m=video"));
+  fail_unless(sim != std::string::npos && sim < cand);
+  fail_unless(answer.find("\r\n\r\n") == std::string::npos);
+  // Without simulcast offers, or with the video rejected, the answer is unchanged.
+  assert_str(accept_simulcast(kAnswer, {}), kAnswer);
+  std::string rejected(kAnswer);
+  rejected.replace(rejected.find("m=video 9"), 9, "m=video 0");
+  assert_str(accept_simulcast(rejected, {*sc}), rejected);
+
+  // Not simulcast: one rid, no RID extension, a rid not declared for sending.
+  auto plain = parse_sdp(std::string(kSimulcastOffer).replace(std::string(kSimulcastOffer).find("q;h;~f"), 6, "q"), &error);
+  fail_if(simulcast_offer(plain->media[1]).has_value());
+  std::string no_ext(kSimulcastOffer);
+  no_ext.erase(no_ext.find("a=extmap:10"), no_ext.find("a=extmap:11") - no_ext.find("a=extmap:10"));
+  fail_if(simulcast_offer(parse_sdp(no_ext, &error)->media[1]).has_value());
+  std::string undeclared(kSimulcastOffer);
+  undeclared.replace(undeclared.find("a=rid:h send"), 12, "a=rid:h recv");
+  auto two = simulcast_offer(parse_sdp(undeclared, &error)->media[1]);
+  fail_unless(two.has_value());
+  fail_unless_equals_int(two->rids.size(), 2);
+}
+GST_END_TEST;
+
+// The RID header extension of RTP packets, one-byte and two-byte forms; VP8 key frame sizes.
+GST_START_TEST(test_simulcast_rtp) {
+  // V=2, X=1, one CSRC; one-byte extensions: padding, id 4 "1" (mid), id 10 "h" (rid).
+  const uint8_t one[] = {0x91, 0x60, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0, 9,
+                         0xBE, 0xDE, 0, 2, 0x00, 0x40, '1', 0xA0, 'h', 0, 0, 0, 0xff};
+  auto rid = rtp_header_extension(one, sizeof one, 10);
+  fail_unless(rid.has_value());
+  assert_str(*rid, "h");
+  assert_str(*rtp_header_extension(one, sizeof one, 4), "1");
+  fail_if(rtp_header_extension(one, sizeof one, 11).has_value());
+  fail_if(rtp_header_extension(one, 22, 10).has_value(), "truncated");
+  const uint8_t two[] = {0x90, 0x60, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3, 0x10, 0x00, 0, 2, 10, 3, 'm', 'i', 'd', 0, 0, 0, 0xff};
+  assert_str(*rtp_header_extension(two, sizeof two, 10), "mid");
+  const uint8_t none[] = {0x80, 0x60, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3, 0xff};
+  fail_if(rtp_header_extension(none, sizeof none, 10).has_value());
+
+  const uint8_t key[] = {0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a, 0x00, 0x05, 0xd0, 0x02};  // 1280x720
+  int w = 0, h = 0;
+  fail_unless(vp8_picture_size(key, sizeof key, &w, &h));
+  fail_unless_equals_int(w, 1280);
+  fail_unless_equals_int(h, 720);
+  uint8_t delta[sizeof key];
+  std::copy(key, key + sizeof key, delta);
+  delta[0] |= 1;
+  fail_if(vp8_picture_size(delta, sizeof delta, &w, &h));
+}
+GST_END_TEST;
+
 static Suite *layers_suite(void) {
   Suite *s = suite_create("layers");
   TCase *tc = tcase_create("layer");
@@ -189,6 +296,8 @@ static Suite *layers_suite(void) {
   tcase_add_test(tc, test_layer_requests);
   tcase_add_test(tc, test_layer_resource);
   tcase_add_test(tc, test_layer_control);
+  tcase_add_test(tc, test_simulcast_sdp);
+  tcase_add_test(tc, test_simulcast_rtp);
   return s;
 }
 

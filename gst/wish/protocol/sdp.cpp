@@ -169,6 +169,17 @@ std::optional<SessionDescription> parse_sdp(std::string_view text, std::string *
         r.clock_rate = static_cast<unsigned>(clock);
         r.channels = static_cast<unsigned>(ch);
       }
+    } else if (name == "extmap") {
+      auto f = split_ws(arg);
+      unsigned long id;
+      if (f.size() >= 2 && parse_uint(f[0].substr(0, f[0].find('/')), 4095, &id))
+        m->extmaps[static_cast<int>(id)] = std::string(f[1]);
+    } else if (name == "rid") {
+      auto f = split_ws(arg);
+      if (f.size() >= 2 && (f[1] == "send" || f[1] == "recv"))
+        m->rids.push_back({std::string(f[0]), f[1] == "send"});
+    } else if (name == "simulcast") {
+      m->simulcast = std::string(trim(arg));
     } else if (auto d = direction_attr(name)) {
       m->direction = *d;
       has_dir[sd.media.size() - 1] = true;

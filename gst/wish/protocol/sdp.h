@@ -33,6 +33,15 @@ struct MediaSection {
   bool bundle_only = false;
   // a=msid:<stream id> [<track id>] (RFC 8830), and the older a=ssrc:<n> msid:... form.
   std::string msid_stream, msid_track;
+  // a=extmap:<id>[/<direction>] <uri> (RFC 8285), by id.
+  std::map<int, std::string> extmaps;
+  // a=rid:<id> <send|recv> [params] (RFC 8851), in order, and a=simulcast (RFC 8853) as given.
+  struct Rid {
+    std::string id;
+    bool send = true;
+  };
+  std::vector<Rid> rids;
+  std::string simulcast;  // the a=simulcast value, "" when absent
 
   // Port 0 rejects an m-line, except with a=bundle-only (RFC 8843: max-bundle offers).
   bool rejected() const { return port == 0 && !bundle_only; }
