@@ -18,6 +18,7 @@
 #include "gstptr.h"
 #include "output_slot.h"
 #include "protocol/layer_control.h"
+#include "protocol/ssrc_pool.h"
 #include "send_chain.h"
 #include "server_element.h"
 #include "whepserversink.h"
@@ -63,6 +64,7 @@ struct SentCounts {
 
 struct Viewer : ServerSession {
   std::shared_ptr<Slot> slot;
+  SsrcLease ssrcs;  // its outputs' SSRCs, back to the pool when it is gone (ssrc_pool.h)
   SendStats stats;  // sampled on the worker about once a second
   std::atomic<guint64> layer_switches{0};
   // Worker thread: the layer shown (index into the ladder, 0 the top), whether the viewer
