@@ -171,13 +171,9 @@ void phases_ab(const Options &o, const std::string &offer) {
     double per_cycle = (end_rss - half_rss) * 1024.0 / (o.cycles - every * 5);
     printf("  RSS growth over the second half of the cycles: %+.1f MiB, %+.0f bytes per cycle\n",
            (end_rss - half_rss) / 1024.0, per_cycle);
-    // What still grows: webrtcbin draws each viewer's retransmission SSRC itself, and GLib
-    // keeps the two caps field names made of it ("ssrc-<n>-cname", "-msid"): 100 to 200
-    // bytes a viewer, with allocator noise on top. A viewer's objects left behind would be
-    // hundreds of kilobytes; the SSRCs of our own, before they were reused, about 800 bytes.
-    if (o.cycles >= 4000)
-      check(per_cycle < 500, "RSS does not grow with the cycles beyond webrtcbin's retransmission SSRC "
-                             "(under 500 bytes per cycle)");
+    // A viewer's objects left behind would be hundreds of kilobytes; the quarks of its SSRCs,
+    // before they were reused, about 360 bytes (bench/README.md).
+    if (o.cycles >= 4000) check(per_cycle < 200, "RSS does not grow with the cycles (under 200 bytes per cycle)");
     std::string how;
     check(server.alive(&how), "server alive (%s)", how.empty() ? "running" : how.c_str());
     if (!server.alive()) return;

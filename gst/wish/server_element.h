@@ -154,6 +154,8 @@ protected:
   virtual bool attach_media(ServerSession &session, const SessionRequest &request, MediaResult *refusal) = 0;
   virtual std::shared_ptr<ServerSession> new_session() { return std::make_shared<ServerSession>(); }
   virtual void on_answered(ServerSession &) {}
+  // What rewrites the session's answer before webrtcbin applies it (none by default).
+  virtual SdpEdit answer_edit(ServerSession &) { return {}; }
   virtual void on_connected(ServerSession &) {}
   // The session goes: nothing is fed into its peer any more (stop_feeding, while the peer
   // still runs: a packet pushed into a webrtcbin on its way down can wait forever in a

@@ -475,6 +475,7 @@ bool WhepServer::attach_media(ServerSession &session, const SessionRequest &requ
     viewer.slot->add_output(SlotOutput::create(params));
     GST_DEBUG_OBJECT(element(), "viewer %s gets %" GST_PTR_FORMAT, session.id.c_str(), caps.get());
   }
+  RtxSsrcs::watch(webrtc, viewer.rtx);
   registry()->join(viewer.slot);
   return true;
 }
