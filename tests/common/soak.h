@@ -143,9 +143,6 @@ public:
     port = free_port();
     base = "http://127.0.0.1:" + std::to_string(port);
     std::vector<std::string> args;
-    // A tool to run the server under (heaptrack, valgrind ...): WISH_SOAK_WRAPPER="heaptrack -o /tmp/s".
-    std::istringstream wrapper(g_getenv("WISH_SOAK_WRAPPER") ? g_getenv("WISH_SOAK_WRAPPER") : "");
-    for (std::string w; wrapper >> w;) args.push_back(w);
     for (const std::string &a : std::vector<std::string>{"gst-launch-1.0", "-q", "whepserversink", "name=s",
                                                           "address=127.0.0.1", "port=" + std::to_string(port),
                                                           "ice-local-addresses=127.0.0.1", "metrics-path=/metrics"})
