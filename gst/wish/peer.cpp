@@ -129,8 +129,8 @@ static Peer::Completed on_worker(const std::shared_ptr<Dispatcher> &dispatch, st
   };
 }
 
-void Peer::answer(const std::string &offer, Completed done) {
-  answer_remote_offer(webrtc_.get(), offer, on_worker(dispatch_, alive_, std::move(done)));
+void Peer::answer(const std::string &offer, Completed done, SdpEdit edit) {
+  answer_remote_offer(webrtc_.get(), offer, on_worker(dispatch_, alive_, std::move(done)), std::move(edit));
 }
 
 void Peer::offer(Completed done) {
@@ -144,13 +144,16 @@ void Peer::apply_answer(const std::string &answer, Completed done) {
   apply_remote_answer(webrtc_.get(), answer, on_worker(dispatch_, alive_, std::move(done)));
 }
 
-void Peer::answer_with_candidates(const std::string &offer, guint timeout_ms, Completed done) {
-  answer(offer, [this, timeout_ms, done](Negotiated n) {
-    if (!n.ok)
-      done(n);
-    else
-      wait_for_gathering(n.sdp, timeout_ms, done);
-  });
+void Peer::answer_with_candidates(const std::string &offer, guint timeout_ms, Completed done, SdpEdit edit) {
+  answer(
+      offer,
+      [this, timeout_ms, done](Negotiated n) {
+        if (!n.ok)
+          done(n);
+        else
+          wait_for_gathering(n.sdp, timeout_ms, done);
+      },
+      std::move(edit));
 }
 
 void Peer::offer_with_candidates(guint timeout_ms, Completed done) {

@@ -60,12 +60,12 @@ public:
   GstElement *webrtcbin() const { return webrtc_.get(); }
 
   // Negotiation; done runs on the worker with the local description webrtcbin applied.
-  void answer(const std::string &offer, Completed done);
+  void answer(const std::string &offer, Completed done, SdpEdit edit = {});
   void offer(Completed done);
   void apply_answer(const std::string &answer, Completed done);
   // Server side (no trickle towards the client): answers, or offers, then waits until
   // gathering completed or timeout_ms passed; the SDP in done carries every candidate.
-  void answer_with_candidates(const std::string &offer, guint timeout_ms, Completed done);
+  void answer_with_candidates(const std::string &offer, guint timeout_ms, Completed done, SdpEdit edit = {});
   void offer_with_candidates(guint timeout_ms, Completed done);
 
   const std::vector<std::string> &candidates() const { return candidates_; }

@@ -493,7 +493,7 @@ void ServerElement::create_session(const SessionRequest &request, std::shared_pt
     if (request.counter_offer)
       session->peer->offer_with_candidates(kGatherTimeoutMs, completed);
     else
-      session->peer->answer_with_candidates(request.offer, kGatherTimeoutMs, completed);
+      session->peer->answer_with_candidates(request.offer, kGatherTimeoutMs, completed, answer_edit(*session));
   });
   if (!queued) done(MediaResult::failure(503, "the element is not running"), nullptr);
 }

@@ -156,6 +156,8 @@ protected:
   virtual void on_answered(ServerSession &) {}
   // The answer webrtcbin made, as it goes out (what webrtcbin cannot say is added here).
   virtual std::string finish_answer(ServerSession &, const std::string &sdp) { return sdp; }
+  // What rewrites the session's answer before webrtcbin applies it (none by default).
+  virtual SdpEdit answer_edit(ServerSession &) { return {}; }
   virtual void on_connected(ServerSession &) {}
   // The session goes: nothing is fed into its peer any more (stop_feeding, while the peer
   // still runs: a packet pushed into a webrtcbin on its way down can wait forever in a

@@ -372,24 +372,25 @@ static void apply_local(GstElement *webrtcbin, const GstStructure *reply, const 
   g_signal_emit_by_name(webrtcbin, "set-local-description", desc, set);
 }
 
-void answer_remote_offer(GstElement *webrtcbin, const std::string &offer, NegotiatedCallback done) {
+void answer_remote_offer(GstElement *webrtcbin, const std::string &offer, NegotiatedCallback done, SdpEdit edit) {
   g_autoptr(GstWebRTCSessionDescription) desc = description(GST_WEBRTC_SDP_TYPE_OFFER, offer);
   if (!desc) {
     done(refused(400, "unparsable SDP offer"));
     return;
   }
   GPtr<GstElement> webrtc = GPtr<GstElement>::ref(webrtcbin);
-  g_autoptr(GstPromise) promise = promise_with_callback([webrtc, done](bool ok, const GstStructure *, const std::string &error) {
+  g_autoptr(GstPromise) promise =
+      promise_with_callback([webrtc, done, edit](bool ok, const GstStructure *, const std::string &error) {
     if (!ok) {
       done(refused(400, "offer rejected: " + error));
       return;
     }
     g_autoptr(GstPromise) answer =
-        promise_with_callback([webrtc, done](bool ok, const GstStructure *reply, const std::string &error) {
+        promise_with_callback([webrtc, done, edit](bool ok, const GstStructure *reply, const std::string &error) {
           if (!ok)
             done(refused(422, error.empty() ? "webrtcbin made no answer" : error));
           else
-            apply_local(webrtc.get(), reply, "answer", done);
+            apply_local(webrtc.get(), reply, "answer", done, edit);
         });
     g_signal_emit_by_name(webrtc.get(), "create-answer", nullptr, answer);
   });

@@ -88,11 +88,12 @@ struct Negotiated {
 };
 using NegotiatedCallback = std::function<void(Negotiated)>;
 
-// set-remote-description(offer), create-answer, set-local-description(answer).
-void answer_remote_offer(GstElement *webrtcbin, const std::string &offer, NegotiatedCallback done);
-// create-offer, set-local-description(offer). edit, when given, rewrites webrtcbin's offer
-// before it is applied (and sent).
+// edit, when given, rewrites the description webrtcbin made before it is applied (and sent).
 using SdpEdit = std::function<std::string(const std::string &)>;
+// set-remote-description(offer), create-answer, set-local-description(answer).
+void answer_remote_offer(GstElement *webrtcbin, const std::string &offer, NegotiatedCallback done,
+                         SdpEdit edit = {});
+// create-offer, set-local-description(offer).
 void create_local_offer(GstElement *webrtcbin, NegotiatedCallback done, SdpEdit edit = {});
 // set-remote-description(answer); sdp is empty in the result.
 void apply_remote_answer(GstElement *webrtcbin, const std::string &answer, NegotiatedCallback done);

@@ -19,6 +19,7 @@
 #include "output_slot.h"
 #include "protocol/layer_control.h"
 #include "redirect_probe.h"
+#include "protocol/ssrc_pool.h"
 #include "send_chain.h"
 #include "server_element.h"
 #include "whepserversink.h"
@@ -63,8 +64,24 @@ struct SentCounts {
   }
 };
 
+// A viewer's retransmission SSRCs. webrtcbin draws them itself (g_random_int() in its
+// answer), and each would leave its two quarks behind (ssrc_pool.h): pooled ones replace
+// them in the answer and in the map rtprtxsend sends with. Shared with the answer edit and
+// rtprtxsend's handlers, which run on webrtcbin's threads.
+struct RtxSsrcs {
+  std::mutex mutex;  // guards lease and map
+  SsrcLease lease;
+  std::map<uint32_t, uint32_t> map;  // media SSRC -> its retransmission SSRC
+  std::string edit(const std::string &answer);
+  bool apply(GstElement *rtxsend);  // false while the map is empty
+  // Makes the rtprtxsend of webrtcbin send with the SSRCs of the map.
+  static void watch(GstElement *webrtcbin, const std::shared_ptr<RtxSsrcs> &rtx);
+};
+
 struct Viewer : ServerSession {
   std::shared_ptr<Slot> slot;
+  SsrcLease ssrcs;  // its outputs' SSRCs, back to the pool when it is gone (ssrc_pool.h)
+  std::shared_ptr<RtxSsrcs> rtx = std::make_shared<RtxSsrcs>();
   SendStats stats;  // sampled on the worker about once a second
   std::atomic<guint64> layer_switches{0};
   // Worker thread: the layer shown (index into the ladder, 0 the top), whether the viewer
@@ -147,6 +164,7 @@ private:
   std::shared_ptr<ServerSession> new_session() override { return std::make_shared<Viewer>(); }
   bool attach_media(ServerSession &session, const SessionRequest &request, MediaResult *refusal) override;
   void on_answered(ServerSession &session) override;
+  SdpEdit answer_edit(ServerSession &session) override;
   void on_connected(ServerSession &session) override;
   void stop_feeding(ServerSession &session) override;
   // A viewer's sinks paused with the pipeline would hold the streaming threads that feed

@@ -6,6 +6,7 @@
 #include <ctime>
 
 #include "protocol/metrics.h"
+#include "protocol/sdp.h"
 #include "stream_registry.h"
 #include "webrtc_utils.h"
 #include "whep_server.h"
@@ -14,6 +15,68 @@ GST_DEBUG_CATEGORY_EXTERN(whepserversink_debug);
 #define GST_CAT_DEFAULT whepserversink_debug
 
 namespace wish {
+
+std::string RtxSsrcs::edit(const std::string &answer) {
+  std::map<uint32_t, uint32_t> change;  // webrtcbin's draw -> ours
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    for (const auto &kv : rtx_ssrcs(answer)) {
+      uint32_t ours = lease.take();
+      change[kv.second] = ours;
+      map[kv.first] = ours;
+    }
+  }
+  return change.empty() ? answer : replace_ssrcs(answer, change);
+}
+
+bool RtxSsrcs::apply(GstElement *rtxsend) {
+  GstStructure *s = gst_structure_new_empty("application/x-rtp-ssrc-map");
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    if (map.empty()) {
+      gst_structure_free(s);
+      return false;
+    }
+    for (const auto &kv : map) gst_structure_set(s, std::to_string(kv.first).c_str(), G_TYPE_UINT, kv.second, nullptr);
+  }
+  g_object_set(rtxsend, "ssrc-map", s, nullptr);
+  gst_structure_free(s);
+  return true;
+}
+
+// rtprtxsend picks the retransmission SSRC of a stream from its ssrc-map (write-only: no
+// notify) when the stream's first packet passes, and keeps it. webrtcbin sets that map from
+// the SSRCs it drew, more than once while it applies the answer: ours is set just before
+// the first packet, once the answer is applied.
+static GstPadProbeReturn before_first_packet(GstPad *pad, GstPadProbeInfo *, gpointer data) {
+  GstElement *rtxsend = gst_pad_get_parent_element(pad);
+  bool applied = rtxsend && (*static_cast<std::shared_ptr<RtxSsrcs> *>(data))->apply(rtxsend);
+  if (rtxsend) gst_object_unref(rtxsend);
+  return applied ? GST_PAD_PROBE_REMOVE : GST_PAD_PROBE_OK;
+}
+
+static void on_deep_element_added(GstBin *, GstBin *, GstElement *element, gpointer data) {
+  GstElementFactory *f = gst_element_get_factory(element);
+  if (!f || !g_str_equal(GST_OBJECT_NAME(f), "rtprtxsend")) return;
+  GstPad *sink = gst_element_get_static_pad(element, "sink");
+  if (!sink) return;
+  gst_pad_add_probe(sink, static_cast<GstPadProbeType>(GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_BUFFER_LIST),
+                    before_first_packet, new std::shared_ptr<RtxSsrcs>(*static_cast<std::shared_ptr<RtxSsrcs> *>(data)),
+                    [](gpointer d) { delete static_cast<std::shared_ptr<RtxSsrcs> *>(d); });
+  gst_object_unref(sink);
+}
+
+void RtxSsrcs::watch(GstElement *webrtcbin, const std::shared_ptr<RtxSsrcs> &rtx) {
+  g_signal_connect_data(webrtcbin, "deep-element-added", G_CALLBACK(on_deep_element_added),
+                        new std::shared_ptr<RtxSsrcs>(rtx),
+                        [](gpointer d, GClosure *) { delete static_cast<std::shared_ptr<RtxSsrcs> *>(d); },
+                        static_cast<GConnectFlags>(0));
+}
+
+SdpEdit WhepServer::answer_edit(ServerSession &session) {
+  std::shared_ptr<RtxSsrcs> rtx = static_cast<Viewer &>(session).rtx;
+  return [rtx](const std::string &answer) { return rtx->edit(answer); };
+}
 
 // video-layers must read as a ladder before anything is served.
 bool WhepServer::on_start(std::string *error) {

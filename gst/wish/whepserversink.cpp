@@ -454,8 +454,9 @@ bool WhepServer::attach_media(ServerSession &session, const SessionRequest &requ
   GstElement *webrtc = session.peer->webrtcbin();
   viewer.slot = std::make_shared<Slot>(request.stream.empty() ? own_name() : request.stream);
   for (auto &p : planned) {
-    // One SSRC per output for the viewer's whole session, whatever it is pointed at.
-    guint ssrc = g_random_int();
+    // One SSRC per output for the viewer's whole session, whatever it is pointed at; one
+    // a gone viewer had, if any (ssrc_pool.h: GLib keeps a little for every SSRC announced).
+    guint ssrc = viewer.ssrcs.take();
     GPtr<GstCaps> track_caps =
         p.encoded ? GPtr<GstCaps>::adopt(rtp_caps_for(p.encoded->kind, p.encoded->encoding)) : p.track->caps();
     if (!track_caps) continue;  // its source went meanwhile
@@ -490,6 +491,7 @@ bool WhepServer::attach_media(ServerSession &session, const SessionRequest &requ
     viewer.slot->add_output(SlotOutput::create(params));
     GST_DEBUG_OBJECT(element(), "viewer %s gets %" GST_PTR_FORMAT, session.id.c_str(), caps.get());
   }
+  RtxSsrcs::watch(webrtc, viewer.rtx);
   registry()->join(viewer.slot);
   return true;
 }

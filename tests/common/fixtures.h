@@ -15,6 +15,7 @@
 
 #include <gst/check/gstcheck.h>
 
+#include "free_port.h"
 #include "http_client.h"
 #include "string_checks.h"
 #include "teardown.h"
@@ -158,20 +159,6 @@ struct Server {
   }
   std::string url(const std::string &path = "/whep") const { return base + path; }
 };
-
-
-inline unsigned free_port() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr *>(&addr), sizeof addr);
-  socklen_t len = sizeof addr;
-  getsockname(fd, reinterpret_cast<sockaddr *>(&addr), &len);
-  close(fd);
-  return ntohs(addr.sin_port);
-}
-
 
 // A playing pipeline of server elements that share one HTTP server on a free port of
 // 127.0.0.1: `props` is what each of them is given for that.

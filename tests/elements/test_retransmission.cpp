@@ -4,7 +4,14 @@
 // whepserversink -> whepsrc and whipsink -> whipserversrc; and with do-retransmission=false
 // nothing is retransmitted. Packets lost before the first one a receiver gets cannot be asked
 // for: a relay that lost its publisher's first keyframe asks for a new one.
+#include <gst/rtp/gstrtpbuffer.h>
+#include <gst/webrtc/webrtc.h>
+
+#include <atomic>
+#include <regex>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "http_client.h"
 #include "rtx_counters.h"
@@ -50,6 +57,54 @@ guint64 frames_in_window(Sinks &sinks) {
 
 }  // namespace
 
+// The SSRCs the server's rtprtxsend sends with, against the a=ssrc-group:FID of the answer
+// it gave: webrtcbin draws the retransmission SSRC itself, whepserversink announces one of
+// its pool instead (ssrc_pool.h) and must send with it.
+struct RtxSsrcWatch {
+  guint media = 0, rtx = 0;
+  std::atomic<guint64> announced{0}, other{0};
+  std::vector<std::pair<GstPad *, gulong>> probes;
+  explicit RtxSsrcWatch(GstBin *server) {
+    wish_test::for_each_element(server, [this](GstElement *e) {
+      if (g_str_equal(wish_test::factory_name(e), "webrtcbin")) {
+        GstWebRTCSessionDescription *local = nullptr;
+        g_object_get(e, "local-description", &local, nullptr);
+        if (!local) return;
+        gchar *text = gst_sdp_message_as_text(local->sdp);
+        std::string sdp = text;
+        g_free(text);
+        gst_webrtc_session_description_free(local);
+        std::smatch m;
+        if (std::regex_search(sdp, m, std::regex("a=ssrc-group:FID ([0-9]+) ([0-9]+)"))) {
+          media = std::stoul(m[1]);
+          rtx = std::stoul(m[2]);
+        }
+      } else if (g_str_equal(wish_test::factory_name(e), "rtprtxsend")) {
+        GstPad *src = gst_element_get_static_pad(e, "src");
+        probes.emplace_back(src, gst_pad_add_probe(src, GST_PAD_PROBE_TYPE_BUFFER, on_buffer, this, nullptr));
+      }
+    });
+  }
+  ~RtxSsrcWatch() {
+    for (auto &p : probes) {
+      gst_pad_remove_probe(p.first, p.second);
+      gst_object_unref(p.first);
+    }
+  }
+  static GstPadProbeReturn on_buffer(GstPad *, GstPadProbeInfo *info, gpointer data) {
+    auto *self = static_cast<RtxSsrcWatch *>(data);
+    GstRTPBuffer rtp = GST_RTP_BUFFER_INIT;
+    if (!gst_rtp_buffer_map(GST_PAD_PROBE_INFO_BUFFER(info), GST_MAP_READ, &rtp)) return GST_PAD_PROBE_OK;
+    guint ssrc = gst_rtp_buffer_get_ssrc(&rtp);
+    gst_rtp_buffer_unmap(&rtp);
+    if (ssrc == self->rtx)
+      self->announced++;
+    else if (ssrc != self->media)
+      self->other++;
+    return GST_PAD_PROBE_OK;
+  }
+};
+
 // The value of a sample in the server's metrics text, -1 when absent.
 static double metric(const std::string &text, const std::string &sample) {
   size_t at = text.find("\n" + sample + " ");
@@ -75,6 +130,20 @@ GST_START_TEST(test_whep_retransmits_lost_packets) {
   fail_unless(got.rtx_recovered * 10 >= dropper.dropped() * 8, "recovered %" G_GUINT64_FORMAT " of %" G_GUINT64_FORMAT,
               got.rtx_recovered, dropper.dropped());
   fail_unless(frames * 100 >= kFps * kWindowS * 95, "decoded %" G_GUINT64_FORMAT " of %d frames", frames, kFps * kWindowS);
+  // Retransmitted on the SSRC the answer announced for them.
+  guint64 announced = 0, other = 0;
+  guint rtx_ssrc = 0;
+  {
+    RtxSsrcWatch watch(GST_BIN(server.pipeline));
+    rtx_ssrc = watch.rtx;
+    wait_until(10000, [&] { return watch.announced >= 5; });
+    announced = watch.announced;
+    other = watch.other;
+  }  // probes removed before any assertion can leave the scope
+  fail_unless(rtx_ssrc != 0, "no a=ssrc-group:FID in the server's answer");
+  fail_unless(announced >= 5 && other == 0,
+              "%" G_GUINT64_FORMAT " retransmissions on %u, the SSRC announced, %" G_GUINT64_FORMAT " on others",
+              announced, rtx_ssrc, other);
   // The metrics say so too (sampled about once a second), with the viewer's round trip.
   wish_test::HttpClient http;
   std::string text;

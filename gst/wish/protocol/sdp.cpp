@@ -425,4 +425,43 @@ std::string add_rtx_for_every_codec(std::string_view sdp) {
   return out;
 }
 
+std::map<uint32_t, uint32_t> rtx_ssrcs(std::string_view sdp) {
+  std::map<uint32_t, uint32_t> out;
+  for (std::string_view line : split_lines(sdp)) {
+    if (line.substr(0, 17) != "a=ssrc-group:FID ") continue;
+    auto f = split_ws(line.substr(17));
+    unsigned long media = 0, rtx = 0;
+    if (f.size() == 2 && parse_uint(f[0], UINT32_MAX, &media) && parse_uint(f[1], UINT32_MAX, &rtx))
+      out[static_cast<uint32_t>(media)] = static_cast<uint32_t>(rtx);
+  }
+  return out;
+}
+
+std::string replace_ssrcs(std::string_view sdp, const std::map<uint32_t, uint32_t> &change) {
+  auto swap = [&change](std::string_view word) {
+    unsigned long ssrc = 0;
+    if (!parse_uint(word, UINT32_MAX, &ssrc)) return std::string(word);
+    auto it = change.find(static_cast<uint32_t>(ssrc));
+    return it == change.end() ? std::string(word) : std::to_string(it->second);
+  };
+  auto lines = split_lines(sdp);
+  while (!lines.empty() && lines.back().empty()) lines.pop_back();
+  std::string out;
+  for (std::string_view line : lines) {
+    if (line.substr(0, 7) == "a=ssrc:") {
+      size_t end = line.find(' ');
+      std::string_view rest = end == std::string_view::npos ? "" : line.substr(end);
+      out += "a=ssrc:" + swap(line.substr(7, end == std::string_view::npos ? end : end - 7)) + std::string(rest);
+    } else if (line.substr(0, 13) == "a=ssrc-group:") {
+      auto f = split_ws(line.substr(13));
+      out += "a=ssrc-group:";
+      for (size_t i = 0; i < f.size(); i++) out += (i ? " " : "") + (i ? swap(f[i]) : std::string(f[i]));
+    } else {
+      out += std::string(line);
+    }
+    out += "\r\n";
+  }
+  return out;
+}
+
 }  // namespace wish

@@ -2,6 +2,7 @@
 // offer, find the payload type to send a codec with, and finish an answer before it goes out.
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
@@ -90,6 +91,14 @@ std::string unbundle_only(std::string_view sdp);
 // or video codec of an m-line that has NACK (a=rtcp-fb:<pt> nack) and rtx for another codec
 // but none of its own, with payload types no m-line uses. Other SDP is returned unchanged.
 std::string add_rtx_for_every_codec(std::string_view sdp);
+
+// The retransmission SSRCs of an SDP (the second SSRC of each a=ssrc-group:FID line), keyed
+// by the SSRC they repair.
+std::map<uint32_t, uint32_t> rtx_ssrcs(std::string_view sdp);
+
+// The SDP with every SSRC of a=ssrc and a=ssrc-group lines found in `change` replaced by its
+// value. Other lines are returned unchanged.
+std::string replace_ssrcs(std::string_view sdp, const std::map<uint32_t, uint32_t> &change);
 
 // Replaces a=sendrecv/a=recvonly/... of every m-section with the given direction.
 std::string set_directions(std::string_view sdp, Direction d);
