@@ -11,6 +11,32 @@ namespace {
 // How long a video output waits for the keyframe it asked for before asking again.
 constexpr gint64 kKeyframeRetryUs = 1000 * 1000;
 constexpr size_t kMaxPendingPackets = 300;  // a keyframe and a few frames while DTLS comes up
+// A packet with this output's header and the payload of `buffer` (taken): the header is
+// copied, the payload memory is shared with every other viewer of the track. Each viewer's
+// retransmission history (rtprtxsend, hundreds of packets) then holds headers, not copies of
+// the video. Null when the buffer cannot be read.
+GstBuffer *with_own_header(GstBuffer *buffer, size_t header_size, const RtpHeader &h) {
+  gsize size = gst_buffer_get_size(buffer);
+  GstMemory *header = gst_allocator_alloc(nullptr, header_size, nullptr);
+  GstMapInfo map;
+  if (!header || header_size > size || !gst_memory_map(header, &map, GST_MAP_WRITE)) {
+    if (header) gst_memory_unref(header);
+    gst_buffer_unref(buffer);
+    return nullptr;
+  }
+  gst_buffer_extract(buffer, 0, map.data, header_size);
+  write_rtp_header(map.data, h);
+  gst_memory_unmap(header, &map);
+  GstBuffer *own = gst_buffer_new();
+  // Flags, timestamps and metas first (a copy from offset 0), then the header, then the
+  // payload's memory, shared.
+  gst_buffer_copy_into(own, buffer, static_cast<GstBufferCopyFlags>(GST_BUFFER_COPY_METADATA), 0, size);
+  gst_buffer_append_memory(own, header);
+  if (size > header_size) gst_buffer_copy_into(own, buffer, GST_BUFFER_COPY_MEMORY, header_size, size - header_size);
+  gst_buffer_unref(buffer);
+  return own;
+}
+
 }  // namespace
 
 SlotOutput::SlotOutput(Params params)
@@ -207,13 +233,8 @@ void SlotOutput::push_locked(const std::shared_ptr<Track> &from, GstBuffer *buff
     return;
   }
   if (verdict == RtpContinuity::Verdict::Rewrite) {
-    buffer = gst_buffer_make_writable(buffer);
-    if (!gst_buffer_map(buffer, &map, GST_MAP_WRITE)) {
-      gst_buffer_unref(buffer);
-      return;
-    }
-    write_rtp_header(map.data, out);
-    gst_buffer_unmap(buffer, &map);
+    buffer = with_own_header(buffer, in.payload_offset, out);
+    if (!buffer) return;
   }
   packets_++;
   bytes_ += gst_buffer_get_size(buffer);

@@ -39,6 +39,24 @@ static void allow_prompt_nacks(GstElement *webrtc) {
   gst_object_unref(rtpbin);
 }
 
+// webrtcbin keeps the last 500 packets of each sent stream for retransmission (rtprtxsend),
+// per peer: seconds of video at a few Mbit/s. A NACK comes within a round trip and the
+// receiver's jitterbuffer latency of the loss, so one second of history is enough to answer
+// it, and a server with many viewers keeps less.
+constexpr guint64 kRetransmissionHistoryMs = 1000;
+
+static void bound_retransmission_history(GstElement *webrtc) {
+  GstElement *rtpbin = gst_bin_get_by_name(GST_BIN(webrtc), "rtpbin");
+  if (!rtpbin) return;
+  g_signal_connect(rtpbin, "deep-element-added", G_CALLBACK(+[](GstBin *, GstBin *, GstElement *e, gpointer) {
+                     GstElementFactory *f = gst_element_get_factory(e);
+                     if (f && g_str_equal(GST_OBJECT_NAME(f), "rtprtxsend"))
+                       g_object_set(e, "max-size-time", static_cast<guint>(kRetransmissionHistoryMs), nullptr);
+                   }),
+                   nullptr);
+  gst_object_unref(rtpbin);
+}
+
 bool Peer::create(const std::string &name, const Settings &s, Callbacks callbacks, std::string *error) {
   GstElement *webrtc = gst_element_factory_make("webrtcbin", name.empty() ? nullptr : name.c_str());
   if (!webrtc) {
@@ -103,6 +121,7 @@ bool Peer::create(const std::string &name, const Settings &s, Callbacks callback
                                        }),
                                        GINT_TO_POINTER(s.retransmission ? 1 : 0)));
   if (s.retransmission) allow_prompt_nacks(webrtc);
+  bound_retransmission_history(webrtc);
   gst_bin_add(bin_, webrtc);  // the bin takes a reference of its own
   GST_DEBUG_OBJECT(webrtc, "created");
   return true;

@@ -1,7 +1,9 @@
 // The viewer lifecycle of whepserversink under churn: players that reload their page (POST +
 // DELETE in a loop, one and four at a time) while a connected viewer keeps playing, and
-// sessions whose player never connects. Real HTTP, real webrtcbin, 127.0.0.1 only.
+// sessions whose player never connects, a player whose process stops and then vanishes.
+// Real HTTP, real webrtcbin, 127.0.0.1 only.
 #include <gst/gst.h>
+#include <signal.h>
 
 #include <atomic>
 #include <cstdlib>
@@ -10,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "child_pipeline.h"
 #include "http_client.h"
 #include "test_player.h"
 #include "fixtures.h"
@@ -188,6 +191,45 @@ GST_START_TEST(test_unconnected_session_stalls_nobody) {
 }
 GST_END_TEST;
 
+// Every viewer is fed from the track's one thread (no queue of its own): a viewer whose
+// process stops reading (SIGSTOP), then disappears without a DELETE (SIGKILL), must hold up
+// nobody. The other viewer keeps playing video and audio, and a new one joins and plays.
+GST_START_TEST(test_stopped_viewer_stalls_nobody) {
+  Server server;
+  fail_unless(server.wait_ready());
+  ChildPipeline stopped("whepsrc whep-endpoint=" + server.url() +
+                        " ice-local-addresses=127.0.0.1 audio-codecs=none ! video/x-raw ! fakesink name=frames_played");
+  fail_unless(stopped.started(), "%s", stopped.spawn_error().c_str());
+  fail_if(stopped.wait_prefix("frame ", 20000).empty(), "the viewer in its own process did not play");
+  TestPlayer viewer;
+  HttpClient http;
+  HttpResult r = http.request("POST", server.url(), {{"Content-Type", "application/sdp"}}, viewer.create_offer());
+  fail_unless_equals_int(r.status, 201);
+  fail_unless(viewer.set_remote_answer(r.body));
+  fail_unless(viewer.wait_video_frames(10, 15000));
+  fail_unless_equals_int(server.stat("viewer-count"), 2);
+
+  fail_unless_equals_int(kill(stopped.pid(), SIGSTOP), 0);
+  for (int round = 0; round < 2; round++) {  // its socket's receive buffer fills meanwhile
+    guint64 video = viewer.video_frames(), audio = viewer.audio_buffers();
+    fail_unless(viewer.wait_video_frames(video + 30, 3000), "%" G_GUINT64_FORMAT " frames in 3 s while a viewer was stopped",
+                viewer.video_frames() - video);
+    fail_unless(viewer.wait_audio_buffers(audio + 50, 3000));
+  }
+  TestPlayer late;
+  HttpResult lr = http.request("POST", server.url(), {{"Content-Type", "application/sdp"}}, late.create_offer());
+  fail_unless_equals_int(lr.status, 201);
+  fail_unless(late.set_remote_answer(lr.body));
+  fail_unless(late.wait_video_frames(10, 5000), "a new viewer did not play while another was stopped");
+
+  stopped.kill_now();  // gone without a word
+  guint64 video = viewer.video_frames();
+  fail_unless(viewer.wait_video_frames(video + 30, 3000), "%" G_GUINT64_FORMAT " frames in 3 s after a viewer vanished",
+              viewer.video_frames() - video);
+  fail_unless(late.wait_video_frames(late.video_frames() + 30, 3000));
+}
+GST_END_TEST;
+
 static Suite *viewer_lifecycle_suite(void) {
   Suite *s = suite_create("viewer_lifecycle");
   TCase *tc = tcase_create("general");
@@ -196,6 +238,7 @@ static Suite *viewer_lifecycle_suite(void) {
   suite_add_tcase(s, tc);
   tcase_add_test(tc, test_unconnected_sessions_expire);
   tcase_add_test(tc, test_unconnected_session_stalls_nobody);
+  tcase_add_test(tc, test_stopped_viewer_stalls_nobody);
   tcase_add_test(tc, test_churn_one_at_a_time);
   tcase_add_test(tc, test_churn_four_at_a_time);
   return s;
