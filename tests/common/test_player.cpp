@@ -5,12 +5,31 @@
 
 #include <algorithm>
 #include <cmath>
+#include <set>
 
 #include "protocol/sdp.h"
 #include "teardown.h"
 #include "webrtc_utils.h"
 
 namespace wish_test {
+
+// Players alive. Callbacks on GStreamer's threads can still come while a player is destroyed
+// (a pad added as its pipeline stops): they touch a player only while it is listed, and the
+// probes and handlers that do no more than note what they saw hold the list's lock meanwhile.
+static std::mutex &live_mutex() {
+  static std::mutex m;
+  return m;
+}
+static std::set<const TestPlayer *> &live_players() {
+  static std::set<const TestPlayer *> s;
+  return s;
+}
+struct IfAlive {
+  std::unique_lock<std::mutex> lock;
+  bool alive;
+  explicit IfAlive(const TestPlayer *p) : lock(live_mutex()), alive(live_players().count(p) > 0) {}
+};
+static bool is_alive(const TestPlayer *p) { return IfAlive(p).alive; }
 
 static bool wait_until(int timeout_ms, const std::function<bool()> &cond) {
   gint64 end = g_get_monotonic_time() + static_cast<gint64>(timeout_ms) * 1000;
@@ -22,6 +41,10 @@ static bool wait_until(int timeout_ms, const std::function<bool()> &cond) {
 }
 
 TestPlayer::TestPlayer(const PlayerOptions &opts) : points_(opts.sample_points), at_(opts.sample_points.size()) {
+  {
+    std::lock_guard<std::mutex> lock(live_mutex());
+    live_players().insert(this);
+  }
   pipeline_ = gst_pipeline_new("player");
   stop_at_teardown(pipeline_);
   webrtc_ = gst_element_factory_make("webrtcbin", "player_webrtc");
@@ -29,6 +52,8 @@ TestPlayer::TestPlayer(const PlayerOptions &opts) : points_(opts.sample_points),
   std::string error;
   wish::configure_webrtcbin(webrtc_, {"127.0.0.1"}, "", {}, &error);
   g_signal_connect(webrtc_, "on-ice-candidate", G_CALLBACK(+[](GstElement *, guint, gchar *c, TestPlayer *self) {
+                     IfAlive live(self);
+                     if (!live.alive) return;
                      std::lock_guard<std::mutex> lock(self->mutex_);
                      std::string s = c;
                      if (s.rfind("a=", 0) == 0) s = s.substr(2);
@@ -76,12 +101,16 @@ TestPlayer::TestPlayer(const PlayerOptions &opts) : points_(opts.sample_points),
 }
 
 TestPlayer::~TestPlayer() {
+  {
+    std::lock_guard<std::mutex> lock(live_mutex());
+    live_players().erase(this);
+  }
   gst_element_set_state(pipeline_, GST_STATE_NULL);
   gst_object_unref(pipeline_);
 }
 
 void TestPlayer::on_pad_added(GstElement *, GstPad *pad, TestPlayer *self) {
-  if (GST_PAD_DIRECTION(pad) != GST_PAD_SRC) return;
+  if (GST_PAD_DIRECTION(pad) != GST_PAD_SRC || !is_alive(self)) return;
   GstCaps *rtp = gst_pad_get_current_caps(pad);
   if (!rtp) rtp = gst_pad_query_caps(pad, nullptr);
   const gchar *media = gst_structure_get_string(gst_caps_get_structure(rtp, 0), "media");
@@ -92,6 +121,8 @@ void TestPlayer::on_pad_added(GstElement *, GstPad *pad, TestPlayer *self) {
     gst_pad_add_probe(pad, GST_PAD_PROBE_TYPE_BUFFER,
                       [](GstPad *, GstPadProbeInfo *info, gpointer d) {
                         auto *p = static_cast<TestPlayer *>(d);
+                        IfAlive live(p);
+                        if (!live.alive) return GST_PAD_PROBE_OK;
                         guint8 h[12];
                         if (gst_buffer_extract(GST_PAD_PROBE_INFO_BUFFER(info), 0, h, 12) == 12) {
                           unsigned ssrc = (h[8] << 24) | (h[9] << 16) | (h[10] << 8) | h[11];
@@ -107,6 +138,8 @@ void TestPlayer::on_pad_added(GstElement *, GstPad *pad, TestPlayer *self) {
   g_signal_connect(decodebin, "pad-added", G_CALLBACK(&TestPlayer::on_decoded_pad), self);
   g_signal_connect(decodebin, "deep-element-added", G_CALLBACK(+[](GstBin *, GstBin *, GstElement *e, TestPlayer *self) {
                      // Remember which depayloader/decoder got the video, for codec assertions.
+                     IfAlive live(self);
+                     if (!live.alive) return;
                      GstElementFactory *f = gst_element_get_factory(e);
                      if (!f) return;
                      if (g_str_has_suffix(GST_OBJECT_NAME(f), "depay")) {
@@ -123,6 +156,7 @@ void TestPlayer::on_pad_added(GstElement *, GstPad *pad, TestPlayer *self) {
 }
 
 void TestPlayer::on_decoded_pad(GstElement *, GstPad *pad, TestPlayer *self) {
+  if (!is_alive(self)) return;
   GstCaps *caps = gst_pad_get_current_caps(pad);
   if (!caps) caps = gst_pad_query_caps(pad, nullptr);
   bool video = g_str_has_prefix(gst_structure_get_name(gst_caps_get_structure(caps, 0)), "video");
@@ -168,6 +202,8 @@ void TestPlayer::on_decoded_pad(GstElement *, GstPad *pad, TestPlayer *self) {
   gst_pad_add_probe(sinkpad, GST_PAD_PROBE_TYPE_BUFFER,
                     video ? +[](GstPad *p, GstPadProbeInfo *info, gpointer d) {
                       auto *self = static_cast<TestPlayer *>(d);
+                      IfAlive live(self);
+                      if (!live.alive) return GST_PAD_PROBE_OK;
                       self->video_frames_++;
                       GstCaps *caps = gst_pad_get_current_caps(p);
                       GstVideoInfo vi;
@@ -193,6 +229,8 @@ void TestPlayer::on_decoded_pad(GstElement *, GstPad *pad, TestPlayer *self) {
                     }
                           : +[](GstPad *, GstPadProbeInfo *info, gpointer d) {
                               auto *self = static_cast<TestPlayer *>(d);
+                              IfAlive live(self);
+                              if (!live.alive) return GST_PAD_PROBE_OK;
                               self->audio_buffers_++;
                               GstMapInfo map;
                               GstBuffer *buf = GST_PAD_PROBE_INFO_BUFFER(info);
