@@ -32,25 +32,8 @@ measure() {  # prints the server's CPU in % of one core over $seconds
   echo "scale=1; ($b - $a) * 100 / $tick / $seconds" | bc
 }
 
-if ((relay)); then
-  gst-launch-1.0 -q whipserversrc name=in address=127.0.0.1 port="$port" ice-local-addresses=127.0.0.1 \
-    whepserversink name=out address=127.0.0.1 port="$port" ice-local-addresses=127.0.0.1 \
-    in.video_0 ! queue ! out.video_0 in.audio_0 ! queue ! out.audio_0 >/dev/null 2>&1 &
-  server=$!
-  pids+=("$server")
-  sleep 1
-  gst-launch-1.0 -q whipsink name=w whip-endpoint="http://127.0.0.1:$port/whip" ice-local-addresses=127.0.0.1 \
-    videotestsrc is-live=true ! video/x-raw,width=640,height=360,framerate=30/1 ! w. \
-    audiotestsrc is-live=true ! w. >/dev/null 2>&1 &
-  pids+=("$!")
-else
-  gst-launch-1.0 -q whepserversink name=s address=127.0.0.1 port="$port" ice-local-addresses=127.0.0.1 \
-    videotestsrc is-live=true ! video/x-raw,width=640,height=360,framerate=30/1 ! s. \
-    audiotestsrc is-live=true ! s. >/dev/null 2>&1 &
-  server=$!
-  pids+=("$server")
-fi
-sleep 4
+. "$(dirname "$0")/viewer_server.sh"
+start_viewer_server "$relay" "$port"
 cpu0=$(measure)
 rss0=$(rss_kb "$server")
 threads0=$(threads "$server")

@@ -244,8 +244,6 @@ GST_START_TEST(test_ice_servers) {
 }
 GST_END_TEST;
 
-static const std::map<std::string, std::string> kSdpType = {{"Content-Type", "application/sdp"}};
-
 // At max_sessions new clients are sent to the other endpoints in turn (307), the stream's
 // name appended; sessions are never redirected; without redirects, 503.
 GST_START_TEST(test_endpoint_redirects_when_full) {

@@ -17,12 +17,8 @@ using namespace wish;
 
 namespace {
 
-const char *kOffer =
-    "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\n"
-    "m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=recvonly\r\na=ice-ufrag:u1\r\n"
-    "a=ice-pwd:p1p1p1p1p1p1p1p1p1p1p1p1\r\na=rtpmap:96 VP8/90000\r\n"
-    "a=candidate:1 1 udp 2130706431 127.0.0.1 5000 typ host\r\n";
-const std::map<std::string, std::string> kSdp = {{"Content-Type", "application/sdp"}};
+const char *const kOffer = kVideoOnlyOffer;
+const std::map<std::string, std::string> &kSdp = kSdpType;
 
 double sum_or(const std::string &text, const std::string &name, double otherwise) {
   auto v = prometheus_sum(text, name);
