@@ -274,3 +274,15 @@ inline std::string wait_bus_message(GstElement *pipeline, const char *name, int 
   gst_object_unref(bus);
   return found;
 }
+
+#ifdef FIXTURES_DIR
+// What Chromium 156 offers for a recvonly video + audio transceiver: every codec it has,
+// RTX, RED, FEC and header extensions.
+inline std::string chromium_offer() {
+  gchar *text = nullptr;
+  fail_unless(g_file_get_contents(FIXTURES_DIR "/chromium-recvonly-offer.sdp", &text, nullptr, nullptr));
+  std::string s = text;
+  g_free(text);
+  return s;
+}
+#endif

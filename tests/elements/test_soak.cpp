@@ -17,13 +17,6 @@ using wish_soak::ServerProcess;
 using wish_test::HttpClient;
 using wish_test::HttpResult;
 
-static std::string chromium_offer() {
-  gchar *text = nullptr;
-  fail_unless(g_file_get_contents(FIXTURES_DIR "/chromium-recvonly-offer.sdp", &text, nullptr, nullptr));
-  std::string s = text;
-  g_free(text);
-  return s;
-}
 
 static unsigned env_count(const char *name, unsigned fallback) {
   const char *v = g_getenv(name);

@@ -21,15 +21,6 @@ using wish_test::HttpClient;
 using wish_test::HttpResult;
 using wish_test::TestPlayer;
 
-// What Chromium 156 offers for a recvonly video + audio transceiver: every codec it has,
-// RTX, RED, FEC and header extensions.
-static std::string chromium_offer() {
-  gchar *text = nullptr;
-  fail_unless(g_file_get_contents(FIXTURES_DIR "/chromium-recvonly-offer.sdp", &text, nullptr, nullptr));
-  std::string s = text;
-  g_free(text);
-  return s;
-}
 
 static unsigned churn_cycles() {
   const char *env = g_getenv("WISH_CHURN_CYCLES");
