@@ -4,6 +4,9 @@
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
+
+#include "client.h"
 
 namespace wish {
 namespace {
@@ -107,11 +110,8 @@ std::string metrics_url_for(const std::string &endpoint, const std::string &metr
   std::string scheme = endpoint.substr(0, scheme_end);
   for (char &c : scheme) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   if (scheme != "http" && scheme != "https") return {};
-  size_t authority_end = endpoint.find_first_of("/?#", scheme_end + 3);
-  std::string origin = endpoint.substr(0, authority_end == std::string::npos ? endpoint.size() : authority_end);
-  if (origin.size() == scheme_end + 3) return {};  // no host
-  std::string path = metrics_path.empty() || metrics_path[0] != '/' ? "/" + metrics_path : metrics_path;
-  return origin + path;
+  if (scheme_end + 3 >= endpoint.size() || std::strchr("/?#", endpoint[scheme_end + 3])) return {};  // no host
+  return resolve_url(endpoint, metrics_path.empty() || metrics_path[0] != '/' ? "/" + metrics_path : metrics_path);
 }
 
 void RedirectLoads::report(size_t i, std::optional<double> viewers) {
