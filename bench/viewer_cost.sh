@@ -21,22 +21,11 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; }
 trap cleanup EXIT
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
-threads() { ls "/proc/$1/task" | wc -l; }
-measure() {  # prints the server's CPU in % of one core over $seconds
-  local a b
-  a=$(cpu_ticks "$server")
-  sleep "$seconds"
-  b=$(cpu_ticks "$server")
-  echo "scale=1; ($b - $a) * 100 / $tick / $seconds" | bc
-}
-
 . "$(dirname "$0")/viewer_server.sh"
 start_viewer_server "$relay" "$port"
-cpu0=$(measure)
-rss0=$(rss_kb "$server")
-threads0=$(threads "$server")
+cpu0=$(server_cpu 1)
+rss0=$(server_rss_kb)
+threads0=$(server_threads)
 
 for ((i = 0; i < viewers; i++)); do
   gst-launch-1.0 -q whepsrc whep-endpoint="http://127.0.0.1:$port/whep" ice-local-addresses=127.0.0.1 \
@@ -46,9 +35,9 @@ for ((i = 0; i < viewers; i++)); do
 done
 sleep 6  # every viewer connected and streaming
 connected=$(ss -uanp 2>/dev/null | grep -c "pid=$server,")
-cpuN=$(measure)
-rssN=$(rss_kb "$server")
-threadsN=$(threads "$server")
+cpuN=$(server_cpu 1)
+rssN=$(server_rss_kb)
+threadsN=$(server_threads)
 per_cpu=$(echo "scale=2; ($cpuN - $cpu0) / $viewers" | bc)
 per_rss=$(echo "scale=0; ($rssN - $rss0) / $viewers" | bc)
 if ((relay)); then what="WHIP->WHEP relay, 640x360@30 H.264 + Opus from whipsink, no re-encoding"; else what="whepserversink, 640x360@30 H.264 + Opus encoded once"; fi

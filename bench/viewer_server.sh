@@ -1,4 +1,4 @@
-# Sourced by viewer_cost.sh and viewer_threads.sh: start_viewer_server <relay 0|1> <port> starts
+# Sourced by viewer_cost.sh and viewer_threads.sh. start_viewer_server <relay 0|1> <port> starts
 # the server measured (whepserversink encoding 640x360@30 H.264 + Opus, or with relay the
 # WHIP->WHEP relay fed by a whipsink), sets $server to its PID and adds every PID to pids.
 start_viewer_server() {
@@ -22,4 +22,18 @@ start_viewer_server() {
     pids+=("$server")
   fi
   sleep 4
+}
+
+# What the server started above costs now (they read $server; server_cpu also $tick, and
+# $seconds to measure over): CPU ticks, RSS in KiB, threads, and CPU in % of one core over
+# $seconds with <scale> decimals.
+server_cpu_ticks() { awk '{print $14 + $15}' "/proc/$server/stat"; }
+server_rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$server/status"; }
+server_threads() { ls "/proc/$server/task" | wc -l; }
+server_cpu() {
+  local a b
+  a=$(server_cpu_ticks)
+  sleep "$seconds"
+  b=$(server_cpu_ticks)
+  echo "scale=$1; ($b - $a) * 100 / $tick / $seconds" | bc
 }

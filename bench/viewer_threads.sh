@@ -25,21 +25,11 @@ trap cleanup EXIT
 start_viewer_server "$relay" "$port"
 
 names() { cat /proc/"$server"/task/*/comm | sed 's/[0-9]\+/#/g' | sort | uniq -c | awk '{c=$1; $1=""; print substr($0, 2) "\t" c}'; }
-threads() { ls /proc/"$server"/task | wc -l; }
-cpu_ticks() { awk '{print $14 + $15}' /proc/"$server"/stat; }
-rss_kb() { awk '/VmRSS/ {print $2}' /proc/"$server"/status; }
-cpu() {  # % of one core over $seconds
-  local a b
-  a=$(cpu_ticks)
-  sleep "$seconds"
-  b=$(cpu_ticks)
-  echo "scale=2; ($b - $a) * 100 / $tick / $seconds" | bc
-}
 
 names | sort >"$scratch/before"
-threads0=$(threads)
-cpu0=$(cpu)
-rss0=$(rss_kb)
+threads0=$(server_threads)
+cpu0=$(server_cpu 2)
+rss0=$(server_rss_kb)
 desc=""
 for ((i = 0; i < viewers; i++)); do
   desc+=" whepsrc name=w$i whep-endpoint=http://127.0.0.1:$port/whep ice-local-addresses=127.0.0.1"
@@ -49,9 +39,9 @@ gst-launch-1.0 -q $desc >/dev/null 2>&1 &
 pids+=("$!")
 sleep 8  # every viewer connected and streaming
 names | sort >"$scratch/after"
-threadsN=$(threads)
-cpuN=$(cpu)
-rssN=$(rss_kb)
+threadsN=$(server_threads)
+cpuN=$(server_cpu 2)
+rssN=$(server_rss_kb)
 echo "$([[ $relay == 1 ]] && echo "WHIP->WHEP relay" || echo "whepserversink encoding 640x360@30"), $viewers viewers (load $(cut -d' ' -f1 /proc/loadavg)):"
 echo "  threads: $threads0 -> $threadsN, $(echo "scale=2; ($threadsN - $threads0) / $viewers" | bc) per viewer"
 echo "  RSS:     $((rss0 / 1024)) -> $((rssN / 1024)) MiB, $(((rssN - rss0) / viewers)) KiB per viewer"
