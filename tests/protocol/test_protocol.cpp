@@ -991,11 +991,18 @@ GST_START_TEST(test_retry_after_and_backoff) {
   Backoff b(1, 8);
   fail_unless(b.next() == 1);
   fail_unless(b.next() == 2);
-  fail_unless(b.next(std::optional<int64_t>(5)) == 5);  // the server's Retry-After wins when larger
+  fail_unless(b.next(std::optional<int64_t>(5)) == 5);  // the server's Retry-After
   fail_unless(b.next() == 8);
   fail_unless(b.next() == 8);  // bounded
   b.reset();
   fail_unless(b.next() == 1);
+  // A server that keeps saying "Retry-After: 1" is asked again every second, however many
+  // attempts came before (it used to be a floor under the doubling: 1, 2, 4, 8 s).
+  Backoff busy(1, 30);
+  for (int i = 0; i < 6; i++) fail_unless(busy.next(std::optional<int64_t>(1)) == 1);
+  fail_unless(busy.next(std::optional<int64_t>(0)) == Backoff::kMinRetryAfter);
+  fail_unless(busy.next(std::optional<int64_t>(3600)) == 30);  // bounded too
+  fail_unless(busy.next() == 30);  // doubling counts every attempt
 }
 GST_END_TEST;
 

@@ -153,10 +153,12 @@ std::optional<int64_t> parse_retry_after(const std::optional<std::string> &value
 }
 
 double Backoff::next(std::optional<int64_t> retry_after) {
-  double d = initial_;
-  for (unsigned i = 0; i < attempt_ && d < max_; i++) d *= 2;
-  if (retry_after && static_cast<double>(*retry_after) > d) d = static_cast<double>(*retry_after);
   attempt_++;
+  // The server knows when it can take the request again: its Retry-After is the wait, not a
+  // floor under our doubling (a busy single-publisher endpoint that says 1 s means 1 s).
+  if (retry_after) return std::clamp(static_cast<double>(*retry_after), kMinRetryAfter, max_);
+  double d = initial_;
+  for (unsigned i = 1; i < attempt_ && d < max_; i++) d *= 2;
   return std::min(d, max_);
 }
 

@@ -22,10 +22,11 @@ std::optional<int64_t> parse_retry_after(const std::optional<std::string> &value
 // Parses an IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT").
 std::optional<int64_t> parse_http_date(std::string_view date);
 
-// Exponential backoff: first delay (or the server's Retry-After when larger), doubling up to
-// a maximum.
+// Exponential backoff: first delay, doubling up to a maximum; a server's Retry-After replaces
+// the computed delay (kept between kMinRetryAfter and the maximum).
 class Backoff {
 public:
+  static constexpr double kMinRetryAfter = 0.2;  // "Retry-After: 0" must not make a busy loop
   Backoff(double initial_s, double max_s) : initial_(initial_s), max_(max_s) {}
   double next(std::optional<int64_t> retry_after = std::nullopt);
   void reset() { attempt_ = 0; }
