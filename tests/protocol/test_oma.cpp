@@ -202,7 +202,9 @@ GST_START_TEST(test_oma_playback_session) {
                                    R"({"wrtcsAnswer":{"isProvisional":"false","sdp":"v=0\r\n"}})");
   fail_unless_equals_int(answer.status, 403);
   assert_str(error_id(answer), "POL0001");
-  fail_unless_equals_int(server.request("PUT", path + "/offer", R"({"wrtcsOffer":{"sdp":"v=0\r\n"}})").status, 403);
+  Response offer = server.request("PUT", path + "/offer", R"({"wrtcsOffer":{"sdp":"v=0\r\n"}})");
+  fail_unless_equals_int(offer.status, 403);
+  assert_str(error_id(offer), "POL0001");
   fail_unless_equals_int(server.request("PUT", path + "/status", R"({"wrtcsSessionStatus":{"status":"Dancing"}})").status, 400);
   fail_unless_equals_int(server.request("DELETE", path + "/update").status, 404);
   // ICE status: GET mirrors the media side, PUT keeps the application's report.
@@ -213,6 +215,10 @@ GST_START_TEST(test_oma_playback_session) {
   fail_unless_equals_int(ice.status, 200);
   assert_str(*parsed(ice).value("status"), "Completed");
   fail_unless_equals_int(server.request("PUT", path + "/ice/status", R"({"wrtcsIceStatus":{"status":"done"}})").status, 400);
+  // The server's own state first; the report while the media side has none.
+  assert_str(*parsed(server.request("GET", path + "/ice/status")).value("status"), "Checking");
+  server.whep_media.ice_state = "";
+  assert_str(*parsed(server.request("GET", path + "/ice/status")).value("status"), "Completed");
   // Another user does not see it.
   fail_unless_equals_int(server.request("GET", "sip%3Aother/sessions/" + path.substr(path.rfind('/') + 1)).status, 404);
 
@@ -391,6 +397,9 @@ GST_START_TEST(test_oma_update) {
   fail_unless_equals_int(conflict.status, 403);
   assert_str(error_id(conflict), "SVC1007");
   fail_unless_equals_int(server.request("PUT", path + "/offer", body).status, 403);
+  Response withdraw = server.request("DELETE", path + "/update");
+  fail_unless_equals_int(withdraw.status, 403);
+  assert_str(error_id(withdraw), "POL0001");
   fail_unless(server.oma_backend.sent.size() >= 1);
   OmaNode note;
   std::string error;
@@ -416,6 +425,22 @@ GST_START_TEST(test_oma_update) {
   fail_unless_equals_int(server.oma_backend.sent.size(), 1);
   assert_contains(server.oma_backend.sent[0].body, "wrtcsAcceptanceNotification");
   assert_contains(server.oma_backend.sent[0].body, "srv2");
+
+  // A renegotiation of the same media and codecs (a new session version): answered at once
+  // with the answer it has, and it becomes the offer.
+  std::string renegotiated = replace_all(restart, "o=- 1 2 ", "o=- 1 3 ");
+  Response again = server.request("PUT", path + "/update", R"({"wrtcsOffer":{"sdp":")" + json_sdp(renegotiated) + "\"}}");
+  fail_unless_equals_int(again.status, 200);
+  assert_contains(*parsed(server.request("GET", path + "/offer")).value("sdp"), "o=- 1 3 IN IP4");
+  assert_str(*parsed(server.request("GET", path + "/answer")).value("sdp"), answer);
+  // The same m-lines without the codec of the answer: the answer would not fit, declined.
+  server.oma_backend.sent.clear();
+  std::string other_codec = replace_all(restart, "a=rtpmap:96 VP8/90000", "a=rtpmap:96 H264/90000");
+  Response codec = server.request("PUT", path + "/update", R"({"wrtcsOffer":{"sdp":")" + json_sdp(other_codec) + "\"}}");
+  fail_unless_equals_int(codec.status, 403);
+  assert_str(error_id(codec), "POL0001");
+  assert_contains(server.oma_backend.sent.at(0).body, "\"eventType\":\"Declined\"");
+  assert_contains(*parsed(server.request("GET", path + "/offer")).value("sdp"), "o=- 1 3 IN IP4");
 
   // Other media: declined, with the Declined event.
   server.oma_backend.sent.clear();
@@ -458,6 +483,10 @@ GST_START_TEST(test_oma_subscriptions) {
   fail_unless_equals_int(parsed(list).all("wrtcsNotificationSubscription").size(), 3);
   fail_unless_equals_int(parsed(server.request("GET", "sip%3Asomeone/subscriptions")).all("wrtcsNotificationSubscription").size(), 0);
   std::string zero_path = zero.headers.get("Location")->substr(zero.headers.get("Location")->find("/v1/") + 4);
+  // What is left of the duration, as time goes by.
+  server.clock_ms += 10 * 1000;
+  assert_str(*parsed(server.request("GET", zero_path)).value("duration"), "50");
+  server.clock_ms -= 10 * 1000;
   fail_unless_equals_int(server.request("DELETE", zero_path).status, 204);
   fail_unless_equals_int(server.request("GET", zero_path).status, 404);
 
@@ -513,6 +542,24 @@ GST_START_TEST(test_oma_subscriptions) {
   std::string lonely_path = lonely.headers.get("Location")->substr(lonely.headers.get("Location")->find("/v1/") + 4);
   assert_str(*parsed(server.request("GET", lonely_path)).value("status"), "Closed");
   assert_contains(server.oma_backend.sent.back().body, "the session ended: not-connected");
+
+  // ICE fails on a session that played: the media side ends it (connection-lost).
+  auto known = server.whep_media.events;
+  Response failing = server.request("POST", kUser + "/sessions", session_json("cam1", kRecvOffer));
+  std::shared_ptr<SessionEvents> events;
+  for (const auto &kv : server.whep_media.events)
+    if (!known.count(kv.first)) events = kv.second;
+  fail_unless(events != nullptr);
+  events->connected();
+  server.front->tick();
+  server.oma_backend.sent.clear();
+  events->ended("connection-lost");
+  server.front->tick();
+  std::string failing_path = failing.headers.get("Location")->substr(failing.headers.get("Location")->find("/v1/") + 4);
+  assert_str(*parsed(server.request("GET", failing_path)).value("status"), "Closed");
+  fail_unless_equals_int(server.oma_backend.sent.size(), 1);
+  assert_contains(server.oma_backend.sent[0].body, "SessionEnded");
+  assert_contains(server.oma_backend.sent[0].body, "the session ended: connection-lost");
 
   // A callback that keeps failing: cancelled with SVC2001 after three failures.
   server.oma_backend.sent.clear();
