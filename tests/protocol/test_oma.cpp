@@ -268,6 +268,13 @@ GST_START_TEST(test_oma_publish_and_addresses) {
   // sendrecv publishes too (a browser's addTrack).
   std::string sendrecv = replace_all(kRecvOffer, "a=recvonly", "a=sendrecv");
   fail_unless_equals_int(server.request("POST", kUser + "/sessions", session_json("studio2", sendrecv)).status, 201);
+  // Person-to-person details of a request are ignored.
+  std::string details = replace_all(session_json("cam1", kRecvOffer, R"(,"originatorName":"Alice","tParticipantName":"Cam",)"
+                                                                     R"("status":"Initiated","originatorAddress":"sip:x@y")"),
+                                    "\"offer\":{", R"("offer":{"holdAlerting":"true","serviceType":"x","allowVideoUpgrade":false,)");
+  Response p2p = server.request("POST", kUser + "/sessions", details);
+  fail_unless_equals_int(p2p.status, 201);
+  assert_str(*parsed(p2p).value("originatorAddress"), "sip:viewer@example.com");
   // A path or URL of an endpoint names the stream too.
   fail_unless_equals_int(
       server.request("POST", kUser + "/sessions", session_json("http://media.example:8889/whep/cam2", kRecvOffer)).status,
