@@ -568,6 +568,14 @@ GST_START_TEST(test_oma_subscriptions) {
   assert_contains(server.oma_backend.sent[0].body, "SessionEnded");
   assert_contains(server.oma_backend.sent[0].body, "the session ended: connection-lost");
 
+  // At capacity (max_subscriptions, 1000 here): 503 SVC2001.
+  Server full;
+  const std::string sub_body = R"({"wrtcsNotificationSubscription":{"callbackReference":{"notifyURL":"http://app/n"}}})";
+  for (int i = 0; i < 1000; i++) fail_unless_equals_int(full.request("POST", subs, sub_body).status, 201);
+  Response refused = full.request("POST", subs, sub_body);
+  fail_unless_equals_int(refused.status, 503);
+  assert_str(error_id(refused), "SVC2001");
+
   // A callback that keeps failing: cancelled with SVC2001 after three failures.
   server.oma_backend.sent.clear();
   server.oma_backend.callbacks_ok = false;
