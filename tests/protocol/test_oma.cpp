@@ -178,7 +178,7 @@ GST_START_TEST(test_oma_playback_session) {
   assert_str(*indicators[1]->value("type"), "Audio");
   assert_str(*indicators[1]->value("entryIdx"), "1");
   assert_str(*indicators[1]->value("direction"), "RecvOnly");
-  assert_str(*indicators[1]->child("payload")->value("encoding"), "OPUS/48000/2");
+  assert_str(*indicators[1]->child("payload")->value("encoding"), "opus/48000/2");
   assert_str(*indicators[1]->child("payload")->value("formatParams"), "minptime=10;useinbandfec=1");
 
   std::string path = url.substr(url.find("/v1/") + 4);
