@@ -319,6 +319,8 @@ GST_START_TEST(test_oma_errors) {
   expect(server.request("POST", sessions,
                         R"({"wrtcsSession":{"tParticipantAddress":"x","offer":{"sdp":"v=0\r\n","sdpBase64":"dj0w"}}})"),
          400, "SVC0002");
+  expect(server.request("POST", sessions, R"({"wrtcsSession":{"tParticipantAddress":"x","offer":{"type":"Local"}}})"), 400,
+         "SVC0002");  // neither sdp nor sdpBase64
   expect(server.request("POST", sessions, R"({"wrtcsSession":{"offer":{"sdp":"v=0\r\n"}}})"), 400, "SVC0002");
   expect(server.request("POST", sessions, session_json("x", kRecvOffer, R"(,"answer":{"sdp":"v=0"})")), 400, "SVC0002");
   expect(server.request("POST", sessions, R"({"wrtcsSubscriptionList":{}})"), 400, "SVC0002");
@@ -349,6 +351,14 @@ GST_START_TEST(test_oma_errors) {
   fail_unless_equals_int(xml_error.status, 400);
   assert_contains(xml_error.body, "<common:requestError xmlns:common=\"urn:oma:xml:rest:netapi:common:1\">");
   assert_str(error_id(xml_error), "SVC0002");
+  // The offer as sdpBase64.
+  gchar *b64 = g_base64_encode(reinterpret_cast<const guchar *>(kRecvOffer), strlen(kRecvOffer));
+  Response base64 = server.request("POST", sessions,
+                                   std::string(R"({"wrtcsSession":{"tParticipantAddress":"cam1","offer":{"sdpBase64":")") + b64 +
+                                       "\"}}}");
+  g_free(b64);
+  fail_unless_equals_int(base64.status, 201);
+  assert_str(*parsed(base64).child("offer")->value("sdp"), kRecvOffer);
   // JSON in, XML out when asked.
   Response json_in = server.request("POST", sessions, session_json("cam1", kRecvOffer), {{"Accept", "application/xml"}});
   fail_unless_equals_int(json_in.status, 201);
