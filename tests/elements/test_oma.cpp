@@ -38,7 +38,7 @@ struct OmaServer : ServerPipeline {
     start("whepserversink name=cam path=/cam oma-path=/webrtcsignaling/v1 video-codec=vp8" + props + " " + extra +
           " whipserversrc name=in path=/whip" + props +
           " videotestsrc is-live=true pattern=red ! video/x-raw,width=320,height=240,framerate=30/1 ! cam."
-          " audiotestsrc is-live=true ! cam.");
+          " audiotestsrc name=asrc is-live=true ! cam.");
     cam = element("cam");
   }
   ~OmaServer() { gst_object_unref(cam); }
@@ -178,6 +178,25 @@ static std::string restarted_offer(const std::string &offer, const std::string &
   return out;
 }
 
+// The same offer as a new version of the session (o= line): a renegotiation that changes
+// nothing else.
+static std::string next_version(const std::string &offer) {
+  size_t o = offer.find("\r\no=");
+  fail_unless(o != std::string::npos);
+  size_t id_end = offer.find(' ', offer.find(' ', o) + 1);
+  size_t version_end = offer.find(' ', id_end + 1);
+  unsigned long long version = std::stoull(offer.substr(id_end + 1, version_end - id_end - 1));
+  return offer.substr(0, id_end + 1) + std::to_string(version + 1) + offer.substr(version_end);
+}
+
+static bool ice_up(HttpClient &http, const std::string &session) {
+  return wait_until(5000, [&] {
+    HttpResult r = http.request("GET", session + "/ice/status");
+    std::string st = r.status == 200 ? body_of(r).value("status").value_or("") : "";
+    return st == "Connected" || st == "Completed";
+  });
+}
+
 GST_START_TEST(test_oma_play_restart_and_delete) {
   OmaServer s;
   CallbackServer callbacks;
@@ -234,8 +253,8 @@ GST_START_TEST(test_oma_play_restart_and_delete) {
   std::string ufrag, pwd;
   std::vector<std::string> candidates;
   fail_unless(player.restart_ice(&ufrag, &pwd, &candidates));
-  HttpResult update = http.request("PUT", location + "/update", kJson,
-                                   offer_request(restarted_offer(offer, ufrag, pwd, candidates)));
+  std::string restarted = restarted_offer(offer, ufrag, pwd, candidates);
+  HttpResult update = http.request("PUT", location + "/update", kJson, offer_request(restarted));
   fail_unless_equals_int(update.status, 200);
   assert_str(body_of(update).name, "wrtcsOffer");
   std::string new_answer = *body_of(http.request("GET", location + "/answer")).value("sdp");
@@ -256,6 +275,19 @@ GST_START_TEST(test_oma_play_restart_and_delete) {
     return acceptances == 2;
   }), "no acceptance notification after the update");
 
+  // A renegotiation without an ICE restart (a new version of the same offer): answered at once
+  // with the answer in force, the update becomes the offer, and the media goes on.
+  std::string renegotiated = next_version(restarted);
+  HttpResult again = http.request("PUT", location + "/update", kJson, offer_request(renegotiated));
+  fail_unless_equals_int(again.status, 200);
+  assert_str(*body_of(http.request("GET", location + "/answer")).value("sdp"), new_answer);
+  assert_str(*body_of(http.request("GET", location + "/offer")).value("sdp"), renegotiated);
+  fail_unless_equals_int(http.request("GET", location + "/update").status, 404);
+  frames = player.video_frames();
+  fail_unless(player.wait_video_frames(frames + 30, 5000), "no frames after the renegotiation");
+  fail_unless(player.wait_color(3000, is_red));
+  fail_unless(ice_up(http, location));
+
   // DELETE ends the session on the server.
   fail_unless_equals_int(http.request("DELETE", location).status, 204);
   fail_unless(wait_until(5000, [&] { return s.viewers() == 0; }));
@@ -274,11 +306,18 @@ GST_START_TEST(test_oma_publish_then_whep_plays) {
   std::string answer = *session.child("answer")->value("sdp");
   assert_contains(answer, "a=recvonly");
   fail_unless(publisher.set_remote_answer(answer));
+  std::string location = created.header("Location");
+  assert_str(*body_of(http.request("GET", location + "/answer")).value("sdp"), answer);
+  fail_unless(ice_up(http, location), "the publishing session's ICE did not come up");
+  HttpResult ice = http.request("PUT", location + "/ice/status", kJson, R"({"wrtcsIceStatus":{"status":"Completed"}})");
+  fail_unless_equals_int(ice.status, 200);
+  assert_str(*body_of(ice).value("status"), "Completed");
   // A WHEP viewer of the relay plays what came in through OMA.
   TestPlayer viewer;
   negotiate(http, viewer, s.url("/cam/studio"));
   fail_unless(viewer.wait_color(10000, is_green), "the stream published over OMA did not play over WHEP");
-  fail_unless_equals_int(http.request("DELETE", created.header("Location")).status, 204);
+  fail_unless_equals_int(http.request("DELETE", location).status, 204);
+  fail_unless_equals_int(http.request("GET", location).status, 404);
 }
 GST_END_TEST;
 
@@ -329,6 +368,75 @@ GST_START_TEST(test_oma_session_ended_and_subscriptions) {
 }
 GST_END_TEST;
 
+// Sessions the server ends: their stream loses an input (released request pad), ICE fails
+// (the offer's one candidate is a port nobody answers on; the connect timeout, viewer-timeout,
+// is longer than ICE takes to fail). Subscribers hear SessionEnded, with the reason and the
+// session's link; the sessions read Closed. (A session that never connects:
+// test_oma_session_ended_and_subscriptions.)
+GST_START_TEST(test_oma_sessions_the_server_ends) {
+  OmaServer s("viewer-timeout=40");
+  CallbackServer callbacks;
+  HttpClient http;
+  fail_unless_equals_int(http.request("POST", s.oma(kUser + "/subscriptions"), kJson,
+                                      subscription_request(callbacks.url("/cb"), "d2", OmaFormat::Json))
+                             .status,
+                         201);
+  auto play = [&](TestPlayer &player) {
+    HttpResult created = create_session(http, s, "sip:cam@127.0.0.1", player.create_offer());
+    fail_unless(player.set_remote_answer(*body_of(created).child("answer")->value("sdp")));
+    fail_unless(player.wait_color(10000, is_red));
+    fail_unless(ice_up(http, created.header("Location")));
+    return created.header("Location");
+  };
+  auto ended_event = [&](const std::string &location, int ms) -> std::string {
+    std::string description;
+    bool ok = wait_until(ms, [&] {
+      for (const auto &r : callbacks.received()) {
+        if (r.body.find("SessionEnded") == std::string::npos) continue;
+        OmaNode note = body_of({0, r.body});
+        for (const OmaNode *l : note.all("link"))
+          if (l->value("rel") == std::string("WrtcsSession") && l->value("href") == location) {
+            fail_unless(note.value("callbackData") == std::string("d2"));
+            description = note.value("eventDescription").value_or("");
+            return true;
+          }
+      }
+      return false;
+    });
+    fail_unless(ok, "no SessionEnded for %s", location.c_str());
+    assert_str(*body_of(http.request("GET", location + "/status")).value("status"), "Closed");
+    return description;
+  };
+
+  // The stream loses its audio input.
+  TestPlayer player;
+  std::string location = play(player);
+  GstElement *asrc = s.element("asrc");
+  gst_element_set_locked_state(asrc, TRUE);
+  gst_element_set_state(asrc, GST_STATE_NULL);
+  GstPad *src = gst_element_get_static_pad(asrc, "src");
+  GstPad *input = gst_pad_get_peer(src);
+  gst_pad_unlink(src, input);
+  gst_element_release_request_pad(s.cam, input);
+  gst_object_unref(input);
+  gst_object_unref(src);
+  gst_object_unref(asrc);
+  assert_contains(ended_event(location, 5000), "input-removed");
+
+  // ICE fails: every check to the offer's candidate goes unanswered.
+  std::string dead = kStaticOffer;
+  std::string candidate =
+      "a=candidate:1 1 udp 2130706431 127.0.0.1 " + std::to_string(free_port()) + " typ host\r\na=end-of-candidates\r\n";
+  dead.insert(dead.find("m=audio"), candidate);
+  dead += candidate;
+  std::string failing = create_session(http, s, "sip:cam@127.0.0.1", dead).header("Location");
+  gint64 t0 = g_get_monotonic_time();
+  assert_contains(ended_event(failing, 30000), "connection-lost");
+  g_print("oma: ICE failed, SessionEnded %" G_GINT64_FORMAT " ms after the 201\n", (g_get_monotonic_time() - t0) / 1000);
+  assert_str(*body_of(http.request("GET", failing + "/ice/status")).value("status"), "Closed");
+}
+GST_END_TEST;
+
 static Suite *oma_elements_suite(void) {
   Suite *s = suite_create("oma-elements");
   TCase *tc = tcase_create("oma");
@@ -338,6 +446,7 @@ static Suite *oma_elements_suite(void) {
   tcase_add_test(tc, test_oma_play_restart_and_delete);
   tcase_add_test(tc, test_oma_publish_then_whep_plays);
   tcase_add_test(tc, test_oma_session_ended_and_subscriptions);
+  tcase_add_test(tc, test_oma_sessions_the_server_ends);
   return s;
 }
 

@@ -14,9 +14,12 @@
 //     Connected/Completed, PUT .../ice/status Completed is echoed with 200;
 //   ICE restart: PUT .../update with a restart offer (200 wrtcsOffer), GET .../answer gives
 //     other ICE credentials, applied: frames keep coming and the video is still red;
+//   renegotiation: PUT .../update with a new offer of the same media (no restart): 200, the
+//     answer stays, GET .../offer is the update; applied: frames keep coming, still red;
 //   publishing: a green canvas (the codec asked for preferred) POSTed with a sendonly offer
-//     for sip:studio@127.0.0.1; a third page plays /cam/studio with WHEP: green, in the
-//     publisher's codec;
+//     for sip:studio@127.0.0.1 (GET .../answer equals the 201's, .../ice/status reaches
+//     Connected/Completed, PUT .../ice/status 200); a third page plays /cam/studio with WHEP:
+//     green, in the publisher's codec;
 //   errors: sip:nope@127.0.0.1 gives 404 SVC0004; GET on .../sessions 405 with Allow: POST;
 //   DELETE of both sessions 204, then GET on them 404.
 // The pages wait for ICE gathering to complete before they send an offer; non-127.0.0.1
@@ -122,7 +125,7 @@ async function waitPlayIce(page, ufrag, ms, remoteUfrag = null) {
   return { ok: false, st };
 }
 
-let play = null, restart = null, pub = null, view = null;
+let play = null, restart = null, reneg = null, pub = null, view = null;
 const timings = {};
 try {
   const port = await freePort();
@@ -221,6 +224,20 @@ try {
   check('GET ice/status after the restart: Connected or Completed', ['Connected', 'Completed'].includes(ice2.json?.wrtcsIceStatus?.status),
     `${brief(ice2)}, seen ${seen.join(' -> ')}`);
 
+  // 2b. A renegotiation through .../update without an ICE restart; the media goes on.
+  const beforeReneg = await playPage.evaluate(() => window.omaPlayState());
+  const answerBefore = (await oma(playPage, 'GET', `${session}/answer`)).json?.wrtcsAnswer?.sdp;
+  reneg = await withTimeout(playPage.evaluate(() => window.omaRenegotiate()), 20_000, 'renegotiation in the page');
+  check('PUT update (renegotiation, same ICE) 200; the answer stays, the update is the offer',
+    !reneg.error && reneg.update?.status === 200 && reneg.answerSdp === answerBefore && reneg.offerBack === reneg.offerSdp,
+    reneg.error || `answer applied after ${reneg.ms} ms`);
+  await sleep(1500);
+  const afterReneg = await playPage.evaluate(() => window.omaPlayState());
+  check('frames keep coming after the renegotiation', ['connected', 'completed'].includes(afterReneg.ice)
+    && afterReneg.framesDecoded > beforeReneg.framesDecoded + 20,
+    `ICE ${afterReneg.ice}, framesDecoded ${beforeReneg.framesDecoded} -> ${afterReneg.framesDecoded}`);
+  check('still red after the renegotiation', (await waitVideoColor(playPage, isRed, 3000)).ok);
+
   // 3. Publishing a green canvas as stream studio, played with WHEP at /cam/studio.
   const pubPage = await openPage(await browser.newContext({ permissions: ['microphone'] }), pageUrl, 'publisher');
   pub = await withTimeout(pubPage.evaluate((cfg) => window.runOmaPublish(cfg), {
@@ -235,6 +252,20 @@ try {
     `${pub.video?.mimeType}, framesEncoded ${pub.video?.framesEncoded}, audio packets ${pub.audio?.packetsSent}`);
   check('publisher media between 127.0.0.1 addresses only', onLoopback(pub.pair?.local) && onLoopback(pub.pair?.remote),
     `selected pair ${pub.pair?.local} <-> ${pub.pair?.remote}`);
+  const pubAnswer = await oma(pubPage, 'GET', `${pub.sessionUrl}/answer`);
+  check('publishing: GET answer 200 equals the answer of the 201',
+    pubAnswer.status === 200 && pubAnswer.json?.wrtcsAnswer?.sdp === pub.session.answer.sdp, brief(pubAnswer).slice(0, 120));
+  let pubIce = null;
+  for (let i = 0; i < 50; i++) {
+    pubIce = await oma(pubPage, 'GET', `${pub.sessionUrl}/ice/status`);
+    if (['Connected', 'Completed'].includes(pubIce.json?.wrtcsIceStatus?.status)) break;
+    await sleep(100);
+  }
+  check('publishing: GET ice/status reaches Connected or Completed',
+    ['Connected', 'Completed'].includes(pubIce.json?.wrtcsIceStatus?.status), brief(pubIce));
+  const pubPut = await oma(pubPage, 'PUT', `${pub.sessionUrl}/ice/status`, { wrtcsIceStatus: { status: 'Completed' } });
+  check('publishing: PUT ice/status Completed 200', pubPut.status === 200
+    && pubPut.json?.wrtcsIceStatus?.status === 'Completed', brief(pubPut));
   const viewPage = await openPage(await browser.newContext({ permissions: [] }), pageUrl, 'viewer');
   view = await withTimeout(viewPage.evaluate((cfg) => window.runWhep(cfg), {
     endpoint: `${base}/cam/studio`, minFrames: 10, framesTimeoutMs: 20_000, maxTries: 20, hold: true,
@@ -276,7 +307,7 @@ try {
 } finally {
   const failed = anyFailed();
   if (failed || VERBOSE) {
-    for (const [who, r] of [['player', play], ['ICE restart', restart], ['publisher', pub], ['viewer', view]]) {
+    for (const [who, r] of [['player', play], ['ICE restart', restart], ['renegotiation', reneg], ['publisher', pub], ['viewer', view]]) {
       if (!r) continue;
       if (r.offerSdp) console.log(`--- ${who} SDP offer (filtered) ---\n${r.offerSdp.trim()}`);
       if (r.answerSdp) console.log(`--- ${who} SDP answer ---\n${r.answerSdp.trim()}`);

@@ -184,6 +184,40 @@ window.omaIceRestart = async function omaIceRestart() {
   return res;
 };
 
+// A renegotiation of the held playback session without an ICE restart: a new offer of the
+// same media through .../update, the answer from .../answer and the offer from .../offer.
+// Never throws.
+window.omaRenegotiate = async function omaRenegotiate() {
+  const pc = window.whepHeld.pc, url = window.whepHeld.sessionUrl;
+  const res = { offerSdp: null, update: null, answerSdp: null, offerBack: null, error: null, ms: null };
+  const t0 = performance.now();
+  try {
+    const offer = await pc.createOffer();
+    res.offerSdp = offer.sdp;
+    res.update = await window.omaFetch('PUT', url + '/update', { wrtcsOffer: { sdp: offer.sdp } });
+    if (res.update.status !== 200) {
+      res.error = 'PUT update returned ' + res.update.status + ': ' + (res.update.error || res.update.body);
+      return res;
+    }
+    const answer = await window.omaFetch('GET', url + '/answer');
+    const a = answer.json && answer.json.wrtcsAnswer;
+    if (answer.status !== 200 || !a || typeof a.sdp !== 'string') {
+      res.error = 'GET answer after the update returned ' + answer.status + ': ' + (answer.error || answer.body);
+      return res;
+    }
+    res.answerSdp = a.sdp;
+    const back = await window.omaFetch('GET', url + '/offer');
+    res.offerBack = back.json && back.json.wrtcsOffer ? back.json.wrtcsOffer.sdp : null;
+    await pc.setLocalDescription(offer);
+    await pc.setRemoteDescription({ type: 'answer', sdp: a.sdp });
+    res.ms = Math.round(performance.now() - t0);
+    plog('[oma] renegotiation answer applied after', res.ms, 'ms');
+  } catch (e) {
+    res.error = String(e && e.stack || e);
+  }
+  return res;
+};
+
 // The held playback session's ICE and frames: { ice, connection, framesDecoded, currentTime,
 // localUfrag (of the ICE transport), pairUfrag (of the selected pair's local candidate: the
 // ICE generation in use), pairChanges, pair, pairs (every candidate pair, briefly) }.

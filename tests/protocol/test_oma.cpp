@@ -178,7 +178,7 @@ GST_START_TEST(test_oma_playback_session) {
   assert_str(*indicators[1]->value("type"), "Audio");
   assert_str(*indicators[1]->value("entryIdx"), "1");
   assert_str(*indicators[1]->value("direction"), "RecvOnly");
-  assert_str(*indicators[1]->child("payload")->value("encoding"), "OPUS/48000/2");
+  assert_str(*indicators[1]->child("payload")->value("encoding"), "opus/48000/2");
   assert_str(*indicators[1]->child("payload")->value("formatParams"), "minptime=10;useinbandfec=1");
 
   std::string path = url.substr(url.find("/v1/") + 4);
@@ -202,7 +202,9 @@ GST_START_TEST(test_oma_playback_session) {
                                    R"({"wrtcsAnswer":{"isProvisional":"false","sdp":"v=0\r\n"}})");
   fail_unless_equals_int(answer.status, 403);
   assert_str(error_id(answer), "POL0001");
-  fail_unless_equals_int(server.request("PUT", path + "/offer", R"({"wrtcsOffer":{"sdp":"v=0\r\n"}})").status, 403);
+  Response offer = server.request("PUT", path + "/offer", R"({"wrtcsOffer":{"sdp":"v=0\r\n"}})");
+  fail_unless_equals_int(offer.status, 403);
+  assert_str(error_id(offer), "POL0001");
   fail_unless_equals_int(server.request("PUT", path + "/status", R"({"wrtcsSessionStatus":{"status":"Dancing"}})").status, 400);
   fail_unless_equals_int(server.request("DELETE", path + "/update").status, 404);
   // ICE status: GET mirrors the media side, PUT keeps the application's report.
@@ -213,6 +215,10 @@ GST_START_TEST(test_oma_playback_session) {
   fail_unless_equals_int(ice.status, 200);
   assert_str(*parsed(ice).value("status"), "Completed");
   fail_unless_equals_int(server.request("PUT", path + "/ice/status", R"({"wrtcsIceStatus":{"status":"done"}})").status, 400);
+  // The server's own state first; the report while the media side has none.
+  assert_str(*parsed(server.request("GET", path + "/ice/status")).value("status"), "Checking");
+  server.whep_media.ice_state = "";
+  assert_str(*parsed(server.request("GET", path + "/ice/status")).value("status"), "Completed");
   // Another user does not see it.
   fail_unless_equals_int(server.request("GET", "sip%3Aother/sessions/" + path.substr(path.rfind('/') + 1)).status, 404);
 
@@ -262,6 +268,13 @@ GST_START_TEST(test_oma_publish_and_addresses) {
   // sendrecv publishes too (a browser's addTrack).
   std::string sendrecv = replace_all(kRecvOffer, "a=recvonly", "a=sendrecv");
   fail_unless_equals_int(server.request("POST", kUser + "/sessions", session_json("studio2", sendrecv)).status, 201);
+  // Person-to-person details of a request are ignored.
+  std::string details = replace_all(session_json("cam1", kRecvOffer, R"(,"originatorName":"Alice","tParticipantName":"Cam",)"
+                                                                     R"("status":"Initiated","originatorAddress":"sip:x@y")"),
+                                    "\"offer\":{", R"("offer":{"holdAlerting":"true","serviceType":"x","allowVideoUpgrade":false,)");
+  Response p2p = server.request("POST", kUser + "/sessions", details);
+  fail_unless_equals_int(p2p.status, 201);
+  assert_str(*parsed(p2p).value("originatorAddress"), "sip:viewer@example.com");
   // A path or URL of an endpoint names the stream too.
   fail_unless_equals_int(
       server.request("POST", kUser + "/sessions", session_json("http://media.example:8889/whep/cam2", kRecvOffer)).status,
@@ -306,6 +319,8 @@ GST_START_TEST(test_oma_errors) {
   expect(server.request("POST", sessions,
                         R"({"wrtcsSession":{"tParticipantAddress":"x","offer":{"sdp":"v=0\r\n","sdpBase64":"dj0w"}}})"),
          400, "SVC0002");
+  expect(server.request("POST", sessions, R"({"wrtcsSession":{"tParticipantAddress":"x","offer":{"type":"Local"}}})"), 400,
+         "SVC0002");  // neither sdp nor sdpBase64
   expect(server.request("POST", sessions, R"({"wrtcsSession":{"offer":{"sdp":"v=0\r\n"}}})"), 400, "SVC0002");
   expect(server.request("POST", sessions, session_json("x", kRecvOffer, R"(,"answer":{"sdp":"v=0"})")), 400, "SVC0002");
   expect(server.request("POST", sessions, R"({"wrtcsSubscriptionList":{}})"), 400, "SVC0002");
@@ -336,6 +351,14 @@ GST_START_TEST(test_oma_errors) {
   fail_unless_equals_int(xml_error.status, 400);
   assert_contains(xml_error.body, "<common:requestError xmlns:common=\"urn:oma:xml:rest:netapi:common:1\">");
   assert_str(error_id(xml_error), "SVC0002");
+  // The offer as sdpBase64.
+  gchar *b64 = g_base64_encode(reinterpret_cast<const guchar *>(kRecvOffer), strlen(kRecvOffer));
+  Response base64 = server.request("POST", sessions,
+                                   std::string(R"({"wrtcsSession":{"tParticipantAddress":"cam1","offer":{"sdpBase64":")") + b64 +
+                                       "\"}}}");
+  g_free(b64);
+  fail_unless_equals_int(base64.status, 201);
+  assert_str(*parsed(base64).child("offer")->value("sdp"), kRecvOffer);
   // JSON in, XML out when asked.
   Response json_in = server.request("POST", sessions, session_json("cam1", kRecvOffer), {{"Accept", "application/xml"}});
   fail_unless_equals_int(json_in.status, 201);
@@ -391,6 +414,9 @@ GST_START_TEST(test_oma_update) {
   fail_unless_equals_int(conflict.status, 403);
   assert_str(error_id(conflict), "SVC1007");
   fail_unless_equals_int(server.request("PUT", path + "/offer", body).status, 403);
+  Response withdraw = server.request("DELETE", path + "/update");
+  fail_unless_equals_int(withdraw.status, 403);
+  assert_str(error_id(withdraw), "POL0001");
   fail_unless(server.oma_backend.sent.size() >= 1);
   OmaNode note;
   std::string error;
@@ -416,6 +442,22 @@ GST_START_TEST(test_oma_update) {
   fail_unless_equals_int(server.oma_backend.sent.size(), 1);
   assert_contains(server.oma_backend.sent[0].body, "wrtcsAcceptanceNotification");
   assert_contains(server.oma_backend.sent[0].body, "srv2");
+
+  // A renegotiation of the same media and codecs (a new session version): answered at once
+  // with the answer it has, and it becomes the offer.
+  std::string renegotiated = replace_all(restart, "o=- 1 2 ", "o=- 1 3 ");
+  Response again = server.request("PUT", path + "/update", R"({"wrtcsOffer":{"sdp":")" + json_sdp(renegotiated) + "\"}}");
+  fail_unless_equals_int(again.status, 200);
+  assert_contains(*parsed(server.request("GET", path + "/offer")).value("sdp"), "o=- 1 3 IN IP4");
+  assert_str(*parsed(server.request("GET", path + "/answer")).value("sdp"), answer);
+  // The same m-lines without the codec of the answer: the answer would not fit, declined.
+  server.oma_backend.sent.clear();
+  std::string other_codec = replace_all(restart, "a=rtpmap:96 VP8/90000", "a=rtpmap:96 H264/90000");
+  Response codec = server.request("PUT", path + "/update", R"({"wrtcsOffer":{"sdp":")" + json_sdp(other_codec) + "\"}}");
+  fail_unless_equals_int(codec.status, 403);
+  assert_str(error_id(codec), "POL0001");
+  assert_contains(server.oma_backend.sent.at(0).body, "\"eventType\":\"Declined\"");
+  assert_contains(*parsed(server.request("GET", path + "/offer")).value("sdp"), "o=- 1 3 IN IP4");
 
   // Other media: declined, with the Declined event.
   server.oma_backend.sent.clear();
@@ -458,6 +500,10 @@ GST_START_TEST(test_oma_subscriptions) {
   fail_unless_equals_int(parsed(list).all("wrtcsNotificationSubscription").size(), 3);
   fail_unless_equals_int(parsed(server.request("GET", "sip%3Asomeone/subscriptions")).all("wrtcsNotificationSubscription").size(), 0);
   std::string zero_path = zero.headers.get("Location")->substr(zero.headers.get("Location")->find("/v1/") + 4);
+  // What is left of the duration, as time goes by.
+  server.clock_ms += 10 * 1000;
+  assert_str(*parsed(server.request("GET", zero_path)).value("duration"), "50");
+  server.clock_ms -= 10 * 1000;
   fail_unless_equals_int(server.request("DELETE", zero_path).status, 204);
   fail_unless_equals_int(server.request("GET", zero_path).status, 404);
 
@@ -513,6 +559,32 @@ GST_START_TEST(test_oma_subscriptions) {
   std::string lonely_path = lonely.headers.get("Location")->substr(lonely.headers.get("Location")->find("/v1/") + 4);
   assert_str(*parsed(server.request("GET", lonely_path)).value("status"), "Closed");
   assert_contains(server.oma_backend.sent.back().body, "the session ended: not-connected");
+
+  // ICE fails on a session that played: the media side ends it (connection-lost).
+  auto known = server.whep_media.events;
+  Response failing = server.request("POST", kUser + "/sessions", session_json("cam1", kRecvOffer));
+  std::shared_ptr<SessionEvents> events;
+  for (const auto &kv : server.whep_media.events)
+    if (!known.count(kv.first)) events = kv.second;
+  fail_unless(events != nullptr);
+  events->connected();
+  server.front->tick();
+  server.oma_backend.sent.clear();
+  events->ended("connection-lost");
+  server.front->tick();
+  std::string failing_path = failing.headers.get("Location")->substr(failing.headers.get("Location")->find("/v1/") + 4);
+  assert_str(*parsed(server.request("GET", failing_path)).value("status"), "Closed");
+  fail_unless_equals_int(server.oma_backend.sent.size(), 1);
+  assert_contains(server.oma_backend.sent[0].body, "SessionEnded");
+  assert_contains(server.oma_backend.sent[0].body, "the session ended: connection-lost");
+
+  // At capacity (max_subscriptions, 1000 here): 503 SVC2001.
+  Server full;
+  const std::string sub_body = R"({"wrtcsNotificationSubscription":{"callbackReference":{"notifyURL":"http://app/n"}}})";
+  for (int i = 0; i < 1000; i++) fail_unless_equals_int(full.request("POST", subs, sub_body).status, 201);
+  Response refused = full.request("POST", subs, sub_body);
+  fail_unless_equals_int(refused.status, 503);
+  assert_str(error_id(refused), "SVC2001");
 
   // A callback that keeps failing: cancelled with SVC2001 after three failures.
   server.oma_backend.sent.clear();

@@ -2,6 +2,7 @@
 
 #include <json-glib/json-glib.h>
 
+#include <algorithm>
 #include <chrono>
 #include <sstream>
 
@@ -56,6 +57,25 @@ std::string restart_fragment(const SessionDescription &offer) {
     frag.media.push_back({m.mid, m.candidates, true});
   }
   return build_sdpfrag(frag);
+}
+
+// Whether the answer still fits a new offer: every payload type it uses offered again, with
+// the same encoding. An answer that does not parse has nothing to compare.
+bool keeps_codecs(const SessionDescription &offer, const std::string &answer_sdp) {
+  std::string why;
+  auto answer = parse_sdp(answer_sdp, &why);
+  if (!answer) return true;
+  for (size_t i = 0; i < answer->media.size() && i < offer.media.size(); i++) {
+    const MediaSection &a = answer->media[i], &o = offer.media[i];
+    if (a.rejected()) continue;
+    for (int pt : a.formats) {
+      if (std::find(o.formats.begin(), o.formats.end(), pt) == o.formats.end()) return false;
+      auto used = a.rtpmap.find(pt), offered = o.rtpmap.find(pt);
+      if (used != a.rtpmap.end() && (offered == o.rtpmap.end() || offered->second.encoding != used->second.encoding))
+        return false;
+    }
+  }
+  return true;
 }
 
 bool sends(const MediaSection &m) { return m.direction == Direction::SendOnly || m.direction == Direction::SendRecv; }
@@ -460,7 +480,7 @@ void OmaFront::session_part(const Route &where, const std::shared_ptr<Call> &cal
     if (!ok) return call->refuse(error);
   }
   std::weak_ptr<Endpoint> endpoint;
-  std::string endpoint_id, url;
+  std::string endpoint_id, url, reported_ice;
   bool closed = false, conflict = false;
   std::optional<OmaNode> root;
   {
@@ -473,6 +493,7 @@ void OmaFront::session_part(const Route &where, const std::shared_ptr<Call> &cal
       endpoint = s.endpoint;
       endpoint_id = s.endpoint_id;
       closed = s.closed;
+      reported_ice = s.reported_ice;
       url = session_url(s);
       switch (where.resource) {
         case Resource::Session: root = oma_session_node(view_locked(s)); break;
@@ -526,7 +547,8 @@ void OmaFront::session_part(const Route &where, const std::shared_ptr<Call> &cal
     auto ep = endpoint.lock();
     std::string state = closed || !ep ? "closed" : ep->ice_connection_state(endpoint_id);
     root = OmaNode("wrtcsIceStatus");
-    root->add("status", oma_ice_status(state));
+    // The server's own state; the application's report while the server has none.
+    root->add("status", state.empty() && !reported_ice.empty() ? reported_ice : oma_ice_status(state));
   }
   if (conflict) notify_user(where.user, "wrtcsConflictNotification", {oma_reason("SVC1007")}, url, url + "/offer");
   if (!error.message_id.empty()) return call->refuse(error);
@@ -560,14 +582,15 @@ void OmaFront::update_session(const Route &where, const std::shared_ptr<Call> &c
         const MediaSection &a = current->media[i], &b = offer->media[i];
         same_media = a.kind == b.kind && a.mid == b.mid && a.direction == b.direction && a.rejected() == b.rejected();
       }
+      same_media = same_media && keeps_codecs(*offer, it->second.answer);
       if (!s.update.empty()) {
         outcome = Conflict;
         error = oma_error(403, "SVC1007", "another offer of this session is being answered");
       } else if (!same_media) {
         outcome = Declined;
         error = oma_error(403, "POL0001",
-                          "update: only an ICE restart or the same media can be renegotiated; other media "
-                          "need a new session");
+                          "update: only an ICE restart or the same media and codecs can be renegotiated; "
+                          "other media need a new session");
       } else {
         bool restart = !offer->media.empty() && !current->media.empty() &&
                        (offer->media[0].ice_ufrag != current->media[0].ice_ufrag ||

@@ -97,7 +97,7 @@ private:
     std::string endpoint_path;   // where the endpoint session is (its Location)
     std::string endpoint_id;
     std::string authorization;   // sent on with requests to the endpoint session
-    std::string reported_ice;    // the application's own report (PUT ice/status)
+    std::string reported_ice;    // PUT ice/status; what GET gives while the media side has no state
   };
   struct Subscription {
     std::string id, user, notify_url, callback_data, correlator, base;

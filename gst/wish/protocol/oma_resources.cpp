@@ -3,6 +3,7 @@
 #include <cctype>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 
 #include "sdp.h"
 
@@ -37,10 +38,29 @@ const char *media_type_value(const std::string &kind) {
   return "Data";
 }
 
+// The a=rtpmap values of each m-section as written, by payload type: an indicator's encoding
+// is that value ("opus/48000/2"), which the parsed SDP has upper-cased.
+std::vector<std::map<int, std::string>> written_rtpmaps(const std::string &sdp) {
+  std::vector<std::map<int, std::string>> out;
+  for (size_t at = 0; at < sdp.size();) {
+    size_t end = sdp.find('\n', at);
+    if (end == std::string::npos) end = sdp.size();
+    std::string line = sdp.substr(at, end - at);
+    at = end + 1;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.compare(0, 2, "m=") == 0) out.emplace_back();
+    size_t space = line.find(' ');
+    if (out.empty() || line.compare(0, 9, "a=rtpmap:") != 0 || space == std::string::npos) continue;
+    out.back()[atoi(line.c_str() + 9)] = line.substr(space + 1);
+  }
+  return out;
+}
+
 void add_media_indicators(OmaNode *parent, const std::string &sdp) {
   std::string error;
   auto parsed = parse_sdp(sdp, &error);
   if (!parsed) return;
+  auto written = written_rtpmaps(sdp);
   for (size_t i = 0; i < parsed->media.size(); i++) {
     const MediaSection &m = parsed->media[i];
     OmaNode &mi = parent->add("mediaIndicator");
@@ -61,6 +81,7 @@ void add_media_indicators(OmaNode *parent, const std::string &sdp) {
       if (it == m.rtpmap.end()) continue;
       std::string encoding = it->second.encoding + "/" + std::to_string(it->second.clock_rate);
       if (it->second.channels) encoding += "/" + std::to_string(it->second.channels);
+      if (i < written.size() && written[i].count(pt)) encoding = written[i][pt];
       p.add("encoding", encoding);
       if (!it->second.fmtp.empty()) p.add("formatParams", it->second.fmtp);
     }
