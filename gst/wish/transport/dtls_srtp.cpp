@@ -324,10 +324,12 @@ SrtpSession::~SrtpSession() {
 }
 
 bool SrtpSession::init(const SrtpKeys &keys, std::string *error) {
+  // Once per process. When another user of libsrtp2 in the process (GStreamer's srtp plugin)
+  // initialised it first, srtp_init() runs the self-tests again and Debian's NSS-backed build
+  // fails one of them (bad_param): the kernel is usable all the same, so only srtp_create()
+  // below decides.
   static std::once_flag once;
-  static srtp_err_status_t init_status;
-  std::call_once(once, [] { init_status = srtp_init(); });
-  if (init_status != srtp_err_status_ok) return *error = "libsrtp2 did not initialise", false;
+  std::call_once(once, [] { srtp_init(); });
   if (out_ || in_) return *error = "already initialised", false;
 
   srtp_policy_t policy{};

@@ -1,0 +1,420 @@
+// The pieces of the shared viewer transport against a real webrtcbin: one libnice agent on a
+// context thread of its own (controlled, 127.0.0.1 only), DtlsSession and SrtpSession answer a
+// recvonly offer; VP8 payloaded once (appsink of rtpvp8pay) goes out with its header
+// rewritten, SRTP-protected and sent with nice_agent_send. webrtcbin must decode the frames
+// (their colour is checked), and its RTCP (receiver reports, a PLI) must arrive and parse.
+#include <agent.h>
+#include <gst/app/gstappsink.h>
+#include <gst/check/gstcheck.h>
+#include <gst/sdp/sdp.h>
+#include <gst/video/video.h>
+#include <gst/webrtc/webrtc.h>
+
+#include <atomic>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "dtls_certificate.h"
+#include "protocol/rtcp.h"
+#include "teardown.h"
+#include "transport/dtls_srtp.h"
+#include "webrtc_utils.h"
+
+using namespace wish;
+
+namespace {
+
+constexpr uint32_t kSsrc = 0x5eed0001;
+constexpr int kTimeoutMs = 30000;
+
+// Our side: what the viewer transport will hold per viewer, on one agent and one thread.
+struct Sender {
+  using State = DtlsSession::State;
+  GMainContext *ctx = g_main_context_new();
+  GMainLoop *loop = g_main_loop_new(ctx, FALSE);
+  std::thread thread;
+  NiceAgent *agent = nullptr;
+  guint stream = 0;
+  std::shared_ptr<DtlsContext> dtls_ctx;
+  std::unique_ptr<DtlsSession> dtls;  // touched on the agent's thread only, once made
+  SrtpSession srtp;                   // protect on the media thread, unprotect on the agent's
+  std::atomic<bool> srtp_ready{false}, gathered{false}, ice_ready{false};
+  std::atomic<int> rtp_sent{0};
+  uint8_t pt = 96;
+  uint16_t seq = 1000;
+
+  std::mutex m;
+  std::vector<rtcp::Compound> rtcp_in;
+  int rtcp_bad = 0;
+  std::string dtls_error;
+  std::string profile;
+  GstElement *encoder = nullptr;  // asked for a keyframe on PLI
+
+  void on_datagram(const uint8_t *d, size_t n) {
+    if (n == 0) return;
+    if (d[0] >= 20 && d[0] <= 63) {  // DTLS (RFC 7983)
+      if (!dtls) return;
+      State s = dtls->receive(d, n);
+      if (s == State::Connected && !srtp_ready) {
+        std::string error;
+        bool ok = srtp.init(dtls->keys(), &error);
+        std::lock_guard<std::mutex> lock(m);
+        profile = srtp_profile_name(dtls->keys().profile);
+        if (!ok) dtls_error = error;
+        srtp_ready.store(ok, std::memory_order_release);
+      } else if (s == State::Failed) {
+        std::lock_guard<std::mutex> lock(m);
+        dtls_error = dtls->error();
+      }
+      return;
+    }
+    if (d[0] >= 128 && d[0] <= 191 && rtcp::is_rtcp(d, n) && srtp_ready.load(std::memory_order_acquire)) {
+      std::vector<uint8_t> p(d, d + n);
+      rtcp::Compound c;
+      bool ok = srtp.unprotect_rtcp(&p) && rtcp::parse_compound(p.data(), p.size(), &c);
+      if (ok && (!c.plis.empty() || !c.firs.empty()) && encoder) {
+        // PLI -> keyframe request to the one encoder every viewer shares.
+        gst_element_send_event(encoder, gst_video_event_new_upstream_force_key_unit(GST_CLOCK_TIME_NONE, TRUE, 0));
+      }
+      std::lock_guard<std::mutex> lock(m);
+      if (ok) rtcp_in.push_back(std::move(c));
+      else rtcp_bad++;
+    }
+  }
+
+  static void recv_cb(NiceAgent *, guint, guint, guint len, gchar *buf, gpointer data) {
+    static_cast<Sender *>(data)->on_datagram(reinterpret_cast<const uint8_t *>(buf), len);
+  }
+  static gboolean timer_cb(gpointer data) {
+    auto *s = static_cast<Sender *>(data);
+    if (s->dtls && s->dtls->next_timeout_us() == 0) s->dtls->on_timeout();
+    return G_SOURCE_CONTINUE;
+  }
+
+  void start() {
+    std::string error;
+    dtls_ctx = DtlsContext::create(make_ecdsa_certificate_pem(),
+                                   {SrtpProfile::AeadAes128Gcm, SrtpProfile::Aes128CmSha1_80}, &error);
+    fail_unless(dtls_ctx != nullptr, "%s", error.c_str());
+    agent = nice_agent_new(ctx, NICE_COMPATIBILITY_RFC5245);
+    g_object_set(agent, "controlling-mode", FALSE, "ice-tcp", FALSE, "upnp", FALSE, nullptr);
+    NiceAddress addr;
+    fail_unless(nice_address_set_from_string(&addr, "127.0.0.1"));
+    fail_unless(nice_agent_add_local_address(agent, &addr));
+    g_signal_connect(agent, "candidate-gathering-done", G_CALLBACK(+[](NiceAgent *, guint, gpointer d) {
+                       static_cast<Sender *>(d)->gathered = true;
+                     }), this);
+    g_signal_connect(agent, "component-state-changed",
+                     G_CALLBACK(+[](NiceAgent *, guint, guint, guint state, gpointer d) {
+                       if (state == NICE_COMPONENT_STATE_READY) static_cast<Sender *>(d)->ice_ready = true;
+                     }),
+                     this);
+    stream = nice_agent_add_stream(agent, 1);
+    fail_unless(stream != 0);
+    nice_agent_attach_recv(agent, stream, 1, ctx, recv_cb, this);
+    GSource *timer = g_timeout_source_new(10);
+    g_source_set_callback(timer, timer_cb, this, nullptr);
+    g_source_attach(timer, ctx);
+    g_source_unref(timer);
+    thread = std::thread([this] {
+      g_main_context_push_thread_default(ctx);
+      g_main_loop_run(loop);
+      g_main_context_pop_thread_default(ctx);
+    });
+    fail_unless(nice_agent_gather_candidates(agent, stream));
+  }
+
+  void stop() {
+    if (agent) nice_agent_remove_stream(agent, stream);
+    g_main_loop_quit(loop);
+    if (thread.joinable()) thread.join();
+    dtls.reset();
+    if (agent) g_object_unref(agent);
+    g_main_loop_unref(loop);
+    g_main_context_unref(ctx);
+  }
+
+  // From the media thread: header rewrite, SRTP, send.
+  void send_rtp(const uint8_t *d, size_t n) {
+    if (!srtp_ready.load(std::memory_order_acquire) || rtp::header_length(d, n) == 0) return;
+    std::vector<uint8_t> p(n + SrtpSession::kMaxTrailer);
+    std::copy(d, d + n, p.begin());
+    rtp::set_ssrc(p.data(), kSsrc);
+    rtp::set_payload_type(p.data(), pt);
+    rtp::set_seq(p.data(), seq++);
+    size_t len = n;
+    if (!srtp.protect_rtp(p.data(), &len, p.size())) return;
+    if (nice_agent_send(agent, stream, 1, static_cast<guint>(len), reinterpret_cast<const gchar *>(p.data())) > 0)
+      rtp_sent++;
+  }
+};
+
+std::string attr(const GstSDPMessage *sdp, const GstSDPMedia *media, const char *key) {
+  const char *v = gst_sdp_media_get_attribute_val(media, key);
+  if (!v) v = gst_sdp_message_get_attribute_val(sdp, key);
+  return v ? v : "";
+}
+
+// The answer to webrtcbin's offer: its mid, its VP8 payload type, our ICE credentials,
+// candidates and fingerprint; we are the DTLS server (a=setup:passive).
+std::string make_answer(const std::string &offer, Sender *s, std::string *peer_fingerprint) {
+  GstSDPMessage *sdp = nullptr;
+  gst_sdp_message_new_from_text(offer.c_str(), &sdp);
+  fail_unless(sdp && gst_sdp_message_medias_len(sdp) == 1);
+  const GstSDPMedia *media = gst_sdp_message_get_media(sdp, 0);
+  std::string mid = attr(sdp, media, "mid"), fp = attr(sdp, media, "fingerprint");
+  fail_unless(!mid.empty() && fp.rfind("sha-256 ", 0) == 0, "offer without mid or sha-256 fingerprint");
+  *peer_fingerprint = fp;
+  int pt = -1;
+  for (guint i = 0; i < gst_sdp_media_attributes_len(media); i++) {
+    const GstSDPAttribute *a = gst_sdp_media_get_attribute(media, i);
+    if (g_strcmp0(a->key, "rtpmap") == 0 && a->value && strstr(a->value, " VP8/90000")) pt = atoi(a->value);
+  }
+  fail_unless(pt > 0, "no VP8 in the offer");
+  s->pt = static_cast<uint8_t>(pt);
+  gst_sdp_message_free(sdp);
+
+  gchar *ufrag = nullptr, *pwd = nullptr;
+  fail_unless(nice_agent_get_local_credentials(s->agent, s->stream, &ufrag, &pwd));
+  std::string a = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE " + mid + "\r\n";
+  a += "m=video 9 UDP/TLS/RTP/SAVPF " + std::to_string(pt) + "\r\nc=IN IP4 0.0.0.0\r\n";
+  a += "a=mid:" + mid + "\r\na=sendonly\r\na=rtcp-mux\r\n";
+  a += std::string("a=ice-ufrag:") + ufrag + "\r\na=ice-pwd:" + pwd + "\r\n";
+  a += "a=fingerprint:sha-256 " + s->dtls_ctx->fingerprint() + "\r\na=setup:passive\r\n";
+  a += "a=rtpmap:" + std::to_string(pt) + " VP8/90000\r\n";
+  a += "a=rtcp-fb:" + std::to_string(pt) + " nack\r\na=rtcp-fb:" + std::to_string(pt) + " nack pli\r\n";
+  a += "a=ssrc:" + std::to_string(kSsrc) + " cname:wish-viewer-transport\r\n";
+  g_free(ufrag);
+  g_free(pwd);
+  GSList *cands = nice_agent_get_local_candidates(s->agent, s->stream, 1);
+  fail_unless(cands != nullptr, "no local candidate");
+  for (GSList *l = cands; l; l = l->next) {
+    gchar *line = nice_agent_generate_local_candidate_sdp(s->agent, static_cast<NiceCandidate *>(l->data));
+    a += std::string(line) + "\r\n";
+    g_free(line);
+  }
+  g_slist_free_full(cands, reinterpret_cast<GDestroyNotify>(nice_candidate_free));
+  a += "a=end-of-candidates\r\n";
+  return a;
+}
+
+struct Receiver {
+  std::atomic<int> frames{0}, good_frames{0};
+  GstElement *pipeline = nullptr, *webrtc = nullptr, *sink = nullptr;
+  std::mutex m;
+  std::vector<std::string> candidates;  // webrtcbin's, for our agent
+};
+
+GstFlowReturn on_frame(GstAppSink *sink, gpointer data) {
+  auto *r = static_cast<Receiver *>(data);
+  GstSample *sample = gst_app_sink_pull_sample(sink);
+  GstVideoInfo info;
+  GstVideoFrame frame;
+  if (sample && gst_video_info_from_caps(&info, gst_sample_get_caps(sample)) &&
+      gst_video_frame_map(&frame, &info, gst_sample_get_buffer(sample), GST_MAP_READ)) {
+    // The sender's test pattern is solid green: look at the middle pixel.
+    const guint8 *px = static_cast<const guint8 *>(GST_VIDEO_FRAME_PLANE_DATA(&frame, 0)) +
+                       (info.height / 2) * GST_VIDEO_FRAME_PLANE_STRIDE(&frame, 0) + (info.width / 2) * 3;
+    r->frames++;
+    if (px[0] < 60 && px[1] > 190 && px[2] < 60) r->good_frames++;
+    gst_video_frame_unmap(&frame);
+  }
+  if (sample) gst_sample_unref(sample);
+  return GST_FLOW_OK;
+}
+
+void on_pad_added(GstElement *, GstPad *pad, gpointer data) {
+  auto *r = static_cast<Receiver *>(data);
+  if (GST_PAD_DIRECTION(pad) != GST_PAD_SRC) return;
+  GstElement *bin = gst_parse_bin_from_description(
+      "rtpvp8depay ! vp8dec ! videoconvert ! video/x-raw,format=RGB ! appsink name=frames sync=false", TRUE, nullptr);
+  gst_bin_add(GST_BIN(r->pipeline), bin);
+  r->sink = gst_bin_get_by_name(GST_BIN(bin), "frames");
+  GstAppSinkCallbacks cb = {};
+  cb.new_sample = on_frame;
+  gst_app_sink_set_callbacks(GST_APP_SINK(r->sink), &cb, r, nullptr);
+  gst_element_sync_state_with_parent(bin);
+  GstPad *sinkpad = gst_element_get_static_pad(bin, "sink");
+  fail_unless_equals_int(gst_pad_link(pad, sinkpad), GST_PAD_LINK_OK);
+  gst_object_unref(sinkpad);
+}
+
+GstFlowReturn on_rtp(GstAppSink *sink, gpointer data) {
+  GstSample *sample = gst_app_sink_pull_sample(sink);
+  if (!sample) return GST_FLOW_OK;
+  GstMapInfo map;
+  GstBuffer *buf = gst_sample_get_buffer(sample);
+  if (gst_buffer_map(buf, &map, GST_MAP_READ)) {
+    static_cast<Sender *>(data)->send_rtp(map.data, map.size);
+    gst_buffer_unmap(buf, &map);
+  }
+  gst_sample_unref(sample);
+  return GST_FLOW_OK;
+}
+
+template <typename F>
+bool wait_for(F done, int ms = kTimeoutMs) {
+  for (int i = 0; i < ms / 20; i++) {
+    if (done()) return true;
+    g_usleep(20000);
+  }
+  return done();
+}
+
+}  // namespace
+
+GST_START_TEST(test_webrtcbin_decodes_shared_transport) {
+  // On the heap, and left there when a check fails: the agent's thread and the pipelines'
+  // callbacks still point at them then.
+  Sender &s = *new Sender;
+  s.start();
+  fail_unless(wait_for([&] { return s.gathered.load(); }, 5000), "our agent gathered nothing");
+
+  // The viewer: webrtcbin with a recvonly VP8 transceiver, 127.0.0.1 only.
+  Receiver &r = *new Receiver;
+  r.pipeline = gst_pipeline_new("viewer");
+  r.webrtc = gst_element_factory_make("webrtcbin", "webrtc");
+  gst_bin_add(GST_BIN(r.pipeline), r.webrtc);
+  std::string error;
+  fail_unless(configure_webrtcbin(r.webrtc, {"127.0.0.1"}, "", {}, &error), "%s", error.c_str());
+  g_signal_connect(r.webrtc, "pad-added", G_CALLBACK(on_pad_added), &r);
+  g_signal_connect(r.webrtc, "on-ice-candidate", G_CALLBACK(+[](GstElement *, guint, gchar *cand, gpointer d) {
+                     auto *rr = static_cast<Receiver *>(d);
+                     std::lock_guard<std::mutex> lock(rr->m);
+                     rr->candidates.push_back(cand);
+                   }), &r);
+  GstCaps *caps = gst_caps_from_string("application/x-rtp,media=video,encoding-name=VP8,payload=96,clock-rate=90000");
+  GstWebRTCRTPTransceiver *transceiver = nullptr;
+  g_signal_emit_by_name(r.webrtc, "add-transceiver", GST_WEBRTC_RTP_TRANSCEIVER_DIRECTION_RECVONLY, caps, &transceiver);
+  gst_caps_unref(caps);
+  fail_unless(transceiver != nullptr);
+  gst_object_unref(transceiver);
+  fail_unless(gst_element_set_state(r.pipeline, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
+
+  std::mutex nm;
+  std::string offer;
+  bool offered = false, answered = false, answer_ok = false;
+  create_local_offer(r.webrtc, [&](Negotiated n) {
+    std::lock_guard<std::mutex> lock(nm);
+    offer = n.ok ? n.sdp : "";
+    offered = true;
+  });
+  fail_unless(wait_for([&] { std::lock_guard<std::mutex> l(nm); return offered; }));
+  fail_if(offer.empty(), "webrtcbin made no offer");
+
+  std::string peer_fp;
+  std::string answer = make_answer(offer, &s, &peer_fp);
+  // Made before ICE can connect: from then on only the agent's thread touches it.
+  s.dtls = std::make_unique<DtlsSession>(s.dtls_ctx, DtlsSession::Role::Server, peer_fp,
+                                         [&s](const uint8_t *d, size_t n) {
+                                           nice_agent_send(s.agent, s.stream, 1, static_cast<guint>(n),
+                                                           reinterpret_cast<const gchar *>(d));
+                                         });
+  fail_unless(s.dtls->start());
+  GstSDPMessage *osdp = nullptr;
+  gst_sdp_message_new_from_text(offer.c_str(), &osdp);
+  const GstSDPMedia *om = gst_sdp_message_get_media(osdp, 0);
+  fail_unless(nice_agent_set_remote_credentials(s.agent, s.stream, attr(osdp, om, "ice-ufrag").c_str(),
+                                                attr(osdp, om, "ice-pwd").c_str()));
+  gst_sdp_message_free(osdp);
+  apply_remote_answer(r.webrtc, answer, [&](Negotiated n) {
+    std::lock_guard<std::mutex> lock(nm);
+    answer_ok = n.ok;
+    if (!n.ok) error = n.error;
+    answered = true;
+  });
+  fail_unless(wait_for([&] { std::lock_guard<std::mutex> l(nm); return answered; }));
+  fail_unless(answer_ok, "webrtcbin refused the answer: %s\n%s", error.c_str(), answer.c_str());
+
+  // The media, payloaded once: solid green VP8, a keyframe at least every second.
+  GstElement *media = gst_parse_launch(
+      "videotestsrc is-live=true pattern=solid-color foreground-color=0xff00ff00 ! "
+      "video/x-raw,width=320,height=240,framerate=30/1 ! vp8enc name=enc deadline=1 keyframe-max-dist=30 ! "
+      "rtpvp8pay pt=96 mtu=1200 ! appsink name=rtp sync=false",
+      nullptr);
+  fail_unless(media != nullptr);
+  s.encoder = gst_bin_get_by_name(GST_BIN(media), "enc");
+  GstElement *rtp_sink = gst_bin_get_by_name(GST_BIN(media), "rtp");
+  GstAppSinkCallbacks cb = {};
+  cb.new_sample = on_rtp;
+  gst_app_sink_set_callbacks(GST_APP_SINK(rtp_sink), &cb, &s, nullptr);
+  fail_unless(gst_element_set_state(media, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
+
+  // webrtcbin's candidates to our agent as they come.
+  size_t forwarded = 0;
+  auto forward = [&] {
+    std::lock_guard<std::mutex> lock(r.m);
+    GSList *list = nullptr;
+    for (; forwarded < r.candidates.size(); forwarded++) {
+      std::string line = r.candidates[forwarded];
+      if (line.rfind("a=", 0) != 0) line = "a=" + line;
+      if (NiceCandidate *c = nice_agent_parse_remote_candidate_sdp(s.agent, s.stream, line.c_str()))
+        list = g_slist_append(list, c);
+    }
+    if (list) nice_agent_set_remote_candidates(s.agent, s.stream, 1, list);
+    g_slist_free_full(list, reinterpret_cast<GDestroyNotify>(nice_candidate_free));
+  };
+  bool connected = wait_for([&] {
+    forward();
+    return s.srtp_ready.load() || !s.dtls_error.empty();
+  });
+  {
+    std::lock_guard<std::mutex> lock(s.m);
+    fail_unless(connected && s.dtls_error.empty(), "ICE %d, DTLS: %s", s.ice_ready.load(), s.dtls_error.c_str());
+    GST_INFO("DTLS connected with %s", s.profile.c_str());
+  }
+
+  // Frames decoded, green in the middle.
+  fail_unless(wait_for([&] { return r.good_frames >= 30; }), "%d frames, %d green, %d RTP packets sent",
+              r.frames.load(), r.good_frames.load(), s.rtp_sent.load());
+  // Ask for a keyframe at the viewer (what a decoder does after loss): rtpsession sends a PLI.
+  gst_element_send_event(r.sink, gst_video_event_new_upstream_force_key_unit(GST_CLOCK_TIME_NONE, TRUE, 0));
+  auto seen = [&](bool want_pli) {
+    std::lock_guard<std::mutex> lock(s.m);
+    for (const auto &c : s.rtcp_in) {
+      if (want_pli) {
+        for (const auto &p : c.plis)
+          if (p.media_ssrc == kSsrc) return true;
+      } else {
+        for (const auto &rr : c.receiver_reports)
+          for (const auto &b : rr.blocks)
+            if (b.ssrc == kSsrc && b.highest_seq > 0) return true;
+      }
+    }
+    return false;
+  };
+  fail_unless(wait_for([&] { return seen(false); }, 15000), "no receiver report about our SSRC");
+  fail_unless(wait_for([&] { return seen(true); }, 15000), "no PLI for our SSRC");
+  {
+    std::lock_guard<std::mutex> lock(s.m);
+    fail_unless_equals_int(s.rtcp_bad, 0);
+    g_print("viewer transport interop: %s, %d RTP packets sent, %d frames decoded (%d green), %zu RTCP packets\n",
+            s.profile.c_str(), s.rtp_sent.load(), r.frames.load(), r.good_frames.load(), s.rtcp_in.size());
+  }
+
+  gst_element_set_state(media, GST_STATE_NULL);
+  gst_object_unref(rtp_sink);
+  gst_object_unref(s.encoder);
+  s.encoder = nullptr;
+  gst_object_unref(media);
+  gst_element_set_state(r.pipeline, GST_STATE_NULL);
+  if (r.sink) gst_object_unref(r.sink);
+  gst_object_unref(r.pipeline);
+  s.stop();
+  delete &r;
+  delete &s;
+}
+GST_END_TEST;
+
+static Suite *viewer_transport_suite(void) {
+  Suite *s = suite_create("viewer-transport");
+  TCase *tc = tcase_create("general");
+  suite_add_tcase(s, tc);
+  tcase_set_timeout(tc, 120);
+  tcase_add_checked_fixture(tc, nullptr, wish_test::stop_leftovers);
+  tcase_add_test(tc, test_webrtcbin_decodes_shared_transport);
+  return s;
+}
+
+GST_CHECK_MAIN(viewer_transport);
