@@ -1,8 +1,9 @@
-// The pieces of the shared viewer transport against a real webrtcbin: one libnice agent on a
-// context thread of its own (controlled, 127.0.0.1 only), DtlsSession and SrtpSession answer a
-// recvonly offer; VP8 payloaded once (appsink of rtpvp8pay) goes out with its header
-// rewritten, SRTP-protected and sent with nice_agent_send. webrtcbin must decode the frames
-// (their colour is checked), and its RTCP (receiver reports, a PLI) must arrive and parse.
+// The pieces of the shared viewer transport against real webrtcbins: one libnice agent on a
+// context thread of its own (controlled, 127.0.0.1 only) with a stream per viewer, and per
+// viewer a DtlsSession and an SrtpSession, answer each webrtcbin's recvonly offer; VP8
+// payloaded once (appsink of rtpvp8pay) goes out to each with its header rewritten, SRTP-
+// protected and sent with nice_agent_send. Each webrtcbin must decode the frames (their colour
+// is checked), and its RTCP (receiver reports, a PLI) must arrive, on the agent's thread, and parse.
 #include <agent.h>
 #include <gst/app/gstappsink.h>
 #include <gst/check/gstcheck.h>
@@ -25,21 +26,35 @@ using namespace wish;
 
 namespace {
 
-constexpr uint32_t kSsrc = 0x5eed0001;
+constexpr int kViewers = 2;
 constexpr int kTimeoutMs = 30000;
 
-// Our side: what the viewer transport will hold per viewer, on one agent and one thread.
-struct Sender {
-  using State = DtlsSession::State;
+struct Viewer;
+
+// The one ICE agent of every viewer, on one context and one thread (the transport's).
+struct SharedAgent {
   GMainContext *ctx = g_main_context_new();
   GMainLoop *loop = g_main_loop_new(ctx, FALSE);
   std::thread thread;
   NiceAgent *agent = nullptr;
-  guint stream = 0;
+  std::vector<Viewer *> viewers;  // fixed before the thread starts
   std::shared_ptr<DtlsContext> dtls_ctx;
+  std::atomic<std::thread::id> thread_id{};
+
+  void start();
+  void stop();
+  Viewer *viewer_of(guint stream) const;
+};
+
+// What the transport will hold per viewer: a stream on the shared agent, DTLS, SRTP.
+struct Viewer {
+  using State = DtlsSession::State;
+  SharedAgent *shared = nullptr;
+  uint32_t ssrc = 0;
+  guint stream = 0;
   std::unique_ptr<DtlsSession> dtls;  // touched on the agent's thread only, once made
   SrtpSession srtp;                   // protect on the media thread, unprotect on the agent's
-  std::atomic<bool> srtp_ready{false}, gathered{false}, ice_ready{false};
+  std::atomic<bool> srtp_ready{false}, gathered{false}, ice_ready{false}, other_thread{false};
   std::atomic<int> rtp_sent{0};
   uint8_t pt = 96;
   uint16_t seq = 1000;
@@ -52,6 +67,7 @@ struct Sender {
   GstElement *encoder = nullptr;  // asked for a keyframe on PLI
 
   void on_datagram(const uint8_t *d, size_t n) {
+    if (std::this_thread::get_id() != shared->thread_id.load()) other_thread = true;
     if (n == 0) return;
     if (d[0] >= 20 && d[0] <= 63) {  // DTLS (RFC 7983)
       if (!dtls) return;
@@ -83,72 +99,85 @@ struct Sender {
     }
   }
 
-  static void recv_cb(NiceAgent *, guint, guint, guint len, gchar *buf, gpointer data) {
-    static_cast<Sender *>(data)->on_datagram(reinterpret_cast<const uint8_t *>(buf), len);
-  }
-  static gboolean timer_cb(gpointer data) {
-    auto *s = static_cast<Sender *>(data);
-    if (s->dtls && s->dtls->next_timeout_us() == 0) s->dtls->on_timeout();
-    return G_SOURCE_CONTINUE;
-  }
-
-  void start() {
-    std::string error;
-    dtls_ctx = DtlsContext::create(make_ecdsa_certificate_pem(),
-                                   {SrtpProfile::AeadAes128Gcm, SrtpProfile::Aes128CmSha1_80}, &error);
-    fail_unless(dtls_ctx != nullptr, "%s", error.c_str());
-    agent = nice_agent_new(ctx, NICE_COMPATIBILITY_RFC5245);
-    g_object_set(agent, "controlling-mode", FALSE, "ice-tcp", FALSE, "upnp", FALSE, nullptr);
-    NiceAddress addr;
-    fail_unless(nice_address_set_from_string(&addr, "127.0.0.1"));
-    fail_unless(nice_agent_add_local_address(agent, &addr));
-    g_signal_connect(agent, "candidate-gathering-done", G_CALLBACK(+[](NiceAgent *, guint, gpointer d) {
-                       static_cast<Sender *>(d)->gathered = true;
-                     }), this);
-    g_signal_connect(agent, "component-state-changed",
-                     G_CALLBACK(+[](NiceAgent *, guint, guint, guint state, gpointer d) {
-                       if (state == NICE_COMPONENT_STATE_READY) static_cast<Sender *>(d)->ice_ready = true;
-                     }),
-                     this);
-    stream = nice_agent_add_stream(agent, 1);
-    fail_unless(stream != 0);
-    nice_agent_attach_recv(agent, stream, 1, ctx, recv_cb, this);
-    GSource *timer = g_timeout_source_new(10);
-    g_source_set_callback(timer, timer_cb, this, nullptr);
-    g_source_attach(timer, ctx);
-    g_source_unref(timer);
-    thread = std::thread([this] {
-      g_main_context_push_thread_default(ctx);
-      g_main_loop_run(loop);
-      g_main_context_pop_thread_default(ctx);
-    });
-    fail_unless(nice_agent_gather_candidates(agent, stream));
-  }
-
-  void stop() {
-    if (agent) nice_agent_remove_stream(agent, stream);
-    g_main_loop_quit(loop);
-    if (thread.joinable()) thread.join();
-    dtls.reset();
-    if (agent) g_object_unref(agent);
-    g_main_loop_unref(loop);
-    g_main_context_unref(ctx);
-  }
-
   // From the media thread: header rewrite, SRTP, send.
   void send_rtp(const uint8_t *d, size_t n) {
     if (!srtp_ready.load(std::memory_order_acquire) || rtp::header_length(d, n) == 0) return;
     std::vector<uint8_t> p(n + SrtpSession::kMaxTrailer);
     std::copy(d, d + n, p.begin());
-    rtp::set_ssrc(p.data(), kSsrc);
+    rtp::set_ssrc(p.data(), ssrc);
     rtp::set_payload_type(p.data(), pt);
     rtp::set_seq(p.data(), seq++);
     size_t len = n;
     if (!srtp.protect_rtp(p.data(), &len, p.size())) return;
-    if (nice_agent_send(agent, stream, 1, static_cast<guint>(len), reinterpret_cast<const gchar *>(p.data())) > 0)
+    if (nice_agent_send(shared->agent, stream, 1, static_cast<guint>(len), reinterpret_cast<const gchar *>(p.data())) > 0)
       rtp_sent++;
   }
 };
+
+Viewer *SharedAgent::viewer_of(guint stream) const {
+  for (Viewer *v : viewers)
+    if (v->stream == stream) return v;
+  return nullptr;
+}
+
+void SharedAgent::start() {
+  std::string error;
+  dtls_ctx = DtlsContext::create(make_ecdsa_certificate_pem(), {SrtpProfile::AeadAes128Gcm, SrtpProfile::Aes128CmSha1_80},
+                                 &error);
+  fail_unless(dtls_ctx != nullptr, "%s", error.c_str());
+  agent = nice_agent_new(ctx, NICE_COMPATIBILITY_RFC5245);
+  g_object_set(agent, "controlling-mode", FALSE, "ice-tcp", FALSE, "upnp", FALSE, nullptr);
+  NiceAddress addr;
+  fail_unless(nice_address_set_from_string(&addr, "127.0.0.1"));
+  fail_unless(nice_agent_add_local_address(agent, &addr));
+  g_signal_connect(agent, "candidate-gathering-done", G_CALLBACK(+[](NiceAgent *, guint stream, gpointer d) {
+                     if (Viewer *v = static_cast<SharedAgent *>(d)->viewer_of(stream)) v->gathered = true;
+                   }),
+                   this);
+  g_signal_connect(agent, "component-state-changed", G_CALLBACK(+[](NiceAgent *, guint stream, guint, guint state, gpointer d) {
+                     Viewer *v = static_cast<SharedAgent *>(d)->viewer_of(stream);
+                     if (v && state == NICE_COMPONENT_STATE_READY) v->ice_ready = true;
+                   }),
+                   this);
+  for (Viewer *v : viewers) {
+    v->shared = this;
+    v->stream = nice_agent_add_stream(agent, 1);
+    fail_unless(v->stream != 0);
+    nice_agent_attach_recv(agent, v->stream, 1, ctx,
+                           +[](NiceAgent *, guint, guint, guint len, gchar *buf, gpointer d) {
+                             static_cast<Viewer *>(d)->on_datagram(reinterpret_cast<const uint8_t *>(buf), len);
+                           },
+                           v);
+  }
+  // Every viewer's DTLS timer from one source.
+  GSource *timer = g_timeout_source_new(10);
+  g_source_set_callback(timer, +[](gpointer d) -> gboolean {
+                          for (Viewer *v : static_cast<SharedAgent *>(d)->viewers)
+                            if (v->dtls && v->dtls->next_timeout_us() == 0) v->dtls->on_timeout();
+                          return G_SOURCE_CONTINUE;
+                        },
+                        this, nullptr);
+  g_source_attach(timer, ctx);
+  g_source_unref(timer);
+  thread = std::thread([this] {
+    thread_id = std::this_thread::get_id();
+    g_main_context_push_thread_default(ctx);
+    g_main_loop_run(loop);
+    g_main_context_pop_thread_default(ctx);
+  });
+  for (Viewer *v : viewers) fail_unless(nice_agent_gather_candidates(agent, v->stream));
+}
+
+void SharedAgent::stop() {
+  for (Viewer *v : viewers)
+    if (agent) nice_agent_remove_stream(agent, v->stream);
+  g_main_loop_quit(loop);
+  if (thread.joinable()) thread.join();
+  for (Viewer *v : viewers) v->dtls.reset();
+  if (agent) g_object_unref(agent);
+  g_main_loop_unref(loop);
+  g_main_context_unref(ctx);
+}
 
 std::string attr(const GstSDPMessage *sdp, const GstSDPMedia *media, const char *key) {
   const char *v = gst_sdp_media_get_attribute_val(media, key);
@@ -158,7 +187,7 @@ std::string attr(const GstSDPMessage *sdp, const GstSDPMedia *media, const char 
 
 // The answer to webrtcbin's offer: its mid, its VP8 payload type, our ICE credentials,
 // candidates and fingerprint; we are the DTLS server (a=setup:passive).
-std::string make_answer(const std::string &offer, Sender *s, std::string *peer_fingerprint) {
+std::string make_answer(const std::string &offer, Viewer *s, std::string *peer_fingerprint) {
   GstSDPMessage *sdp = nullptr;
   gst_sdp_message_new_from_text(offer.c_str(), &sdp);
   fail_unless(sdp && gst_sdp_message_medias_len(sdp) == 1);
@@ -176,21 +205,21 @@ std::string make_answer(const std::string &offer, Sender *s, std::string *peer_f
   gst_sdp_message_free(sdp);
 
   gchar *ufrag = nullptr, *pwd = nullptr;
-  fail_unless(nice_agent_get_local_credentials(s->agent, s->stream, &ufrag, &pwd));
+  fail_unless(nice_agent_get_local_credentials(s->shared->agent, s->stream, &ufrag, &pwd));
   std::string a = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE " + mid + "\r\n";
   a += "m=video 9 UDP/TLS/RTP/SAVPF " + std::to_string(pt) + "\r\nc=IN IP4 0.0.0.0\r\n";
   a += "a=mid:" + mid + "\r\na=sendonly\r\na=rtcp-mux\r\n";
   a += std::string("a=ice-ufrag:") + ufrag + "\r\na=ice-pwd:" + pwd + "\r\n";
-  a += "a=fingerprint:sha-256 " + s->dtls_ctx->fingerprint() + "\r\na=setup:passive\r\n";
+  a += "a=fingerprint:sha-256 " + s->shared->dtls_ctx->fingerprint() + "\r\na=setup:passive\r\n";
   a += "a=rtpmap:" + std::to_string(pt) + " VP8/90000\r\n";
   a += "a=rtcp-fb:" + std::to_string(pt) + " nack\r\na=rtcp-fb:" + std::to_string(pt) + " nack pli\r\n";
-  a += "a=ssrc:" + std::to_string(kSsrc) + " cname:wish-viewer-transport\r\n";
+  a += "a=ssrc:" + std::to_string(s->ssrc) + " cname:wish-viewer-transport\r\n";
   g_free(ufrag);
   g_free(pwd);
-  GSList *cands = nice_agent_get_local_candidates(s->agent, s->stream, 1);
+  GSList *cands = nice_agent_get_local_candidates(s->shared->agent, s->stream, 1);
   fail_unless(cands != nullptr, "no local candidate");
   for (GSList *l = cands; l; l = l->next) {
-    gchar *line = nice_agent_generate_local_candidate_sdp(s->agent, static_cast<NiceCandidate *>(l->data));
+    gchar *line = nice_agent_generate_local_candidate_sdp(s->shared->agent, static_cast<NiceCandidate *>(l->data));
     a += std::string(line) + "\r\n";
     g_free(line);
   }
@@ -204,6 +233,7 @@ struct Receiver {
   GstElement *pipeline = nullptr, *webrtc = nullptr, *sink = nullptr;
   std::mutex m;
   std::vector<std::string> candidates;  // webrtcbin's, for our agent
+  size_t forwarded = 0;
 };
 
 GstFlowReturn on_frame(GstAppSink *sink, gpointer data) {
@@ -246,7 +276,7 @@ GstFlowReturn on_rtp(GstAppSink *sink, gpointer data) {
   GstMapInfo map;
   GstBuffer *buf = gst_sample_get_buffer(sample);
   if (gst_buffer_map(buf, &map, GST_MAP_READ)) {
-    static_cast<Sender *>(data)->send_rtp(map.data, map.size);
+    for (Viewer *v : static_cast<SharedAgent *>(data)->viewers) v->send_rtp(map.data, map.size);
     gst_buffer_unmap(buf, &map);
   }
   gst_sample_unref(sample);
@@ -262,19 +292,10 @@ bool wait_for(F done, int ms = kTimeoutMs) {
   return done();
 }
 
-}  // namespace
-
-GST_START_TEST(test_webrtcbin_decodes_shared_transport) {
-  // On the heap, and left there when a check fails: the agent's thread and the pipelines'
-  // callbacks still point at them then.
-  Sender &s = *new Sender;
-  s.start();
-  fail_unless(wait_for([&] { return s.gathered.load(); }, 5000), "our agent gathered nothing");
-
-  // The viewer: webrtcbin with a recvonly VP8 transceiver, 127.0.0.1 only.
-  Receiver &r = *new Receiver;
-  r.pipeline = gst_pipeline_new("viewer");
-  r.webrtc = gst_element_factory_make("webrtcbin", "webrtc");
+// Negotiates viewer i: webrtcbin's offer, our answer, DTLS session made, ICE credentials set.
+void negotiate(Receiver &r, Viewer &v) {
+  r.pipeline = gst_pipeline_new(nullptr);
+  r.webrtc = gst_element_factory_make("webrtcbin", nullptr);
   gst_bin_add(GST_BIN(r.pipeline), r.webrtc);
   std::string error;
   fail_unless(configure_webrtcbin(r.webrtc, {"127.0.0.1"}, "", {}, &error), "%s", error.c_str());
@@ -304,18 +325,19 @@ GST_START_TEST(test_webrtcbin_decodes_shared_transport) {
   fail_if(offer.empty(), "webrtcbin made no offer");
 
   std::string peer_fp;
-  std::string answer = make_answer(offer, &s, &peer_fp);
+  std::string answer = make_answer(offer, &v, &peer_fp);
   // Made before ICE can connect: from then on only the agent's thread touches it.
-  s.dtls = std::make_unique<DtlsSession>(s.dtls_ctx, DtlsSession::Role::Server, peer_fp,
-                                         [&s](const uint8_t *d, size_t n) {
-                                           nice_agent_send(s.agent, s.stream, 1, static_cast<guint>(n),
+  Viewer *vp = &v;
+  v.dtls = std::make_unique<DtlsSession>(v.shared->dtls_ctx, DtlsSession::Role::Server, peer_fp,
+                                         [vp](const uint8_t *d, size_t n) {
+                                           nice_agent_send(vp->shared->agent, vp->stream, 1, static_cast<guint>(n),
                                                            reinterpret_cast<const gchar *>(d));
                                          });
-  fail_unless(s.dtls->start());
+  fail_unless(v.dtls->start());
   GstSDPMessage *osdp = nullptr;
   gst_sdp_message_new_from_text(offer.c_str(), &osdp);
   const GstSDPMedia *om = gst_sdp_message_get_media(osdp, 0);
-  fail_unless(nice_agent_set_remote_credentials(s.agent, s.stream, attr(osdp, om, "ice-ufrag").c_str(),
+  fail_unless(nice_agent_set_remote_credentials(v.shared->agent, v.stream, attr(osdp, om, "ice-ufrag").c_str(),
                                                 attr(osdp, om, "ice-pwd").c_str()));
   gst_sdp_message_free(osdp);
   apply_remote_answer(r.webrtc, answer, [&](Negotiated n) {
@@ -326,84 +348,112 @@ GST_START_TEST(test_webrtcbin_decodes_shared_transport) {
   });
   fail_unless(wait_for([&] { std::lock_guard<std::mutex> l(nm); return answered; }));
   fail_unless(answer_ok, "webrtcbin refused the answer: %s\n%s", error.c_str(), answer.c_str());
+}
 
-  // The media, payloaded once: solid green VP8, a keyframe at least every second.
+// webrtcbin's candidates to our agent as they come.
+void forward_candidates(Receiver &r, Viewer &v) {
+  std::lock_guard<std::mutex> lock(r.m);
+  GSList *list = nullptr;
+  for (; r.forwarded < r.candidates.size(); r.forwarded++) {
+    std::string line = r.candidates[r.forwarded];
+    if (line.rfind("a=", 0) != 0) line = "a=" + line;
+    if (NiceCandidate *c = nice_agent_parse_remote_candidate_sdp(v.shared->agent, v.stream, line.c_str()))
+      list = g_slist_append(list, c);
+  }
+  if (list) nice_agent_set_remote_candidates(v.shared->agent, v.stream, 1, list);
+  g_slist_free_full(list, reinterpret_cast<GDestroyNotify>(nice_candidate_free));
+}
+
+bool seen_rtcp(Viewer &v, bool want_pli) {
+  std::lock_guard<std::mutex> lock(v.m);
+  for (const auto &c : v.rtcp_in) {
+    if (want_pli) {
+      for (const auto &p : c.plis)
+        if (p.media_ssrc == v.ssrc) return true;
+    } else {
+      for (const auto &rr : c.receiver_reports)
+        for (const auto &b : rr.blocks)
+          if (b.ssrc == v.ssrc && b.highest_seq > 0) return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+GST_START_TEST(test_webrtcbin_decodes_shared_transport) {
+  // On the heap, and left there when a check fails: the agent's thread and the pipelines'
+  // callbacks still point at them then.
+  auto &shared = *new SharedAgent;
+  auto &viewers = *new std::vector<std::unique_ptr<Viewer>>;
+  auto &receivers = *new std::vector<std::unique_ptr<Receiver>>;
+  for (int i = 0; i < kViewers; i++) {
+    viewers.push_back(std::make_unique<Viewer>());
+    viewers.back()->ssrc = 0x5eed0001 + i;
+    shared.viewers.push_back(viewers.back().get());
+    receivers.push_back(std::make_unique<Receiver>());
+  }
+  shared.start();
+  for (auto &v : viewers) fail_unless(wait_for([&] { return v->gathered.load(); }, 5000), "our agent gathered nothing");
+  for (int i = 0; i < kViewers; i++) negotiate(*receivers[i], *viewers[i]);
+
+  // The media, payloaded once for every viewer: solid green VP8, a keyframe every second.
   GstElement *media = gst_parse_launch(
       "videotestsrc is-live=true pattern=solid-color foreground-color=0xff00ff00 ! "
       "video/x-raw,width=320,height=240,framerate=30/1 ! vp8enc name=enc deadline=1 keyframe-max-dist=30 ! "
       "rtpvp8pay pt=96 mtu=1200 ! appsink name=rtp sync=false",
       nullptr);
   fail_unless(media != nullptr);
-  s.encoder = gst_bin_get_by_name(GST_BIN(media), "enc");
+  GstElement *encoder = gst_bin_get_by_name(GST_BIN(media), "enc");
+  for (auto &v : viewers) v->encoder = encoder;
   GstElement *rtp_sink = gst_bin_get_by_name(GST_BIN(media), "rtp");
   GstAppSinkCallbacks cb = {};
   cb.new_sample = on_rtp;
-  gst_app_sink_set_callbacks(GST_APP_SINK(rtp_sink), &cb, &s, nullptr);
+  gst_app_sink_set_callbacks(GST_APP_SINK(rtp_sink), &cb, &shared, nullptr);
   fail_unless(gst_element_set_state(media, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
 
-  // webrtcbin's candidates to our agent as they come.
-  size_t forwarded = 0;
-  auto forward = [&] {
-    std::lock_guard<std::mutex> lock(r.m);
-    GSList *list = nullptr;
-    for (; forwarded < r.candidates.size(); forwarded++) {
-      std::string line = r.candidates[forwarded];
-      if (line.rfind("a=", 0) != 0) line = "a=" + line;
-      if (NiceCandidate *c = nice_agent_parse_remote_candidate_sdp(s.agent, s.stream, line.c_str()))
-        list = g_slist_append(list, c);
-    }
-    if (list) nice_agent_set_remote_candidates(s.agent, s.stream, 1, list);
-    g_slist_free_full(list, reinterpret_cast<GDestroyNotify>(nice_candidate_free));
-  };
-  bool connected = wait_for([&] {
-    forward();
-    return s.srtp_ready.load() || !s.dtls_error.empty();
-  });
-  {
-    std::lock_guard<std::mutex> lock(s.m);
-    fail_unless(connected && s.dtls_error.empty(), "ICE %d, DTLS: %s", s.ice_ready.load(), s.dtls_error.c_str());
-    GST_INFO("DTLS connected with %s", s.profile.c_str());
+  for (int i = 0; i < kViewers; i++) {
+    Viewer &v = *viewers[i];
+    bool connected = wait_for([&] {
+      for (int j = 0; j < kViewers; j++) forward_candidates(*receivers[j], *viewers[j]);
+      std::lock_guard<std::mutex> lock(v.m);
+      return v.srtp_ready.load() || !v.dtls_error.empty();
+    });
+    std::lock_guard<std::mutex> lock(v.m);
+    fail_unless(connected && v.dtls_error.empty(), "viewer %d: ICE %d, DTLS: %s", i, v.ice_ready.load(),
+                v.dtls_error.c_str());
   }
 
-  // Frames decoded, green in the middle.
-  fail_unless(wait_for([&] { return r.good_frames >= 30; }), "%d frames, %d green, %d RTP packets sent",
-              r.frames.load(), r.good_frames.load(), s.rtp_sent.load());
-  // Ask for a keyframe at the viewer (what a decoder does after loss): rtpsession sends a PLI.
-  gst_element_send_event(r.sink, gst_video_event_new_upstream_force_key_unit(GST_CLOCK_TIME_NONE, TRUE, 0));
-  auto seen = [&](bool want_pli) {
-    std::lock_guard<std::mutex> lock(s.m);
-    for (const auto &c : s.rtcp_in) {
-      if (want_pli) {
-        for (const auto &p : c.plis)
-          if (p.media_ssrc == kSsrc) return true;
-      } else {
-        for (const auto &rr : c.receiver_reports)
-          for (const auto &b : rr.blocks)
-            if (b.ssrc == kSsrc && b.highest_seq > 0) return true;
-      }
-    }
-    return false;
-  };
-  fail_unless(wait_for([&] { return seen(false); }, 15000), "no receiver report about our SSRC");
-  fail_unless(wait_for([&] { return seen(true); }, 15000), "no PLI for our SSRC");
-  {
-    std::lock_guard<std::mutex> lock(s.m);
-    fail_unless_equals_int(s.rtcp_bad, 0);
-    g_print("viewer transport interop: %s, %d RTP packets sent, %d frames decoded (%d green), %zu RTCP packets\n",
-            s.profile.c_str(), s.rtp_sent.load(), r.frames.load(), r.good_frames.load(), s.rtcp_in.size());
+  for (int i = 0; i < kViewers; i++) {
+    Receiver &r = *receivers[i];
+    Viewer &v = *viewers[i];
+    // Frames decoded, green in the middle.
+    fail_unless(wait_for([&] { return r.good_frames >= 30; }), "viewer %d: %d frames, %d green, %d RTP packets sent", i,
+                r.frames.load(), r.good_frames.load(), v.rtp_sent.load());
+    // A keyframe asked for at the viewer (what a decoder does after loss): rtpsession sends a PLI.
+    gst_element_send_event(r.sink, gst_video_event_new_upstream_force_key_unit(GST_CLOCK_TIME_NONE, TRUE, 0));
+    fail_unless(wait_for([&] { return seen_rtcp(v, false); }, 15000), "viewer %d: no receiver report about its SSRC", i);
+    fail_unless(wait_for([&] { return seen_rtcp(v, true); }, 15000), "viewer %d: no PLI for its SSRC", i);
+    std::lock_guard<std::mutex> lock(v.m);
+    fail_unless_equals_int(v.rtcp_bad, 0);
+    fail_if(v.other_thread, "a datagram of viewer %d arrived on another thread than the agent's", i);
+    g_print("viewer %d: %s, %d RTP packets sent, %d frames decoded (%d green), %zu RTCP packets\n", i, v.profile.c_str(),
+            v.rtp_sent.load(), r.frames.load(), r.good_frames.load(), v.rtcp_in.size());
   }
 
   gst_element_set_state(media, GST_STATE_NULL);
   gst_object_unref(rtp_sink);
-  gst_object_unref(s.encoder);
-  s.encoder = nullptr;
+  gst_object_unref(encoder);
   gst_object_unref(media);
-  gst_element_set_state(r.pipeline, GST_STATE_NULL);
-  if (r.sink) gst_object_unref(r.sink);
-  gst_object_unref(r.pipeline);
-  s.stop();
-  delete &r;
-  delete &s;
+  for (auto &r : receivers) {
+    gst_element_set_state(r->pipeline, GST_STATE_NULL);
+    if (r->sink) gst_object_unref(r->sink);
+    gst_object_unref(r->pipeline);
+  }
+  shared.stop();
+  delete &receivers;
+  delete &viewers;
+  delete &shared;
 }
 GST_END_TEST;
 
