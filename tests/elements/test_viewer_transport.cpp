@@ -3,7 +3,8 @@
 // viewer a DtlsSession and an SrtpSession, answer each webrtcbin's recvonly offer; VP8
 // payloaded once (appsink of rtpvp8pay) goes out to each with its header rewritten, SRTP-
 // protected and sent with nice_agent_send. Each webrtcbin must decode the frames (their colour
-// is checked), and its RTCP (receiver reports, a PLI) must arrive, on the agent's thread, and parse.
+// is checked), and its RTCP (receiver reports, a PLI) must arrive, on the agent's thread, and
+// parse; our sender reports must show in its statistics.
 #include <agent.h>
 #include <gst/app/gstappsink.h>
 #include <gst/check/gstcheck.h>
@@ -56,6 +57,8 @@ struct Viewer {
   SrtpSession srtp;                   // protect on the media thread, unprotect on the agent's
   std::atomic<bool> srtp_ready{false}, gathered{false}, ice_ready{false}, other_thread{false};
   std::atomic<int> rtp_sent{0};
+  uint32_t octets = 0, last_ts = 0;
+  int srs_sent = 0;
   uint8_t pt = 96;
   uint16_t seq = 1000;
 
@@ -111,6 +114,22 @@ struct Viewer {
     if (!srtp.protect_rtp(p.data(), &len, p.size())) return;
     if (nice_agent_send(shared->agent, stream, 1, static_cast<guint>(len), reinterpret_cast<const gchar *>(p.data())) > 0)
       rtp_sent++;
+    octets += static_cast<uint32_t>(n - rtp::header_length(d, n));
+    last_ts = rtp::timestamp(d);
+    // A sender report now and then, from this thread: libsrtp's outbound session is this
+    // thread's alone.
+    if (rtp_sent % 20 == 1) {
+      rtcp::SenderReport sr;
+      sr.ssrc = ssrc;
+      sr.ntp_time = rtcp::ntp_from_unix_us(g_get_real_time());
+      sr.rtp_time = last_ts;
+      sr.packet_count = static_cast<uint32_t>(rtp_sent.load());
+      sr.octet_count = octets;
+      std::vector<uint8_t> c = rtcp::build_sender_compound(sr, "wish-viewer-transport");
+      if (srtp.protect_rtcp(&c) &&
+          nice_agent_send(shared->agent, stream, 1, static_cast<guint>(c.size()), reinterpret_cast<const gchar *>(c.data())) > 0)
+        srs_sent++;
+    }
   }
 };
 
@@ -364,6 +383,35 @@ void forward_candidates(Receiver &r, Viewer &v) {
   g_slist_free_full(list, reinterpret_cast<GDestroyNotify>(nice_candidate_free));
 }
 
+// The packet count of the sender reports webrtcbin took from us (its remote-outbound-rtp
+// statistics come from them); 0 when it has none.
+guint64 reported_packets(GstElement *webrtc) {
+  GstPromise *promise = gst_promise_new();
+  g_signal_emit_by_name(webrtc, "get-stats", nullptr, promise);
+  guint64 packets = 0;
+  if (gst_promise_wait(promise) == GST_PROMISE_RESULT_REPLIED) {
+    gst_structure_foreach(
+        gst_promise_get_reply(promise),
+        [](GQuark, const GValue *value, gpointer data) -> gboolean {
+          if (!GST_VALUE_HOLDS_STRUCTURE(value)) return TRUE;
+          const GstStructure *st = gst_value_get_structure(value);
+          GstWebRTCStatsType type;
+          const GValue *sent = gst_structure_get_value(st, "packets-sent");
+          if (gst_structure_get(st, "type", GST_TYPE_WEBRTC_STATS_TYPE, &type, nullptr) &&
+              type == GST_WEBRTC_STATS_REMOTE_OUTBOUND_RTP && sent) {
+            GValue v = G_VALUE_INIT;
+            g_value_init(&v, G_TYPE_UINT64);
+            if (g_value_transform(sent, &v)) *static_cast<guint64 *>(data) = g_value_get_uint64(&v);
+            g_value_unset(&v);
+          }
+          return TRUE;
+        },
+        &packets);
+  }
+  gst_promise_unref(promise);
+  return packets;
+}
+
 bool seen_rtcp(Viewer &v, bool want_pli) {
   std::lock_guard<std::mutex> lock(v.m);
   for (const auto &c : v.rtcp_in) {
@@ -437,8 +485,17 @@ GST_START_TEST(test_webrtcbin_decodes_shared_transport) {
     std::lock_guard<std::mutex> lock(v.m);
     fail_unless_equals_int(v.rtcp_bad, 0);
     fail_if(v.other_thread, "a datagram of viewer %d arrived on another thread than the agent's", i);
+    fail_unless(v.srs_sent > 0);
     g_print("viewer %d: %s, %d RTP packets sent, %d frames decoded (%d green), %zu RTCP packets\n", i, v.profile.c_str(),
             v.rtp_sent.load(), r.frames.load(), r.good_frames.load(), v.rtcp_in.size());
+  }
+
+  // Our sender reports reached webrtcbin's rtpsession: it reports their packet counts.
+  for (int i = 0; i < kViewers; i++) {
+    guint64 packets = 0;
+    fail_unless(wait_for([&] { return (packets = reported_packets(receivers[i]->webrtc)) > 0; }, 10000),
+                "viewer %d: webrtcbin has no remote-outbound-rtp statistics from our sender reports", i);
+    fail_unless(packets <= static_cast<guint64>(viewers[i]->rtp_sent.load()));
   }
 
   gst_element_set_state(media, GST_STATE_NULL);
