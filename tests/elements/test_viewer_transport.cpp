@@ -314,6 +314,7 @@ bool wait_for(F done, int ms = kTimeoutMs) {
 // Negotiates viewer i: webrtcbin's offer, our answer, DTLS session made, ICE credentials set.
 void negotiate(Receiver &r, Viewer &v) {
   r.pipeline = gst_pipeline_new(nullptr);
+  wish_test::stop_at_teardown(r.pipeline);
   r.webrtc = gst_element_factory_make("webrtcbin", nullptr);
   gst_bin_add(GST_BIN(r.pipeline), r.webrtc);
   std::string error;
@@ -452,6 +453,7 @@ GST_START_TEST(test_webrtcbin_decodes_shared_transport) {
       "rtpvp8pay pt=96 mtu=1200 ! appsink name=rtp sync=false",
       nullptr);
   fail_unless(media != nullptr);
+  wish_test::stop_at_teardown(media);
   GstElement *encoder = gst_bin_get_by_name(GST_BIN(media), "enc");
   for (auto &v : viewers) v->encoder = encoder;
   GstElement *rtp_sink = gst_bin_get_by_name(GST_BIN(media), "rtp");
