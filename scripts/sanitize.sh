@@ -44,7 +44,7 @@ export LSAN_OPTIONS=report_objects=1
 meson test -C build-asan --num-processes 1 --print-errorlogs --suite fuzz || status=1
 echo "== protocol tests (LeakSanitizer, tests/lsan.supp)"
 export LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp:print_suppressions=1:report_objects=1
-meson test -C build-asan --num-processes 1 --print-errorlogs protocol oma oma-body || status=1
+meson test -C build-asan --num-processes 1 --print-errorlogs protocol oma oma-body rtcp dtls-srtp || status=1
 
 if ((!protocol_only)); then
   echo "== element tests (LeakSanitizer, tests/lsan.supp)"
