@@ -104,6 +104,12 @@ async function scenario(base, pagePort, name, cfg, viewers) {
     endpoint: `${base}/whip/${name}`, videoMime: CODECS[codec], flowTimeoutMs: 15_000, canvasColor: '#3366cc', ...cfg,
   }), 30_000, `WHIP publish to /whip/${name}`);
   if (!check(`${name}: publisher POST answered 201`, pub.postStatus === 201, `status ${pub.postStatus} ${pub.error || ''}`)) return;
+  // Chromium asks for what the answer allows: key frame requests need ccm fir or nack pli.
+  const video = (pub.answerSdp || '').split('m=video')[1] || '';
+  const pts = (video.match(/a=rtpmap:\d+ (VP8|H264|VP9)\//g) || []).map((l) => l.slice(9).split(' ')[0]);
+  check(`${name}: the answer allows FIR and PLI for its video (a=rtcp-fb:<pt> ccm fir, nack pli)`,
+    pts.length > 0 && pts.every((pt) => video.includes(`a=rtcp-fb:${pt} ccm fir`) && video.includes(`a=rtcp-fb:${pt} nack pli`)),
+    (video.match(/a=(rtpmap|rtcp-fb):[^\r\n]*/g) || []).join(' | '));
   const rids = cfg.simulcast ? cfg.simulcast.map((e) => e.rid) : [''];
   // Settled: every encoding sends, and its key frames stopped coming.
   let before = [];
