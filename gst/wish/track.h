@@ -24,6 +24,8 @@ class KeyframeRequests : public std::enable_shared_from_this<KeyframeRequests> {
 public:
   KeyframeRequests();
   ~KeyframeRequests();
+  KeyframeRequests(const KeyframeRequests &) = delete;
+  KeyframeRequests &operator=(const KeyframeRequests &) = delete;
   // A track of the sender: its index for the calls below.
   int join(const std::shared_ptr<Track> &track);
   void want(int index);
