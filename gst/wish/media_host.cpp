@@ -48,6 +48,7 @@ void RtpTap::set_source(const std::shared_ptr<Track> &track) {
     caps_set_ = false;
   }
   Track::move_sink(old, track, shared_from_this());
+  if (track) track->request_keyframe();  // video starts at a keyframe
 }
 
 std::shared_ptr<Track> RtpTap::source() const {

@@ -82,6 +82,14 @@ void SlotOutput::set_source(const std::shared_ptr<Track> &track) {
     last_keyframe_ask_ = g_get_monotonic_time();
   }
   Track::move_sink(old, track, shared_from_this());
+  // A viewer not connected yet asks once it is (enable): a key frame asked for now would be
+  // kept for it, but need not reach it, and the sender ignores a second request that soon.
+  bool enabled;
+  {
+    std::lock_guard<std::mutex> push(push_mutex_);
+    enabled = enabled_;
+  }
+  if (enabled && track) track->request_keyframe();
 }
 
 std::shared_ptr<Track> SlotOutput::source() const {
@@ -90,7 +98,7 @@ std::shared_ptr<Track> SlotOutput::source() const {
 }
 
 void SlotOutput::request_keyframe() {
-  if (auto track = source()) track->request_keyframe(false);
+  if (auto track = source()) track->request_keyframe();
 }
 
 std::vector<GstEvent *> SlotOutput::priming_locked(const std::shared_ptr<Track> &from) {
@@ -130,7 +138,7 @@ void SlotOutput::enable() {
   }
   // Asked for even after a kept keyframe: webrtcbin may not take it yet (caps refused).
   GST_DEBUG("%s output enabled, %zu packets kept since a keyframe", params_.kind.c_str(), kept);
-  if (auto track = source()) track->request_keyframe(true);
+  if (auto track = source()) track->request_keyframe();
 }
 
 void SlotOutput::deliver(const std::shared_ptr<Track> &from, GstBuffer *buffer) {
@@ -229,7 +237,7 @@ void SlotOutput::push_locked(const std::shared_ptr<Track> &from, GstBuffer *buff
   }
   if (verdict == RtpContinuity::Verdict::Drop) {
     gst_buffer_unref(buffer);
-    if (ask_keyframe) from->request_keyframe(true);
+    if (ask_keyframe) from->request_keyframe();
     return;
   }
   if (verdict == RtpContinuity::Verdict::Rewrite) {

@@ -62,7 +62,7 @@ public:
   void set_layer(std::string rid);
 
   // Takes its packets from `track` from now on (null: none); a change of track restarts the
-  // stream at the next keyframe, which is requested at once.
+  // stream at the next keyframe, which is requested at once (or when the viewer connects).
   void set_source(const std::shared_ptr<Track> &track) override;
   std::shared_ptr<Track> source() const override;
   void deliver(const std::shared_ptr<Track> &from, GstBuffer *buffer) override;

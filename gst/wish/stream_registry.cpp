@@ -25,6 +25,7 @@ std::shared_ptr<Track> Stream::add_track(const std::string &kind) {
 }
 
 void Stream::add_track(std::shared_ptr<Track> track) {
+  if (track->kind() == "video") track->share_keyframe_requests(video_keyframes_);
   std::lock_guard<std::mutex> lock(mutex_);
   tracks_.push_back(std::move(track));
 }
@@ -294,6 +295,7 @@ std::vector<VideoLayer> Stream::layers() const {
 }
 
 void Stream::add_simulcast_track(const std::string &rid, std::shared_ptr<Track> track) {
+  track->share_keyframe_requests(video_keyframes_);
   std::lock_guard<std::mutex> lock(mutex_);
   bool first = simulcast_.empty();
   simulcast_.emplace_back(rid, track);

@@ -105,6 +105,9 @@ private:
   std::vector<std::shared_ptr<Track>> tracks_;
   std::vector<VideoLayer> layers_;
   std::vector<std::pair<std::string, std::shared_ptr<Track>>> simulcast_;  // by rid, as offered
+  // The video tracks come from one sender (its encodings): their key frame requests are
+  // paced together, as the sender honours them.
+  std::shared_ptr<KeyframeRequests> video_keyframes_ = std::make_shared<KeyframeRequests>();
   std::vector<std::string> msids_;
   SourceEnder ender_;
   std::atomic<bool> live_{false};

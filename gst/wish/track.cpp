@@ -4,14 +4,96 @@
 
 #include <algorithm>
 
+#include "protocol/rtp_continuity.h"
+
 GST_DEBUG_CATEGORY_EXTERN(wish_streams_debug);
 #define GST_CAT_DEFAULT wish_streams_debug
 
 namespace wish {
 
-namespace {
-constexpr gint64 kKeyframeThrottleUs = 200 * 1000;
-}  // namespace
+// ---------------------------------------------------------------------------------------
+// KeyframeRequests
+
+KeyframeRequests::KeyframeRequests() : clock_(gst_system_clock_obtain()) {}
+
+KeyframeRequests::~KeyframeRequests() {
+  if (timer_) {
+    gst_clock_id_unschedule(timer_);
+    gst_clock_id_unref(timer_);
+  }
+  gst_object_unref(clock_);
+}
+
+int KeyframeRequests::join(const std::shared_ptr<Track> &track) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  tracks_.push_back(track);
+  return pacer_.add_encoding();
+}
+
+std::vector<std::shared_ptr<Track>> KeyframeRequests::tracks_locked(const std::vector<int> &indexes) const {
+  std::vector<std::shared_ptr<Track>> out;
+  for (int i : indexes)
+    if (auto t = tracks_[i].lock()) out.push_back(std::move(t));
+  return out;
+}
+
+void KeyframeRequests::want(int index) {
+  std::vector<std::shared_ptr<Track>> send;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    gint64 now = g_get_monotonic_time();
+    send = tracks_locked(pacer_.want(index, now));
+    if (send.empty()) GST_DEBUG("key frame of encoding %d: asked for, waits", index);
+    schedule_locked(now);
+  }
+  for (const auto &t : send) t->send_keyframe_request();
+}
+
+bool KeyframeRequests::wanted(int index) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return pacer_.wanted(index);
+}
+
+void KeyframeRequests::keyframe(int index) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  GST_DEBUG("key frame of encoding %d: came", index);
+  pacer_.keyframe(index);
+}
+
+// One timer at a time, for the earliest request that waits; it is set again after it fired.
+void KeyframeRequests::schedule_locked(gint64 now_us) {
+  gint64 due = pacer_.next_poll_us();
+  if (due < 0 || (timer_ && timer_due_us_ <= due)) return;
+  if (timer_) {
+    gst_clock_id_unschedule(timer_);
+    gst_clock_id_unref(timer_);
+  }
+  GstClockTime at = gst_clock_get_time(clock_) + GST_USECOND * static_cast<GstClockTime>(std::max<gint64>(due - now_us, 0));
+  timer_ = gst_clock_new_single_shot_id(clock_, at);
+  timer_due_us_ = due;
+  gst_clock_id_wait_async(timer_, &KeyframeRequests::on_timer, new std::weak_ptr<KeyframeRequests>(shared_from_this()),
+                          [](gpointer d) { delete static_cast<std::weak_ptr<KeyframeRequests> *>(d); });
+}
+
+gboolean KeyframeRequests::on_timer(GstClock *, GstClockTime, GstClockID id, gpointer data) {
+  auto self = static_cast<std::weak_ptr<KeyframeRequests> *>(data)->lock();
+  if (!self) return TRUE;
+  std::vector<std::shared_ptr<Track>> send;
+  {
+    std::lock_guard<std::mutex> lock(self->mutex_);
+    if (id != self->timer_) return TRUE;  // replaced meanwhile
+    gst_clock_id_unref(self->timer_);
+    self->timer_ = nullptr;
+    gint64 now = g_get_monotonic_time();
+    send = self->tracks_locked(self->pacer_.poll(now));
+    self->schedule_locked(now);
+  }
+  for (const auto &t : send) t->send_keyframe_request();
+  return TRUE;
+}
+
+// ---------------------------------------------------------------------------------------
+// Track
 
 Track::~Track() { clear_source(); }
 
@@ -92,10 +174,7 @@ void Track::remove_sink(const TrackSink *sink) {
 void Track::move_sink(const std::shared_ptr<Track> &from, const std::shared_ptr<Track> &to,
                       const std::shared_ptr<TrackSink> &sink) {
   if (from) from->remove_sink(sink.get());
-  if (to) {
-    to->add_sink(sink);
-    to->request_keyframe(true);
-  }
+  if (to) to->add_sink(sink);
 }
 
 size_t Track::sink_count() const {
@@ -149,10 +228,12 @@ GstPadProbeReturn Track::on_source(GstPad *, GstPadProbeInfo *info, gpointer dat
   }
   if (info->type & GST_PAD_PROBE_TYPE_BUFFER) {
     GstBuffer *buffer = GST_PAD_PROBE_INFO_BUFFER(info);
+    self->watch_keyframe(buffer);
     for (const auto &sink : *sinks) sink->deliver(self, gst_buffer_ref(buffer));
   } else {
     GstBufferList *list = GST_PAD_PROBE_INFO_BUFFER_LIST(info);
     guint n = gst_buffer_list_length(list);
+    for (guint i = 0; i < n; i++) self->watch_keyframe(gst_buffer_list_get(list, i));
     for (const auto &sink : *sinks)
       for (guint i = 0; i < n; i++) sink->deliver(self, gst_buffer_ref(gst_buffer_list_get(list, i)));
   }
@@ -161,11 +242,48 @@ GstPadProbeReturn Track::on_source(GstPad *, GstPadProbeInfo *info, gpointer dat
   return GST_PAD_PROBE_HANDLED;
 }
 
-void Track::request_keyframe(bool force) {
+std::shared_ptr<KeyframeRequests> Track::keyframe_requests(int *index) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  *index = keyframe_index_;
+  return keyframe_requests_;
+}
+
+void Track::share_keyframe_requests(const std::shared_ptr<KeyframeRequests> &requests) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (keyframe_requests_ == requests) return;
+  }
+  int index = requests->join(shared_from_this());
+  std::lock_guard<std::mutex> lock(mutex_);
+  keyframe_requests_ = requests;
+  keyframe_index_ = index;
+}
+
+// Only while a key frame is wanted: then the packets that start one answer the request.
+void Track::watch_keyframe(GstBuffer *buffer) {
   if (kind_ != "video") return;
-  gint64 now = g_get_monotonic_time();
-  if (!force && now - last_keyframe_request_.load() < kKeyframeThrottleUs) return;
-  last_keyframe_request_ = now;
+  int index;
+  auto requests = keyframe_requests(&index);
+  if (!requests || !requests->wanted(index)) return;
+  GstMapInfo map;
+  if (!gst_buffer_map(buffer, &map, GST_MAP_READ)) return;
+  bool keyframe = rtp_starts_keyframe(codec().encoding, map.data, map.size);
+  gst_buffer_unmap(buffer, &map);
+  if (keyframe) requests->keyframe(index);
+}
+
+void Track::request_keyframe() {
+  if (kind_ != "video") return;
+  int index;
+  auto requests = keyframe_requests(&index);
+  if (!requests) {
+    share_keyframe_requests(std::make_shared<KeyframeRequests>());
+    requests = keyframe_requests(&index);
+  }
+  requests->want(index);
+}
+
+void Track::send_keyframe_request() {
   GPtr<GstPad> pad;
   {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -174,6 +292,7 @@ void Track::request_keyframe(bool force) {
   if (!pad) return;
   GstElement *payloader = gst_pad_get_parent_element(pad.get());
   if (!payloader) return;
+  GST_DEBUG("%s track asks its source for a key frame (request %u)", kind_.c_str(), keyframe_count_ + 1);
   // Each request counts up: with all-headers rtpsession asks a remote sender by FIR, whose
   // sequence number moves only when the count does, and senders take a FIR with the number
   // of the last one as a repeat of it (RFC 5104 4.3.1): only the first request got a key frame.

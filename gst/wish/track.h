@@ -11,11 +11,40 @@
 #include <vector>
 
 #include "gstptr.h"
+#include "protocol/keyframe_pacer.h"
 #include "protocol/sdp.h"
 
 namespace wish {
 
 class Track;
+
+// The key frame requests of the video tracks one sender feeds (its simulcast encodings, or
+// its one video), paced together by a KeyframePacer; a clock timer sends those that wait.
+class KeyframeRequests : public std::enable_shared_from_this<KeyframeRequests> {
+public:
+  KeyframeRequests();
+  ~KeyframeRequests();
+  KeyframeRequests(const KeyframeRequests &) = delete;
+  KeyframeRequests &operator=(const KeyframeRequests &) = delete;
+  // A track of the sender: its index for the calls below.
+  int join(const std::shared_ptr<Track> &track);
+  void want(int index);
+  // Called for each packet of the track: true while it should look for a key frame.
+  bool wanted(int index) const;
+  void keyframe(int index);
+
+private:
+  std::vector<std::shared_ptr<Track>> tracks_locked(const std::vector<int> &indexes) const;
+  void schedule_locked(gint64 now_us);
+  static gboolean on_timer(GstClock *clock, GstClockTime time, GstClockID id, gpointer data);
+
+  mutable std::mutex mutex_;
+  KeyframePacer pacer_;
+  std::vector<std::weak_ptr<Track>> tracks_;  // by index
+  GstClock *clock_;
+  GstClockID timer_ = nullptr;
+  gint64 timer_due_us_ = -1;
+};
 
 // Takes what a track sends.
 class TrackSink {
@@ -59,18 +88,25 @@ public:
 
   void add_sink(const std::shared_ptr<TrackSink> &sink);
   void remove_sink(const TrackSink *sink);
-  // A sink leaves `from` for `to` (either may be null); video asks `to` for a keyframe at once.
+  // A sink leaves `from` for `to` (either may be null).
   static void move_sink(const std::shared_ptr<Track> &from, const std::shared_ptr<Track> &to,
                         const std::shared_ptr<TrackSink> &sink);
   size_t sink_count() const;
 
-  // Asks the source for a keyframe (video only; the request goes upstream asynchronously).
-  // Requests within 200 ms of the last one are dropped unless forced.
-  void request_keyframe(bool force);
+  // Asks the source for a keyframe (video only; the request goes upstream asynchronously),
+  // paced with the requests of the other tracks of its sender (KeyframePacer): none is
+  // dropped, those that come close together are sent as one.
+  void request_keyframe();
+  // The tracks of one sender share their pacing; a track on its own gets its own.
+  void share_keyframe_requests(const std::shared_ptr<KeyframeRequests> &requests);
 
 private:
+  friend class KeyframeRequests;
   static GstPadProbeReturn on_source(GstPad *pad, GstPadProbeInfo *info, gpointer data);
   void on_caps(GstCaps *caps);
+  std::shared_ptr<KeyframeRequests> keyframe_requests(int *index);
+  void watch_keyframe(GstBuffer *buffer);
+  void send_keyframe_request();  // the upstream event, now
 
   const std::string kind_;
   mutable std::mutex mutex_;  // guards everything below but the atomics
@@ -86,7 +122,8 @@ private:
       std::make_shared<const std::vector<std::shared_ptr<TrackSink>>>();
   std::atomic<gint64> first_caps_us_{0};
   std::atomic<size_t> encoding_hash_{0};
-  std::atomic<gint64> last_keyframe_request_{0};
+  std::shared_ptr<KeyframeRequests> keyframe_requests_;  // under mutex_, with the index there
+  int keyframe_index_ = -1;
   std::atomic<guint> keyframe_count_{0};  // requests so far (the FIR sequence follows it)
   std::atomic<int> width_{0}, height_{0};
 };

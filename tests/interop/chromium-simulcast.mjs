@@ -134,9 +134,9 @@ try {
   check('the layer requests were answered 200 (wish-layer)', answered,
     (players.output().match(/wish-layer[^\n]*/g) || []).join(' | '));
   check('the relay encoded nothing (no encoder in its pipeline)', !/(vp8enc|x264enc|openh264enc)/.test(relay.output()));
-  // The key frames the relay asked for (PLI), per encoding.
+  // The key frames the relay asked for (FIR, or PLI), per encoding.
   layers = (await pubPage.evaluate(() => outboundStats(window.whipPc))).videoLayers;
-  log(`publisher after the players: ${layers.map((l) => `${l.rid} ${l.pliCount} PLI ${l.keyFramesEncoded} key frames`).join(', ')}`);
+  log(`publisher after the players: ${layers.map((l) => `${l.rid} ${l.firCount} FIR ${l.pliCount} PLI ${l.keyFramesEncoded} key frames`).join(', ')}`);
 
   // A Chromium viewer on the server's player page: the layer selector and the layer URL.
   const viewPage = await (await browser.newContext({ permissions: [] })).newPage();

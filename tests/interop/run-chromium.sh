@@ -20,8 +20,11 @@
 #   simulcast  Chromium publishes three-layer simulcast to the relay; whepsrc players and a
 #         Chromium viewer each get the layer they ask for, without re-encoding
 #         (chromium-simulcast.mjs); the codec argument is the publisher's.
+#   keyframes  Chromium publishes (one encoding, then simulcast) to the relay; every late
+#         whepsrc viewer gets a key frame of its encoding on request, soon
+#         (chromium-keyframes.mjs); the codec argument is the publisher's.
 #
-# Usage: run-chromium.sh <whep|whip|switch|whisp|oma|codecs|page|simulcast> <h264|vp8> [two_streams_server]
+# Usage: run-chromium.sh <whep|whip|switch|whisp|oma|codecs|page|simulcast|keyframes> <h264|vp8> [two_streams_server]
 # Exit status: 0 pass, 1 fail, 77 skip (chromium not installed), 2 usage error.
 #
 # Installs the pinned node modules (npm ci) on first use, then runs the test.
@@ -32,8 +35,8 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 kind="${1:-}"
 codec="${2:-}"
 case "$kind/$codec" in
-  whep/h264|whep/vp8|page/h264|page/vp8|simulcast/h264|simulcast/vp8|whip/h264|whip/vp8|switch/h264|switch/vp8|whisp/h264|whisp/vp8|oma/h264|oma/vp8|codecs/h264|codecs/vp8) ;;
-  *) echo "usage: $0 <whep|whip|switch|whisp|oma|codecs|page|simulcast> <h264|vp8> [two_streams_server]" >&2; exit 2 ;;
+  whep/h264|whep/vp8|page/h264|page/vp8|simulcast/h264|simulcast/vp8|keyframes/h264|keyframes/vp8|whip/h264|whip/vp8|switch/h264|switch/vp8|whisp/h264|whisp/vp8|oma/h264|oma/vp8|codecs/h264|codecs/vp8) ;;
+  *) echo "usage: $0 <whep|whip|switch|whisp|oma|codecs|page|simulcast|keyframes> <h264|vp8> [two_streams_server]" >&2; exit 2 ;;
 esac
 
 tag="chromium-$kind $codec"

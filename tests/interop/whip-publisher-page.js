@@ -75,7 +75,7 @@ async function outboundStats(pc) {
         packetsSent: s.packetsSent || 0, bytesSent: s.bytesSent || 0,
         framesEncoded: s.framesEncoded, keyFramesEncoded: s.keyFramesEncoded,
         frameWidth: s.frameWidth, frameHeight: s.frameHeight,
-        encoderImplementation: s.encoderImplementation, pliCount: s.pliCount, nackCount: s.nackCount,
+        encoderImplementation: s.encoderImplementation, pliCount: s.pliCount, firCount: s.firCount, nackCount: s.nackCount,
         mimeType: c ? c.mimeType : null, sdpFmtpLine: c ? c.sdpFmtpLine : null,
       };
       if (s.kind === 'video') out.videoLayers.push(out.video);

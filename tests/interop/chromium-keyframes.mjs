@@ -1,0 +1,196 @@
+#!/usr/bin/env node
+// Interop test: late viewers of a Chromium WHIP publisher get a key frame on request.
+// Headless Chromium publishes to the relay of the README (whipserversrc -> whepserversink,
+// no re-encoding), first one encoding (/whip/plain), then three-layer simulcast (/whip/sim,
+// rids q, h, f). Once the publisher has settled, whepsrc viewers join one after the other;
+// every one makes the relay ask the publisher for a key frame of the encoding it plays
+// (RTCP FIR/PLI). Chromium makes no key frames of its own after the first ones, so:
+//   the publisher's keyFramesEncoded (of the encoding watched) grows with every viewer;
+//   every request Chromium counted made a key frame: none came within the 300 ms after
+//   another in which Chromium ignores them (for all encodings of a sender at once), where a
+//   viewer's request is lost and it waits for the next one;
+//   every viewer decodes its first frame soon after its session starts (well under the
+//   seconds a viewer would wait for a key frame the publisher makes of its own accord).
+// The page's outbound-rtp stats (pliCount, firCount, keyFramesEncoded per encoding) and
+// each viewer's time to first frame are logged.
+//
+// Usage: node chromium-keyframes.mjs <vp8|h264>
+// Exit codes: 0 pass, 1 fail, 77 skip (chromium missing), 2 usage error.
+
+import fs from 'node:fs';
+import path from 'node:path';
+
+import {
+  HERE, HOST, VERBOSE, CHROMIUM, sleep, withTimeout, freePort, reporter, loadChromium, chromiumArgs, FAKE_MEDIA_ARGS,
+  testPageHtml, startPageServer, closePageServer, spawnKept, stopChild, guardRun, waitForEndpoint,
+} from './driver.mjs';
+
+const CODECS = { h264: 'video/H264', vp8: 'video/VP8' };
+const codec = (process.argv[2] || '').toLowerCase();
+if (!(codec in CODECS)) {
+  console.error(`usage: node ${path.basename(process.argv[1])} <vp8|h264>`);
+  process.exit(2);
+}
+const TAG = `chromium-keyframes ${codec}`;
+const { log, check, failed: anyFailed } = reporter(TAG);
+const chromium = await loadChromium(TAG);
+
+// A viewer's first frame: the session set up (ICE, DTLS) and one key frame round trip.
+// Loopback makes the round trip a few ms; the rest is slack for a busy machine. A viewer
+// whose request Chromium ignored waits a second or more for the next one, one waiting for a
+// key frame Chromium makes of its own accord far longer (or forever).
+const FIRST_FRAME_MS = 1_200;
+const VIEWER_TIMEOUT_MS = 8_000;
+// Between viewers: more than the relay's and Chromium's minimum intervals between key frame
+// requests, so that every viewer's request is one of its own.
+const VIEWER_GAP_MS = 1_200;
+const PAGE_HTML = testPageHtml('wish key frame interop', ['page-common.js', 'whip-publisher-page.js']);
+const pluginPath = process.env.GST_PLUGIN_PATH || path.resolve(HERE, '../../build/gst/wish');
+const env = { ...process.env, GST_PLUGIN_PATH: pluginPath };
+// For a closer look (with WISH_TEST_LOGDIR): GST_DEBUG of the relay and of the viewers.
+const withDebug = (what) => (process.env[what] ? { ...env, GST_DEBUG: process.env[what], GST_DEBUG_NO_COLOR: '1' } : env);
+
+let relay = null, viewer = null, pageServer = null, browser = null, cleanedUp = false;
+const viewerLogs = [];
+async function cleanup() {
+  if (cleanedUp) return;
+  cleanedUp = true;
+  if (browser) await withTimeout(browser.close(), 10_000, 'closing chromium').catch((e) => log(`closing chromium: ${e.message}`));
+  await stopChild(viewer);
+  await stopChild(relay);
+  await closePageServer(pageServer);
+}
+const watchdog = guardRun(TAG, 170_000, cleanup, () => [relay, viewer].filter(Boolean).map((c) => c.output().slice(-10000)).join('\n---\n'));
+
+const layerStats = async (page) => (await page.evaluate(() => outboundStats(window.whipPc))).videoLayers;
+const byRid = (layers, rid) => layers.find((l) => (rid ? l.rid === rid : true)) || {};
+const summary = (layers) => layers.map((l) => `${l.rid || 'video'} ssrc ${l.ssrc}: ${l.keyFramesEncoded} key frames of `
+  + `${l.framesEncoded}, ${l.pliCount} PLI, ${l.firCount} FIR`).join('; ');
+
+// One whepsrc viewer (its own gst-launch) of `endpoint`: { started, firstFrame } in ms since
+// its spawn (null when not seen within VIEWER_TIMEOUT_MS), then it is stopped.
+async function lateViewer(endpoint, layer) {
+  const t0 = Date.now();
+  viewer = spawnKept('gst-launch-1.0', [
+    '-v', '-m', 'whepsrc', `whep-endpoint=${endpoint}`, `ice-local-addresses=${HOST}`, 'audio-codecs=none',
+    ...(layer ? [`video-layer=${layer}`] : []),
+    '!', 'videoconvert', '!', 'identity', 'name=v', 'silent=true', '!', 'fakesink', 'sync=false',
+  ], { env: withDebug('VIEWER_GST_DEBUG') });
+  let started = null, firstFrame = null;
+  const deadline = t0 + VIEWER_TIMEOUT_MS;
+  while (Date.now() < deadline && viewer.isRunning()) {
+    const out = viewer.output();
+    if (started === null && /wish-session-started/.test(out)) started = Date.now() - t0;
+    if (/GstIdentity:v\.GstPad:src: caps = video\/x-raw/.test(out)) {
+      firstFrame = Date.now() - t0;
+      break;
+    }
+    await sleep(20);
+  }
+  viewerLogs.push(viewer.output());
+  await stopChild(viewer);
+  viewer = null;
+  return { started, firstFrame };
+}
+
+// Publishes with `cfg` to `name`, lets `viewers` (video-layer per viewer, '' for the
+// server's choice) join one after the other and checks key frames and first frames.
+async function scenario(base, pagePort, name, cfg, viewers) {
+  const page = await (await browser.newContext({ permissions: ['camera', 'microphone'] })).newPage();
+  page.on('pageerror', (e) => log(`publisher page error: ${e.message}`));
+  if (VERBOSE) page.on('console', (m) => console.log(`[publisher] ${m.text()}`));
+  await page.goto(`http://${HOST}:${pagePort}/`, { timeout: 10_000 });
+  const pub = await withTimeout(page.evaluate((c) => window.runWhip(c), {
+    endpoint: `${base}/whip/${name}`, videoMime: CODECS[codec], flowTimeoutMs: 15_000, canvasColor: '#3366cc', ...cfg,
+  }), 30_000, `WHIP publish to /whip/${name}`);
+  if (!check(`${name}: publisher POST answered 201`, pub.postStatus === 201, `status ${pub.postStatus} ${pub.error || ''}`)) return;
+  // Chromium asks for what the answer allows: key frame requests need ccm fir or nack pli.
+  const video = (pub.answerSdp || '').split('m=video')[1] || '';
+  const pts = (video.match(/a=rtpmap:\d+ (VP8|H264|VP9)\//g) || []).map((l) => l.slice(9).split(' ')[0]);
+  check(`${name}: the answer allows FIR and PLI for its video (a=rtcp-fb:<pt> ccm fir, nack pli)`,
+    pts.length > 0 && pts.every((pt) => video.includes(`a=rtcp-fb:${pt} ccm fir`) && video.includes(`a=rtcp-fb:${pt} nack pli`)),
+    (video.match(/a=(rtpmap|rtcp-fb):[^\r\n]*/g) || []).join(' | '));
+  const rids = cfg.simulcast ? cfg.simulcast.map((e) => e.rid) : [''];
+  // Settled: every encoding sends, and its key frames stopped coming.
+  let before = [];
+  for (let i = 0, still = 0; i < 60 && still < 8; i++) {
+    await sleep(250);
+    const now = await layerStats(page);
+    const same = rids.every((r) => byRid(now, r).framesEncoded > 10
+      && byRid(now, r).keyFramesEncoded === byRid(before, r).keyFramesEncoded);
+    still = same ? still + 1 : 0;
+    before = now;
+  }
+  log(`${name}: before the viewers: ${summary(before)}`);
+  const times = [];
+  for (const layer of viewers) {
+    const t = await lateViewer(`${base}/whep/${name}`, layer);
+    const ttff = t.started !== null && t.firstFrame !== null ? t.firstFrame - t.started : null;
+    times.push(ttff);
+    log(`${name}: viewer ${layer || '(largest)'}: session started after ${t.started} ms, first frame ${ttff} ms later`);
+    check(`${name}: viewer of ${layer || 'the largest encoding'} decodes its first frame within ${FIRST_FRAME_MS} ms of its session`,
+      ttff !== null && ttff <= FIRST_FRAME_MS, ttff === null ? 'no frame' : `${ttff} ms`);
+    await sleep(VIEWER_GAP_MS);
+  }
+  const after = await layerStats(page);
+  log(`${name}: after the viewers: ${summary(after)}`);
+  for (const rid of rids) {
+    const watched = viewers.filter((l) => (cfg.simulcast ? (l || rids[rids.length - 1]) === rid : true)).length;
+    if (!watched) continue;
+    const grown = (byRid(after, rid).keyFramesEncoded || 0) - (byRid(before, rid).keyFramesEncoded || 0);
+    const asked = (byRid(after, rid).pliCount || 0) + (byRid(after, rid).firCount || 0)
+      - (byRid(before, rid).pliCount || 0) - (byRid(before, rid).firCount || 0);
+    check(`${name}: ${rid || 'the encoding'} made a key frame for each of its ${watched} late viewers`, grown >= watched,
+      `${grown} more key frames, ${asked} more PLI/FIR counted`);
+  }
+  // Chromium makes a key frame of every encoding for a request it honours.
+  const asked = rids.reduce((n, r) => n + (byRid(after, r).pliCount || 0) + (byRid(after, r).firCount || 0)
+    - (byRid(before, r).pliCount || 0) - (byRid(before, r).firCount || 0), 0);
+  const made = Math.min(...rids.map((r) => (byRid(after, r).keyFramesEncoded || 0) - (byRid(before, r).keyFramesEncoded || 0)));
+  check(`${name}: every key frame request Chromium counted made a key frame (none within its minimum interval)`,
+    asked > 0 && made >= asked, `${asked} PLI/FIR, ${made} key frames`);
+  log(`${name}: time to first frame (ms): ${times.join(', ')}`);
+  await page.evaluate(() => window.stopWhip());
+  await page.context().close();
+}
+
+try {
+  const port = await freePort();
+  const pagePort = await freePort(port);
+  const base = `http://${HOST}:${port}`;
+  relay = spawnKept('gst-launch-1.0', [
+    '-m',
+    'whipserversrc', 'name=in', `address=${HOST}`, `port=${port}`, `ice-local-addresses=${HOST}`,
+    'whepserversink', 'name=out', `address=${HOST}`, `port=${port}`, `ice-local-addresses=${HOST}`,
+    'in.video_0', '!', 'queue', '!', 'out.video_0', 'in.audio_0', '!', 'queue', '!', 'out.audio_0',
+  ], { env: withDebug('RELAY_GST_DEBUG') });
+  await waitForEndpoint(`${base}/whip`, relay, 10_000, { method: 'OPTIONS' });
+  pageServer = await startPageServer(pagePort, PAGE_HTML);
+  browser = await withTimeout(chromium.launch({
+    executablePath: CHROMIUM, headless: true, args: chromiumArgs(FAKE_MEDIA_ARGS), timeout: 15_000,
+  }), 17_000, 'launching chromium');
+  log(`chromium ${browser.version()} launched`);
+
+  await scenario(base, pagePort, 'plain', { canvasWidth: 640, canvasHeight: 360, minVideoKbps: 800 }, ['', '', '']);
+  await scenario(base, pagePort, 'sim', {
+    canvasWidth: 1280, canvasHeight: 720, minVideoKbps: 2500,
+    simulcast: [{ rid: 'q', scaleResolutionDownBy: 4 }, { rid: 'h', scaleResolutionDownBy: 2 }, { rid: 'f' }],
+  }, ['', 'q', 'h', '']);
+} catch (e) {
+  check('test ran to completion', false, e.stack || e.message);
+} finally {
+  const failed = anyFailed();
+  await cleanup();
+  if (process.env.WISH_TEST_LOGDIR) {  // whole outputs, for a closer look
+    if (relay) fs.writeFileSync(path.join(process.env.WISH_TEST_LOGDIR, `keyframes-${codec}-relay.log`), relay.output());
+    fs.writeFileSync(path.join(process.env.WISH_TEST_LOGDIR, `keyframes-${codec}-viewers.log`), viewerLogs.join('\n=====\n'));
+  }
+  if (failed || VERBOSE) {
+    if (relay) console.log(`--- relay output (tail) ---\n${relay.output().slice(-15000)}`);
+    const told = viewerLogs.join('\n=====\n').split('\n').filter((l) => /wish-|GstIdentity|ERROR|WARNING|error|warning|=====/.test(l) && !/property-notify/.test(l));
+    console.log(`--- viewers: messages, errors and decoded caps ---\n${told.join('\n').slice(-10000)}`);
+  }
+  clearTimeout(watchdog);
+  console.log(`${TAG}: ${failed ? 'FAIL' : 'PASS'}`);
+  process.exit(failed ? 1 : 0);
+}
