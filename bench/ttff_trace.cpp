@@ -34,6 +34,8 @@ void on_log(GstDebugCategory *category, GstDebugLevel level, const gchar *, cons
   } else if (g_str_equal(cat, "wishserver")) {
     if (strstr(m, "local description")) mark("server: answer ready");
     else if (strstr(m, ": connection connected")) mark("server: connected (DTLS)");
+  } else if (g_str_equal(cat, "wishwarmup")) {
+    if (starts(m, "warm-up: ")) mark(m);
   } else if (g_str_equal(cat, "wishstreams")) {
     if (starts(m, "video output enabled")) mark("server: video sent");
   }
@@ -122,7 +124,7 @@ void on_server_element(GstBin *, GstBin *, GstElement *e, gpointer) {
 void enable_logs() {
   gst_debug_remove_log_function(gst_debug_log_default);
   gst_debug_add_log_function(on_log, nullptr, nullptr);
-  gst_debug_set_threshold_from_string("wishclient:5,wishhttp:5,wishserver:5,wishstreams:5", TRUE);
+  gst_debug_set_threshold_from_string("wishclient:5,wishhttp:5,wishserver:5,wishstreams:5,wishwarmup:5", TRUE);
 }
 
 void mark(const std::string &name, gint64 us) {
