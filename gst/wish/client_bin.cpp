@@ -143,9 +143,14 @@ static void gst_wish_client_bin_get_property(GObject *object, guint prop_id, GVa
 static GstStateChangeReturn gst_wish_client_bin_change_state(GstElement *element, GstStateChange transition) {
   wish::ClientElement *impl = wish::client_impl(element);
   // A fresh process (gst-play-1.0 whep://...) otherwise loads webrtcbin's elements, makes the
-  // DTLS certificate and loads the decoders on the way to its first frame, one after another.
+  // DTLS certificate, sets up the proxy resolver for its POST and loads the decoders on the
+  // way to its first frame, one after another.
   if (transition == GST_STATE_CHANGE_NULL_TO_READY) {
+    GST_OBJECT_LOCK(element);
+    std::string endpoint = impl->client().settings.endpoint;
+    GST_OBJECT_UNLOCK(element);
     wish::warm_up_webrtc();
+    wish::warm_up_http(endpoint);
     wish::warm_up_decoders();
   }
   if (transition == GST_STATE_CHANGE_READY_TO_PAUSED && !impl->activate()) return GST_STATE_CHANGE_FAILURE;

@@ -51,6 +51,7 @@ struct HttpServer::Replies {
 void HttpServer::Replies::answer(const std::shared_ptr<Pending> &p, const Response &resp) {
   if (p->answered) return;
   p->answered = true;
+  GST_DEBUG("answered %u", resp.status);
   {
     std::lock_guard<std::mutex> lock(counts_mutex);
     responses[resp.status]++;

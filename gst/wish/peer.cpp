@@ -39,6 +39,23 @@ static void allow_prompt_nacks(GstElement *webrtc) {
   gst_object_unref(rtpbin);
 }
 
+// A jitterbuffer holds a stream's first packet for its whole latency before anything goes
+// out (so a packet that comes earlier in the sequence, but later, still makes it): a player's
+// first frame waited that long (50 ms by default in whepsrc, 200 ms in webrtcbin). A few
+// packets in a row at the start show that the stream begins there: it starts at once. A
+// keyframe is many packets sent together; audio has them every 20 ms.
+constexpr guint kFastStartPackets = 2;
+
+static void start_jitterbuffers_early(GstElement *webrtc) {
+  GstElement *rtpbin = gst_bin_get_by_name(GST_BIN(webrtc), "rtpbin");
+  if (!rtpbin) return;
+  g_signal_connect(rtpbin, "new-jitterbuffer", G_CALLBACK(+[](GstElement *, GstElement *jb, guint, guint, gpointer) {
+                     g_object_set(jb, "faststart-min-packets", kFastStartPackets, nullptr);
+                   }),
+                   nullptr);
+  gst_object_unref(rtpbin);
+}
+
 // webrtcbin keeps the last 500 packets of each sent stream for retransmission (rtprtxsend),
 // per peer: seconds of video at a few Mbit/s. A NACK comes within a round trip and the
 // receiver's jitterbuffer latency of the loss, so one second of history is enough to answer
@@ -121,6 +138,7 @@ bool Peer::create(const std::string &name, const Settings &s, Callbacks callback
                                        }),
                                        GINT_TO_POINTER(s.retransmission ? 1 : 0)));
   if (s.retransmission) allow_prompt_nacks(webrtc);
+  start_jitterbuffers_early(webrtc);
   bound_retransmission_history(webrtc);
   gst_bin_add(bin_, webrtc);  // the bin takes a reference of its own
   GST_DEBUG_OBJECT(webrtc, "created");

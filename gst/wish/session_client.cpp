@@ -274,6 +274,7 @@ void SessionClient::start_session() {
 
 void SessionClient::on_offer_created(unsigned gen, std::string sdp) {
   if (gen != gen_ || phase_ != Phase::Offering) return;
+  GST_DEBUG_OBJECT(element_, "offer created");
   std::string error;
   auto parsed = parse_sdp(sdp, &error);
   if (parsed && !parsed->media.empty()) {

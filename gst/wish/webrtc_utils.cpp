@@ -3,6 +3,7 @@
 #include "dtls_certificate.h"
 
 #include <algorithm>
+#include <memory>
 
 #include <gio/gio.h>
 #include <nice/agent.h>
@@ -12,6 +13,10 @@
 
 #include "gstptr.h"
 #include "protocol/http.h"
+
+// Its own category: this file is linked into the unit tests too, without the plugin's ones.
+GST_DEBUG_CATEGORY_STATIC(wish_warm_up_debug);
+#define GST_CAT_DEFAULT wish_warm_up_debug
 
 namespace wish {
 
@@ -211,18 +216,30 @@ static GMutex warm_mutex;
 static GCond warm_cond;
 static bool webrtc_warm = false;
 
+static void init_warm_up_debug() {
+  static gsize once = 0;
+  if (!g_once_init_enter(&once)) return;
+  GST_DEBUG_CATEGORY_INIT(wish_warm_up_debug, "wishwarmup", 0, "wish: what a process loads ahead of its first session");
+  g_once_init_leave(&once, 1);
+}
+
 void warm_up_webrtc() {
   static gsize once = 0;
   if (!g_once_init_enter(&once)) return;
+  init_warm_up_debug();
   // Here, not in the thread: it must come before any DTLS element of the process exists.
   prefer_ecdsa_dtls_certificate();
   GThread *thread = g_thread_new("wish-warm-up", [](gpointer) -> gpointer {
     // Instances, not only factories: the DTLS elements make the process's certificate when
     // the first one is created.
-    for (const char *factory : {"webrtcbin", "dtlssrtpdec", "dtlssrtpenc", "nicesrc", "nicesink", "rtpbin", "srtpenc"}) {
+    // rtpstorage and rtpreddec (the rtp plugin) are what webrtcbin adds to the session
+    // during negotiation.
+    for (const char *factory : {"webrtcbin", "dtlssrtpdec", "dtlssrtpenc", "nicesrc", "nicesink", "rtpbin", "srtpenc",
+                                "rtpstorage", "rtpreddec"}) {
       GstElement *e = gst_element_factory_make(factory, nullptr);
       if (e) gst_object_unref(gst_object_ref_sink(e));
     }
+    GST_DEBUG("warm-up: webrtc elements loaded");
     g_mutex_lock(&warm_mutex);
     webrtc_warm = true;
     g_cond_broadcast(&warm_cond);
@@ -236,6 +253,7 @@ void warm_up_webrtc() {
 void warm_up_decoders() {
   static gsize once = 0;
   if (!g_once_init_enter(&once)) return;
+  init_warm_up_debug();
   GThread *thread = g_thread_new("wish-warm-up-decoders", [](gpointer) -> gpointer {
     // After what the offer needs: GStreamer loads one plugin at a time, and the decoders'
     // (libav's above all, tens of ms) would hold up webrtcbin's ICE and DTLS plugins.
@@ -264,8 +282,27 @@ void warm_up_decoders() {
       gst_caps_unref(caps);
     }
     gst_plugin_feature_list_free(decoders);
+    GST_DEBUG("warm-up: decoders loaded");
     return nullptr;
   }, nullptr);
+  g_thread_unref(thread);
+  g_once_init_leave(&once, 1);
+}
+
+void warm_up_http(const std::string &url) {
+  static gsize once = 0;
+  if (!g_once_init_enter(&once)) return;
+  init_warm_up_debug();
+  GThread *thread = g_thread_new("wish-warm-up-http", [](gpointer data) -> gpointer {
+    std::unique_ptr<std::string> target(static_cast<std::string *>(data));
+    // The resolver libsoup uses for every connection; the lookup starts libproxy's own
+    // set-up (its configuration), which the first lookup pays for. A URL it cannot parse
+    // (an endpoint not set yet) is refused without harm.
+    GProxyResolver *resolver = g_proxy_resolver_get_default();
+    g_auto(GStrv) proxies = g_proxy_resolver_lookup(resolver, target->c_str(), nullptr, nullptr);
+    GST_DEBUG("warm-up: proxy resolver ready");
+    return nullptr;
+  }, new std::string(url.empty() ? "http://127.0.0.1/" : url));
   g_thread_unref(thread);
   g_once_init_leave(&once, 1);
 }

@@ -71,6 +71,10 @@ SendStats send_stats(GstElement *webrtcbin, const std::vector<uint32_t> &ssrcs);
 // Once per process, in a thread of its own: loads the depayloaders, parsers and the decoders
 // decodebin would pick for the codecs WebRTC players receive. Returns at once.
 void warm_up_decoders();
+// Once per process, in a thread of its own: GIO's proxy resolver, which the first HTTP
+// request of a process otherwise sets up on its way out (GIO modules, libproxy: tens of ms
+// before the connection is even made), with one lookup of `url`. Returns at once.
+void warm_up_http(const std::string &url);
 
 std::string stream_kind(GstPad *webrtc_src_pad);
 
