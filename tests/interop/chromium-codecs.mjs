@@ -28,8 +28,8 @@
 import path from 'node:path';
 
 import {
-  HERE, HOST, VERBOSE, CHROMIUM, sleep, withTimeout, freePort, reporter, loadChromium, chromiumArgs,
-  testPageHtml, startPageServer, closePageServer, spawnKept, stopChild, guardRun, waitVideoColor, waitForEndpoint,
+  HOST, VERBOSE, CHROMIUM, sleep, withTimeout, freePort, reporter, loadChromium, testPageHtml, startPageServer,
+  closePageServer, spawnKept, stopChild, guardRun, waitVideoColor, waitForEndpoint, PLUGIN_PATH, launchChromium,
 } from './driver.mjs';
 
 const TOTAL_TIMEOUT_MS = 90_000;
@@ -62,7 +62,6 @@ const isRed = (c) => c && c.r > 170 && c.g < 90 && c.b < 90;
 const onLoopback = (c) => typeof c === 'string' && c.startsWith(`${HOST}:`);
 
 function startServer(port, extra = []) {
-  const pluginPath = process.env.GST_PLUGIN_PATH || path.resolve(HERE, '../../build/gst/wish');
   const raw = ['videotestsrc', 'is-live=true', 'pattern=red', '!', 'video/x-raw,width=320,height=240,framerate=30/1'];
   const video = codec === 'h264'
     ? [...raw, '!', 'x264enc', 'tune=zerolatency', 'speed-preset=ultrafast', 'key-int-max=30',
@@ -75,8 +74,8 @@ function startServer(port, extra = []) {
     ...video,
     'audiotestsrc', 'is-live=true', '!', 'whep.',
   ];
-  log(`GST_PLUGIN_PATH=${pluginPath} gst-launch-1.0 ${args.join(' ')}`);
-  return spawnKept('gst-launch-1.0', args, { env: { ...process.env, GST_PLUGIN_PATH: pluginPath } });
+  log(`GST_PLUGIN_PATH=${PLUGIN_PATH} gst-launch-1.0 ${args.join(' ')}`);
+  return spawnKept('gst-launch-1.0', args, { env: { ...process.env, GST_PLUGIN_PATH: PLUGIN_PATH } });
 }
 
 const servers = [];     // { what, child, output }
@@ -154,10 +153,7 @@ try {
   await waitForEndpoint(endpoint1, s1.child, SERVER_READY_TIMEOUT_MS, { method: 'OPTIONS' });
   pageServer = await startPageServer(pagePort, PAGE_HTML);
   log(`pages at ${pageUrl} (another origin than the server's: CORS applies)`);
-  browser = await withTimeout(chromium.launch({
-    executablePath: CHROMIUM, headless: true, args: chromiumArgs(), timeout: 15_000,
-  }), 17_000, 'launching chromium');
-  log(`chromium ${browser.version()} launched`);
+  browser = await launchChromium(chromium, log);
   // No camera/microphone permission: Chromium's checks to the server's 127.0.0.1
   // candidates leave from 127.0.0.1 (see chromium-whep.mjs).
   const ctx = await browser.newContext({ permissions: [] });

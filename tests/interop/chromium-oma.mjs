@@ -36,8 +36,9 @@
 import path from 'node:path';
 
 import {
-  HERE, HOST, VERBOSE, CHROMIUM, sleep, withTimeout, freePort, reporter, loadChromium, chromiumArgs, FAKE_MEDIA_ARGS,
-  testPageHtml, startPageServer, closePageServer, spawnKept, stopChild, guardRun, waitVideoColor, waitForEndpoint,
+  HOST, VERBOSE, CHROMIUM, sleep, withTimeout, freePort, reporter, loadChromium, FAKE_MEDIA_ARGS, testPageHtml,
+  startPageServer, closePageServer, spawnKept, stopChild, guardRun, waitVideoColor, waitForEndpoint, PLUGIN_PATH,
+  launchChromium,
 } from './driver.mjs';
 
 const TOTAL_TIMEOUT_MS = 90_000;
@@ -67,7 +68,6 @@ const onLoopback = (c) => typeof c === 'string' && c.startsWith(`${HOST}:`);
 const brief = (r) => (r ? `${r.status}${r.error ? ` ${r.error}` : ''} ${(r.body || '').slice(0, 300)}` : 'no request');
 
 function startServer(port) {
-  const pluginPath = process.env.GST_PLUGIN_PATH || path.resolve(HERE, '../../build/gst/wish');
   const common = [`address=${HOST}`, `port=${port}`, `ice-local-addresses=${HOST}`];
   const args = [
     '-m',
@@ -76,8 +76,8 @@ function startServer(port) {
     'videotestsrc', 'is-live=true', 'pattern=red', '!', 'video/x-raw,width=320,height=240,framerate=30/1', '!', 'cam.',
     'audiotestsrc', 'is-live=true', '!', 'cam.',
   ];
-  log(`GST_PLUGIN_PATH=${pluginPath} gst-launch-1.0 ${args.join(' ')}`);
-  return spawnKept('gst-launch-1.0', args, { env: { ...process.env, GST_PLUGIN_PATH: pluginPath } });
+  log(`GST_PLUGIN_PATH=${PLUGIN_PATH} gst-launch-1.0 ${args.join(' ')}`);
+  return spawnKept('gst-launch-1.0', args, { env: { ...process.env, GST_PLUGIN_PATH: PLUGIN_PATH } });
 }
 
 let server = null;
@@ -139,10 +139,7 @@ try {
   await waitForEndpoint(`${viewer}/sessions`, server, 5_000, { method: 'OPTIONS' });
   pageServer = await startPageServer(pagePort, PAGE_HTML);
   log(`pages at ${pageUrl} (another origin than the server's: CORS applies)`);
-  browser = await withTimeout(chromium.launch({
-    executablePath: CHROMIUM, headless: true, args: chromiumArgs(FAKE_MEDIA_ARGS), timeout: 15_000,
-  }), 17_000, 'launching chromium');
-  log(`chromium ${browser.version()} launched`);
+  browser = await launchChromium(chromium, log, FAKE_MEDIA_ARGS);
 
   // 1. Playback of the server's own stream.
   const playPage = await openPage(await browser.newContext({ permissions: [] }), pageUrl, 'player');

@@ -18,8 +18,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 
 import {
-  HERE, HOST, VERBOSE, CHROMIUM, sleep, withTimeout, freePort, reporter, loadChromium, chromiumArgs, FAKE_MEDIA_ARGS,
-  testPageHtml, startPageServer, closePageServer, spawnKept, stopChild, guardRun, waitForEndpoint,
+  HOST, VERBOSE, sleep, withTimeout, freePort, reporter, loadChromium, FAKE_MEDIA_ARGS, testPageHtml,
+  startPageServer, closePageServer, spawnKept, stopChild, guardRun, waitForEndpoint, PLUGIN_PATH, launchChromium,
+  spawnRelay,
 } from './driver.mjs';
 
 const CODECS = { h264: 'video/H264', vp8: 'video/VP8' };
@@ -35,8 +36,7 @@ const chromium = await loadChromium(TAG);
 const LAYERS = { q: [320, 180], h: [640, 360], f: [1280, 720] };
 const SIZE_TIMEOUT_MS = 25_000;
 const PAGE_HTML = testPageHtml('wish simulcast interop', ['page-common.js', 'whep-player-page.js', 'whip-publisher-page.js']);
-const pluginPath = process.env.GST_PLUGIN_PATH || path.resolve(HERE, '../../build/gst/wish');
-const env = { ...process.env, GST_PLUGIN_PATH: pluginPath };
+const env = { ...process.env, GST_PLUGIN_PATH: PLUGIN_PATH };
 
 let relay = null, players = null, pageServer = null, browser = null, cleanedUp = false;
 async function cleanup() {
@@ -71,18 +71,10 @@ try {
   const port = await freePort();
   const pagePort = await freePort(port);
   const base = `http://${HOST}:${port}`;
-  relay = spawnKept('gst-launch-1.0', [
-    '-m',
-    'whipserversrc', 'name=in', `address=${HOST}`, `port=${port}`, `ice-local-addresses=${HOST}`,
-    'whepserversink', 'name=out', `address=${HOST}`, `port=${port}`, `ice-local-addresses=${HOST}`,
-    'in.video_0', '!', 'queue', '!', 'out.video_0', 'in.audio_0', '!', 'queue', '!', 'out.audio_0',
-  ], { env });
+  relay = spawnRelay(port, log);
   await waitForEndpoint(`${base}/whip`, relay, 10_000, { method: 'OPTIONS' });
   pageServer = await startPageServer(pagePort, PAGE_HTML);
-  browser = await withTimeout(chromium.launch({
-    executablePath: CHROMIUM, headless: true, args: chromiumArgs(FAKE_MEDIA_ARGS), timeout: 15_000,
-  }), 17_000, 'launching chromium');
-  log(`chromium ${browser.version()} launched`);
+  browser = await launchChromium(chromium, log, FAKE_MEDIA_ARGS);
 
   const pubPage = await (await browser.newContext({ permissions: ['camera', 'microphone'] })).newPage();
   pubPage.on('pageerror', (e) => log(`publisher page error: ${e.message}`));

@@ -31,8 +31,9 @@
 import path from 'node:path';
 
 import {
-  HERE, HOST, VERBOSE, CHROMIUM, sleep, withTimeout, freePort, reporter, loadChromium, chromiumArgs, FAKE_MEDIA_ARGS,
-  testPageHtml, startPageServer, closePageServer, spawnKept, stopChild, guardRun, waitForEndpoint,
+  HOST, VERBOSE, CHROMIUM, sleep, withTimeout, freePort, reporter, loadChromium, chromiumArgs, FAKE_MEDIA_ARGS,
+  testPageHtml, startPageServer, closePageServer, stopChild, guardRun, waitForEndpoint,
+  spawnRelay,
 } from './driver.mjs';
 
 const MIN_FRAMES = 30;
@@ -61,18 +62,6 @@ const PAGE_HTML = testPageHtml('wish WHIP/WHEP interop', ['page-common.js', 'whe
 // ---------------------------------------------------------------------------
 // the relay: gst-launch-1.0 whipserversrc -> whepserversink, one HTTP server
 
-function startRelay(port) {
-  const pluginPath = process.env.GST_PLUGIN_PATH || path.resolve(HERE, '../../build/gst/wish');
-  const args = [
-    '-m',
-    'whipserversrc', 'name=in', `address=${HOST}`, `port=${port}`, `ice-local-addresses=${HOST}`,
-    'whepserversink', 'name=out', `address=${HOST}`, `port=${port}`, `ice-local-addresses=${HOST}`,
-    'in.video_0', '!', 'queue', '!', 'out.video_0',
-    'in.audio_0', '!', 'queue', '!', 'out.audio_0',
-  ];
-  log(`GST_PLUGIN_PATH=${pluginPath} gst-launch-1.0 ${args.join(' ')}`);
-  return spawnKept('gst-launch-1.0', args, { env: { ...process.env, GST_PLUGIN_PATH: pluginPath } });
-}
 
 async function stopRelay(child) {
   const exit = await stopChild(child);
@@ -112,7 +101,7 @@ try {
   const whepUrl = `http://${HOST}:${port}/whep`;
   const pageUrl = `http://${HOST}:${pagePort}/`;
 
-  relay = startRelay(port);
+  relay = spawnRelay(port, log);
   const options = { method: 'OPTIONS' };
   const whipUp = await waitForEndpoint(whipUrl, relay, SERVER_READY_TIMEOUT_MS, options);
   const whepUp = await waitForEndpoint(whepUrl, relay, SERVER_READY_TIMEOUT_MS, options);

@@ -21,8 +21,9 @@
 import path from 'node:path';
 
 import {
-  HERE, HOST, VERBOSE, CHROMIUM, sleep, withTimeout, freePort, reporter, loadChromium, chromiumArgs, FAKE_MEDIA_ARGS,
-  testPageHtml, startPageServer, closePageServer, spawnKept, stopChild, guardRun, waitVideoColor, waitForEndpoint,
+  HOST, VERBOSE, sleep, withTimeout, freePort, reporter, loadChromium, FAKE_MEDIA_ARGS, testPageHtml,
+  startPageServer, closePageServer, spawnKept, stopChild, guardRun, waitVideoColor, waitForEndpoint, PLUGIN_PATH,
+  launchChromium,
 } from './driver.mjs';
 
 const TOTAL_TIMEOUT_MS = 90_000;
@@ -44,7 +45,6 @@ const isBlue = (c) => c && c.b > 170 && c.r < 90 && c.g < 90;
 const isGreen = (c) => c && c.g > 170 && c.r < 90 && c.b < 90;
 
 function startServer(port) {
-  const pluginPath = process.env.GST_PLUGIN_PATH || path.resolve(HERE, '../../build/gst/wish');
   const common = [`address=${HOST}`, `port=${port}`, `ice-local-addresses=${HOST}`];
   const args = [
     '-m',
@@ -53,8 +53,8 @@ function startServer(port) {
     'videotestsrc', 'is-live=true', 'pattern=blue', '!', 'video/x-raw,width=320,height=240,framerate=30/1', '!', 'blue.',
     'audiotestsrc', 'is-live=true', '!', 'blue.',
   ];
-  log(`GST_PLUGIN_PATH=${pluginPath} gst-launch-1.0 ${args.join(' ')}`);
-  return spawnKept('gst-launch-1.0', args, { env: { ...process.env, GST_PLUGIN_PATH: pluginPath } });
+  log(`GST_PLUGIN_PATH=${PLUGIN_PATH} gst-launch-1.0 ${args.join(' ')}`);
+  return spawnKept('gst-launch-1.0', args, { env: { ...process.env, GST_PLUGIN_PATH: PLUGIN_PATH } });
 }
 
 let server = null;
@@ -107,9 +107,7 @@ try {
   server = startServer(port);
   await waitForEndpoint(`${base}/blue`, server, 10_000, { method: 'OPTIONS' });
   pageServer = await startPageServer(pagePort, PAGE_HTML);
-  browser = await withTimeout(chromium.launch({
-    executablePath: CHROMIUM, headless: true, args: chromiumArgs(FAKE_MEDIA_ARGS), timeout: 15_000,
-  }), 17_000, 'launching chromium');
+  browser = await launchChromium(chromium, log, FAKE_MEDIA_ARGS);
   const pubCtx = await browser.newContext({ permissions: ['microphone'] });
   const first = await publish(pubCtx, pageUrl, `${base}/whip/cam`, '#ff0000');
 

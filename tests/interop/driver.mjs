@@ -103,6 +103,32 @@ export function chromiumArgs(extra = []) {
   ];
 }
 
+// Headless Chromium with the project's switches (plus `extra`), within `timeoutMs`.
+export async function launchChromium(chromium, log, extra = [], timeoutMs = 15_000) {
+  const browser = await withTimeout(chromium.launch({
+    executablePath: CHROMIUM, headless: true, args: chromiumArgs(extra), timeout: timeoutMs,
+  }), timeoutMs + 2000, 'launching chromium');
+  log(`chromium ${browser.version()} launched`);
+  return browser;
+}
+
+// The plugin built beside the tests, unless GST_PLUGIN_PATH says otherwise.
+export const PLUGIN_PATH = process.env.GST_PLUGIN_PATH || path.resolve(HERE, '../../build/gst/wish');
+
+// The relay of the README, one gst-launch-1.0 on one HTTP port: whipserversrc -> whepserversink
+// without re-encoding. `env` adds to the environment (GST_DEBUG, ...).
+export function spawnRelay(port, log, env = {}) {
+  const args = [
+    '-m',
+    'whipserversrc', 'name=in', `address=${HOST}`, `port=${port}`, `ice-local-addresses=${HOST}`,
+    'whepserversink', 'name=out', `address=${HOST}`, `port=${port}`, `ice-local-addresses=${HOST}`,
+    'in.video_0', '!', 'queue', '!', 'out.video_0',
+    'in.audio_0', '!', 'queue', '!', 'out.audio_0',
+  ];
+  log(`GST_PLUGIN_PATH=${PLUGIN_PATH} gst-launch-1.0 ${args.join(' ')}`);
+  return spawnKept('gst-launch-1.0', args, { env: { ...process.env, GST_PLUGIN_PATH: PLUGIN_PATH, ...env } });
+}
+
 // The test page: a video element, a log and the given browser scripts of this folder
 // (which hold no backticks, so they can sit in a template literal).
 export function testPageHtml(title, scripts) {
