@@ -24,10 +24,11 @@ uint64_t RateMeter::bits_per_second(int64_t now_us) const {
   uint64_t bytes = 0;
   for (const auto &s : slots_)
     if (s.index > index - n && s.index <= index) bytes += s.bytes;
-  // The window counts whole slots up to the current one, or from the first byte's slot on.
-  int64_t span_slots = std::min(n, index - first_us_ / slot_us_ + 1);
-  if (span_slots < 1) return 0;
-  return bytes * 8 * 1'000'000 / static_cast<uint64_t>(span_slots * slot_us_);
+  // The slots counted cover the time since the oldest one began (the current one only up to
+  // now), or since the first byte; at least one slot's time, so one burst is no peak.
+  int64_t span_us = now_us - std::max(first_us_, (index - n + 1) * slot_us_);
+  span_us = std::max(span_us, slot_us_);
+  return bytes * 8 * 1'000'000 / static_cast<uint64_t>(span_us);
 }
 
 }  // namespace wish

@@ -15,7 +15,7 @@ public:
   explicit RateMeter(int64_t window_us = 2'000'000, int slots = 20);
   void add(int64_t now_us, size_t bytes);
   // Bits per second over the window ending now: over the time since the first byte while
-  // that is shorter (at least one slot), 0 before any byte or after a silent window.
+  // that is shorter (at least one slot's), 0 before any byte or after a silent window.
   uint64_t bits_per_second(int64_t now_us) const;
 
 private:
