@@ -302,6 +302,25 @@ void Stream::add_simulcast_track(const std::string &rid, std::shared_ptr<Track> 
   if (first) tracks_.push_back(std::move(track));  // the video track until a larger one has media
 }
 
+bool Stream::keep_simulcast(const std::vector<std::string> &rids) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  std::vector<std::pair<std::string, std::shared_ptr<Track>>> kept, gone;
+  for (auto &kv : simulcast_)
+    (std::find(rids.begin(), rids.end(), kv.first) != rids.end() ? kept : gone).push_back(std::move(kv));
+  simulcast_ = std::move(kept);
+  for (const auto &kv : gone) {
+    auto video = std::find(tracks_.begin(), tracks_.end(), kv.second);
+    if (video == tracks_.end()) continue;
+    if (!simulcast_.empty())
+      *video = simulcast_.front().second;
+    else if (!rids.empty())
+      tracks_.erase(video);  // the first encoding added takes its place
+    GST_INFO("stream %s: simulcast encoding '%s' is gone%s", name_.c_str(), kv.first.c_str(),
+             rids.empty() ? ", its track is the video track" : "");
+  }
+  return !gone.empty();
+}
+
 std::shared_ptr<Track> Stream::simulcast_track(const std::string &rid) const {
   std::lock_guard<std::mutex> lock(mutex_);
   for (const auto &kv : simulcast_)
@@ -333,6 +352,7 @@ std::vector<VideoLayer> Stream::simulcast_layers() const {
     l.rid = kv.first;
     l.width = kv.second->width();
     l.height = kv.second->height();
+    l.bitrate = kv.second->received_bps();
     layers.push_back(l);
   }
   std::stable_sort(layers.begin(), layers.end(),

@@ -83,6 +83,10 @@ public:
   // track of its own that viewers are pointed at as they are (none is re-encoded). The video
   // track of the stream (track("video", 0)) is one of them: the largest with media.
   void add_simulcast_track(const std::string &rid, std::shared_ptr<Track> track);
+  // A publisher sends these encodings now: those of other rids leave (their viewers are to be
+  // pointed again). The video track, when it leaves, gives its place to an encoding that
+  // stays, or stays the plain video track when none does and rids is empty. True when any left.
+  bool keep_simulcast(const std::vector<std::string> &rids);
   std::shared_ptr<Track> simulcast_track(const std::string &rid) const;
   bool simulcast() const;
   std::vector<std::shared_ptr<Track>> simulcast_tracks() const;

@@ -12,6 +12,7 @@
 
 #include "gstptr.h"
 #include "protocol/keyframe_pacer.h"
+#include "protocol/rate_meter.h"
 #include "protocol/sdp.h"
 
 namespace wish {
@@ -85,6 +86,10 @@ public:
   }
   int width() const { return width_; }
   int height() const { return height_; }
+  // The RTP bytes its publisher sends (counted by the element that feeds it), per second over
+  // the last two seconds: a simulcast layer's bitrate.
+  void count_received(size_t bytes) { received_.add(g_get_monotonic_time(), bytes); }
+  uint64_t received_bps() const { return received_.bits_per_second(g_get_monotonic_time()); }
 
   void add_sink(const std::shared_ptr<TrackSink> &sink);
   void remove_sink(const TrackSink *sink);
@@ -126,6 +131,7 @@ private:
   int keyframe_index_ = -1;
   std::atomic<guint> keyframe_count_{0};  // requests so far (the FIR sequence follows it)
   std::atomic<int> width_{0}, height_{0};
+  RateMeter received_;
 };
 
 }  // namespace wish

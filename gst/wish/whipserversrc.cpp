@@ -114,6 +114,24 @@ void watch_picture_size(GstElement *payloader, const std::shared_ptr<Track> &tra
       new std::weak_ptr<Track>(track), [](gpointer d) { delete static_cast<std::weak_ptr<Track> *>(d); });
 }
 
+// What the publisher sends for a track (its RTP as received), for the track's bitrate.
+void count_received(GstPad *pad, const std::shared_ptr<Track> &track) {
+  gst_pad_add_probe(
+      pad, static_cast<GstPadProbeType>(GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_BUFFER_LIST),
+      [](GstPad *, GstPadProbeInfo *info, gpointer d) {
+        auto track = static_cast<std::weak_ptr<Track> *>(d)->lock();
+        if (!track) return GST_PAD_PROBE_REMOVE;
+        if (info->type & GST_PAD_PROBE_TYPE_BUFFER) {
+          track->count_received(gst_buffer_get_size(GST_PAD_PROBE_INFO_BUFFER(info)));
+        } else {
+          GstBufferList *list = GST_PAD_PROBE_INFO_BUFFER_LIST(info);
+          track->count_received(gst_buffer_list_calculate_size(list));
+        }
+        return GST_PAD_PROBE_OK;
+      },
+      new std::weak_ptr<Track>(track), [](gpointer d) { delete static_cast<std::weak_ptr<Track> *>(d); });
+}
+
 struct Publisher;
 
 // What a decodebin of a named stream's publisher feeds, for its pad-added handler.
@@ -299,6 +317,7 @@ bool WhipServer::attach_media(ServerSession &session, const SessionRequest &requ
   for (const auto &m : request.parsed.media)
     if (auto sc = simulcast_offer(m)) pub.simulcast.push_back(*sc);
   GstElement *webrtc = session.peer->webrtcbin();
+  bool repoint = false;
   // Transceivers that accept exactly the publisher's first usable codec per m-line.
   for (const auto &m : request.parsed.media) {
     if (m.rejected() || (m.kind != "audio" && m.kind != "video")) continue;
@@ -309,14 +328,19 @@ bool WhipServer::attach_media(ServerSession &session, const SessionRequest &requ
     if (trans) gst_object_unref(trans);
     if (!pub.named) continue;
     auto sc = simulcast_offer(m);
-    // Each encoding of a simulcast publisher is a track of the stream, kept when it comes back.
+    // Each encoding of a simulcast publisher is a track of the stream, kept when it comes back;
+    // the encodings of an earlier publisher that this one does not send leave.
     if (sc && (pub.named->simulcast() || !pub.named->track(m.kind, 0))) {
+      repoint = pub.named->keep_simulcast(sc->rids) || repoint;
       for (const auto &rid : sc->rids)
         if (!pub.named->simulcast_track(rid)) pub.named->add_simulcast_track(rid, std::make_shared<Track>(m.kind));
-    } else if (!pub.named->track(m.kind, 0)) {
-      pub.named->add_track(m.kind);
+    } else {
+      if (m.kind == "video") repoint = pub.named->keep_simulcast({}) || repoint;
+      if (!pub.named->track(m.kind, 0)) pub.named->add_track(m.kind);
     }
   }
+  // Viewers of an encoding that left go on with one that is there.
+  if (repoint && registry()) registry()->repoint_audience();
   if (pub.named) {
     std::vector<std::string> msids;
     for (const auto &m : request.parsed.media)
@@ -461,6 +485,7 @@ void WhipServer::feed_track(const std::shared_ptr<Publisher> &pub, GstPad *pad, 
   gst_element_sync_state_with_parent(decodebin);
   GPtr<GstPad> sink = GPtr<GstPad>::adopt(gst_element_get_static_pad(decodebin, "sink"));
   gst_pad_link(pad, sink.get());
+  count_received(pad, track);
 }
 
 void WhipServer::on_encoded_pad(GstElement *, GstPad *pad, gpointer data) {

@@ -11,6 +11,7 @@
 #include "protocol/ice_servers.h"
 #include "protocol/layer_control.h"
 #include "protocol/layers.h"
+#include "protocol/rate_meter.h"
 #include "protocol/sdp.h"
 #include "protocol/simulcast.h"
 #include "string_checks.h"
@@ -288,6 +289,33 @@ GST_START_TEST(test_simulcast_rtp) {
 }
 GST_END_TEST;
 
+// A layer's bitrate as received: bytes over the last two seconds, from the first byte on while
+// younger; nothing for a window is 0. The layers event gives it, and the target without it.
+GST_START_TEST(test_rate_meter) {
+  RateMeter meter;
+  fail_unless_equals_int(meter.bits_per_second(5'000'000), 0);
+  int64_t t = 10'000'000;
+  // 1000 bytes every 10 ms: 800 kbit/s.
+  for (int i = 0; i < 50; i++, t += 10'000) meter.add(t, 1000);
+  uint64_t young = meter.bits_per_second(t);
+  fail_unless(young > 700'000 && young < 900'000, "after 0.5 s: %" G_GUINT64_FORMAT, young);
+  for (int i = 0; i < 250; i++, t += 10'000) meter.add(t, 1000);
+  uint64_t steady = meter.bits_per_second(t);
+  fail_unless(steady > 740'000 && steady < 860'000, "after 3 s: %" G_GUINT64_FORMAT, steady);
+  // Half the rate: the window forgets the old one.
+  for (int i = 0; i < 300; i++, t += 10'000) meter.add(t, 500);
+  uint64_t half = meter.bits_per_second(t);
+  fail_unless(half > 370'000 && half < 430'000, "at half the rate: %" G_GUINT64_FORMAT, half);
+  fail_unless_equals_int(meter.bits_per_second(t + 2'100'000), 0);
+
+  std::vector<VideoLayer> layers = ladder();
+  layers[1].bitrate = 654'321;
+  std::string data = layers_event_data(1, layers);
+  fail_unless(data.find("\"bitrate\":654321,\"targetBitrate\":800000") != std::string::npos, "%s", data.c_str());
+  fail_unless(data.find("\"bitrate\":300000,\"targetBitrate\":300000") != std::string::npos, "%s", data.c_str());
+}
+GST_END_TEST;
+
 static Suite *layers_suite(void) {
   Suite *s = suite_create("layers");
   TCase *tc = tcase_create("layer");
@@ -298,6 +326,7 @@ static Suite *layers_suite(void) {
   tcase_add_test(tc, test_layer_control);
   tcase_add_test(tc, test_simulcast_sdp);
   tcase_add_test(tc, test_simulcast_rtp);
+  tcase_add_test(tc, test_rate_meter);
   return s;
 }
 

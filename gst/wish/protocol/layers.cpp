@@ -168,7 +168,7 @@ std::string layers_event_data(int mline, const std::vector<VideoLayer> &layers) 
     json_builder_set_member_name(b, "temporalLayerId");
     json_builder_add_int_value(b, 0);
     json_builder_set_member_name(b, "bitrate");
-    json_builder_add_int_value(b, static_cast<gint64>(l.kbps) * 1000);
+    json_builder_add_int_value(b, l.bitrate ? static_cast<gint64>(l.bitrate) : static_cast<gint64>(l.kbps) * 1000);
     json_builder_set_member_name(b, "targetBitrate");
     json_builder_add_int_value(b, static_cast<gint64>(l.kbps) * 1000);
     if (l.width > 0) {

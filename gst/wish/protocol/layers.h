@@ -2,6 +2,7 @@
 // choose from, what a player asks for, and which layer that is. Plain C++ (json-glib).
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -13,6 +14,7 @@ struct VideoLayer {
   std::string rid;
   int width = 0, height = 0;  // 0: not known yet
   unsigned kbps = 0;          // target bitrate
+  uint64_t bitrate = 0;       // bit/s as measured (simulcast encodings as received), 0: not measured
 };
 
 // A ladder as the video-layers property gives it: "m:640x360:800,l:320x180:300" (rid, size,
@@ -38,7 +40,8 @@ std::string layer_request_body(const std::string &media_id, const std::string &r
 int choose_layer(const std::vector<VideoLayer> &layers, const LayerRequest &request, std::string *why);
 
 // The data of the layers server-sent event: {"<mline>":[{"rid":..,"spatialLayerId":..,
-// "temporalLayerId":0,"bitrate":..,"targetBitrate":..,"width":..,"height":..}, ...]}.
+// "temporalLayerId":0,"bitrate":..,"targetBitrate":..,"width":..,"height":..}, ...]}; bitrate
+// is the measured one, or the target while there is none.
 std::string layers_event_data(int mline, const std::vector<VideoLayer> &layers);
 
 }  // namespace wish
