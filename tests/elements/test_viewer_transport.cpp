@@ -2,7 +2,7 @@
 // SharedIceAgent (controlled, 127.0.0.1 only) with a ViewerConnection per viewer answers each
 // webrtcbin's recvonly offer; VP8 payloaded once (appsink of rtpvp8pay) goes out to each
 // through its header rewrite, SRTP and the shared agent. Each webrtcbin must decode the frames
-// (their colour is checked), and its RTCP (receiver reports, a PLI) must arrive, on the
+// (their colour is checked), and its RTCP (receiver reports, a PLI or FIR) must arrive, on the
 // agent's thread, and parse; our sender reports must show in its statistics.
 #include <gst/app/gstappsink.h>
 #include <gst/check/gstcheck.h>
@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "dtls_certificate.h"
+#include "protocol/answer.h"
 #include "protocol/rtcp.h"
 #include "teardown.h"
 #include "transport/dtls_srtp.h"
@@ -94,25 +95,30 @@ Offer read_offer(const std::string &offer) {
   return o;
 }
 
-// The answer to webrtcbin's offer: its mid, its VP8 payload type, our ICE credentials,
-// candidates and fingerprint; we are the DTLS server (a=setup:passive).
-std::string make_answer(const Offer &o, Viewer *s) {
-  std::string ufrag, pwd;
-  fail_unless(s->conn->local_credentials(&ufrag, &pwd));
-  std::string pt = std::to_string(o.vp8_pt);
-  std::string a = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE " + o.mid + "\r\n";
-  a += "m=video 9 UDP/TLS/RTP/SAVPF " + pt + "\r\nc=IN IP4 0.0.0.0\r\n";
-  a += "a=mid:" + o.mid + "\r\na=sendonly\r\na=rtcp-mux\r\n";
-  a += "a=ice-ufrag:" + ufrag + "\r\na=ice-pwd:" + pwd + "\r\n";
-  a += "a=fingerprint:sha-256 " + s->shared->dtls_context()->fingerprint() + "\r\na=setup:passive\r\n";
-  a += "a=rtpmap:" + pt + " VP8/90000\r\n";
-  a += "a=rtcp-fb:" + pt + " nack\r\na=rtcp-fb:" + pt + " nack pli\r\n";
-  a += "a=ssrc:" + std::to_string(s->ssrc) + " cname:wish-viewer-transport\r\n";
-  std::vector<std::string> cands = s->conn->local_candidates();
-  fail_unless(!cands.empty(), "no local candidate");
-  for (const std::string &c : cands) a += "a=" + c + "\r\n";
-  a += "a=end-of-candidates\r\n";
-  return a;
+// Our sendonly VP8 track, for the answer writer.
+std::vector<AnswerTrack> answer_tracks(const Viewer &v) {
+  AnswerTrack t;
+  t.codec.kind = "video";
+  t.codec.encoding = "VP8";
+  t.codec.clock_rate = 90000;
+  t.ssrc = v.ssrc;
+  return {t};
+}
+
+// The answer to webrtcbin's offer (protocol/answer.h) with our ICE credentials, candidates and
+// fingerprint; we are the DTLS server (a=setup:passive).
+std::string make_answer(const std::string &offer, Viewer *s) {
+  AnswerTransport transport;
+  fail_unless(s->conn->local_credentials(&transport.ice_ufrag, &transport.ice_pwd));
+  transport.fingerprint = s->shared->dtls_context()->fingerprint();
+  transport.candidates = s->conn->local_candidates();
+  transport.cname = "wish-viewer-transport";
+  fail_if(transport.candidates.empty(), "no local candidate");
+  std::string error;
+  std::optional<Answer> a = write_answer(offer, answer_tracks(*s), transport, &error);
+  fail_unless(a.has_value(), "%s", error.c_str());
+  fail_unless_equals_int(a->media[0].payload_type, s->pt);
+  return a->sdp;
 }
 
 struct Receiver {
@@ -215,6 +221,8 @@ void negotiate(Receiver &r, Viewer &v) {
   fail_if(offer.empty(), "webrtcbin made no offer");
 
   Offer o = read_offer(offer);
+  std::optional<std::vector<AnsweredMedia>> chosen = match_offer(offer, answer_tracks(v), &error);
+  fail_unless(chosen.has_value() && (*chosen)[0].payload_type == o.vp8_pt, "%s", error.c_str());
   v.pt = static_cast<uint8_t>(o.vp8_pt);
   ViewerConfig config;
   config.peer_fingerprint = o.fingerprint;
@@ -227,7 +235,7 @@ void negotiate(Receiver &r, Viewer &v) {
   v.conn = v.shared->add_viewer(config, v.callbacks(), &error);
   fail_unless(v.conn != nullptr, "%s", error.c_str());
   fail_unless(v.conn->set_remote_credentials(o.ufrag, o.pwd));
-  std::string answer = make_answer(o, &v);
+  std::string answer = make_answer(offer, &v);
   apply_remote_answer(r.webrtc, answer, [&](Negotiated n) {
     std::lock_guard<std::mutex> lock(nm);
     answer_ok = n.ok;
@@ -277,8 +285,12 @@ bool seen_rtcp(Viewer &v, bool want_pli) {
   std::lock_guard<std::mutex> lock(v.m);
   for (const auto &c : v.rtcp_in) {
     if (want_pli) {
+      // rtpsession asks by FIR when the answer has "ccm fir" (ours has), else by PLI.
       for (const auto &p : c.plis)
         if (p.media_ssrc == v.ssrc) return true;
+      for (const auto &f : c.firs)
+        for (const auto &e : f.entries)
+          if (e.ssrc == v.ssrc) return true;
     } else {
       for (const auto &rr : c.receiver_reports)
         for (const auto &b : rr.blocks)
@@ -351,7 +363,7 @@ GST_START_TEST(test_webrtcbin_decodes_shared_transport) {
     // A keyframe asked for at the viewer (what a decoder does after loss): rtpsession sends a PLI.
     gst_element_send_event(r.sink, gst_video_event_new_upstream_force_key_unit(GST_CLOCK_TIME_NONE, TRUE, 0));
     fail_unless(wait_for([&] { return seen_rtcp(v, false); }, 15000), "viewer %d: no receiver report about its SSRC", i);
-    fail_unless(wait_for([&] { return seen_rtcp(v, true); }, 15000), "viewer %d: no PLI for its SSRC", i);
+    fail_unless(wait_for([&] { return seen_rtcp(v, true); }, 15000), "viewer %d: no PLI or FIR for its SSRC", i);
     std::lock_guard<std::mutex> lock(v.m);
     ViewerConnection::Stats st = v.conn->stats();
     fail_unless_equals_int(st.rtcp_rejected, 0);

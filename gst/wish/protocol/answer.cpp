@@ -28,18 +28,14 @@ std::string rtpmap_line(int pt, const RtpMap &r) {
 
 }  // namespace
 
-std::optional<Answer> write_answer(std::string_view offer_text, const std::vector<AnswerTrack> &tracks,
-                                   const AnswerTransport &transport, std::string *error) {
-  std::string why;
-  std::optional<SessionDescription> offer = parse_sdp(offer_text, &why);
-  if (!offer) {
-    if (error) *error = "offer: " + why;
-    return std::nullopt;
-  }
-  Answer answer;
+namespace {
+
+std::optional<std::vector<AnsweredMedia>> match(const SessionDescription &offer, const std::vector<AnswerTrack> &tracks,
+                                                std::string *error) {
+  std::vector<AnsweredMedia> out;
   std::vector<bool> used(tracks.size(), false);
   bool any = false;
-  for (const MediaSection &m : offer->media) {
+  for (const MediaSection &m : offer.media) {
     AnsweredMedia a;
     a.mid = m.mid;
     a.video = m.kind == "video";
@@ -56,12 +52,40 @@ std::optional<Answer> write_answer(std::string_view offer_text, const std::vecto
         }
       }
     }
-    answer.media.push_back(a);
+    out.push_back(a);
   }
   if (!any) {
     if (error) *error = "no offered m-line can carry any of our tracks";
     return std::nullopt;
   }
+  return out;
+}
+
+}  // namespace
+
+std::optional<std::vector<AnsweredMedia>> match_offer(std::string_view offer_text, const std::vector<AnswerTrack> &tracks,
+                                                      std::string *error) {
+  std::string why;
+  std::optional<SessionDescription> offer = parse_sdp(offer_text, &why);
+  if (!offer) {
+    if (error) *error = "offer: " + why;
+    return std::nullopt;
+  }
+  return match(*offer, tracks, error);
+}
+
+std::optional<Answer> write_answer(std::string_view offer_text, const std::vector<AnswerTrack> &tracks,
+                                   const AnswerTransport &transport, std::string *error) {
+  std::string why;
+  std::optional<SessionDescription> offer = parse_sdp(offer_text, &why);
+  if (!offer) {
+    if (error) *error = "offer: " + why;
+    return std::nullopt;
+  }
+  std::optional<std::vector<AnsweredMedia>> media = match(*offer, tracks, error);
+  if (!media) return std::nullopt;
+  Answer answer;
+  answer.media = std::move(*media);
 
   std::string s = "v=0\r\no=- " + std::to_string(std::random_device{}() & 0x7fffffff) + " 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n";
   std::string bundle;

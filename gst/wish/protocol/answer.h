@@ -43,6 +43,10 @@ struct Answer {
   std::vector<AnsweredMedia> media;
 };
 
+// The choices alone (what the transport needs before it has credentials to answer with).
+std::optional<std::vector<AnsweredMedia>> match_offer(std::string_view offer, const std::vector<AnswerTrack> &tracks,
+                                                      std::string *error);
+
 // Each track goes on the first offered m-line of its kind that can carry its codec and is
 // not taken yet. nullopt and *error when the offer does not parse, does not ask to receive,
 // or no track fits any m-line.
