@@ -420,24 +420,33 @@ struct Pair {
   std::atomic<int> received{0};
 };
 
-void connect_pair(SharedIceAgent &server, SharedIceAgent &peers, Pair *p, uint32_t ssrc) {
-  std::string error, fp = "sha-256 " + server.dtls_context()->fingerprint();
-  ViewerConfig sc;
-  sc.peer_fingerprint = fp;
+ViewerTrack audio_track(uint32_t ssrc) {
   ViewerTrack audio;
   audio.encoding = "OPUS";
   audio.clock_rate = 48000;
   audio.payload_type = 111;
   audio.ssrc = ssrc;
   audio.video = false;
-  sc.tracks.push_back(audio);
-  p->server = server.add_viewer(sc, {}, &error);
+  return audio;
+}
+
+void connect_pair(SharedIceAgent &server, SharedIceAgent &peers, Pair *p, const ViewerTrack &track,
+                  ViewerCallbacks server_callbacks = {},
+                  std::function<void(const uint8_t *, size_t)> peer_rtp = nullptr) {
+  std::string error, fp = "sha-256 " + server.dtls_context()->fingerprint();
+  ViewerConfig sc;
+  sc.peer_fingerprint = fp;
+  sc.tracks.push_back(track);
+  p->server = server.add_viewer(sc, server_callbacks, &error);
   fail_unless(p->server != nullptr, "%s", error.c_str());
   ViewerConfig pc;
   pc.dtls_role = DtlsSession::Role::Client;
   pc.peer_fingerprint = fp;
   ViewerCallbacks pcb;
-  pcb.on_rtp = [p](const uint8_t *, size_t) { p->received++; };
+  pcb.on_rtp = [p, peer_rtp](const uint8_t *d, size_t n) {
+    if (peer_rtp) peer_rtp(d, n);
+    p->received++;
+  };
   p->peer = peers.add_viewer(pc, pcb, &error);
   fail_unless(p->peer != nullptr, "%s", error.c_str());
   for (auto [from, to] : {std::pair{p->server.get(), p->peer.get()}, std::pair{p->peer.get(), p->server.get()}}) {
@@ -471,7 +480,7 @@ GST_START_TEST(test_viewers_come_and_go_leave_nothing) {
     std::vector<std::unique_ptr<Pair>> pairs;
     for (int i = 0; i < n; i++) {
       pairs.push_back(std::make_unique<Pair>());
-      connect_pair(*server, *peers, pairs.back().get(), 0x1000 + i);
+      connect_pair(*server, *peers, pairs.back().get(), audio_track(0x1000 + i));
     }
     bool all = wait_for([&] {
       rtp[2] = static_cast<uint8_t>(seq >> 8);
@@ -507,6 +516,87 @@ GST_START_TEST(test_viewers_come_and_go_leave_nothing) {
 }
 GST_END_TEST;
 
+// A viewer's NACK is answered with an RTX packet (RFC 4588: the original sequence number
+// first) from the history, its PLI and a new FIR become keyframe requests, a repeated FIR
+// does not.
+GST_START_TEST(test_nack_and_keyframe_requests) {
+  std::string error;
+  auto dtls = DtlsContext::create(make_ecdsa_certificate_pem(), {SrtpProfile::AeadAes128Gcm}, &error);
+  fail_unless(dtls != nullptr, "%s", error.c_str());
+  IceConfig ice;
+  ice.local_addresses = {"127.0.0.1"};
+  std::unique_ptr<SharedIceAgent> server = SharedIceAgent::create(ice, dtls, &error);
+  ice.controlling = true;
+  std::unique_ptr<SharedIceAgent> peers = SharedIceAgent::create(ice, dtls, &error);
+  fail_unless(server && peers, "%s", error.c_str());
+  ViewerTrack video;
+  video.encoding = "VP8";
+  video.payload_type = 96;
+  video.ssrc = 0x1111;
+  video.rtx_payload_type = 97;
+  video.rtx_ssrc = 0x2222;
+  std::atomic<int> keyframe_requests{0};
+  ViewerCallbacks scb;
+  scb.on_keyframe_request = [&](size_t track) {
+    if (track == 0) keyframe_requests++;
+  };
+  std::mutex m;  // guards rtx_osns
+  std::vector<uint16_t> rtx_osns;
+  Pair pair;
+  connect_pair(*server, *peers, &pair, video, scb, [&](const uint8_t *d, size_t n) {
+    size_t h = rtp::header_length(d, n);
+    if (h && rtp::payload_type(d) == 97 && rtp::ssrc(d) == 0x2222 && n >= h + 2) {
+      std::lock_guard<std::mutex> lock(m);
+      rtx_osns.push_back(static_cast<uint16_t>((d[h] << 8) | d[h + 1]));
+    }
+  });
+  // VP8 key frame starts (S bit, partition 0, P bit clear), so the track starts at once.
+  std::vector<uint8_t> rtp = {0x80, 96, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0x10, 0x00};
+  rtp.resize(200, 0x55);
+  uint16_t seq = 1000;
+  fail_unless(wait_for([&] {
+    rtp[2] = static_cast<uint8_t>(seq >> 8);
+    rtp[3] = static_cast<uint8_t>(seq);
+    if (pair.server->send(0, std::make_shared<const std::vector<uint8_t>>(rtp))) seq++;
+    return pair.received > 0;
+  }), "server %d (%s), peer %d (%s)", static_cast<int>(pair.server->state()), pair.server->error().c_str(),
+              static_cast<int>(pair.peer->state()), pair.peer->error().c_str());
+  // The first source keeps its sequence numbers: the last one sent is seq - 1.
+  uint16_t lost = static_cast<uint16_t>(seq - 1);
+  std::vector<uint8_t> c;
+  rtcp::append_receiver_report({0x9999, {}}, &c);
+  rtcp::append_nack({0x9999, 0x1111, {lost, 60000}}, &c);  // 60000: never sent, not answered
+  fail_unless(pair.peer->send_rtcp(c));
+  fail_unless(wait_for([&] { std::lock_guard<std::mutex> l(m); return !rtx_osns.empty(); }, 5000), "no RTX");
+  {
+    std::lock_guard<std::mutex> lock(m);
+    fail_unless_equals_int(rtx_osns.size(), 1);
+    fail_unless_equals_int(rtx_osns[0], lost);
+  }
+  ViewerConnection::Stats st = pair.server->stats();
+  fail_unless_equals_int(st.nacked, 2);
+  fail_unless_equals_int(st.retransmitted, 1);
+
+  int before = keyframe_requests;
+  c.clear();
+  rtcp::append_receiver_report({0x9999, {}}, &c);
+  rtcp::append_pli({0x9999, 0x1111}, &c);
+  fail_unless(pair.peer->send_rtcp(c));
+  fail_unless(wait_for([&] { return keyframe_requests == before + 1; }, 5000), "PLI: no keyframe request");
+  for (int i = 0; i < 2; i++) {  // the same FIR twice: one request
+    c.clear();
+    rtcp::append_receiver_report({0x9999, {}}, &c);
+    rtcp::append_fir({0x9999, {{0x1111, 7}}}, &c);
+    fail_unless(pair.peer->send_rtcp(c));
+  }
+  fail_unless(wait_for([&] { return pair.server->stats().rtcp_received >= 4; }, 5000));
+  fail_unless_equals_int(keyframe_requests, before + 2);
+  fail_unless_equals_int(pair.server->stats().rtcp_rejected, 0);
+  pair.server->close();
+  pair.peer->close();
+}
+GST_END_TEST;
+
 static Suite *viewer_transport_suite(void) {
   Suite *s = suite_create("viewer-transport");
   TCase *tc = tcase_create("general");
@@ -515,6 +605,7 @@ static Suite *viewer_transport_suite(void) {
   tcase_add_checked_fixture(tc, nullptr, wish_test::stop_leftovers);
   tcase_add_test(tc, test_webrtcbin_decodes_shared_transport);
   tcase_add_test(tc, test_viewers_come_and_go_leave_nothing);
+  tcase_add_test(tc, test_nack_and_keyframe_requests);
   return s;
 }
 

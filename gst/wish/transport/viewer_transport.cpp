@@ -438,6 +438,14 @@ bool ViewerConnection::send_locked(TrackState &t, const SharedPacket &packet) {
   return true;
 }
 
+bool ViewerConnection::send_rtcp(const std::vector<uint8_t> &compound) {
+  if (!srtp_ready_.load(std::memory_order_acquire) || closed_) return false;
+  std::vector<uint8_t> c = compound;
+  std::lock_guard<std::mutex> lock(send_mutex_);
+  return srtp_ready_ && srtp_.protect_rtcp(&c) &&
+         nice_agent_send(shared_->agent_, stream_, 1, static_cast<guint>(c.size()), reinterpret_cast<const gchar *>(c.data())) > 0;
+}
+
 void ViewerConnection::maybe_send_sr_locked(TrackState &t, int64_t now_us) {
   if (t.last_sr_us && now_us - t.last_sr_us < config_.sr_interval_us) return;
   t.last_sr_us = now_us;

@@ -142,6 +142,9 @@ public:
   // connected yet, waiting for a keyframe, not RTP, send failed).
   bool send(size_t track, const SharedPacket &packet);
 
+  // An RTCP compound (rtcp.h builders) SRTCP-protected and sent; false when not connected.
+  bool send_rtcp(const std::vector<uint8_t> &compound);
+
   // DTLS close_notify, stream removed from the agent. Waits for the agent's thread; no
   // callback comes after it returns.
   void close();
