@@ -525,8 +525,11 @@ GST_START_TEST(test_nack_and_keyframe_requests) {
   fail_unless(dtls != nullptr, "%s", error.c_str());
   IceConfig ice;
   ice.local_addresses = {"127.0.0.1"};
+  ice.min_port = 41000;  // the server's candidates from a port range, like ice-port-range
+  ice.max_port = 41199;
   std::unique_ptr<SharedIceAgent> server = SharedIceAgent::create(ice, dtls, &error);
   ice.controlling = true;
+  ice.min_port = ice.max_port = 0;
   std::unique_ptr<SharedIceAgent> peers = SharedIceAgent::create(ice, dtls, &error);
   fail_unless(server && peers, "%s", error.c_str());
   ViewerTrack video;
@@ -550,6 +553,12 @@ GST_START_TEST(test_nack_and_keyframe_requests) {
       rtx_osns.push_back(static_cast<uint16_t>((d[h] << 8) | d[h + 1]));
     }
   });
+  for (const std::string &c : pair.server->local_candidates()) {
+    gchar **f = g_strsplit(c.c_str(), " ", -1);
+    int port = g_strv_length(f) > 5 ? atoi(f[5]) : 0;
+    g_strfreev(f);
+    fail_unless(port >= 41000 && port <= 41199, "candidate outside the port range: %s", c.c_str());
+  }
   // VP8 key frame starts (S bit, partition 0, P bit clear), so the track starts at once.
   std::vector<uint8_t> rtp = {0x80, 96, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0x10, 0x00};
   rtp.resize(200, 0x55);
