@@ -518,7 +518,7 @@ GST_END_TEST;
 
 // A viewer's NACK is answered with an RTX packet (RFC 4588: the original sequence number
 // first) from the history, its PLI and a new FIR become keyframe requests, a repeated FIR
-// does not.
+// does not; after an ICE restart media still flows.
 GST_START_TEST(test_nack_and_keyframe_requests) {
   std::string error;
   auto dtls = DtlsContext::create(make_ecdsa_certificate_pem(), {SrtpProfile::AeadAes128Gcm}, &error);
@@ -601,6 +601,27 @@ GST_START_TEST(test_nack_and_keyframe_requests) {
   fail_unless(wait_for([&] { return pair.server->stats().rtcp_received >= 4; }, 5000));
   fail_unless_equals_int(keyframe_requests, before + 2);
   fail_unless_equals_int(pair.server->stats().rtcp_rejected, 0);
+
+  // ICE restart on both sides: new credentials exchanged, media still flows over the same
+  // DTLS and SRTP.
+  std::string old_ufrag, old_pwd, ufrag, pwd;
+  fail_unless(pair.server->local_credentials(&old_ufrag, &old_pwd));
+  fail_unless(pair.server->restart_ice() && pair.peer->restart_ice());
+  fail_unless(pair.server->local_credentials(&ufrag, &pwd));
+  fail_if(ufrag == old_ufrag || pwd == old_pwd, "the same credentials after an ICE restart");
+  for (auto [from, to] : {std::pair{pair.server.get(), pair.peer.get()}, std::pair{pair.peer.get(), pair.server.get()}}) {
+    fail_unless(from->local_credentials(&ufrag, &pwd));
+    fail_unless(to->set_remote_credentials(ufrag, pwd));
+    for (const std::string &cand : from->local_candidates()) fail_unless(to->add_remote_candidate(cand));
+  }
+  int received = pair.received;
+  fail_unless(wait_for([&] {
+    rtp[2] = static_cast<uint8_t>(seq >> 8);
+    rtp[3] = static_cast<uint8_t>(seq);
+    if (pair.server->send(0, std::make_shared<const std::vector<uint8_t>>(rtp))) seq++;
+    return pair.received > received + 10;
+  }, 10000), "no media after the ICE restart: %d packets before, %d now", received, pair.received.load());
+  fail_unless(pair.server->state() == ViewerConnection::State::DtlsConnected);
   pair.server->close();
   pair.peer->close();
 }
