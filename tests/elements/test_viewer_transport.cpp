@@ -1,11 +1,9 @@
-// The pieces of the shared viewer transport against real webrtcbins: one libnice agent on a
-// context thread of its own (controlled, 127.0.0.1 only) with a stream per viewer, and per
-// viewer a DtlsSession and an SrtpSession, answer each webrtcbin's recvonly offer; VP8
-// payloaded once (appsink of rtpvp8pay) goes out to each with its header rewritten, SRTP-
-// protected and sent with nice_agent_send. Each webrtcbin must decode the frames (their colour
-// is checked), and its RTCP (receiver reports, a PLI) must arrive, on the agent's thread, and
-// parse; our sender reports must show in its statistics.
-#include <agent.h>
+// The shared viewer transport (transport/viewer_transport.h) against real webrtcbins: one
+// SharedIceAgent (controlled, 127.0.0.1 only) with a ViewerConnection per viewer answers each
+// webrtcbin's recvonly offer; VP8 payloaded once (appsink of rtpvp8pay) goes out to each
+// through its header rewrite, SRTP and the shared agent. Each webrtcbin must decode the frames
+// (their colour is checked), and its RTCP (receiver reports, a PLI or FIR) must arrive, on the
+// agent's thread, and parse; our sender reports must show in its statistics.
 #include <gst/app/gstappsink.h>
 #include <gst/check/gstcheck.h>
 #include <gst/sdp/sdp.h>
@@ -18,9 +16,11 @@
 #include <vector>
 
 #include "dtls_certificate.h"
+#include "protocol/answer.h"
 #include "protocol/rtcp.h"
 #include "teardown.h"
 #include "transport/dtls_srtp.h"
+#include "transport/viewer_transport.h"
 #include "webrtc_utils.h"
 
 using namespace wish;
@@ -30,173 +30,38 @@ namespace {
 constexpr int kViewers = 2;
 constexpr int kTimeoutMs = 30000;
 
-struct Viewer;
-
-// The one ICE agent of every viewer, on one context and one thread (the transport's).
-struct SharedAgent {
-  GMainContext *ctx = g_main_context_new();
-  GMainLoop *loop = g_main_loop_new(ctx, FALSE);
-  std::thread thread;
-  NiceAgent *agent = nullptr;
-  std::vector<Viewer *> viewers;  // fixed before the thread starts
-  std::shared_ptr<DtlsContext> dtls_ctx;
-  std::atomic<std::thread::id> thread_id{};
-
-  void start();
-  void stop();
-  Viewer *viewer_of(guint stream) const;
-};
-
-// What the transport will hold per viewer: a stream on the shared agent, DTLS, SRTP.
+// What the test sees of one viewer: its connection on the shared agent, and what its
+// callbacks reported.
 struct Viewer {
-  using State = DtlsSession::State;
-  SharedAgent *shared = nullptr;
+  SharedIceAgent *shared = nullptr;
+  std::shared_ptr<ViewerConnection> conn;
   uint32_t ssrc = 0;
-  guint stream = 0;
-  std::unique_ptr<DtlsSession> dtls;  // touched on the agent's thread only, once made
-  SrtpSession srtp;                   // protect on the media thread, unprotect on the agent's
-  std::atomic<bool> srtp_ready{false}, gathered{false}, ice_ready{false}, other_thread{false};
-  std::atomic<int> rtp_sent{0};
-  uint32_t octets = 0, last_ts = 0;
-  int srs_sent = 0;
   uint8_t pt = 96;
-  uint16_t seq = 1000;
+  std::atomic<bool> other_thread{false};
 
-  std::mutex m;
+  std::mutex m;  // guards rtcp_in
   std::vector<rtcp::Compound> rtcp_in;
-  int rtcp_bad = 0;
-  std::string dtls_error;
-  std::string profile;
-  GstElement *encoder = nullptr;  // asked for a keyframe on PLI
+  std::atomic<GstElement *> encoder{nullptr};  // asked for a keyframe on PLI
 
-  void on_datagram(const uint8_t *d, size_t n) {
-    if (std::this_thread::get_id() != shared->thread_id.load()) other_thread = true;
-    if (n == 0) return;
-    if (d[0] >= 20 && d[0] <= 63) {  // DTLS (RFC 7983)
-      if (!dtls) return;
-      State s = dtls->receive(d, n);
-      if (s == State::Connected && !srtp_ready) {
-        std::string error;
-        bool ok = srtp.init(dtls->keys(), &error);
-        std::lock_guard<std::mutex> lock(m);
-        profile = srtp_profile_name(dtls->keys().profile);
-        if (!ok) dtls_error = error;
-        srtp_ready.store(ok, std::memory_order_release);
-      } else if (s == State::Failed) {
-        std::lock_guard<std::mutex> lock(m);
-        dtls_error = dtls->error();
-      }
-      return;
-    }
-    if (d[0] >= 128 && d[0] <= 191 && rtcp::is_rtcp(d, n) && srtp_ready.load(std::memory_order_acquire)) {
-      std::vector<uint8_t> p(d, d + n);
-      rtcp::Compound c;
-      bool ok = srtp.unprotect_rtcp(&p) && rtcp::parse_compound(p.data(), p.size(), &c);
-      if (ok && (!c.plis.empty() || !c.firs.empty()) && encoder) {
-        // PLI -> keyframe request to the one encoder every viewer shares.
-        gst_element_send_event(encoder, gst_video_event_new_upstream_force_key_unit(GST_CLOCK_TIME_NONE, TRUE, 0));
-      }
+  ViewerCallbacks callbacks() {
+    ViewerCallbacks cb;
+    cb.on_rtcp = [this](const rtcp::Compound &c) {
+      if (!shared->on_agent_thread()) other_thread = true;
       std::lock_guard<std::mutex> lock(m);
-      if (ok) rtcp_in.push_back(std::move(c));
-      else rtcp_bad++;
-    }
-  }
-
-  // From the media thread: header rewrite, SRTP, send.
-  void send_rtp(const uint8_t *d, size_t n) {
-    if (!srtp_ready.load(std::memory_order_acquire) || rtp::header_length(d, n) == 0) return;
-    std::vector<uint8_t> p(n + SrtpSession::kMaxTrailer);
-    std::copy(d, d + n, p.begin());
-    rtp::set_ssrc(p.data(), ssrc);
-    rtp::set_payload_type(p.data(), pt);
-    rtp::set_seq(p.data(), seq++);
-    size_t len = n;
-    if (!srtp.protect_rtp(p.data(), &len, p.size())) return;
-    if (nice_agent_send(shared->agent, stream, 1, static_cast<guint>(len), reinterpret_cast<const gchar *>(p.data())) > 0)
-      rtp_sent++;
-    octets += static_cast<uint32_t>(n - rtp::header_length(d, n));
-    last_ts = rtp::timestamp(d);
-    // A sender report now and then, from this thread: libsrtp's outbound session is this
-    // thread's alone.
-    if (rtp_sent % 20 == 1) {
-      rtcp::SenderReport sr;
-      sr.ssrc = ssrc;
-      sr.ntp_time = rtcp::ntp_from_unix_us(g_get_real_time());
-      sr.rtp_time = last_ts;
-      sr.packet_count = static_cast<uint32_t>(rtp_sent.load());
-      sr.octet_count = octets;
-      std::vector<uint8_t> c = rtcp::build_sender_compound(sr, "wish-viewer-transport");
-      if (srtp.protect_rtcp(&c) &&
-          nice_agent_send(shared->agent, stream, 1, static_cast<guint>(c.size()), reinterpret_cast<const gchar *>(c.data())) > 0)
-        srs_sent++;
-    }
+      rtcp_in.push_back(c);
+    };
+    cb.on_keyframe_request = [this](size_t) {
+      // PLI -> keyframe request to the one encoder every viewer shares.
+      if (GstElement *e = encoder.load()) gst_element_send_event(e, gst_video_event_new_upstream_force_key_unit(GST_CLOCK_TIME_NONE, TRUE, 0));
+    };
+    return cb;
   }
 };
 
-Viewer *SharedAgent::viewer_of(guint stream) const {
-  for (Viewer *v : viewers)
-    if (v->stream == stream) return v;
-  return nullptr;
-}
-
-void SharedAgent::start() {
-  std::string error;
-  dtls_ctx = DtlsContext::create(make_ecdsa_certificate_pem(), {SrtpProfile::AeadAes128Gcm, SrtpProfile::Aes128CmSha1_80},
-                                 &error);
-  fail_unless(dtls_ctx != nullptr, "%s", error.c_str());
-  agent = nice_agent_new(ctx, NICE_COMPATIBILITY_RFC5245);
-  g_object_set(agent, "controlling-mode", FALSE, "ice-tcp", FALSE, "upnp", FALSE, nullptr);
-  NiceAddress addr;
-  fail_unless(nice_address_set_from_string(&addr, "127.0.0.1"));
-  fail_unless(nice_agent_add_local_address(agent, &addr));
-  g_signal_connect(agent, "candidate-gathering-done", G_CALLBACK(+[](NiceAgent *, guint stream, gpointer d) {
-                     if (Viewer *v = static_cast<SharedAgent *>(d)->viewer_of(stream)) v->gathered = true;
-                   }),
-                   this);
-  g_signal_connect(agent, "component-state-changed", G_CALLBACK(+[](NiceAgent *, guint stream, guint, guint state, gpointer d) {
-                     Viewer *v = static_cast<SharedAgent *>(d)->viewer_of(stream);
-                     if (v && state == NICE_COMPONENT_STATE_READY) v->ice_ready = true;
-                   }),
-                   this);
-  for (Viewer *v : viewers) {
-    v->shared = this;
-    v->stream = nice_agent_add_stream(agent, 1);
-    fail_unless(v->stream != 0);
-    nice_agent_attach_recv(agent, v->stream, 1, ctx,
-                           +[](NiceAgent *, guint, guint, guint len, gchar *buf, gpointer d) {
-                             static_cast<Viewer *>(d)->on_datagram(reinterpret_cast<const uint8_t *>(buf), len);
-                           },
-                           v);
-  }
-  // Every viewer's DTLS timer from one source.
-  GSource *timer = g_timeout_source_new(10);
-  g_source_set_callback(timer, +[](gpointer d) -> gboolean {
-                          for (Viewer *v : static_cast<SharedAgent *>(d)->viewers)
-                            if (v->dtls && v->dtls->next_timeout_us() == 0) v->dtls->on_timeout();
-                          return G_SOURCE_CONTINUE;
-                        },
-                        this, nullptr);
-  g_source_attach(timer, ctx);
-  g_source_unref(timer);
-  thread = std::thread([this] {
-    thread_id = std::this_thread::get_id();
-    g_main_context_push_thread_default(ctx);
-    g_main_loop_run(loop);
-    g_main_context_pop_thread_default(ctx);
-  });
-  for (Viewer *v : viewers) fail_unless(nice_agent_gather_candidates(agent, v->stream));
-}
-
-void SharedAgent::stop() {
-  for (Viewer *v : viewers)
-    if (agent) nice_agent_remove_stream(agent, v->stream);
-  g_main_loop_quit(loop);
-  if (thread.joinable()) thread.join();
-  for (Viewer *v : viewers) v->dtls.reset();
-  if (agent) g_object_unref(agent);
-  g_main_loop_unref(loop);
-  g_main_context_unref(ctx);
-}
+// Every viewer of the media pipeline, fixed before it plays.
+struct Media {
+  std::vector<Viewer *> viewers;
+};
 
 std::string attr(const GstSDPMessage *sdp, const GstSDPMedia *media, const char *key) {
   const char *v = gst_sdp_media_get_attribute_val(media, key);
@@ -204,47 +69,56 @@ std::string attr(const GstSDPMessage *sdp, const GstSDPMedia *media, const char 
   return v ? v : "";
 }
 
-// The answer to webrtcbin's offer: its mid, its VP8 payload type, our ICE credentials,
-// candidates and fingerprint; we are the DTLS server (a=setup:passive).
-std::string make_answer(const std::string &offer, Viewer *s, std::string *peer_fingerprint) {
+// What our answer needs of webrtcbin's offer.
+struct Offer {
+  std::string mid, fingerprint, ufrag, pwd;
+  int vp8_pt = -1;
+};
+
+Offer read_offer(const std::string &offer) {
   GstSDPMessage *sdp = nullptr;
   gst_sdp_message_new_from_text(offer.c_str(), &sdp);
   fail_unless(sdp && gst_sdp_message_medias_len(sdp) == 1);
   const GstSDPMedia *media = gst_sdp_message_get_media(sdp, 0);
-  std::string mid = attr(sdp, media, "mid"), fp = attr(sdp, media, "fingerprint");
-  fail_unless(!mid.empty() && fp.rfind("sha-256 ", 0) == 0, "offer without mid or sha-256 fingerprint");
-  *peer_fingerprint = fp;
-  int pt = -1;
+  Offer o;
+  o.mid = attr(sdp, media, "mid");
+  o.fingerprint = attr(sdp, media, "fingerprint");
+  o.ufrag = attr(sdp, media, "ice-ufrag");
+  o.pwd = attr(sdp, media, "ice-pwd");
+  fail_unless(!o.mid.empty() && o.fingerprint.rfind("sha-256 ", 0) == 0, "offer without mid or sha-256 fingerprint");
   for (guint i = 0; i < gst_sdp_media_attributes_len(media); i++) {
-    const GstSDPAttribute *a = gst_sdp_media_get_attribute(media, i);
-    if (g_strcmp0(a->key, "rtpmap") == 0 && a->value && strstr(a->value, " VP8/90000")) pt = atoi(a->value);
+    const GstSDPAttribute *at = gst_sdp_media_get_attribute(media, i);
+    if (g_strcmp0(at->key, "rtpmap") == 0 && at->value && strstr(at->value, " VP8/90000")) o.vp8_pt = atoi(at->value);
   }
-  fail_unless(pt > 0, "no VP8 in the offer");
-  s->pt = static_cast<uint8_t>(pt);
+  fail_unless(o.vp8_pt > 0, "no VP8 in the offer");
   gst_sdp_message_free(sdp);
+  return o;
+}
 
-  gchar *ufrag = nullptr, *pwd = nullptr;
-  fail_unless(nice_agent_get_local_credentials(s->shared->agent, s->stream, &ufrag, &pwd));
-  std::string a = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE " + mid + "\r\n";
-  a += "m=video 9 UDP/TLS/RTP/SAVPF " + std::to_string(pt) + "\r\nc=IN IP4 0.0.0.0\r\n";
-  a += "a=mid:" + mid + "\r\na=sendonly\r\na=rtcp-mux\r\n";
-  a += std::string("a=ice-ufrag:") + ufrag + "\r\na=ice-pwd:" + pwd + "\r\n";
-  a += "a=fingerprint:sha-256 " + s->shared->dtls_ctx->fingerprint() + "\r\na=setup:passive\r\n";
-  a += "a=rtpmap:" + std::to_string(pt) + " VP8/90000\r\n";
-  a += "a=rtcp-fb:" + std::to_string(pt) + " nack\r\na=rtcp-fb:" + std::to_string(pt) + " nack pli\r\n";
-  a += "a=ssrc:" + std::to_string(s->ssrc) + " cname:wish-viewer-transport\r\n";
-  g_free(ufrag);
-  g_free(pwd);
-  GSList *cands = nice_agent_get_local_candidates(s->shared->agent, s->stream, 1);
-  fail_unless(cands != nullptr, "no local candidate");
-  for (GSList *l = cands; l; l = l->next) {
-    gchar *line = nice_agent_generate_local_candidate_sdp(s->shared->agent, static_cast<NiceCandidate *>(l->data));
-    a += std::string(line) + "\r\n";
-    g_free(line);
-  }
-  g_slist_free_full(cands, reinterpret_cast<GDestroyNotify>(nice_candidate_free));
-  a += "a=end-of-candidates\r\n";
-  return a;
+// Our sendonly VP8 track, for the answer writer.
+std::vector<AnswerTrack> answer_tracks(const Viewer &v) {
+  AnswerTrack t;
+  t.codec.kind = "video";
+  t.codec.encoding = "VP8";
+  t.codec.clock_rate = 90000;
+  t.ssrc = v.ssrc;
+  return {t};
+}
+
+// The answer to webrtcbin's offer (protocol/answer.h) with our ICE credentials, candidates and
+// fingerprint; we are the DTLS server (a=setup:passive).
+std::string make_answer(const std::string &offer, Viewer *s) {
+  AnswerTransport transport;
+  fail_unless(s->conn->local_credentials(&transport.ice_ufrag, &transport.ice_pwd));
+  transport.fingerprint = s->shared->dtls_context()->fingerprint();
+  transport.candidates = s->conn->local_candidates();
+  transport.cname = "wish-viewer-transport";
+  fail_if(transport.candidates.empty(), "no local candidate");
+  std::string error;
+  std::optional<Answer> a = write_answer(offer, answer_tracks(*s), transport, &error);
+  fail_unless(a.has_value(), "%s", error.c_str());
+  fail_unless_equals_int(a->media[0].payload_type, s->pt);
+  return a->sdp;
 }
 
 struct Receiver {
@@ -295,7 +169,9 @@ GstFlowReturn on_rtp(GstAppSink *sink, gpointer data) {
   GstMapInfo map;
   GstBuffer *buf = gst_sample_get_buffer(sample);
   if (gst_buffer_map(buf, &map, GST_MAP_READ)) {
-    for (Viewer *v : static_cast<SharedAgent *>(data)->viewers) v->send_rtp(map.data, map.size);
+    // Payloaded once: every viewer's history holds the same bytes.
+    auto packet = std::make_shared<const std::vector<uint8_t>>(map.data, map.data + map.size);
+    for (Viewer *v : static_cast<Media *>(data)->viewers) v->conn->send(0, packet);
     gst_buffer_unmap(buf, &map);
   }
   gst_sample_unref(sample);
@@ -344,22 +220,22 @@ void negotiate(Receiver &r, Viewer &v) {
   fail_unless(wait_for([&] { std::lock_guard<std::mutex> l(nm); return offered; }));
   fail_if(offer.empty(), "webrtcbin made no offer");
 
-  std::string peer_fp;
-  std::string answer = make_answer(offer, &v, &peer_fp);
-  // Made before ICE can connect: from then on only the agent's thread touches it.
-  Viewer *vp = &v;
-  v.dtls = std::make_unique<DtlsSession>(v.shared->dtls_ctx, DtlsSession::Role::Server, peer_fp,
-                                         [vp](const uint8_t *d, size_t n) {
-                                           nice_agent_send(vp->shared->agent, vp->stream, 1, static_cast<guint>(n),
-                                                           reinterpret_cast<const gchar *>(d));
-                                         });
-  fail_unless(v.dtls->start());
-  GstSDPMessage *osdp = nullptr;
-  gst_sdp_message_new_from_text(offer.c_str(), &osdp);
-  const GstSDPMedia *om = gst_sdp_message_get_media(osdp, 0);
-  fail_unless(nice_agent_set_remote_credentials(v.shared->agent, v.stream, attr(osdp, om, "ice-ufrag").c_str(),
-                                                attr(osdp, om, "ice-pwd").c_str()));
-  gst_sdp_message_free(osdp);
+  Offer o = read_offer(offer);
+  std::optional<std::vector<AnsweredMedia>> chosen = match_offer(offer, answer_tracks(v), &error);
+  fail_unless(chosen.has_value() && (*chosen)[0].payload_type == o.vp8_pt, "%s", error.c_str());
+  v.pt = static_cast<uint8_t>(o.vp8_pt);
+  ViewerConfig config;
+  config.peer_fingerprint = o.fingerprint;
+  config.cname = "wish-viewer-transport";
+  ViewerTrack track;
+  track.encoding = "VP8";
+  track.payload_type = v.pt;
+  track.ssrc = v.ssrc;
+  config.tracks.push_back(track);
+  v.conn = v.shared->add_viewer(config, v.callbacks(), &error);
+  fail_unless(v.conn != nullptr, "%s", error.c_str());
+  fail_unless(v.conn->set_remote_credentials(o.ufrag, o.pwd));
+  std::string answer = make_answer(offer, &v);
   apply_remote_answer(r.webrtc, answer, [&](Negotiated n) {
     std::lock_guard<std::mutex> lock(nm);
     answer_ok = n.ok;
@@ -373,15 +249,7 @@ void negotiate(Receiver &r, Viewer &v) {
 // webrtcbin's candidates to our agent as they come.
 void forward_candidates(Receiver &r, Viewer &v) {
   std::lock_guard<std::mutex> lock(r.m);
-  GSList *list = nullptr;
-  for (; r.forwarded < r.candidates.size(); r.forwarded++) {
-    std::string line = r.candidates[r.forwarded];
-    if (line.rfind("a=", 0) != 0) line = "a=" + line;
-    if (NiceCandidate *c = nice_agent_parse_remote_candidate_sdp(v.shared->agent, v.stream, line.c_str()))
-      list = g_slist_append(list, c);
-  }
-  if (list) nice_agent_set_remote_candidates(v.shared->agent, v.stream, 1, list);
-  g_slist_free_full(list, reinterpret_cast<GDestroyNotify>(nice_candidate_free));
+  for (; r.forwarded < r.candidates.size(); r.forwarded++) v.conn->add_remote_candidate(r.candidates[r.forwarded]);
 }
 
 // The packet count of the sender reports webrtcbin took from us (its remote-outbound-rtp
@@ -417,8 +285,12 @@ bool seen_rtcp(Viewer &v, bool want_pli) {
   std::lock_guard<std::mutex> lock(v.m);
   for (const auto &c : v.rtcp_in) {
     if (want_pli) {
+      // rtpsession asks by FIR when the answer has "ccm fir" (ours has), else by PLI.
       for (const auto &p : c.plis)
         if (p.media_ssrc == v.ssrc) return true;
+      for (const auto &f : c.firs)
+        for (const auto &e : f.entries)
+          if (e.ssrc == v.ssrc) return true;
     } else {
       for (const auto &rr : c.receiver_reports)
         for (const auto &b : rr.blocks)
@@ -433,18 +305,27 @@ bool seen_rtcp(Viewer &v, bool want_pli) {
 GST_START_TEST(test_webrtcbin_decodes_shared_transport) {
   // On the heap, and left there when a check fails: the agent's thread and the pipelines'
   // callbacks still point at them then.
-  auto &shared = *new SharedAgent;
+  std::string error;
+  auto dtls = DtlsContext::create(make_ecdsa_certificate_pem(), {SrtpProfile::AeadAes128Gcm, SrtpProfile::Aes128CmSha1_80},
+                                  &error);
+  fail_unless(dtls != nullptr, "%s", error.c_str());
+  IceConfig ice;
+  ice.local_addresses = {"127.0.0.1"};
+  auto &shared = *SharedIceAgent::create(ice, dtls, &error).release();
+  fail_unless(&shared != nullptr, "%s", error.c_str());
+  auto &media_viewers = *new Media;
   auto &viewers = *new std::vector<std::unique_ptr<Viewer>>;
   auto &receivers = *new std::vector<std::unique_ptr<Receiver>>;
   for (int i = 0; i < kViewers; i++) {
     viewers.push_back(std::make_unique<Viewer>());
     viewers.back()->ssrc = 0x5eed0001 + i;
-    shared.viewers.push_back(viewers.back().get());
+    viewers.back()->shared = &shared;
     receivers.push_back(std::make_unique<Receiver>());
   }
-  shared.start();
-  for (auto &v : viewers) fail_unless(wait_for([&] { return v->gathered.load(); }, 5000), "our agent gathered nothing");
-  for (int i = 0; i < kViewers; i++) negotiate(*receivers[i], *viewers[i]);
+  for (int i = 0; i < kViewers; i++) {
+    negotiate(*receivers[i], *viewers[i]);
+    media_viewers.viewers.push_back(viewers[i].get());
+  }
 
   // The media, payloaded once for every viewer: solid green VP8, a keyframe every second.
   GstElement *media = gst_parse_launch(
@@ -459,19 +340,18 @@ GST_START_TEST(test_webrtcbin_decodes_shared_transport) {
   GstElement *rtp_sink = gst_bin_get_by_name(GST_BIN(media), "rtp");
   GstAppSinkCallbacks cb = {};
   cb.new_sample = on_rtp;
-  gst_app_sink_set_callbacks(GST_APP_SINK(rtp_sink), &cb, &shared, nullptr);
+  gst_app_sink_set_callbacks(GST_APP_SINK(rtp_sink), &cb, &media_viewers, nullptr);
   fail_unless(gst_element_set_state(media, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
 
   for (int i = 0; i < kViewers; i++) {
     Viewer &v = *viewers[i];
     bool connected = wait_for([&] {
       for (int j = 0; j < kViewers; j++) forward_candidates(*receivers[j], *viewers[j]);
-      std::lock_guard<std::mutex> lock(v.m);
-      return v.srtp_ready.load() || !v.dtls_error.empty();
+      auto st = v.conn->state();
+      return st == ViewerConnection::State::DtlsConnected || st == ViewerConnection::State::Failed;
     });
-    std::lock_guard<std::mutex> lock(v.m);
-    fail_unless(connected && v.dtls_error.empty(), "viewer %d: ICE %d, DTLS: %s", i, v.ice_ready.load(),
-                v.dtls_error.c_str());
+    fail_unless(connected && v.conn->state() == ViewerConnection::State::DtlsConnected, "viewer %d: state %d, %s", i,
+                static_cast<int>(v.conn->state()), v.conn->error().c_str());
   }
 
   for (int i = 0; i < kViewers; i++) {
@@ -479,17 +359,19 @@ GST_START_TEST(test_webrtcbin_decodes_shared_transport) {
     Viewer &v = *viewers[i];
     // Frames decoded, green in the middle.
     fail_unless(wait_for([&] { return r.good_frames >= 30; }), "viewer %d: %d frames, %d green, %d RTP packets sent", i,
-                r.frames.load(), r.good_frames.load(), v.rtp_sent.load());
+                r.frames.load(), r.good_frames.load(), int(v.conn->stats().rtp_sent));
     // A keyframe asked for at the viewer (what a decoder does after loss): rtpsession sends a PLI.
     gst_element_send_event(r.sink, gst_video_event_new_upstream_force_key_unit(GST_CLOCK_TIME_NONE, TRUE, 0));
     fail_unless(wait_for([&] { return seen_rtcp(v, false); }, 15000), "viewer %d: no receiver report about its SSRC", i);
-    fail_unless(wait_for([&] { return seen_rtcp(v, true); }, 15000), "viewer %d: no PLI for its SSRC", i);
+    fail_unless(wait_for([&] { return seen_rtcp(v, true); }, 15000), "viewer %d: no PLI or FIR for its SSRC", i);
     std::lock_guard<std::mutex> lock(v.m);
-    fail_unless_equals_int(v.rtcp_bad, 0);
+    ViewerConnection::Stats st = v.conn->stats();
+    fail_unless_equals_int(st.rtcp_rejected, 0);
     fail_if(v.other_thread, "a datagram of viewer %d arrived on another thread than the agent's", i);
-    fail_unless(v.srs_sent > 0);
-    g_print("viewer %d: %s, %d RTP packets sent, %d frames decoded (%d green), %zu RTCP packets\n", i, v.profile.c_str(),
-            v.rtp_sent.load(), r.frames.load(), r.good_frames.load(), v.rtcp_in.size());
+    fail_unless(st.srs_sent > 0);
+    g_print("viewer %d: %s, %d RTP packets sent, %d SRs, %d frames decoded (%d green), %zu RTCP packets, %d NACKed, %d resent\n",
+            i, srtp_profile_name(v.conn->srtp_profile()), int(st.rtp_sent), int(st.srs_sent), r.frames.load(),
+            r.good_frames.load(), v.rtcp_in.size(), int(st.nacked), int(st.retransmitted));
   }
 
   // Our sender reports reached webrtcbin's rtpsession: it reports their packet counts.
@@ -497,7 +379,7 @@ GST_START_TEST(test_webrtcbin_decodes_shared_transport) {
     guint64 packets = 0;
     fail_unless(wait_for([&] { return (packets = reported_packets(receivers[i]->webrtc)) > 0; }, 10000),
                 "viewer %d: webrtcbin has no remote-outbound-rtp statistics from our sender reports", i);
-    fail_unless(packets <= static_cast<guint64>(viewers[i]->rtp_sent.load()));
+    fail_unless(packets <= viewers[i]->conn->stats().rtp_sent);
   }
 
   gst_element_set_state(media, GST_STATE_NULL);
@@ -509,10 +391,239 @@ GST_START_TEST(test_webrtcbin_decodes_shared_transport) {
     if (r->sink) gst_object_unref(r->sink);
     gst_object_unref(r->pipeline);
   }
-  shared.stop();
+  for (auto &v : viewers) v->conn->close();
+  fail_unless_equals_int(shared.viewer_count(), 0);
+  for (auto &v : viewers) v->conn.reset();
+  delete &shared;
   delete &receivers;
   delete &viewers;
-  delete &shared;
+  delete &media_viewers;
+}
+GST_END_TEST;
+
+namespace {
+
+int entries(const char *dir) {
+  GDir *d = g_dir_open(dir, 0, nullptr);
+  int n = 0;
+  if (d) {
+    while (g_dir_read_name(d)) n++;
+    g_dir_close(d);
+  }
+  return n;
+}
+
+// A viewer on the server's agent and the peer that plays it on a second agent (controlling,
+// DTLS client), which counts the SRTP packets it can unprotect.
+struct Pair {
+  std::shared_ptr<ViewerConnection> server, peer;
+  std::atomic<int> received{0};
+};
+
+ViewerTrack audio_track(uint32_t ssrc) {
+  ViewerTrack audio;
+  audio.encoding = "OPUS";
+  audio.clock_rate = 48000;
+  audio.payload_type = 111;
+  audio.ssrc = ssrc;
+  audio.video = false;
+  return audio;
+}
+
+void connect_pair(SharedIceAgent &server, SharedIceAgent &peers, Pair *p, const ViewerTrack &track,
+                  ViewerCallbacks server_callbacks = {},
+                  std::function<void(const uint8_t *, size_t)> peer_rtp = nullptr) {
+  std::string error, fp = "sha-256 " + server.dtls_context()->fingerprint();
+  ViewerConfig sc;
+  sc.peer_fingerprint = fp;
+  sc.tracks.push_back(track);
+  p->server = server.add_viewer(sc, server_callbacks, &error);
+  fail_unless(p->server != nullptr, "%s", error.c_str());
+  ViewerConfig pc;
+  pc.dtls_role = DtlsSession::Role::Client;
+  pc.peer_fingerprint = fp;
+  ViewerCallbacks pcb;
+  pcb.on_rtp = [p, peer_rtp](const uint8_t *d, size_t n) {
+    if (peer_rtp) peer_rtp(d, n);
+    p->received++;
+  };
+  p->peer = peers.add_viewer(pc, pcb, &error);
+  fail_unless(p->peer != nullptr, "%s", error.c_str());
+  for (auto [from, to] : {std::pair{p->server.get(), p->peer.get()}, std::pair{p->peer.get(), p->server.get()}}) {
+    std::string ufrag, pwd;
+    fail_unless(from->local_credentials(&ufrag, &pwd));
+    fail_unless(to->set_remote_credentials(ufrag, pwd));
+    for (const std::string &c : from->local_candidates()) fail_unless(to->add_remote_candidate(c), "%s", c.c_str());
+  }
+}
+
+}  // namespace
+
+// Viewers that connect (ICE, DTLS, SRTP media) and go, 200 of them, 20 at a time, leave no
+// stream on the agent, no socket and no thread behind.
+GST_START_TEST(test_viewers_come_and_go_leave_nothing) {
+  std::string error;
+  auto dtls = DtlsContext::create(make_ecdsa_certificate_pem(), {SrtpProfile::AeadAes128Gcm}, &error);
+  fail_unless(dtls != nullptr, "%s", error.c_str());
+  IceConfig ice;
+  ice.local_addresses = {"127.0.0.1"};
+  std::unique_ptr<SharedIceAgent> server = SharedIceAgent::create(ice, dtls, &error);
+  ice.controlling = true;
+  std::unique_ptr<SharedIceAgent> peers = SharedIceAgent::create(ice, dtls, &error);
+  fail_unless(server && peers, "%s", error.c_str());
+  std::vector<uint8_t> rtp = {0x80, 111, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+  rtp.resize(12 + 80, 0x55);
+  uint16_t seq = 0;
+  int fds = 0, threads = 0;
+  for (int round = 0; round <= 10; round++) {
+    int n = round == 0 ? 1 : 20;  // round 0 warms up what GLib and OpenSSL keep for good
+    std::vector<std::unique_ptr<Pair>> pairs;
+    for (int i = 0; i < n; i++) {
+      pairs.push_back(std::make_unique<Pair>());
+      connect_pair(*server, *peers, pairs.back().get(), audio_track(0x1000 + i));
+    }
+    bool all = wait_for([&] {
+      rtp[2] = static_cast<uint8_t>(seq >> 8);
+      rtp[3] = static_cast<uint8_t>(seq++);
+      auto packet = std::make_shared<const std::vector<uint8_t>>(rtp);
+      bool done = true;
+      for (auto &p : pairs) {
+        p->server->send(0, packet);
+        done = done && p->received > 0;
+      }
+      return done;
+    });
+    for (auto &p : pairs)
+      fail_unless(all, "round %d: server %d (%s), peer %d (%s), %d received", round, static_cast<int>(p->server->state()),
+                  p->server->error().c_str(), static_cast<int>(p->peer->state()), p->peer->error().c_str(),
+                  p->received.load());
+    for (auto &p : pairs) {
+      p->server->close();
+      p->peer->close();
+    }
+    fail_unless_equals_int(server->viewer_count(), 0);
+    fail_unless_equals_int(peers->viewer_count(), 0);
+    pairs.clear();
+    if (round == 0) {
+      fds = entries("/proc/self/fd");
+      threads = entries("/proc/self/task");
+    }
+  }
+  fail_unless(wait_for([&] { return entries("/proc/self/fd") == fds; }, 2000), "%d fds, %d before",
+              entries("/proc/self/fd"), fds);
+  fail_unless(entries("/proc/self/task") <= threads, "%d threads, %d before", entries("/proc/self/task"), threads);
+  g_print("200 viewers came and went: %d fds, %d threads\n", fds, threads);
+}
+GST_END_TEST;
+
+// A viewer's NACK is answered with an RTX packet (RFC 4588: the original sequence number
+// first) from the history, its PLI and a new FIR become keyframe requests, a repeated FIR
+// does not; after an ICE restart media still flows.
+GST_START_TEST(test_nack_and_keyframe_requests) {
+  std::string error;
+  auto dtls = DtlsContext::create(make_ecdsa_certificate_pem(), {SrtpProfile::AeadAes128Gcm}, &error);
+  fail_unless(dtls != nullptr, "%s", error.c_str());
+  IceConfig ice;
+  ice.local_addresses = {"127.0.0.1"};
+  ice.min_port = 41000;  // the server's candidates from a port range, like ice-port-range
+  ice.max_port = 41199;
+  std::unique_ptr<SharedIceAgent> server = SharedIceAgent::create(ice, dtls, &error);
+  ice.controlling = true;
+  ice.min_port = ice.max_port = 0;
+  std::unique_ptr<SharedIceAgent> peers = SharedIceAgent::create(ice, dtls, &error);
+  fail_unless(server && peers, "%s", error.c_str());
+  ViewerTrack video;
+  video.encoding = "VP8";
+  video.payload_type = 96;
+  video.ssrc = 0x1111;
+  video.rtx_payload_type = 97;
+  video.rtx_ssrc = 0x2222;
+  std::atomic<int> keyframe_requests{0};
+  ViewerCallbacks scb;
+  scb.on_keyframe_request = [&](size_t track) {
+    if (track == 0) keyframe_requests++;
+  };
+  std::mutex m;  // guards rtx_osns
+  std::vector<uint16_t> rtx_osns;
+  Pair pair;
+  connect_pair(*server, *peers, &pair, video, scb, [&](const uint8_t *d, size_t n) {
+    size_t h = rtp::header_length(d, n);
+    if (h && rtp::payload_type(d) == 97 && rtp::ssrc(d) == 0x2222 && n >= h + 2) {
+      std::lock_guard<std::mutex> lock(m);
+      rtx_osns.push_back(static_cast<uint16_t>((d[h] << 8) | d[h + 1]));
+    }
+  });
+  for (const std::string &c : pair.server->local_candidates()) {
+    gchar **f = g_strsplit(c.c_str(), " ", -1);
+    int port = g_strv_length(f) > 5 ? atoi(f[5]) : 0;
+    g_strfreev(f);
+    fail_unless(port >= 41000 && port <= 41199, "candidate outside the port range: %s", c.c_str());
+  }
+  // VP8 key frame starts (S bit, partition 0, P bit clear), so the track starts at once.
+  std::vector<uint8_t> rtp = {0x80, 96, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0x10, 0x00};
+  rtp.resize(200, 0x55);
+  uint16_t seq = 1000;
+  fail_unless(wait_for([&] {
+    rtp[2] = static_cast<uint8_t>(seq >> 8);
+    rtp[3] = static_cast<uint8_t>(seq);
+    if (pair.server->send(0, std::make_shared<const std::vector<uint8_t>>(rtp))) seq++;
+    return pair.received > 0;
+  }), "server %d (%s), peer %d (%s)", static_cast<int>(pair.server->state()), pair.server->error().c_str(),
+              static_cast<int>(pair.peer->state()), pair.peer->error().c_str());
+  // The first source keeps its sequence numbers: the last one sent is seq - 1.
+  uint16_t lost = static_cast<uint16_t>(seq - 1);
+  std::vector<uint8_t> c;
+  rtcp::append_receiver_report({0x9999, {}}, &c);
+  rtcp::append_nack({0x9999, 0x1111, {lost, 60000}}, &c);  // 60000: never sent, not answered
+  fail_unless(pair.peer->send_rtcp(c));
+  fail_unless(wait_for([&] { std::lock_guard<std::mutex> l(m); return !rtx_osns.empty(); }, 5000), "no RTX");
+  {
+    std::lock_guard<std::mutex> lock(m);
+    fail_unless_equals_int(rtx_osns.size(), 1);
+    fail_unless_equals_int(rtx_osns[0], lost);
+  }
+  ViewerConnection::Stats st = pair.server->stats();
+  fail_unless_equals_int(st.nacked, 2);
+  fail_unless_equals_int(st.retransmitted, 1);
+
+  int before = keyframe_requests;
+  c.clear();
+  rtcp::append_receiver_report({0x9999, {}}, &c);
+  rtcp::append_pli({0x9999, 0x1111}, &c);
+  fail_unless(pair.peer->send_rtcp(c));
+  fail_unless(wait_for([&] { return keyframe_requests == before + 1; }, 5000), "PLI: no keyframe request");
+  for (int i = 0; i < 2; i++) {  // the same FIR twice: one request
+    c.clear();
+    rtcp::append_receiver_report({0x9999, {}}, &c);
+    rtcp::append_fir({0x9999, {{0x1111, 7}}}, &c);
+    fail_unless(pair.peer->send_rtcp(c));
+  }
+  fail_unless(wait_for([&] { return pair.server->stats().rtcp_received >= 4; }, 5000));
+  fail_unless_equals_int(keyframe_requests, before + 2);
+  fail_unless_equals_int(pair.server->stats().rtcp_rejected, 0);
+
+  // ICE restart on both sides: new credentials exchanged, media still flows over the same
+  // DTLS and SRTP.
+  std::string old_ufrag, old_pwd, ufrag, pwd;
+  fail_unless(pair.server->local_credentials(&old_ufrag, &old_pwd));
+  fail_unless(pair.server->restart_ice() && pair.peer->restart_ice());
+  fail_unless(pair.server->local_credentials(&ufrag, &pwd));
+  fail_if(ufrag == old_ufrag || pwd == old_pwd, "the same credentials after an ICE restart");
+  for (auto [from, to] : {std::pair{pair.server.get(), pair.peer.get()}, std::pair{pair.peer.get(), pair.server.get()}}) {
+    fail_unless(from->local_credentials(&ufrag, &pwd));
+    fail_unless(to->set_remote_credentials(ufrag, pwd));
+    for (const std::string &cand : from->local_candidates()) fail_unless(to->add_remote_candidate(cand));
+  }
+  int received = pair.received;
+  fail_unless(wait_for([&] {
+    rtp[2] = static_cast<uint8_t>(seq >> 8);
+    rtp[3] = static_cast<uint8_t>(seq);
+    if (pair.server->send(0, std::make_shared<const std::vector<uint8_t>>(rtp))) seq++;
+    return pair.received > received + 10;
+  }, 10000), "no media after the ICE restart: %d packets before, %d now", received, pair.received.load());
+  fail_unless(pair.server->state() == ViewerConnection::State::DtlsConnected);
+  pair.server->close();
+  pair.peer->close();
 }
 GST_END_TEST;
 
@@ -523,6 +634,8 @@ static Suite *viewer_transport_suite(void) {
   tcase_set_timeout(tc, 120);
   tcase_add_checked_fixture(tc, nullptr, wish_test::stop_leftovers);
   tcase_add_test(tc, test_webrtcbin_decodes_shared_transport);
+  tcase_add_test(tc, test_viewers_come_and_go_leave_nothing);
+  tcase_add_test(tc, test_nack_and_keyframe_requests);
   return s;
 }
 
