@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "teardown.h"
+#include "test_publisher.h"
 #include "webrtc_utils.h"
 
 namespace wish_test {
@@ -140,39 +141,9 @@ ObsPublisher::~ObsPublisher() {
 
 std::string ObsPublisher::create_offer() {
   if (!webrtc_) return "";
-  // webrtcbin offers a sink pad's m-line once media with caps reaches it (bounded).
-  gint64 end = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;
-  auto all_have_caps = [this] {
-    bool all = true;
-    int pads = 0;
-    GstIterator *it = gst_element_iterate_sink_pads(webrtc_);
-    GValue item = G_VALUE_INIT;
-    while (gst_iterator_next(it, &item) == GST_ITERATOR_OK) {
-      all = all && gst_pad_has_current_caps(GST_PAD(g_value_get_object(&item)));
-      pads++;
-      g_value_reset(&item);
-    }
-    g_value_unset(&item);
-    gst_iterator_free(it);
-    return all && pads == 2;
-  };
-  while (!all_have_caps() && g_get_monotonic_time() < end) g_usleep(10 * 1000);
   // webrtcbin's offer, applied, for its ICE credentials and DTLS fingerprint; the candidates
   // it gathers are not sent (OBS gathers once answered).
-  std::mutex m;
-  std::condition_variable cv;
-  bool done = false;
-  wish::Negotiated result;
-  wish::create_local_offer(webrtc_, [&](wish::Negotiated n) {
-    std::lock_guard<std::mutex> lock(m);
-    result = n;
-    done = true;
-    cv.notify_one();
-  });
-  {
-    std::unique_lock<std::mutex> lock(m);
-    cv.wait_for(lock, std::chrono::seconds(10), [&] { return done; });
-  }
+  wish::Negotiated result = offer_once_media_flows(webrtc_, 2, 10 * G_USEC_PER_SEC);
   std::vector<std::string> local_mids = mids_of(result.sdp);
   if (!result.ok || local_mids.size() != 2) {
     g_printerr("OBS-style publisher: no offer (%s)\n%s\n", result.error.c_str(), result.sdp.c_str());

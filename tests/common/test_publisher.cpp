@@ -99,38 +99,42 @@ TestPublisher::~TestPublisher() {
   gst_object_unref(pipeline_);
 }
 
-std::string TestPublisher::create_offer() {
-  if (!webrtc_) return "";
-  {  // bounded: after 5 s the offer goes without what the caps add
-    gint64 end = g_get_monotonic_time() + 5 * G_USEC_PER_SEC;
-    auto all_have_caps = [this] {
-      bool all = true;
-      GstIterator *it = gst_element_iterate_sink_pads(webrtc_);
-      GValue item = G_VALUE_INIT;
-      while (gst_iterator_next(it, &item) == GST_ITERATOR_OK) {
-        all = all && gst_pad_has_current_caps(GST_PAD(g_value_get_object(&item)));
-        g_value_reset(&item);
-      }
-      g_value_unset(&item);
-      gst_iterator_free(it);
-      return all;
-    };
-    while (!all_have_caps() && g_get_monotonic_time() < end) g_usleep(10 * 1000);
-  }
+wish::Negotiated offer_once_media_flows(GstElement *webrtc, int pads, gint64 caps_wait_us) {
+  gint64 end = g_get_monotonic_time() + caps_wait_us;
+  auto all_have_caps = [&] {
+    bool all = true;
+    int count = 0;
+    GstIterator *it = gst_element_iterate_sink_pads(webrtc);
+    GValue item = G_VALUE_INIT;
+    while (gst_iterator_next(it, &item) == GST_ITERATOR_OK) {
+      all = all && gst_pad_has_current_caps(GST_PAD(g_value_get_object(&item)));
+      count++;
+      g_value_reset(&item);
+    }
+    g_value_unset(&item);
+    gst_iterator_free(it);
+    return all && (pads == 0 || count == pads);
+  };
+  while (!all_have_caps() && g_get_monotonic_time() < end) g_usleep(10 * 1000);
   std::mutex m;
   std::condition_variable cv;
   bool done = false;
   wish::Negotiated result;
-  wish::create_local_offer(webrtc_, [&](wish::Negotiated n) {
+  wish::create_local_offer(webrtc, [&](wish::Negotiated n) {
     std::lock_guard<std::mutex> lock(m);
     result = n;
     done = true;
     cv.notify_one();
   });
-  {
-    std::unique_lock<std::mutex> lock(m);
-    cv.wait_for(lock, std::chrono::seconds(10), [&] { return done; });
-  }
+  std::unique_lock<std::mutex> lock(m);
+  cv.wait_for(lock, std::chrono::seconds(10), [&] { return done; });
+  return result;
+}
+
+std::string TestPublisher::create_offer() {
+  if (!webrtc_) return "";
+  // Bounded: after 5 s the offer goes without what the caps add.
+  wish::Negotiated result = offer_once_media_flows(webrtc_, 0, 5 * G_USEC_PER_SEC);
   if (!result.ok) return "";
   gint64 end = g_get_monotonic_time() + 5 * G_USEC_PER_SEC;
   while (g_get_monotonic_time() < end) {

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "webrtc_utils.h"
+
 namespace wish_test {
 
 struct PublisherOptions {
@@ -18,6 +20,11 @@ struct PublisherOptions {
   std::string pattern = "ball";  // videotestsrc pattern
   std::string msid;              // a=msid stream id of its tracks ("" : webrtcbin's own)
 };
+
+// webrtcbin offers a sink pad's m-line with what the caps of the media reaching it add (fmtp,
+// a=ssrc): waits (at most `caps_wait_us`) until `pads` sink pads (0: all there are) have caps,
+// then makes and applies the offer (at most 10 s). What create_local_offer gave.
+wish::Negotiated offer_once_media_flows(GstElement *webrtc, int pads, gint64 caps_wait_us);
 
 class TestPublisher {
 public:
