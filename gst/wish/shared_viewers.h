@@ -5,7 +5,7 @@
 //
 // Not yet on this path (such offers go to webrtcbin): counter-offers, transcoding, video
 // layers and simulcast. WHEP events and OMA do not see these viewers, nor do the element's
-// stats and per-viewer metrics (the viewer count and max-viewers do: the endpoint counts them).
+// stats and viewer metrics; max-viewers does (the endpoint counts its sessions).
 //
 // Threads: serve() runs on the element's worker; packets come on the tracks' streaming
 // threads (ViewerConnection::send never waits for the agent's thread); the agent's thread
