@@ -2,6 +2,7 @@
 #include "shared_viewers.h"
 
 #include <algorithm>
+#include <cstring>
 
 #include "dtls_certificate.h"
 #include "loop_thread.h"
@@ -17,6 +18,20 @@ GST_DEBUG_CATEGORY_EXTERN(whepserversink_debug);
 namespace wish {
 
 namespace {
+
+// The packet as a SharedPacket, one copy for every viewer of the track: the track hands the
+// same buffer to each of its sinks in turn on its streaming thread, so the last copy made on
+// this thread is reused when its bytes are the buffer's (a pooled buffer may come back with
+// other bytes at the same address).
+SharedPacket shared_copy(GstBuffer *buffer) {
+  thread_local SharedPacket last;
+  GstMapInfo map;
+  if (!gst_buffer_map(buffer, &map, GST_MAP_READ)) return nullptr;
+  if (!last || last->size() != map.size || memcmp(last->data(), map.data, map.size) != 0)
+    last = std::make_shared<const std::vector<uint8_t>>(map.data, map.data + map.size);
+  gst_buffer_unmap(buffer, &map);
+  return last;
+}
 
 // One m-line of a shared viewer: a slot target that takes its track's packets and sends them
 // on the viewer's connection (track's streaming thread; send() does not block).
@@ -62,10 +77,8 @@ public:
       std::lock_guard<std::mutex> lock(mutex_);
       if (!closed_ && from == source_.lock()) conn = conn_.lock();
     }
-    GstMapInfo map;
-    if (conn && gst_buffer_map(buffer, &map, GST_MAP_READ)) {
-      auto packet = std::make_shared<const std::vector<uint8_t>>(map.data, map.data + map.size);
-      gst_buffer_unmap(buffer, &map);
+    SharedPacket packet = conn ? shared_copy(buffer) : nullptr;
+    if (packet) {
       if (conn->send(conn_track_, packet)) {
         packets_++;
         bytes_ += packet->size();
