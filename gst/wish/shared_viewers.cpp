@@ -123,14 +123,21 @@ struct SharedViewers::Viewer {
 
 namespace {
 
-// The endpoint's handle: dropping it (DELETE, timeout, stop) takes the viewer down.
+void take_down(const std::shared_ptr<SharedViewers::Viewer> &v) {
+  if (v->registry) v->registry->leave(v->slot.get());
+  v->slot->close();
+  v->conn->close();  // waits for the agent's thread, briefly; no callback after it
+}
+
+// The endpoint's handle: dropping it (DELETE, timeout, stop) takes the viewer down, on the
+// element's worker as webrtcbin viewers are (at once when the worker is gone).
 class SharedSession : public MediaSession {
 public:
-  explicit SharedSession(std::shared_ptr<SharedViewers::Viewer> v) : v_(std::move(v)) {}
+  SharedSession(std::shared_ptr<SharedViewers::Viewer> v, std::shared_ptr<Dispatcher> dispatch)
+      : v_(std::move(v)), dispatch_(std::move(dispatch)) {}
   ~SharedSession() override {
-    if (v_->registry) v_->registry->leave(v_->slot.get());
-    v_->slot->close();
-    v_->conn->close();  // waits for the agent's thread, briefly; no callback after it
+    auto v = v_;
+    if (!dispatch_ || !dispatch_->post([v] { take_down(v); })) take_down(v);
   }
   void add_candidates(const SdpFrag &frag) override {
     for (const auto &m : frag.media)
@@ -169,6 +176,7 @@ public:
 
 private:
   std::shared_ptr<SharedViewers::Viewer> v_;
+  std::shared_ptr<Dispatcher> dispatch_;
 };
 
 }  // namespace
@@ -314,7 +322,7 @@ bool SharedViewers::serve(const SessionRequest &request, const std::string &stre
     viewers_.push_back(v);
   }
   GST_INFO_OBJECT(element_, "viewer %s on the shared transport (%zu tracks)", request.id.c_str(), used.size());
-  done(MediaResult::success(answer->sdp), std::make_unique<SharedSession>(v));
+  done(MediaResult::success(answer->sdp), std::make_unique<SharedSession>(v, dispatch_));
   return true;
 }
 
