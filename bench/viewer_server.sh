@@ -1,6 +1,7 @@
 # Sourced by viewer_cost.sh and viewer_threads.sh. start_viewer_server <relay 0|1> <port> starts
 # the server measured (whepserversink encoding 640x360@30 H.264 + Opus, or with relay the
 # WHIP->WHEP relay fed by a whipsink), sets $server to its PID and adds every PID to pids.
+# SINK_PROPS adds properties to the whepserversink (e.g. SINK_PROPS=shared-transport=true).
 start_viewer_server() {
   local relay="$1" port="$2"
   if ((relay)); then
@@ -15,7 +16,8 @@ start_viewer_server() {
       audiotestsrc is-live=true ! w. >/dev/null 2>&1 &
     pids+=("$!")
   else
-    gst-launch-1.0 -q whepserversink name=s address=127.0.0.1 port="$port" ice-local-addresses=127.0.0.1 \
+    # shellcheck disable=SC2086
+    gst-launch-1.0 -q whepserversink name=s address=127.0.0.1 port="$port" ice-local-addresses=127.0.0.1 ${SINK_PROPS:-} \
       videotestsrc is-live=true ! video/x-raw,width=640,height=360,framerate=30/1 ! s. \
       audiotestsrc is-live=true ! s. >/dev/null 2>&1 &
     server=$!

@@ -22,6 +22,7 @@
 #include "protocol/ssrc_pool.h"
 #include "send_chain.h"
 #include "server_element.h"
+#include "shared_viewers.h"
 #include "whepserversink.h"
 
 namespace wish {
@@ -35,6 +36,7 @@ struct Settings {
   EncoderSettings encoder;
   guint viewer_timeout = 10;  // seconds without a packet from a connected viewer
   std::string video_layers;   // lower layers of the video ladder, as parse_video_layers() reads them
+  bool shared_transport = false;  // viewers on one shared ICE agent where they can be (shared_viewers.h)
 };
 
 // The rid of the stream's own video, the top of a ladder.
@@ -149,6 +151,8 @@ public:
   Admission admit(const std::string &stream) override;
   bool overloaded() override;
   bool can_answer(const std::string &stream, const SessionDescription &offer, std::string *why) override;
+  void create_session(const SessionRequest &request, std::shared_ptr<SessionEvents> events,
+                      SessionCallback done) override;
 
 private:
   void configure_endpoint(EndpointConfig *config) override;
@@ -213,7 +217,11 @@ private:
   std::deque<std::pair<gint64, gint64>> cpu_samples_;  // worker: (wall, process CPU) in µs, the last 2 s
   std::atomic<double> cpu_load_{0};  // % of one core over the last 2 s
   Metrics metrics_;
-  std::unique_ptr<RedirectProbe> redirect_probe_;  // redirect-policy=least-loaded while serving
+  std::unique_ptr<RedirectProbe> redirect_probe_;
+  // The shared viewer transport, made for the first viewer it serves; worker thread.
+  std::unique_ptr<SharedViewers> shared_;
+  // Worker: serves the request on the shared transport; false when it goes to webrtcbin.
+  bool serve_shared(const SessionRequest &request, const std::shared_ptr<SessionEvents> &events, SessionCallback &done);  // redirect-policy=least-loaded while serving
 };
 
 WhepServer *whep_server(gpointer element);

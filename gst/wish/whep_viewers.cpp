@@ -202,6 +202,12 @@ void WhepServer::on_released(ServerSession &session, const std::string &reason) 
 // Worker: what the metrics show, read where sessions are set up (their slots are written on
 // this thread), kept for the HTTP thread that serves the metrics.
 void WhepServer::tick() {
+  if (shared_) {
+    GST_OBJECT_LOCK(element());
+    guint timeout = settings.viewer_timeout;
+    GST_OBJECT_UNLOCK(element());
+    shared_->check_silence(timeout);
+  }
   Metrics m;
   {
     std::lock_guard<std::mutex> lock(sent_mutex_);
@@ -316,6 +322,66 @@ GstStructure *WhepServer::stats() {
                                         "inputs-ready", G_TYPE_UINT, inputs_ready, nullptr);
   gst_structure_take_value(out, "viewers", &list);
   return out;
+}
+
+}  // namespace wish
+
+namespace wish {
+
+// shared-transport: offers the shared transport can serve get it; the others (and every
+// offer while the property is off) get a webrtcbin as always.
+void WhepServer::create_session(const SessionRequest &request, std::shared_ptr<SessionEvents> events,
+                                SessionCallback done) {
+  GST_OBJECT_LOCK(element());
+  bool shared = settings.shared_transport;
+  GST_OBJECT_UNLOCK(element());
+  std::string why;
+  if (!shared || !layers_.empty() || !SharedViewers::can_serve(request, &why)) {
+    if (shared) GST_INFO_OBJECT(element(), "viewer %s goes to webrtcbin: %s", request.id.c_str(), why.c_str());
+    ServerElement::create_session(request, std::move(events), std::move(done));
+    return;
+  }
+  bool queued = dispatcher() && dispatcher()->post([this, request, events, done]() mutable {
+    if (!serve_shared(request, events, done)) ServerElement::create_session(request, events, std::move(done));
+  });
+  if (!queued) done(MediaResult::failure(503, "the server is stopping"), nullptr);
+}
+
+bool WhepServer::serve_shared(const SessionRequest &request, const std::shared_ptr<SessionEvents> &events,
+                              SessionCallback &done) {
+  if (!shared_) {
+    GST_OBJECT_LOCK(element());
+    std::string addresses = http.ice_local_addresses, ports = http.ice_port_range;
+    GST_OBJECT_UNLOCK(element());
+    IceConfig ice;
+    PortRange range;
+    std::string error;
+    if (!resolve_local_addresses(addresses, &ice.local_addresses, &error) || !parse_port_range(ports, &range, &error)) {
+      GST_WARNING_OBJECT(element(), "shared transport: %s", error.c_str());
+      return false;
+    }
+    ice.min_port = range.min;
+    ice.max_port = range.max;
+    shared_ = SharedViewers::create(element(), ice, dispatcher(), &error);
+    if (!shared_) {
+      GST_WARNING_OBJECT(element(), "no shared transport: %s", error.c_str());
+      return false;
+    }
+  }
+  std::string stream = request.stream.empty() ? own_name() : request.stream;
+  if (auto video = stream_for(request.stream, "video"))
+    if (video->simulcast()) return false;  // layers switch on webrtcbin only
+  std::vector<SharedViewers::Planned> planned;
+  for (const auto &p : plan(request)) {
+    if (p.encoded) {  // transcoded for the viewer: webrtcbin
+      GST_INFO_OBJECT(element(), "viewer %s goes to webrtcbin: %s is encoded for it", request.id.c_str(),
+                      p.encoded->encoding.c_str());
+      return false;
+    }
+    planned.push_back({p.track, p.index});
+  }
+  if (planned.empty()) return false;
+  return shared_->serve(request, stream, planned, registry(), events, done);
 }
 
 }  // namespace wish

@@ -513,6 +513,7 @@ enum {
   PROP_VIEWER_TIMEOUT,
   PROP_STATS,
   PROP_VIDEO_LAYERS,
+  PROP_SHARED_TRANSPORT,
   PROP_ENCODER_FIRST,  // the encoder properties (send_chain.h)
 };
 
@@ -560,6 +561,7 @@ static void gst_whep_server_sink_set_property(GObject *object, guint prop_id, co
       case PROP_COUNTER_OFFER: s.counter_offer = static_cast<GstWishCounterOffer>(g_value_get_enum(value)); break;
       case PROP_VIEWER_TIMEOUT: s.viewer_timeout = g_value_get_uint(value); break;
       case PROP_VIDEO_LAYERS: s.video_layers = wish::string_from_value(value); break;
+      case PROP_SHARED_TRANSPORT: s.shared_transport = g_value_get_boolean(value); break;
       default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec); break;
     }
   }
@@ -584,6 +586,7 @@ static void gst_whep_server_sink_get_property(GObject *object, guint prop_id, GV
       case PROP_COUNTER_OFFER: g_value_set_enum(value, s.counter_offer); break;
       case PROP_VIEWER_TIMEOUT: g_value_set_uint(value, s.viewer_timeout); break;
       case PROP_VIDEO_LAYERS: g_value_set_string(value, s.video_layers.c_str()); break;
+      case PROP_SHARED_TRANSPORT: g_value_set_boolean(value, s.shared_transport); break;
       default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec); break;
     }
   }
@@ -671,6 +674,13 @@ static void gst_whep_server_sink_class_init(GstWhepServerSinkClass *klass) {
                           "m:640x360:800,l:320x180:300. Each is encoded once, from its first viewer to its last "
                           "(transcode must be allowed). Empty: no layers",
                           "", flags));
+  g_object_class_install_property(gobject_class, PROP_SHARED_TRANSPORT,
+      g_param_spec_boolean("shared-transport", "Shared transport",
+                           "Serve plain WHEP viewers on one ICE agent and thread for all of them (DTLS-SRTP, "
+                           "RTX, PLI/FIR, trickle and ICE restart) instead of a webrtcbin each. Offers it cannot "
+                           "serve (counter-offers, transcoding, video-layers, simulcast) still get a webrtcbin. "
+                           "Its viewers are not in the stats property nor in WHEP events or OMA yet",
+                           FALSE, flags));
   g_object_class_install_property(gobject_class, PROP_STATS,
       g_param_spec_boxed("stats", "Statistics",
                          "viewer-count, inputs-ready (inputs whose stream can be served) and viewers, a list "
