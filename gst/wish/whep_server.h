@@ -217,11 +217,11 @@ private:
   std::deque<std::pair<gint64, gint64>> cpu_samples_;  // worker: (wall, process CPU) in µs, the last 2 s
   std::atomic<double> cpu_load_{0};  // % of one core over the last 2 s
   Metrics metrics_;
-  std::unique_ptr<RedirectProbe> redirect_probe_;
+  std::unique_ptr<RedirectProbe> redirect_probe_;  // redirect-policy=least-loaded while serving
   // The shared viewer transport, made for the first viewer it serves; worker thread.
   std::unique_ptr<SharedViewers> shared_;
   // Worker: serves the request on the shared transport; false when it goes to webrtcbin.
-  bool serve_shared(const SessionRequest &request, const std::shared_ptr<SessionEvents> &events, SessionCallback &done);  // redirect-policy=least-loaded while serving
+  bool serve_shared(const SessionRequest &request, const std::shared_ptr<SessionEvents> &events, SessionCallback &done);
 };
 
 WhepServer *whep_server(gpointer element);

@@ -324,10 +324,6 @@ GstStructure *WhepServer::stats() {
   return out;
 }
 
-}  // namespace wish
-
-namespace wish {
-
 // shared-transport: offers the shared transport can serve get it; the others (and every
 // offer while the property is off) get a webrtcbin as always.
 void WhepServer::create_session(const SessionRequest &request, std::shared_ptr<SessionEvents> events,
