@@ -46,7 +46,10 @@ if (!(codec in CODECS)) {
   console.error(`usage: node ${path.basename(process.argv[1])} <h264|vp8>`);
   process.exit(2);
 }
-const TAG = `chromium-whep ${codec}`;
+// "shared": the server runs with shared-transport=true, and the viewer must be served by the
+// shared transport (its log says when an offer goes to a webrtcbin instead).
+const shared = process.argv[3] === 'shared';
+const TAG = `chromium-whep ${codec}${shared ? ' shared' : ''}`;
 const { log, check, failed: anyFailed } = reporter(TAG);
 const chromium = await loadChromium(TAG);
 
@@ -61,12 +64,13 @@ function startGst(port) {
   const args = [
     '-e',
     'whepserversink', 'name=s', `port=${port}`, `address=${HOST}`, `ice-local-addresses=${HOST}`,
-    `video-codec=${codec}`,
+    `video-codec=${codec}`, ...(shared ? ['shared-transport=true'] : []),
     'videotestsrc', 'is-live=true', '!', 'video/x-raw,width=320,height=240,framerate=30/1', '!', 's.',
     'audiotestsrc', 'is-live=true', '!', 's.',
   ];
   log(`GST_PLUGIN_PATH=${pluginPath} gst-launch-1.0 ${args.join(' ')}`);
-  return spawnKept('gst-launch-1.0', args, { env: { ...process.env, GST_PLUGIN_PATH: pluginPath } });
+  const debug = shared ? { GST_DEBUG: `${process.env.GST_DEBUG ? `${process.env.GST_DEBUG},` : ''}wishserver:4`, GST_DEBUG_NO_COLOR: '1' } : {};
+  return spawnKept('gst-launch-1.0', args, { env: { ...process.env, GST_PLUGIN_PATH: pluginPath, ...debug } });
 }
 
 async function stopGst(child) {
@@ -169,6 +173,10 @@ try {
     result.events.some((e) => e.type === 'viewercount' && JSON.parse(e.data).viewercount === 1),
     `events: ${JSON.stringify(result.events)}`);
   if (result.error) check('no error in the page', false, result.error.split('\n')[0]);
+  if (shared) {
+    const fallback = gst.output().split('\n').find((l) => l.includes('goes to webrtcbin'));
+    check('the shared transport served the viewer (no webrtcbin for it)', !fallback, fallback || '');
+  }
 } catch (e) {
   check('test ran to completion', false, e.message);
 } finally {

@@ -50,4 +50,4 @@ require_tools 1 node npm gst-launch-1.0
 ensure_node_modules playwright-core
 
 export GST_PLUGIN_PATH="${GST_PLUGIN_PATH:-$here/../../build/gst/wish}"
-exec node "$here/chromium-$kind.mjs" "$codec" "${3:-}"
+exec node "$here/chromium-$kind.mjs" "$codec" "${3:-}"  # whep: "shared" for shared-transport=true
