@@ -18,14 +18,12 @@
  */
 #include "whipserversrc.h"
 
-#include <gst/video/video.h>
 #include <gst/webrtc/webrtc.h>
 
 #include <atomic>
 #include <map>
 #include <memory>
 #include <mutex>
-#include <optional>
 #include <string>
 #include <vector>
 
@@ -45,10 +43,6 @@ namespace wish {
 class WhipServer;
 
 namespace {
-
-// How long the pads wait for every encoding of a simulcast publisher to tell its picture size
-// before taking the largest that did (a browser may hold its largest back for a while).
-constexpr gint64 kPadsChoiceWait = 3 * G_TIME_SPAN_SECOND;
 
 struct Settings {
   gboolean takeover = FALSE;
@@ -153,7 +147,6 @@ struct Publisher : ServerSession {
   std::mutex chains_mutex;        // guards chains and routed_rids: built on streaming threads
   std::vector<GPtr<GstElement>> chains;
   std::vector<std::string> routed_rids;  // simulcast encodings whose pad found its way
-  std::optional<EncodingChoice> pads_choice;  // the pads' encoding (pads only), under chains_mutex
 };
 
 // A pad of a simulcast publisher whose encoding is not known yet (RID header extension).
@@ -161,7 +154,6 @@ struct SimulcastPad {
   WhipServer *self;
   std::weak_ptr<Publisher> pub;
   int rid_ext;
-  std::string encoding;  // the a=rtpmap name of its payload type ("VP8", "H264"...)
   bool unused = false;  // its encoding goes nowhere: dropped
   guint64 unnamed = 0;  // packets without a RID so far
 };
@@ -398,14 +390,9 @@ void WhipServer::on_stream(const std::shared_ptr<ServerSession> &session, GstPad
   auto pub = std::static_pointer_cast<Publisher>(session);
   if (kind == "video" && !pub->simulcast.empty()) {
     GST_DEBUG_OBJECT(element(), "publisher %s: simulcast pad %" GST_PTR_FORMAT, pub->id.c_str(), pad);
-    auto *sp = new SimulcastPad{this, pub, pub->simulcast.front().rid_ext};
-    if (GstCaps *caps = gst_pad_get_current_caps(pad)) {
-      if (const char *name = gst_structure_get_string(gst_caps_get_structure(caps, 0), "encoding-name"))
-        sp->encoding = name;
-      gst_caps_unref(caps);
-    }
     gst_pad_add_probe(pad, static_cast<GstPadProbeType>(GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_BUFFER_LIST),
-                      &WhipServer::on_simulcast_buffer, sp, [](gpointer d) { delete static_cast<SimulcastPad *>(d); });
+                      &WhipServer::on_simulcast_buffer, new SimulcastPad{this, pub, pub->simulcast.front().rid_ext},
+                      [](gpointer d) { delete static_cast<SimulcastPad *>(d); });
     return;
   }
   if (!pub->named) {
@@ -422,12 +409,10 @@ GstPadProbeReturn WhipServer::on_simulcast_buffer(GstPad *pad, GstPadProbeInfo *
   auto *sp = static_cast<SimulcastPad *>(data);
   if (sp->unused) return GST_PAD_PROBE_DROP;
   std::optional<std::string> rid;
-  int width = 0, height = 0;  // the picture size a packet of a key frame tells
   auto read = [&](GstBuffer *buffer) {
     GstMapInfo map;
-    if (!gst_buffer_map(buffer, &map, GST_MAP_READ)) return;
-    if (!rid) rid = rtp_header_extension(map.data, map.size, sp->rid_ext);
-    if (width == 0) rtp_picture_size(map.data, map.size, sp->encoding, &width, &height);
+    if (rid || !gst_buffer_map(buffer, &map, GST_MAP_READ)) return;
+    rid = rtp_header_extension(map.data, map.size, sp->rid_ext);
     gst_buffer_unmap(buffer, &map);
   };
   if (info->type & GST_PAD_PROBE_TYPE_BUFFER) {
@@ -443,19 +428,6 @@ GstPadProbeReturn WhipServer::on_simulcast_buffer(GstPad *pad, GstPadProbeInfo *
     return GST_PAD_PROBE_DROP;
   }
   auto pub = sp->pub.lock();
-  if (pub && !pub->named) {
-    std::optional<std::string> chosen;
-    {
-      std::lock_guard<std::mutex> lock(pub->chains_mutex);
-      if (!pub->pads_choice) pub->pads_choice.emplace(pub->simulcast.front().rids, kPadsChoiceWait);
-      chosen = pub->pads_choice->observe(*rid, width, height, g_get_monotonic_time());
-    }
-    if (!chosen) return GST_PAD_PROBE_DROP;  // until the sizes are known
-    if (*chosen == *rid) {
-      // Its key frame went by while the sizes were read: ask for the next one.
-      gst_pad_send_event(pad, gst_video_event_new_upstream_force_key_unit(GST_CLOCK_TIME_NONE, TRUE, 0));
-    }
-  }
   if (!pub || !sp->self->route_simulcast(pub, pad, *rid)) {
     sp->unused = true;
     return GST_PAD_PROBE_DROP;
@@ -463,8 +435,8 @@ GstPadProbeReturn WhipServer::on_simulcast_buffer(GstPad *pad, GstPadProbeInfo *
   return GST_PAD_PROBE_REMOVE;  // this packet and the next go to what the pad is linked to now
 }
 
-// Streaming thread. The pads take one encoding, the largest (EncodingChoice); a named stream
-// takes each one as its own track.
+// Streaming thread. The pads take one encoding: the one offered last (publishers list theirs
+// smallest first); a named stream takes each one as its own track.
 bool WhipServer::route_simulcast(const std::shared_ptr<Publisher> &pub, GstPad *pad, const std::string &rid) {
   const auto &rids = pub->simulcast.front().rids;
   bool known = std::find(rids.begin(), rids.end(), rid) != rids.end();
@@ -479,12 +451,7 @@ bool WhipServer::route_simulcast(const std::shared_ptr<Publisher> &pub, GstPad *
     pub->routed_rids.push_back(rid);
   }
   if (!pub->named) {
-    std::optional<std::string> chosen;
-    {
-      std::lock_guard<std::mutex> lock(pub->chains_mutex);
-      if (pub->pads_choice) chosen = pub->pads_choice->observe(rid, 0, 0, g_get_monotonic_time());
-    }
-    if (chosen != rid) return false;
+    if (rid != rids.back()) return false;
     GST_INFO_OBJECT(element(), "publisher %s: simulcast encoding '%s' feeds the pads", pub->id.c_str(), rid.c_str());
     outputs_.attach(pad, "video");
     return true;
