@@ -8,7 +8,7 @@
 //   a Chromium viewer on the player page the server serves at /whep/cam fills its layer
 //   selector from the layers event and, picking a layer (POST to the layer URL), shows its
 //   size; both change layers without a new session.
-// Then the same publisher on /whip: the pads of whipserversrc take its last encoding, which a
+// Then the same publisher on /whip: the pads of whipserversrc take its largest encoding, which a
 // viewer of /whep decodes.
 //
 // Usage: node chromium-simulcast.mjs <vp8|h264>
@@ -158,7 +158,7 @@ try {
   const gone = await pubPage.evaluate(() => window.stopWhip());
   check('publisher DELETE returned 200', gone.deleteStatus === 200, `${gone.deleteStatus}`);
 
-  // The same publisher on /whip itself: its last encoding feeds the element's pads, played
+  // The same publisher on /whip itself: its largest encoding feeds the element's pads, played
   // at /whep.
   const padsPage = await (await browser.newContext({ permissions: ['camera', 'microphone'] })).newPage();
   await padsPage.goto(`http://${HOST}:${pagePort}/`, { timeout: 10_000 });
@@ -173,7 +173,7 @@ try {
   const padsView = await withTimeout(padsViewPage.evaluate((cfg) => window.runWhep(cfg), {
     endpoint: `${base}/whep`, minFrames: 20, framesTimeoutMs: 15_000, maxTries: 20,
   }), 30_000, 'WHEP session on /whep');
-  check('a viewer of the pads decodes the last encoding (1280x720)',
+  check('a viewer of the pads decodes the largest encoding (1280x720)',
     padsView.framesDecoded >= 20 && padsView.video?.frameWidth === 1280 && padsView.video?.frameHeight === 720,
     `${padsView.framesDecoded} frames, ${padsView.video?.frameWidth}x${padsView.video?.frameHeight} ${padsView.error || ''}`);
   await padsPage.evaluate(() => window.stopWhip());
