@@ -65,10 +65,12 @@ const watchdog = guardRun(TAG, 170_000, cleanup, () => [relay, viewer].filter(Bo
 const layerStats = async (page) => (await page.evaluate(() => outboundStats(window.whipPc))).videoLayers;
 const byRid = (layers, rid) => layers.find((l) => (rid ? l.rid === rid : true)) || {};
 const summary = (layers) => layers.map((l) => `${l.rid || 'video'} ssrc ${l.ssrc}: ${l.keyFramesEncoded} key frames of `
-  + `${l.framesEncoded}, ${l.pliCount} PLI, ${l.firCount} FIR`).join('; ');
+  + `${l.framesEncoded}, ${l.pliCount} PLI, ${l.firCount} FIR, ${l.frameWidth}x${l.frameHeight}, `
+  + `${l.packetsSent} packets, limited by ${l.qualityLimitationReason}`).join('; ');
 
 // One whepsrc viewer (its own gst-launch) of `endpoint`: { started, firstFrame } in ms since
-// its spawn (null when not seen within VIEWER_TIMEOUT_MS), then it is stopped.
+// its spawn (null when not seen within VIEWER_TIMEOUT_MS), and whether its decoder made a
+// picture at all (inside whepsrc: it may not have reached the element's pad), then it is stopped.
 async function lateViewer(endpoint, layer) {
   const t0 = Date.now();
   viewer = spawnKept('gst-launch-1.0', [
@@ -87,10 +89,11 @@ async function lateViewer(endpoint, layer) {
     }
     await sleep(20);
   }
+  const decoded = /GstDecodeBin:[^\n]*\.GstPad:src: caps = video\/x-raw/.test(viewer.output());
   viewerLogs.push(viewer.output());
   await stopChild(viewer);
   viewer = null;
-  return { started, firstFrame };
+  return { started, firstFrame, decoded };
 }
 
 // Publishes with `cfg` to `name`, lets `viewers` (video-layer per viewer, '' for the
@@ -124,12 +127,18 @@ async function scenario(base, pagePort, name, cfg, viewers) {
   log(`${name}: before the viewers: ${summary(before)}`);
   const times = [];
   for (const layer of viewers) {
+    const atStart = await layerStats(page);
     const t = await lateViewer(`${base}/whep/${name}`, layer);
     const ttff = t.started !== null && t.firstFrame !== null ? t.firstFrame - t.started : null;
     times.push(ttff);
     log(`${name}: viewer ${layer || '(largest)'}: session started after ${t.started} ms, first frame ${ttff} ms later`);
     check(`${name}: viewer of ${layer || 'the largest encoding'} decodes its first frame within ${FIRST_FRAME_MS} ms of its session`,
       ttff !== null && ttff <= FIRST_FRAME_MS, ttff === null ? 'no frame' : `${ttff} ms`);
+    if (ttff === null || ttff > FIRST_FRAME_MS) {  // what the publisher sent meanwhile
+      log(`${name}: the viewer's decoder ${t.decoded ? 'made pictures that never reached whepsrc\'s pad' : 'made no picture'}`);
+      log(`${name}: publisher as the viewer came: ${summary(atStart)}`);
+      log(`${name}: publisher as it left: ${summary(await layerStats(page))}`);
+    }
     await sleep(VIEWER_GAP_MS);
   }
   const after = await layerStats(page);
