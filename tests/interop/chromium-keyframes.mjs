@@ -142,7 +142,7 @@ async function scenario(base, pagePort, name, cfg, viewers) {
       ttff !== null && ttff <= FIRST_FRAME_MS,
       t.started === null ? `no session within ${SESSION_TIMEOUT_MS} ms` : ttff === null ? 'no frame' : `${ttff} ms`);
     if (ttff === null || ttff > FIRST_FRAME_MS) {  // what the publisher sent meanwhile
-      log(`${name}: the viewer's decoder ${t.decoded ? 'made pictures that never reached whepsrc\'s pad' : 'made no picture'}`);
+      log(`${name}: the viewer's decoder ${t.decoded ? 'made pictures, none on whepsrc\'s pad by then' : 'made no picture'}`);
       log(`${name}: publisher as the viewer came: ${summary(atStart)}`);
       log(`${name}: publisher as it left: ${summary(await layerStats(page))}`);
     }
