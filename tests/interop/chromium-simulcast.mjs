@@ -48,7 +48,7 @@ async function cleanup() {
   await stopChild(relay);
   await closePageServer(pageServer);
 }
-const watchdog = guardRun(TAG, 110_000, cleanup, () => [relay, players].filter(Boolean).map((c) => c.output().slice(-10000)).join('\n---\n'));
+const watchdog = guardRun(TAG, 150_000, cleanup, () => [relay, players].filter(Boolean).map((c) => c.output().slice(-10000)).join('\n---\n'));
 
 // The size the identity element `name` of the players' pipeline passed last (gst-launch -v
 // prints caps as they are set).
