@@ -151,10 +151,20 @@ void MediaOutputs::on_decoded_pad(GstElement *decodebin, GstPad *pad) {
     for (auto &o : outputs_)
       if (o.chain == decodebin) ghost = o.ghost;
   }
-  if (!ghost) return;
+  if (!ghost) {
+    GST_WARNING_OBJECT(bin_, "decoded pad %" GST_PTR_FORMAT " of a chain no output has: dropped", pad);
+    return;
+  }
   g_autoptr(GstPad) current = gst_ghost_pad_get_target(GST_GHOST_PAD(ghost));
-  if (current) return;  // one stream per output
-  gst_ghost_pad_set_target(GST_GHOST_PAD(ghost), pad);
+  if (current) {  // one stream per output
+    GST_WARNING_OBJECT(ghost, "already shows %" GST_PTR_FORMAT ": decoded pad %" GST_PTR_FORMAT " left out", current,
+                       pad);
+    return;
+  }
+  if (!gst_ghost_pad_set_target(GST_GHOST_PAD(ghost), pad))
+    GST_WARNING_OBJECT(ghost, "could not show decoded pad %" GST_PTR_FORMAT, pad);
+  else
+    GST_INFO_OBJECT(ghost, "shows decoded pad %" GST_PTR_FORMAT, pad);
 }
 
 void MediaOutputs::detach_all() {

@@ -366,17 +366,21 @@ bool Stream::promote_largest_simulcast() {
     return std::any_of(simulcast_.begin(), simulcast_.end(), [&](const auto &kv) { return kv.second == t; });
   });
   if (current == tracks_.end()) return false;
+  // With media now: a publisher may stop sending an encoding for a while (a browser its largest
+  // when its bandwidth estimate or CPU falls short), and its viewers would get nothing from it.
+  auto active = [](const std::shared_ptr<Track> &t) { return t->has_caps() && t->received_bps() > 0; };
   std::shared_ptr<Track> best;
   for (const auto &kv : simulcast_) {
     const auto &t = kv.second;
-    if (!t->has_caps()) continue;
+    if (!active(t)) continue;
     if (!best || t->width() * t->height() > best->width() * best->height()) best = t;
   }
   if (!best || best == *current) return false;
   // Without a size known, one with media beats one without.
-  if ((*current)->has_caps() && best->width() * best->height() <= (*current)->width() * (*current)->height())
+  if (active(*current) && best->width() * best->height() <= (*current)->width() * (*current)->height())
     return false;
-  GST_INFO("stream %s: its video is now the %dx%d simulcast encoding", name_.c_str(), best->width(), best->height());
+  GST_INFO("stream %s: its video is now the %dx%d simulcast encoding%s", name_.c_str(), best->width(), best->height(),
+           active(*current) ? "" : " (the one before sends nothing)");
   *current = best;
   return true;
 }

@@ -81,7 +81,7 @@ public:
 
   // Simulcast: the publisher sends its video in several encodings, told apart by rid, each a
   // track of its own that viewers are pointed at as they are (none is re-encoded). The video
-  // track of the stream (track("video", 0)) is one of them: the largest with media.
+  // track of the stream (track("video", 0)) is one of them: the largest with media now.
   void add_simulcast_track(const std::string &rid, std::shared_ptr<Track> track);
   // A publisher sends these encodings now: those of other rids leave (their viewers are to be
   // pointed again). The video track, when it leaves, gives its place to an encoding that
@@ -93,8 +93,8 @@ public:
   // The encodings as layers, largest first (those whose size is not known yet last, in the
   // publisher's order); empty without simulcast.
   std::vector<VideoLayer> simulcast_layers() const;
-  // Makes the largest simulcast track that has media the video track; true when it changed
-  // (the audience is to be pointed again).
+  // Makes the largest simulcast track that has media now (received within the last two
+  // seconds) the video track; true when it changed (the audience is to be pointed again).
   bool promote_largest_simulcast();
 
   // Whether viewers can be answered: live, and every track has media, or one has had it for

@@ -18,16 +18,19 @@
  */
 #include "whipserversrc.h"
 
+#include <gst/video/video.h>
 #include <gst/webrtc/webrtc.h>
 
 #include <atomic>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "gst_utils.h"
+#include "held_packets.h"
 #include "media_outputs.h"
 #include "protocol/sdp.h"
 #include "protocol/simulcast.h"
@@ -43,6 +46,12 @@ namespace wish {
 class WhipServer;
 
 namespace {
+
+// How long the pads wait for every encoding of a simulcast publisher to tell its picture size
+// before taking the largest that did (a browser may hold its largest back for a while), and
+// how many packets of each encoding they hold meanwhile (its latest key frame on).
+constexpr gint64 kPadsChoiceWait = 3 * G_TIME_SPAN_SECOND;
+constexpr size_t kPadsHeldPackets = 2000;
 
 struct Settings {
   gboolean takeover = FALSE;
@@ -147,6 +156,7 @@ struct Publisher : ServerSession {
   std::mutex chains_mutex;        // guards chains and routed_rids: built on streaming threads
   std::vector<GPtr<GstElement>> chains;
   std::vector<std::string> routed_rids;  // simulcast encodings whose pad found its way
+  std::optional<EncodingChoice> pads_choice;  // the pads' encoding (pads only), under chains_mutex
 };
 
 // A pad of a simulcast publisher whose encoding is not known yet (RID header extension).
@@ -156,6 +166,12 @@ struct SimulcastPad {
   int rid_ext;
   bool unused = false;  // its encoding goes nowhere: dropped
   guint64 unnamed = 0;  // packets without a RID so far
+  std::optional<std::string> rid;  // its encoding, once a packet told it
+  // The pads' publisher: the a=rtpmap name of its payload ("VP8", "H264", ...), and its
+  // packets held until the pads chose their encoding.
+  std::string encoding;
+  HeldPackets held{kPadsHeldPackets};
+  bool replaying = false;  // held packets of the chosen encoding are pushed again
 };
 
 }  // namespace
@@ -205,6 +221,7 @@ private:
   void feed_track(const std::shared_ptr<Publisher> &pub, GstPad *pad, const std::string &kind,
                   const std::shared_ptr<Track> &track);
   static GstPadProbeReturn on_simulcast_buffer(GstPad *pad, GstPadProbeInfo *info, gpointer data);
+  void replay_held(GstPad *pad, SimulcastPad *sp);
   // Where the encoding `rid` that came on `pad` goes; false when nowhere.
   bool route_simulcast(const std::shared_ptr<Publisher> &pub, GstPad *pad, const std::string &rid);
 
@@ -408,11 +425,28 @@ void WhipServer::on_stream(const std::shared_ptr<ServerSession> &session, GstPad
 GstPadProbeReturn WhipServer::on_simulcast_buffer(GstPad *pad, GstPadProbeInfo *info, gpointer data) {
   auto *sp = static_cast<SimulcastPad *>(data);
   if (sp->unused) return GST_PAD_PROBE_DROP;
-  std::optional<std::string> rid;
+  if (sp->replaying) return GST_PAD_PROBE_OK;
+  auto pub = sp->pub.lock();
+  // The pads take the largest encoding: each one's packets are held (from its latest key
+  // frame) until every one told its picture size, or the wait is over.
+  bool choosing = pub && !pub->named;
+  if (choosing && sp->encoding.empty()) {
+    GPtr<GstCaps> caps = GPtr<GstCaps>::adopt(gst_pad_get_current_caps(pad));
+    const char *name = caps ? gst_structure_get_string(gst_caps_get_structure(caps.get(), 0), "encoding-name") : nullptr;
+    sp->encoding = name ? name : "";
+  }
+  sp->held.mark();
+  int width = 0, height = 0;
   auto read = [&](GstBuffer *buffer) {
     GstMapInfo map;
-    if (rid || !gst_buffer_map(buffer, &map, GST_MAP_READ)) return;
-    rid = rtp_header_extension(map.data, map.size, sp->rid_ext);
+    if (!gst_buffer_map(buffer, &map, GST_MAP_READ)) return;
+    if (!sp->rid) sp->rid = rtp_header_extension(map.data, map.size, sp->rid_ext);
+    int w = 0, h = 0;
+    if (choosing) sp->held.add(buffer, sp->encoding, map.data, map.size, &w, &h);
+    if (w > 0 && h > 0) {
+      width = w;
+      height = h;
+    }
     gst_buffer_unmap(buffer, &map);
   };
   if (info->type & GST_PAD_PROBE_TYPE_BUFFER) {
@@ -421,22 +455,47 @@ GstPadProbeReturn WhipServer::on_simulcast_buffer(GstPad *pad, GstPadProbeInfo *
     GstBufferList *list = GST_PAD_PROBE_INFO_BUFFER_LIST(info);
     for (guint i = 0; i < gst_buffer_list_length(list); i++) read(gst_buffer_list_get(list, i));
   }
-  if (!rid) {
+  if (!sp->rid) {
     if (++sp->unnamed == 200)
       GST_WARNING_OBJECT(sp->self->element(), "simulcast pad %" GST_PTR_FORMAT ": 200 packets without a RID (extension %d)",
                          pad, sp->rid_ext);
     return GST_PAD_PROBE_DROP;
   }
-  auto pub = sp->pub.lock();
-  if (!pub || !sp->self->route_simulcast(pub, pad, *rid)) {
+  if (choosing) {
+    std::optional<std::string> chosen;
+    {
+      std::lock_guard<std::mutex> lock(pub->chains_mutex);
+      if (!pub->pads_choice) pub->pads_choice.emplace(pub->simulcast.front().rids, kPadsChoiceWait);
+      chosen = pub->pads_choice->observe(*sp->rid, width, height, g_get_monotonic_time());
+    }
+    if (!chosen) return GST_PAD_PROBE_DROP;  // held, until the sizes are known
+  }
+  if (!pub || !sp->self->route_simulcast(pub, pad, *sp->rid)) {
     sp->unused = true;
+    sp->held.clear();
     return GST_PAD_PROBE_DROP;
   }
+  if (choosing) sp->self->replay_held(pad, sp);
   return GST_PAD_PROBE_REMOVE;  // this packet and the next go to what the pad is linked to now
 }
 
-// Streaming thread. The pads take one encoding: the one offered last (publishers list theirs
-// smallest first); a named stream takes each one as its own track.
+// Streaming thread, the pad just linked to the outputs: the chosen encoding's packets from its
+// latest key frame on go first, then the one being looked at and the rest.
+void WhipServer::replay_held(GstPad *pad, SimulcastPad *sp) {
+  bool keyframe = sp->held.holds_keyframe();
+  std::vector<GstBuffer *> packets = sp->held.take_marked();
+  GST_INFO_OBJECT(element(), "the pads start on encoding '%s' with %zu packets held%s", sp->rid->c_str(),
+                  packets.size(), keyframe ? "" : ", no key frame among them: one is asked for");
+  sp->replaying = true;
+  for (GstBuffer *b : packets) gst_pad_push(pad, b);
+  sp->replaying = false;
+  // Only when none was seen (the hold overflowed, or the first packets were lost): the
+  // publisher has sent no key frame to start from.
+  if (!keyframe) gst_pad_send_event(pad, gst_video_event_new_upstream_force_key_unit(GST_CLOCK_TIME_NONE, TRUE, 0));
+}
+
+// Streaming thread. The pads take one encoding, the largest (EncodingChoice); a named stream
+// takes each one as its own track.
 bool WhipServer::route_simulcast(const std::shared_ptr<Publisher> &pub, GstPad *pad, const std::string &rid) {
   const auto &rids = pub->simulcast.front().rids;
   bool known = std::find(rids.begin(), rids.end(), rid) != rids.end();
@@ -451,7 +510,12 @@ bool WhipServer::route_simulcast(const std::shared_ptr<Publisher> &pub, GstPad *
     pub->routed_rids.push_back(rid);
   }
   if (!pub->named) {
-    if (rid != rids.back()) return false;
+    std::optional<std::string> chosen;
+    {
+      std::lock_guard<std::mutex> lock(pub->chains_mutex);
+      if (pub->pads_choice) chosen = pub->pads_choice->observe(rid, 0, 0, g_get_monotonic_time());
+    }
+    if (chosen != rid) return false;
     GST_INFO_OBJECT(element(), "publisher %s: simulcast encoding '%s' feeds the pads", pub->id.c_str(), rid.c_str());
     outputs_.attach(pad, "video");
     return true;

@@ -160,6 +160,23 @@ void relay_each_layer(const ObsPublisherOptions &opts) {
 GST_START_TEST(test_obs_simulcast_relay) { relay_each_layer({}); }
 GST_END_TEST;
 
+// The README relay's pads take one encoding: the largest, though OBS lists its encodings
+// largest first and browsers smallest first (the pads once took the one listed last: OBS's
+// smallest, 212x120).
+GST_START_TEST(test_obs_simulcast_pads) {
+  Relay relay;
+  HttpClient http;
+  ObsPublisher pub(ObsPublisherOptions{});
+  HttpResult r = publish(http, pub, relay.url("/whip"));
+  Player viewer(relay.url("/whep"), player_props(""));
+  const auto &largest = pub.layers().front();
+  fail_unless(size_is(viewer, largest.width, largest.height), "viewer of the pads: %dx%d, not %dx%d (%" G_GUINT64_FORMAT
+              " frames)", viewer.video_width.load(), viewer.video_height.load(), largest.width, largest.height,
+              viewer.video.load());
+  fail_unless_equals_int(http.request("DELETE", relay.url(r.header("Location"))).status, 200);
+}
+GST_END_TEST;
+
 // The stream's layers follow its publisher: one with other rids replaces the one that left,
 // and the old rids are gone from the layers; a viewer of a layer that is gone goes on with
 // one that is there.
@@ -210,6 +227,7 @@ static Suite *obs_simulcast_suite(void) {
   tcase_add_checked_fixture(tc, nullptr, wish_test::stop_leftovers);
   suite_add_tcase(s, tc);
   tcase_add_test(tc, test_obs_simulcast_relay);
+  tcase_add_test(tc, test_obs_simulcast_pads);
   tcase_add_test(tc, test_stale_rids);
   return s;
 }

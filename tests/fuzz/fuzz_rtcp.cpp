@@ -1,11 +1,13 @@
 // RTCP compounds from viewers, and RTP headers: whatever parses is built again and must parse
-// again to the same reports; the RTP helpers stay within the packet.
+// again to the same reports; the RTP helpers stay within the packet, and so do the readers of
+// a simulcast publisher's RID and picture sizes.
 #include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
 
 #include "protocol/rtcp.h"
+#include "protocol/simulcast.h"
 
 using namespace wish;
 
@@ -38,6 +40,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (header + payload > size) __builtin_trap();
     std::vector<uint8_t> rtx = rtp::build_rtx(data, size, 97, 1, 2);
     if (rtx.size() != header + 2 + payload) __builtin_trap();
+  }
+  // What a simulcast publisher's packets tell: the encoding (RID extension) and picture size.
+  for (int id : {1, 3, 10}) rtp_header_extension(data, size, id);
+  for (const char *codec : {"VP8", "H264"}) {
+    int width = 0, height = 0;
+    if (rtp_picture_size(data, size, codec, &width, &height) && (width <= 0 || height <= 0)) __builtin_trap();
+  }
+  if (size > 0) {
+    int width = 0, height = 0;
+    if (h264_sps_picture_size(data, size, &width, &height) && (width <= 0 || height <= 0)) __builtin_trap();
   }
   return 0;
 }

@@ -41,6 +41,9 @@ const chromium = await loadChromium(TAG);
 // below; this bound catches a viewer left waiting for a key frame Chromium makes of its own
 // accord, which takes far longer (or never comes).
 const FIRST_FRAME_MS = 3_000;
+// A viewer's session (a fresh gst-launch-1.0, its webrtcbin, the offer, ICE and DTLS) took
+// more than 8 s on a machine at load average 20: its first frame is waited for from then on.
+const SESSION_TIMEOUT_MS = 20_000;
 const VIEWER_TIMEOUT_MS = 8_000;
 // Between viewers: more than the relay's and Chromium's minimum intervals between key frame
 // requests, so that every viewer's request is one of its own.
@@ -65,10 +68,13 @@ const watchdog = guardRun(TAG, 170_000, cleanup, () => [relay, viewer].filter(Bo
 const layerStats = async (page) => (await page.evaluate(() => outboundStats(window.whipPc))).videoLayers;
 const byRid = (layers, rid) => layers.find((l) => (rid ? l.rid === rid : true)) || {};
 const summary = (layers) => layers.map((l) => `${l.rid || 'video'} ssrc ${l.ssrc}: ${l.keyFramesEncoded} key frames of `
-  + `${l.framesEncoded}, ${l.pliCount} PLI, ${l.firCount} FIR`).join('; ');
+  + `${l.framesEncoded}, ${l.pliCount} PLI, ${l.firCount} FIR, ${l.frameWidth}x${l.frameHeight}, `
+  + `${l.packetsSent} packets, limited by ${l.qualityLimitationReason}`).join('; ');
 
 // One whepsrc viewer (its own gst-launch) of `endpoint`: { started, firstFrame } in ms since
-// its spawn (null when not seen within VIEWER_TIMEOUT_MS), then it is stopped.
+// its spawn (null when not seen within SESSION_TIMEOUT_MS of its spawn, VIEWER_TIMEOUT_MS of
+// its session), and whether its decoder made a
+// picture at all (inside whepsrc: it may not have reached the element's pad), then it is stopped.
 async function lateViewer(endpoint, layer) {
   const t0 = Date.now();
   viewer = spawnKept('gst-launch-1.0', [
@@ -76,21 +82,24 @@ async function lateViewer(endpoint, layer) {
     ...(layer ? [`video-layer=${layer}`] : []),
     '!', 'videoconvert', '!', 'identity', 'name=v', 'silent=true', '!', 'fakesink', 'sync=false',
   ], { env: { ...env, ...debugEnv('VIEWER_GST_DEBUG') } });
-  let started = null, firstFrame = null;
-  const deadline = t0 + VIEWER_TIMEOUT_MS;
+  let started = null, firstFrame = null, deadline = t0 + SESSION_TIMEOUT_MS;
   while (Date.now() < deadline && viewer.isRunning()) {
     const out = viewer.output();
-    if (started === null && /wish-session-started/.test(out)) started = Date.now() - t0;
+    if (started === null && /wish-session-started/.test(out)) {
+      started = Date.now() - t0;
+      deadline = Date.now() + VIEWER_TIMEOUT_MS;
+    }
     if (/GstIdentity:v\.GstPad:src: caps = video\/x-raw/.test(out)) {
       firstFrame = Date.now() - t0;
       break;
     }
     await sleep(20);
   }
+  const decoded = /GstDecodeBin:[^\n]*\.GstPad:src: caps = video\/x-raw/.test(viewer.output());
   viewerLogs.push(viewer.output());
   await stopChild(viewer);
   viewer = null;
-  return { started, firstFrame };
+  return { started, firstFrame, decoded };
 }
 
 // Publishes with `cfg` to `name`, lets `viewers` (video-layer per viewer, '' for the
@@ -124,12 +133,19 @@ async function scenario(base, pagePort, name, cfg, viewers) {
   log(`${name}: before the viewers: ${summary(before)}`);
   const times = [];
   for (const layer of viewers) {
+    const atStart = await layerStats(page);
     const t = await lateViewer(`${base}/whep/${name}`, layer);
     const ttff = t.started !== null && t.firstFrame !== null ? t.firstFrame - t.started : null;
     times.push(ttff);
     log(`${name}: viewer ${layer || '(largest)'}: session started after ${t.started} ms, first frame ${ttff} ms later`);
     check(`${name}: viewer of ${layer || 'the largest encoding'} decodes its first frame within ${FIRST_FRAME_MS} ms of its session`,
-      ttff !== null && ttff <= FIRST_FRAME_MS, ttff === null ? 'no frame' : `${ttff} ms`);
+      ttff !== null && ttff <= FIRST_FRAME_MS,
+      t.started === null ? `no session within ${SESSION_TIMEOUT_MS} ms` : ttff === null ? 'no frame' : `${ttff} ms`);
+    if (ttff === null || ttff > FIRST_FRAME_MS) {  // what the publisher sent meanwhile
+      log(`${name}: the viewer's decoder ${t.decoded ? 'made pictures, none on whepsrc\'s pad by then' : 'made no picture'}`);
+      log(`${name}: publisher as the viewer came: ${summary(atStart)}`);
+      log(`${name}: publisher as it left: ${summary(await layerStats(page))}`);
+    }
     await sleep(VIEWER_GAP_MS);
   }
   const after = await layerStats(page);

@@ -7,8 +7,9 @@
 //   size, and one asking for none gets the largest;
 //   a Chromium viewer on the player page the server serves at /whep/cam fills its layer
 //   selector from the layers event and, picking a layer (POST to the layer URL), shows its
-//   size; both change layers without a new session.
-// Then the same publisher on /whip: the pads of whipserversrc take its last encoding, which a
+//   size; both change layers without a new session. While the publisher stops sending its
+//   largest encoding, the whepsrc player without video-layer gets the largest one still sent.
+// Then the same publisher on /whip: the pads of whipserversrc take its largest encoding, which a
 // viewer of /whep decodes.
 //
 // Usage: node chromium-simulcast.mjs <vp8|h264>
@@ -47,10 +48,14 @@ async function cleanup() {
   await stopChild(relay);
   await closePageServer(pageServer);
 }
-const watchdog = guardRun(TAG, 110_000, cleanup, () => [relay, players].filter(Boolean).map((c) => c.output().slice(-10000)).join('\n---\n'));
+const watchdog = guardRun(TAG, 150_000, cleanup, () => [relay, players].filter(Boolean).map((c) => c.output().slice(-10000)).join('\n---\n'));
 
 // The size the identity element `name` of the players' pipeline passed last (gst-launch -v
 // prints caps as they are set).
+// Whether the decoder inside whepsrc `src_<name>` made pictures (a viewer with nothing on its
+// pad may still have decoded: the frames were lost between its decoder and its pad).
+const insideOnly = (name) => new RegExp(`src_${name}/GstDecodeBin:[^\\n]*\\.GstPad:src: caps = video/x-raw`).test(players.output());
+
 function lastSize(out, name) {
   const re = new RegExp(`GstIdentity:${name}\\.GstPad:src: caps = video/x-raw[^\\n]*?width=\\(int\\)(\\d+), height=\\(int\\)(\\d+)`, 'g');
   let m, last = null;
@@ -120,7 +125,7 @@ try {
   for (const name of Object.keys(expected)) {
     const s = lastSize(players.output(), name);
     check(`whepsrc ${name === 'auto' ? 'without video-layer decodes the largest' : `video-layer=${name} decodes`} ${expected[name].join('x')}`,
-      sizeOk(name), s ? `last decoded ${s.join('x')}` : 'nothing decoded');
+      sizeOk(name), s ? `last decoded ${s.join('x')}` : insideOnly(name) ? 'decoded in whepsrc, nothing on its pad' : 'nothing decoded');
   }
   const answered = ['q', 'h', 'f'].every((r) => new RegExp(`wish-layer, rid=\\(string\\)${r}, status=\\(uint\\)200`).test(players.output()));
   check('the layer requests were answered 200 (wish-layer)', answered,
@@ -129,6 +134,25 @@ try {
   // The key frames the relay asked for (FIR, or PLI), per encoding.
   layers = (await pubPage.evaluate(() => outboundStats(window.whipPc))).videoLayers;
   log(`publisher after the players: ${layers.map((l) => `${l.rid} ${l.firCount} FIR ${l.pliCount} PLI ${l.keyFramesEncoded} key frames`).join(', ')}`);
+
+  // The publisher stops sending its largest encoding for a while, as a browser does when its
+  // bandwidth estimate or CPU falls short: the player that leaves the choice to the server
+  // goes on with the largest one still sent, and gets the largest again once it is back.
+  const setActive = (rid, active) => pubPage.evaluate(async ([r, a]) => {
+    const sender = window.whipPc.getSenders().find((x) => x.track && x.track.kind === 'video');
+    const params = sender.getParameters();
+    params.encodings.find((e) => e.rid === r).active = a;
+    await sender.setParameters(params);
+  }, [rid, active]);
+  const autoIs = ([w, h]) => { const s = lastSize(players.output(), 'auto'); return !!s && s[0] === w && s[1] === h; };
+  await setActive('f', false);
+  await waitFor(() => autoIs(LAYERS.h), 10_000);
+  check(`while f is not sent, whepsrc without video-layer decodes h (${LAYERS.h.join('x')})`, autoIs(LAYERS.h),
+    `last decoded ${lastSize(players.output(), 'auto')}`);
+  await setActive('f', true);
+  await waitFor(() => autoIs(LAYERS.f), 15_000);
+  check(`once f is sent again, it decodes f (${LAYERS.f.join('x')})`, autoIs(LAYERS.f),
+    `last decoded ${lastSize(players.output(), 'auto')}`);
 
   // A Chromium viewer on the server's player page: the layer selector and the layer URL.
   const viewPage = await (await browser.newContext({ permissions: [] })).newPage();
@@ -158,7 +182,7 @@ try {
   const gone = await pubPage.evaluate(() => window.stopWhip());
   check('publisher DELETE returned 200', gone.deleteStatus === 200, `${gone.deleteStatus}`);
 
-  // The same publisher on /whip itself: its last encoding feeds the element's pads, played
+  // The same publisher on /whip itself: its largest encoding feeds the element's pads, played
   // at /whep.
   const padsPage = await (await browser.newContext({ permissions: ['camera', 'microphone'] })).newPage();
   await padsPage.goto(`http://${HOST}:${pagePort}/`, { timeout: 10_000 });
@@ -173,7 +197,7 @@ try {
   const padsView = await withTimeout(padsViewPage.evaluate((cfg) => window.runWhep(cfg), {
     endpoint: `${base}/whep`, minFrames: 20, framesTimeoutMs: 15_000, maxTries: 20,
   }), 30_000, 'WHEP session on /whep');
-  check('a viewer of the pads decodes the last encoding (1280x720)',
+  check('a viewer of the pads decodes the largest encoding (1280x720)',
     padsView.framesDecoded >= 20 && padsView.video?.frameWidth === 1280 && padsView.video?.frameHeight === 720,
     `${padsView.framesDecoded} frames, ${padsView.video?.frameWidth}x${padsView.video?.frameHeight} ${padsView.error || ''}`);
   await padsPage.evaluate(() => window.stopWhip());

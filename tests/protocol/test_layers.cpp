@@ -5,6 +5,7 @@
 
 #include <map>
 #include <string>
+#include <vector>
 
 #include "fake_media.h"
 #include "protocol/events.h"
@@ -289,6 +290,99 @@ GST_START_TEST(test_simulcast_rtp) {
 }
 GST_END_TEST;
 
+// Picture sizes from the RTP of an encoding, before any decoding: the pads of a simulcast
+// publisher take its largest encoding, whatever order it lists them in.
+static std::vector<uint8_t> from_hex(const char *hex) {
+  std::vector<uint8_t> out;
+  for (size_t i = 0; hex[i] && hex[i + 1]; i += 2) out.push_back(static_cast<uint8_t>(std::stoi(std::string(hex + i, 2), nullptr, 16)));
+  return out;
+}
+
+GST_START_TEST(test_picture_size_from_rtp) {
+  // SPS as x264 writes them (emulation prevention bytes included), with the size they code.
+  struct {
+    const char *sps;
+    int width, height;
+  } cases[] = {
+      {"6742c01ed900a02ff97016a0c0c0d4a0000003002000000791e2c5c9", 640, 360},        // baseline, cropped
+      {"6742c015d901b1fe4f016a0c0c0d4a000003000200000300791e2c5c90", 426, 240},      // odd width
+      {"67640014acd9438479e5c05a8303035280000003008000001e478a14cb", 212, 120},      // high
+      {"6764001facd9405005bb016a02020280000003008000001e478c18cb", 1280, 720},       // high
+  };
+  for (const auto &c : cases) {
+    auto sps = from_hex(c.sps);
+    int w = 0, h = 0;
+    fail_unless(h264_sps_picture_size(sps.data(), sps.size(), &w, &h), "%s", c.sps);
+    fail_unless_equals_int(w, c.width);
+    fail_unless_equals_int(h, c.height);
+    // In RTP: the SPS alone (RFC 6184 single NAL unit packet), then in a STAP-A with its PPS.
+    std::vector<uint8_t> rtp = {0x80, 0x60, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3};
+    rtp.insert(rtp.end(), sps.begin(), sps.end());
+    w = h = 0;
+    fail_unless(rtp_picture_size(rtp.data(), rtp.size(), "H264", &w, &h));
+    fail_unless_equals_int(w, c.width);
+    std::vector<uint8_t> stap = {0x80, 0x60, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3, 0x78};
+    stap.push_back(static_cast<uint8_t>(sps.size() >> 8));
+    stap.push_back(static_cast<uint8_t>(sps.size()));
+    stap.insert(stap.end(), sps.begin(), sps.end());
+    for (uint8_t b : {0x00, 0x04, 0x68, 0xcb, 0x8c, 0xb2}) stap.push_back(b);  // PPS
+    w = h = 0;
+    fail_unless(rtp_picture_size(stap.data(), stap.size(), "h264", &w, &h));
+    fail_unless_equals_int(h, c.height);
+    // Truncated anywhere: never a size it does not have, never a read past the end.
+    for (size_t cut = 0; cut < sps.size() - 1; cut++) {
+      int tw = 0, th = 0;
+      if (h264_sps_picture_size(sps.data(), cut, &tw, &th)) fail_unless(tw > 0 && th > 0);
+    }
+  }
+  // Not an SPS: a PPS, an IDR slice, a FU-A.
+  const uint8_t pps[] = {0x80, 0x60, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3, 0x68, 0xcb, 0x8c, 0xb2};
+  int w = 0, h = 0;
+  fail_if(rtp_picture_size(pps, sizeof pps, "H264", &w, &h));
+
+  // VP8 (RFC 7741): descriptor with X, a 15-bit PictureID and TL0PICIDX, then the key frame.
+  const uint8_t vp8[] = {0x80, 0x60, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3,
+                         0x90, 0xc0, 0x81, 0x23, 0x07,
+                         0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a, 0x40, 0x01, 0xb4, 0x00};  // 320x180
+  fail_unless(rtp_picture_size(vp8, sizeof vp8, "VP8", &w, &h));
+  fail_unless_equals_int(w, 320);
+  fail_unless_equals_int(h, 180);
+  uint8_t later[sizeof vp8];
+  std::copy(vp8, vp8 + sizeof vp8, later);
+  later[12] &= ~0x10;  // not the start of the frame
+  fail_if(rtp_picture_size(later, sizeof later, "VP8", &w, &h));
+  fail_if(rtp_picture_size(vp8, sizeof vp8, "H264", &w, &h));
+  fail_if(rtp_picture_size(vp8, 12, "VP8", &w, &h), "no payload");
+}
+GST_END_TEST;
+
+// The pads' encoding: the largest, in whatever order the publisher lists them.
+GST_START_TEST(test_encoding_choice) {
+  // OBS Studio: largest first. Undecided until every encoding told its size.
+  EncodingChoice obs({"0", "1", "2"}, 3'000'000);
+  fail_if(obs.observe("2", 212, 120, 0).has_value());
+  fail_if(obs.observe("0", 0, 0, 1000).has_value(), "a packet without a size");
+  fail_if(obs.observe("0", 640, 360, 2000).has_value());
+  assert_str(*obs.observe("1", 426, 240, 3000), "0");
+  assert_str(*obs.observe("2", 0, 0, 4000), "0");  // and from then on
+  // A browser: smallest first; its largest held back: the largest known after the wait.
+  EncodingChoice browser({"q", "h", "f"}, 3'000'000);
+  fail_if(browser.observe("q", 320, 180, 10'000'000).has_value());
+  fail_if(browser.observe("h", 640, 360, 11'000'000).has_value());
+  fail_if(browser.observe("q", 0, 0, 12'999'999).has_value());
+  assert_str(*browser.observe("q", 0, 0, 13'000'000), "h");
+  // No size ever told (a codec it cannot read): the one listed last, as before.
+  EncodingChoice blind({"a", "b"}, 1'000'000);
+  fail_if(blind.observe("a", 0, 0, 0).has_value());
+  assert_str(*blind.observe("b", 0, 0, 1'000'000), "b");
+  // Unknown rids do not count.
+  EncodingChoice strict({"a", "b"}, 1'000'000);
+  fail_if(strict.observe("x", 1920, 1080, 0).has_value());
+  fail_if(strict.observe("a", 320, 180, 1).has_value());
+  assert_str(*strict.observe("b", 160, 90, 2), "a");
+}
+GST_END_TEST;
+
 // A layer's bitrate as received: bytes over the last two seconds, from the first byte on while
 // younger; nothing for a window is 0. The layers event gives it, and the target without it.
 GST_START_TEST(test_rate_meter) {
@@ -326,6 +420,8 @@ static Suite *layers_suite(void) {
   tcase_add_test(tc, test_layer_control);
   tcase_add_test(tc, test_simulcast_sdp);
   tcase_add_test(tc, test_simulcast_rtp);
+  tcase_add_test(tc, test_picture_size_from_rtp);
+  tcase_add_test(tc, test_encoding_choice);
   tcase_add_test(tc, test_rate_meter);
   return s;
 }

@@ -1,6 +1,10 @@
 #include "simulcast.h"
 
 #include <algorithm>
+#include <cstring>
+#include <strings.h>
+
+#include "rtcp.h"
 
 namespace wish {
 
@@ -160,6 +164,169 @@ bool vp8_picture_size(const uint8_t *f, size_t size, int *width, int *height) {
   *width = (f[6] | (f[7] << 8)) & 0x3fff;
   *height = (f[8] | (f[9] << 8)) & 0x3fff;
   return *width > 0 && *height > 0;
+}
+
+namespace {
+
+// Exp-Golomb reader over an RBSP (emulation prevention bytes already removed). Reading past
+// the end sets `bad` and yields zeros.
+struct BitReader {
+  const std::vector<uint8_t> &data;
+  size_t bit = 0;
+  bool bad = false;
+  uint32_t u(unsigned n) {
+    uint32_t v = 0;
+    for (unsigned i = 0; i < n; i++) {
+      if (bit >= data.size() * 8) {
+        bad = true;
+        return 0;
+      }
+      v = (v << 1) | ((data[bit / 8] >> (7 - bit % 8)) & 1);
+      bit++;
+    }
+    return v;
+  }
+  uint32_t ue() {
+    unsigned zeros = 0;
+    while (!bad && u(1) == 0)
+      if (++zeros > 31) bad = true;
+    if (bad) return 0;
+    return ((1u << zeros) - 1) + u(zeros);
+  }
+  int32_t se() {
+    uint32_t k = ue();
+    return (k & 1) ? static_cast<int32_t>((k + 1) / 2) : -static_cast<int32_t>(k / 2);
+  }
+};
+
+void skip_scaling_list(BitReader &r, int size) {
+  int last = 8, next = 8;
+  for (int j = 0; j < size && !r.bad; j++) {
+    if (next != 0) next = (last + r.se() + 256) % 256;
+    last = next == 0 ? last : next;
+  }
+}
+
+}  // namespace
+
+bool h264_sps_picture_size(const uint8_t *nal, size_t size, int *width, int *height) {
+  if (size < 4 || (nal[0] & 0x1f) != 7) return false;
+  std::vector<uint8_t> rbsp;
+  rbsp.reserve(size);
+  for (size_t i = 1, zeros = 0; i < size; i++) {
+    if (zeros >= 2 && nal[i] == 3) {  // emulation prevention byte
+      zeros = 0;
+      continue;
+    }
+    zeros = nal[i] == 0 ? zeros + 1 : 0;
+    rbsp.push_back(nal[i]);
+  }
+  BitReader r{rbsp};
+  uint32_t profile = r.u(8);
+  r.u(16);  // constraint flags, level
+  r.ue();   // seq_parameter_set_id
+  uint32_t chroma_format = 1;
+  if (profile == 100 || profile == 110 || profile == 122 || profile == 244 || profile == 44 || profile == 83 ||
+      profile == 86 || profile == 118 || profile == 128 || profile == 138 || profile == 139 || profile == 134 ||
+      profile == 135) {
+    chroma_format = r.ue();
+    if (chroma_format > 3) return false;
+    if (chroma_format == 3) r.u(1);  // separate_colour_plane_flag
+    r.ue();                          // bit depths
+    r.ue();
+    r.u(1);
+    if (r.u(1))  // seq_scaling_matrix_present_flag
+      for (int i = 0; i < (chroma_format == 3 ? 12 : 8) && !r.bad; i++)
+        if (r.u(1)) skip_scaling_list(r, i < 6 ? 16 : 64);
+  }
+  r.ue();  // log2_max_frame_num_minus4
+  uint32_t poc_type = r.ue();
+  if (poc_type == 0) {
+    r.ue();
+  } else if (poc_type == 1) {
+    r.u(1);
+    r.se();
+    r.se();
+    uint32_t cycle = r.ue();
+    if (cycle > 255) return false;
+    for (uint32_t i = 0; i < cycle && !r.bad; i++) r.se();
+  } else if (poc_type != 2) {
+    return false;
+  }
+  r.ue();  // max_num_ref_frames
+  r.u(1);
+  uint32_t mbs_w = r.ue() + 1, map_units_h = r.ue() + 1;
+  uint32_t frame_mbs_only = r.u(1);
+  if (!frame_mbs_only) r.u(1);
+  r.u(1);  // direct_8x8_inference_flag
+  uint32_t crop_l = 0, crop_r = 0, crop_t = 0, crop_b = 0;
+  if (r.u(1)) {
+    crop_l = r.ue();
+    crop_r = r.ue();
+    crop_t = r.ue();
+    crop_b = r.ue();
+  }
+  if (r.bad || mbs_w > 1024 || map_units_h > 1024) return false;
+  // Cropping is counted in chroma samples (4:2:0 and 4:2:2 halve the width, 4:2:0 the height).
+  uint32_t unit_x = (chroma_format == 1 || chroma_format == 2) ? 2 : 1;
+  uint32_t unit_y = (chroma_format == 1 ? 2 : 1) * (2 - frame_mbs_only);
+  int64_t w = int64_t(mbs_w) * 16 - int64_t(unit_x) * (crop_l + crop_r);
+  int64_t h = int64_t(map_units_h) * 16 * (2 - frame_mbs_only) - int64_t(unit_y) * (crop_t + crop_b);
+  if (w <= 0 || h <= 0) return false;
+  *width = static_cast<int>(w);
+  *height = static_cast<int>(h);
+  return true;
+}
+
+bool rtp_picture_size(const uint8_t *packet, size_t size, std::string_view encoding, int *width, int *height) {
+  size_t header = rtp::header_length(packet, size), n = 0;
+  if (header == 0 || !rtp::payload_length(packet, size, &n) || n == 0) return false;
+  const uint8_t *p = packet + header;
+  auto is = [&](const char *name) {
+    return encoding.size() == strlen(name) && strncasecmp(encoding.data(), name, encoding.size()) == 0;
+  };
+  if (is("VP8")) {
+    // RFC 7741 4.2 payload descriptor; only the start of partition 0 holds the frame header.
+    size_t i = 1;
+    bool start = p[0] & 0x10, pid0 = (p[0] & 0x07) == 0;
+    if (p[0] & 0x80) {
+      if (n < 2) return false;
+      uint8_t x = p[1];
+      i = 2;
+      if (x & 0x80) i += (i < n && (p[i] & 0x80)) ? 2 : 1;  // PictureID, 7 or 15 bits
+      if (x & 0x40) i += 1;                                  // TL0PICIDX
+      if (x & 0x30) i += 1;                                  // TID/KEYIDX
+    }
+    return start && pid0 && i < n && vp8_picture_size(p + i, n - i, width, height);
+  }
+  if (is("H264")) {
+    uint8_t type = p[0] & 0x1f;
+    if (type == 7) return h264_sps_picture_size(p, n, width, height);
+    if (type != 24) return false;  // STAP-A: 16-bit sizes, each followed by its NAL unit
+    for (size_t i = 1; i + 2 <= n;) {
+      size_t len = (size_t(p[i]) << 8) | p[i + 1];
+      i += 2;
+      if (len == 0 || i + len > n) return false;
+      if ((p[i] & 0x1f) == 7) return h264_sps_picture_size(p + i, len, width, height);
+      i += len;
+    }
+  }
+  return false;
+}
+
+std::optional<std::string> EncodingChoice::observe(const std::string &rid, int width, int height, int64_t now_us) {
+  if (chosen_) return chosen_;
+  if (rids_.empty()) return std::nullopt;
+  if (first_us_ < 0) first_us_ = now_us;
+  auto it = std::find(rids_.begin(), rids_.end(), rid);
+  if (it != rids_.end() && width > 0 && height > 0) areas_[it - rids_.begin()] = int64_t(width) * height;
+  bool all = std::all_of(areas_.begin(), areas_.end(), [](int64_t a) { return a > 0; });
+  if (!all && now_us - first_us_ < wait_us_) return std::nullopt;
+  size_t best = rids_.size() - 1;  // the one listed last when no size is known
+  for (size_t i = 0; i < rids_.size(); i++)
+    if (areas_[i] > areas_[best]) best = i;
+  chosen_ = rids_[best];
+  return chosen_;
 }
 
 }  // namespace wish

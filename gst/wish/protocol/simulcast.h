@@ -42,4 +42,34 @@ std::optional<std::string> rtp_header_extension(const uint8_t *packet, size_t si
 // The picture size a VP8 key frame (RFC 6386 9.1) gives; false for anything else.
 bool vp8_picture_size(const uint8_t *frame, size_t size, int *width, int *height);
 
+// The picture size of an H.264 sequence parameter set (ITU-T H.264 7.3.2.1.1), NAL header
+// byte included, after cropping; false when it is not one or is malformed.
+bool h264_sps_picture_size(const uint8_t *nal, size_t size, int *width, int *height);
+
+// The picture size an RTP packet tells, for choosing among a publisher's encodings before
+// decoding any: `encoding` is the a=rtpmap name ("VP8": the key frame header at the start of
+// a frame, RFC 7741; "H264": an SPS, alone or in a STAP-A, RFC 6184). False for a packet
+// that tells none.
+bool rtp_picture_size(const uint8_t *packet, size_t size, std::string_view encoding, int *width, int *height);
+
+// Which of a publisher's encodings feeds an output that takes one (whipserversrc's pads): the
+// largest picture, whatever order the publisher lists its encodings in (browsers list theirs
+// smallest first, OBS Studio largest first). Chosen once every offered encoding has told its
+// size, or `wait_us` after the first packet when some never do (a browser holds its largest
+// back until its bandwidth estimate allows it); the one listed last when none did.
+class EncodingChoice {
+public:
+  EncodingChoice(std::vector<std::string> rids, int64_t wait_us) : rids_(std::move(rids)), wait_us_(wait_us) {}
+  // A packet of encoding `rid` at `now_us`, with the picture size it tells (0 when none).
+  // Returns the chosen encoding once there is one, and from then on.
+  std::optional<std::string> observe(const std::string &rid, int width, int height, int64_t now_us);
+
+private:
+  std::vector<std::string> rids_;
+  int64_t wait_us_;
+  int64_t first_us_ = -1;
+  std::vector<int64_t> areas_ = std::vector<int64_t>(rids_.size(), 0);
+  std::optional<std::string> chosen_;
+};
+
 }  // namespace wish
