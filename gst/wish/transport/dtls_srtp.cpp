@@ -323,7 +323,7 @@ SrtpSession::~SrtpSession() {
   if (in_) srtp_dealloc(in_);
 }
 
-bool SrtpSession::init(const SrtpKeys &keys, std::string *error) {
+bool SrtpSession::init(const SrtpKeys &keys, std::string *error, bool own_cm) {
   // Once per process. When another user of libsrtp2 in the process (GStreamer's srtp plugin)
   // initialised it first, srtp_init() runs the self-tests again and Debian's NSS-backed build
   // fails one of them (bad_param): the kernel is usable all the same, so only srtp_create()
@@ -359,6 +359,10 @@ bool SrtpSession::init(const SrtpKeys &keys, std::string *error) {
     out_ = nullptr;
     return *error = "srtp_create (outbound) failed (" + std::to_string(st) + ")", false;
   }
+  if (keys.profile == SrtpProfile::Aes128CmSha1_80 && own_cm) {
+    cm_ = std::make_unique<SrtpCmProtector>();
+    if (!cm_->init(keys.local)) return *error = "AES-CM key derivation failed", false;
+  }
   policy.ssrc.type = ssrc_any_inbound;
   policy.key = remote.data();
   policy.allow_repeat_tx = 0;
@@ -386,6 +390,7 @@ bool checked(srtp_err_status_t st, int len, size_t *out, std::string *error, con
 
 bool SrtpSession::protect_rtp(uint8_t *packet, size_t *len, size_t capacity) {
   if (!out_ || capacity < *len + kMaxTrailer) return last_error_ = "no room or no keys", false;
+  if (cm_) return cm_->protect_rtp(packet, len, capacity) || (last_error_ = "not an RTP packet", false);
   int n = static_cast<int>(*len);
   srtp_err_status_t st = srtp_protect(out_, packet, &n);
   return checked(st, n, len, &last_error_, "srtp_protect");

@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "transport/srtp_cm.h"
+
 typedef struct ssl_ctx_st SSL_CTX;
 typedef struct ssl_st SSL;
 typedef struct srtp_ctx_t_ srtp_ctx_t;
@@ -115,7 +117,9 @@ public:
   SrtpSession(const SrtpSession &) = delete;
   SrtpSession &operator=(const SrtpSession &) = delete;
 
-  bool init(const SrtpKeys &keys, std::string *error);
+  // own_cm: outgoing RTP of SRTP_AES128_CM_SHA1_80 protected by SrtpCmProtector (srtp_cm.h)
+  // rather than libsrtp2 (false: libsrtp2 for everything, to compare).
+  bool init(const SrtpKeys &keys, std::string *error, bool own_cm = true);
 
   // In place: *len grows by the trailer; capacity is the buffer's size (at least
   // *len + kMaxTrailer). Retransmissions of a packet already sent are allowed.
@@ -136,6 +140,7 @@ public:
 
 private:
   srtp_ctx_t *out_ = nullptr, *in_ = nullptr;
+  std::unique_ptr<SrtpCmProtector> cm_;  // outgoing RTP when the profile is AES-CM
   std::string last_error_;
 };
 
