@@ -314,7 +314,8 @@ GST_END_TEST;
 
 // Our AES-CM protect (srtp_cm.h) writes what libsrtp2 writes, byte for byte, and libsrtp2
 // unprotects it: SSRCs of their own, sequence numbers that wrap (twice), that start high, a
-// packet sent again, one far behind, CSRCs, a header extension, padding, an empty payload.
+// packet sent again, one far behind, CSRCs, a header extension, padding, an empty payload;
+// and sender reports (SRTCP).
 GST_START_TEST(test_own_aes_cm_matches_libsrtp) {
   std::vector<uint8_t> local(30), remote(30);
   for (size_t i = 0; i < local.size(); i++) {
@@ -369,6 +370,20 @@ GST_START_TEST(test_own_aes_cm_matches_libsrtp) {
       fail_unless(a == plain, "packet %d unprotected to other bytes", n);
     }
     n++;
+  }
+  // RTCP: sender reports of two SSRCs, interleaved, and a compound of two packets.
+  for (int i = 0; i < 300; i++) {
+    rtcp::SenderReport sr;
+    sr.ssrc = i % 3 ? 0x11111111 : 0x22222222;
+    sr.ntp_time = 0x0102030405060708ull + i;
+    sr.rtp_time = 1000u * i;
+    sr.packet_count = i;
+    sr.octet_count = 1200u * i;
+    std::vector<uint8_t> plain = rtcp::build_sender_compound(sr, i % 2 ? "wish" : "a longer cname"), a = plain, b = plain;
+    fail_unless(ours.protect_rtcp(&a), "ours, RTCP %d: %s", i, ours.last_error().c_str());
+    fail_unless(libsrtp.protect_rtcp(&b), "libsrtp2, RTCP %d: %s", i, libsrtp.last_error().c_str());
+    fail_unless(a == b, "RTCP %d: ours differs from libsrtp2's", i);
+    fail_unless(peer.unprotect_rtcp(&a) && a == plain, "RTCP %d not unprotected to its bytes", i);
   }
   // Not RTP, or no room: refused, untouched.
   std::vector<uint8_t> short_one = {0x80, 96, 0, 1};

@@ -330,7 +330,7 @@ bool SrtpSession::init(const SrtpKeys &keys, std::string *error, bool own_cm) {
   // below decides.
   static std::once_flag once;
   std::call_once(once, [] { srtp_init(); });
-  if (out_ || in_) return *error = "already initialised", false;
+  if (out_ || in_ || cm_) return *error = "already initialised", false;
 
   srtp_policy_t policy{};
   size_t key_len;
@@ -350,18 +350,23 @@ bool SrtpSession::init(const SrtpKeys &keys, std::string *error, bool own_cm) {
   policy.window_size = 1024;
   // libsrtp copies the keys in srtp_create(); it only takes them as non-const.
   std::vector<uint8_t> local = keys.local, remote = keys.remote;
-  policy.ssrc.type = ssrc_any_outbound;
-  policy.key = local.data();
-  // A packet sent again (NACK without RTX) keeps its index: not a replay on our side.
-  policy.allow_repeat_tx = 1;
-  srtp_err_status_t st = srtp_create(&out_, &policy);
-  if (st != srtp_err_status_ok) {
-    out_ = nullptr;
-    return *error = "srtp_create (outbound) failed (" + std::to_string(st) + ")", false;
-  }
+  srtp_err_status_t st;
   if (keys.profile == SrtpProfile::Aes128CmSha1_80 && own_cm) {
     cm_ = std::make_unique<SrtpCmProtector>();
-    if (!cm_->init(keys.local)) return *error = "AES-CM key derivation failed", false;
+    if (!cm_->init(keys.local)) {
+      cm_.reset();
+      return *error = "AES-CM key derivation failed", false;
+    }
+  } else {
+    policy.ssrc.type = ssrc_any_outbound;
+    policy.key = local.data();
+    // A packet sent again (NACK without RTX) keeps its index: not a replay on our side.
+    policy.allow_repeat_tx = 1;
+    st = srtp_create(&out_, &policy);
+    if (st != srtp_err_status_ok) {
+      out_ = nullptr;
+      return *error = "srtp_create (outbound) failed (" + std::to_string(st) + ")", false;
+    }
   }
   policy.ssrc.type = ssrc_any_inbound;
   policy.key = remote.data();
@@ -389,7 +394,7 @@ bool checked(srtp_err_status_t st, int len, size_t *out, std::string *error, con
 }  // namespace
 
 bool SrtpSession::protect_rtp(uint8_t *packet, size_t *len, size_t capacity) {
-  if (!out_ || capacity < *len + kMaxTrailer) return last_error_ = "no room or no keys", false;
+  if (!(out_ || cm_) || capacity < *len + kMaxTrailer) return last_error_ = "no room or no keys", false;
   if (cm_) return cm_->protect_rtp(packet, len, capacity) || (last_error_ = "not an RTP packet", false);
   int n = static_cast<int>(*len);
   srtp_err_status_t st = srtp_protect(out_, packet, &n);
@@ -397,7 +402,8 @@ bool SrtpSession::protect_rtp(uint8_t *packet, size_t *len, size_t capacity) {
 }
 
 bool SrtpSession::protect_rtcp(uint8_t *packet, size_t *len, size_t capacity) {
-  if (!out_ || capacity < *len + kMaxTrailer) return last_error_ = "no room or no keys", false;
+  if (!(out_ || cm_) || capacity < *len + kMaxTrailer) return last_error_ = "no room or no keys", false;
+  if (cm_) return cm_->protect_rtcp(packet, len, capacity) || (last_error_ = "not an RTCP packet", false);
   int n = static_cast<int>(*len);
   srtp_err_status_t st = srtp_protect_rtcp(out_, packet, &n);
   return checked(st, n, len, &last_error_, "srtp_protect_rtcp");

@@ -106,7 +106,8 @@ private:
 };
 
 // SRTP/SRTCP for one viewer: our SSRCs outbound, the peer's inbound, both by wildcard. Two
-// srtp_t inside: libsrtp2 takes one wildcard (template) stream per srtp_t.
+// srtp_t inside: libsrtp2 takes one wildcard (template) stream per srtp_t; with AES-CM the
+// outbound one is an SrtpCmProtector instead.
 class SrtpSession {
 public:
   // Room the protected packet needs after the plain one (tag, SRTCP index).
@@ -117,8 +118,8 @@ public:
   SrtpSession(const SrtpSession &) = delete;
   SrtpSession &operator=(const SrtpSession &) = delete;
 
-  // own_cm: outgoing RTP of SRTP_AES128_CM_SHA1_80 protected by SrtpCmProtector (srtp_cm.h)
-  // rather than libsrtp2 (false: libsrtp2 for everything, to compare).
+  // own_cm: outgoing RTP and RTCP of SRTP_AES128_CM_SHA1_80 protected by SrtpCmProtector
+  // (srtp_cm.h) rather than libsrtp2 (false: libsrtp2 for everything, to compare).
   bool init(const SrtpKeys &keys, std::string *error, bool own_cm = true);
 
   // In place: *len grows by the trailer; capacity is the buffer's size (at least
@@ -140,7 +141,7 @@ public:
 
 private:
   srtp_ctx_t *out_ = nullptr, *in_ = nullptr;
-  std::unique_ptr<SrtpCmProtector> cm_;  // outgoing RTP when the profile is AES-CM
+  std::unique_ptr<SrtpCmProtector> cm_;  // outgoing when the profile is AES-CM (then no out_)
   std::string last_error_;
 };
 

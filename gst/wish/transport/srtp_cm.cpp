@@ -14,23 +14,29 @@ namespace {
 
 constexpr size_t kKeyLen = 16, kSaltLen = 14, kAuthKeyLen = 20;
 
-// One outgoing SSRC: the highest packet index sent (rollover counter << 16 | sequence number).
+// One outgoing SSRC: the highest packet index sent (rollover counter << 16 | sequence number),
+// and the last SRTCP index.
 struct Stream {
   uint32_t ssrc;
   uint64_t index;
+  uint32_t rtcp_index;
+};
+
+// Session keys of one direction and kind (RTP or RTCP).
+struct Keys {
+  EVP_CIPHER_CTX *ctr = nullptr;  // AES-128-CTR with the session key
+  SHA_CTX inner{}, outer{};       // HMAC-SHA1 after the session auth key's ipad and opad blocks
+  uint8_t salt[kSaltLen] = {};
+  ~Keys() {
+    if (ctr) EVP_CIPHER_CTX_free(ctr);
+  }
 };
 
 }  // namespace
 
 struct SrtpCmProtector::Impl {
-  EVP_CIPHER_CTX *ctr = nullptr;  // AES-128-CTR with the session key
-  SHA_CTX inner{}, outer{};       // HMAC-SHA1 after the session auth key's ipad and opad blocks
-  uint8_t salt[kSaltLen] = {};
+  Keys rtp, rtcp;
   std::vector<Stream> streams;  // a viewer has a handful of SSRCs: searched in order
-
-  ~Impl() {
-    if (ctr) EVP_CIPHER_CTX_free(ctr);
-  }
 
   // RFC 3711 4.3.3: the AES-CM PRF of the master key, IV = (master salt ^ label << 48) << 16.
   static bool derive(const uint8_t *key, const uint8_t *salt, uint8_t label, uint8_t *out, size_t n) {
@@ -44,6 +50,58 @@ struct SrtpCmProtector::Impl {
               EVP_EncryptUpdate(c, out, &len, zeros, static_cast<int>(n));
     EVP_CIPHER_CTX_free(c);
     return ok;
+  }
+
+  // The session keys of labels first, first + 1, first + 2 (encryption, authentication, salt).
+  static bool make_keys(const uint8_t *mkey, const uint8_t *msalt, uint8_t first, Keys *k) {
+    uint8_t key[kKeyLen], auth[kAuthKeyLen];
+    if (!derive(mkey, msalt, first, key, sizeof key) || !derive(mkey, msalt, first + 1, auth, sizeof auth) ||
+        !derive(mkey, msalt, first + 2, k->salt, sizeof k->salt))
+      return false;
+    k->ctr = EVP_CIPHER_CTX_new();
+    if (!k->ctr || !EVP_EncryptInit_ex(k->ctr, EVP_aes_128_ctr(), nullptr, key, nullptr)) return false;
+    uint8_t ipad[64], opad[64];
+    for (size_t i = 0; i < 64; i++) {
+      uint8_t b = i < kAuthKeyLen ? auth[i] : 0;
+      ipad[i] = b ^ 0x36;
+      opad[i] = b ^ 0x5c;
+    }
+    SHA1_Init(&k->inner);
+    SHA1_Update(&k->inner, ipad, sizeof ipad);
+    SHA1_Init(&k->outer);
+    SHA1_Update(&k->outer, opad, sizeof opad);
+    return true;
+  }
+
+  Stream &stream(uint32_t ssrc) {
+    for (Stream &s : streams)
+      if (s.ssrc == ssrc) return s;
+    streams.push_back({ssrc, 0, 0});
+    return streams.back();
+  }
+
+  // AES-CM over data with IV = (salt << 16) ^ (SSRC << 64) ^ (index << 16) (RFC 3711 4.1.1).
+  static bool encrypt(Keys &k, uint32_t ssrc, uint64_t index, uint8_t *data, size_t n) {
+    uint8_t iv[16] = {};
+    memcpy(iv, k.salt, kSaltLen);
+    for (int i = 0; i < 4; i++) iv[4 + i] ^= static_cast<uint8_t>(ssrc >> (24 - 8 * i));
+    for (int i = 0; i < 6; i++) iv[8 + i] ^= static_cast<uint8_t>(index >> (40 - 8 * i));
+    int out = 0;
+    return EVP_EncryptInit_ex(k.ctr, nullptr, nullptr, nullptr, iv) &&
+           EVP_EncryptUpdate(k.ctr, data, &out, data, static_cast<int>(n));
+  }
+
+  // The first kTagLen bytes of HMAC-SHA1 over data and then extra (4 bytes), written to tag.
+  static void tag(const Keys &k, const uint8_t *data, size_t n, const uint8_t *extra, uint8_t *out) {
+    uint8_t md[SHA_DIGEST_LENGTH];
+    SHA_CTX c = k.inner;
+    SHA1_Update(&c, data, n);
+    if (extra) SHA1_Update(&c, extra, 4);
+    SHA1_Final(md, &c);
+    c = k.outer;
+    SHA1_Update(&c, md, sizeof md);
+    SHA1_Final(md, &c);
+    memcpy(out, md, kTagLen);
   }
 
   // The packet index of sequence number seq, guessed from the highest sent as libsrtp2 does
@@ -68,22 +126,7 @@ bool SrtpCmProtector::init(const std::vector<uint8_t> &master) {
   if (master.size() != kKeyLen + kSaltLen) return false;
   auto impl = std::make_unique<Impl>();
   const uint8_t *mkey = master.data(), *msalt = master.data() + kKeyLen;
-  uint8_t key[kKeyLen], auth[kAuthKeyLen];
-  if (!Impl::derive(mkey, msalt, 0x00, key, sizeof key) || !Impl::derive(mkey, msalt, 0x01, auth, sizeof auth) ||
-      !Impl::derive(mkey, msalt, 0x02, impl->salt, sizeof impl->salt))
-    return false;
-  impl->ctr = EVP_CIPHER_CTX_new();
-  if (!impl->ctr || !EVP_EncryptInit_ex(impl->ctr, EVP_aes_128_ctr(), nullptr, key, nullptr)) return false;
-  uint8_t ipad[64], opad[64];
-  for (size_t i = 0; i < 64; i++) {
-    uint8_t k = i < kAuthKeyLen ? auth[i] : 0;
-    ipad[i] = k ^ 0x36;
-    opad[i] = k ^ 0x5c;
-  }
-  SHA1_Init(&impl->inner);
-  SHA1_Update(&impl->inner, ipad, sizeof ipad);
-  SHA1_Init(&impl->outer);
-  SHA1_Update(&impl->outer, opad, sizeof opad);
+  if (!Impl::make_keys(mkey, msalt, 0x00, &impl->rtp) || !Impl::make_keys(mkey, msalt, 0x03, &impl->rtcp)) return false;
   impl_ = std::move(impl);
   return true;
 }
@@ -99,39 +142,32 @@ bool SrtpCmProtector::protect_rtp(uint8_t *p, size_t *len, size_t capacity) {
   if (n < header) return false;
   uint16_t seq = static_cast<uint16_t>((p[2] << 8) | p[3]);
   uint32_t ssrc = (uint32_t(p[8]) << 24) | (uint32_t(p[9]) << 16) | (uint32_t(p[10]) << 8) | p[11];
-  Stream *st = nullptr;
-  for (Stream &s : impl_->streams)
-    if (s.ssrc == ssrc) st = &s;
-  if (!st) {
-    impl_->streams.push_back({ssrc, 0});
-    st = &impl_->streams.back();
-  }
-  uint64_t index = Impl::estimate(st->index, seq);
-  if (index > st->index) st->index = index;
-
-  // RFC 3711 4.1.1: IV = (session salt << 16) ^ (SSRC << 64) ^ (index << 16).
-  uint8_t iv[16] = {};
-  memcpy(iv, impl_->salt, kSaltLen);
-  for (int i = 0; i < 4; i++) iv[4 + i] ^= static_cast<uint8_t>(ssrc >> (24 - 8 * i));
-  for (int i = 0; i < 6; i++) iv[8 + i] ^= static_cast<uint8_t>(index >> (40 - 8 * i));
-  int out = 0;
-  if (!EVP_EncryptInit_ex(impl_->ctr, nullptr, nullptr, nullptr, iv) ||
-      !EVP_EncryptUpdate(impl_->ctr, p + header, &out, p + header, static_cast<int>(n - header)))
-    return false;
-
-  // Tag: HMAC-SHA1 over the packet and the rollover counter, its first 10 bytes.
+  Stream &st = impl_->stream(ssrc);
+  uint64_t index = Impl::estimate(st.index, seq);
+  if (index > st.index) st.index = index;
+  if (!Impl::encrypt(impl_->rtp, ssrc, index, p + header, n - header)) return false;
+  // The tag covers the packet and the rollover counter.
   uint32_t roc = static_cast<uint32_t>(index >> 16);
   uint8_t roc_be[4] = {uint8_t(roc >> 24), uint8_t(roc >> 16), uint8_t(roc >> 8), uint8_t(roc)};
-  uint8_t md[SHA_DIGEST_LENGTH];
-  SHA_CTX c = impl_->inner;
-  SHA1_Update(&c, p, n);
-  SHA1_Update(&c, roc_be, sizeof roc_be);
-  SHA1_Final(md, &c);
-  c = impl_->outer;
-  SHA1_Update(&c, md, sizeof md);
-  SHA1_Final(md, &c);
-  memcpy(p + n, md, kTagLen);
+  Impl::tag(impl_->rtp, p, n, roc_be, p + n);
   *len = n + kTagLen;
+  return true;
+}
+
+bool SrtpCmProtector::protect_rtcp(uint8_t *p, size_t *len, size_t capacity) {
+  size_t n = *len;
+  if (!impl_ || n < 8 || capacity < n + kRtcpTrailerLen || (p[0] >> 6) != 2) return false;
+  uint32_t ssrc = (uint32_t(p[4]) << 24) | (uint32_t(p[5]) << 16) | (uint32_t(p[6]) << 8) | p[7];
+  Stream &st = impl_->stream(ssrc);
+  uint32_t index = st.rtcp_index = (st.rtcp_index + 1) & 0x7fffffff;
+  // Everything after the first header and SSRC encrypted, then E flag | index, then the tag
+  // over all of it (RFC 3711 3.4).
+  if (!Impl::encrypt(impl_->rtcp, ssrc, index, p + 8, n - 8)) return false;
+  uint32_t e = 0x80000000u | index;
+  uint8_t *trailer = p + n;
+  for (int i = 0; i < 4; i++) trailer[i] = static_cast<uint8_t>(e >> (24 - 8 * i));
+  Impl::tag(impl_->rtcp, p, n + 4, nullptr, p + n + 4);
+  *len = n + kRtcpTrailerLen;
   return true;
 }
 

@@ -1,10 +1,11 @@
-// SRTP_AES128_CM_HMAC_SHA1_80 protection of outgoing RTP (RFC 3711) done with OpenSSL:
+// SRTP_AES128_CM_HMAC_SHA1_80 protection of outgoing RTP and RTCP (RFC 3711) done with OpenSSL:
 // AES-128 in counter mode (AES-NI) and HMAC-SHA1 from precomputed pad states. Debian's
 // libsrtp2 does this profile's cryptography through NSS at about 5 us per 1200-byte packet;
 // this takes about a fifth of that (bench/viewer_send), for the profile webrtcbin peers and
-// some browsers negotiate. The output is libsrtp2's, byte for byte (tests/protocol/
-// test_dtls_srtp.cpp), including its guess of the rollover counter; unlike libsrtp2 it never
-// refuses a packet more than its replay window behind (a late retransmission).
+// some browsers negotiate, and holds no libsrtp2 context (some 17 kB a viewer). The output is
+// libsrtp2's, byte for byte (tests/protocol/test_dtls_srtp.cpp), including its guess of the
+// rollover counter and its SRTCP index (from 1 for each SSRC); unlike libsrtp2 it never refuses
+// an RTP packet more than its replay window behind (a late retransmission).
 // Not thread-safe: one caller at a time (the viewer's send lock).
 #pragma once
 
@@ -28,6 +29,9 @@ public:
   // In place: *len grows by kTagLen; capacity is the buffer's size. False for what is not an
   // RTP packet or has no room.
   bool protect_rtp(uint8_t *packet, size_t *len, size_t capacity);
+  // The same for an RTCP compound: *len grows by kRtcpTrailerLen (E flag and index, then tag).
+  static constexpr size_t kRtcpTrailerLen = 4 + kTagLen;
+  bool protect_rtcp(uint8_t *packet, size_t *len, size_t capacity);
 
 private:
   struct Impl;
