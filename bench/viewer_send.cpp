@@ -126,7 +126,7 @@ static int memory(int n, bool cm_only) {
     if (!srtp.back()->init(p->dtls->keys(), &error)) return 1;
   }
   after = rss_kb();
-  printf("of which SRTP (libsrtp2 inbound, and outbound unless AES-CM): %.1f kB per session\n", double(after - before) / double(srtp.size()));
+  printf("of which SRTP (two libsrtp2 contexts; with AES-CM none until the peer sends RTP): %.1f kB per session\n", double(after - before) / double(srtp.size()));
   return 0;
 }
 

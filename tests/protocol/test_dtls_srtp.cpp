@@ -315,7 +315,7 @@ GST_END_TEST;
 // Our AES-CM protect (srtp_cm.h) writes what libsrtp2 writes, byte for byte, and libsrtp2
 // unprotects it: SSRCs of their own, sequence numbers that wrap (twice), that start high, a
 // packet sent again, one far behind, CSRCs, a header extension, padding, an empty payload;
-// and sender reports (SRTCP).
+// and sender reports (SRTCP), which our unprotect takes back, refusing replays and changes.
 GST_START_TEST(test_own_aes_cm_matches_libsrtp) {
   std::vector<uint8_t> local(30), remote(30);
   for (size_t i = 0; i < local.size(); i++) {
@@ -324,11 +324,12 @@ GST_START_TEST(test_own_aes_cm_matches_libsrtp) {
   }
   SrtpKeys keys{SrtpProfile::Aes128CmSha1_80, local, remote};
   SrtpKeys peer_keys{SrtpProfile::Aes128CmSha1_80, remote, local};
-  SrtpSession ours, libsrtp, peer;
+  SrtpSession ours, libsrtp, peer, peer_libsrtp;
   std::string error;
   fail_unless(ours.init(keys, &error, true), "%s", error.c_str());
   fail_unless(libsrtp.init(keys, &error, false), "%s", error.c_str());
   fail_unless(peer.init(peer_keys, &error), "%s", error.c_str());
+  fail_unless(peer_libsrtp.init(peer_keys, &error, false), "%s", error.c_str());
   auto packet = [](uint32_t ssrc, uint16_t seq, int kind, size_t payload) {
     std::vector<uint8_t> p = {0x80, 96, uint8_t(seq >> 8), uint8_t(seq), 0, 1, 2, 3,
                               uint8_t(ssrc >> 24), uint8_t(ssrc >> 16), uint8_t(ssrc >> 8), uint8_t(ssrc)};
@@ -383,7 +384,14 @@ GST_START_TEST(test_own_aes_cm_matches_libsrtp) {
     fail_unless(ours.protect_rtcp(&a), "ours, RTCP %d: %s", i, ours.last_error().c_str());
     fail_unless(libsrtp.protect_rtcp(&b), "libsrtp2, RTCP %d: %s", i, libsrtp.last_error().c_str());
     fail_unless(a == b, "RTCP %d: ours differs from libsrtp2's", i);
+    // Unprotected by ours (the peer's SrtpCmProtector) and by libsrtp2's; a replay and a
+    // changed byte are refused.
+    std::vector<uint8_t> again = a, changed = a;
+    changed[8 + i % (changed.size() - 8)] ^= 0x01;
+    fail_if(peer.unprotect_rtcp(&changed), "RTCP %d: a changed byte passed", i);
     fail_unless(peer.unprotect_rtcp(&a) && a == plain, "RTCP %d not unprotected to its bytes", i);
+    fail_if(peer.unprotect_rtcp(&again), "RTCP %d: a replay passed", i);
+    fail_unless(peer_libsrtp.unprotect_rtcp(&b) && b == plain, "RTCP %d: libsrtp2 did not unprotect it", i);
   }
   // Not RTP, or no room: refused, untouched.
   std::vector<uint8_t> short_one = {0x80, 96, 0, 1};

@@ -3,6 +3,7 @@
 // SHA1_* are deprecated in OpenSSL 3 in favour of EVP, whose HMAC copies or allocates a
 // context per message; HMAC from two saved SHA_CTX states is a struct copy each.
 #define OPENSSL_SUPPRESS_DEPRECATED
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/sha.h>
 
@@ -14,12 +15,13 @@ namespace {
 
 constexpr size_t kKeyLen = 16, kSaltLen = 14, kAuthKeyLen = 20;
 
-// One outgoing SSRC: the highest packet index sent (rollover counter << 16 | sequence number),
-// and the last SRTCP index.
+// One SSRC. Sending: the highest packet index sent (rollover counter << 16 | sequence number)
+// and the last SRTCP index. Receiving: the highest SRTCP index and which of the 64 up to it came.
 struct Stream {
   uint32_t ssrc;
   uint64_t index;
   uint32_t rtcp_index;
+  uint64_t rtcp_seen;
 };
 
 // Session keys of one direction and kind (RTP or RTCP).
@@ -76,7 +78,7 @@ struct SrtpCmProtector::Impl {
   Stream &stream(uint32_t ssrc) {
     for (Stream &s : streams)
       if (s.ssrc == ssrc) return s;
-    streams.push_back({ssrc, 0, 0});
+    streams.push_back({ssrc, 0, 0, 0});
     return streams.back();
   }
 
@@ -168,6 +170,32 @@ bool SrtpCmProtector::protect_rtcp(uint8_t *p, size_t *len, size_t capacity) {
   for (int i = 0; i < 4; i++) trailer[i] = static_cast<uint8_t>(e >> (24 - 8 * i));
   Impl::tag(impl_->rtcp, p, n + 4, nullptr, p + n + 4);
   *len = n + kRtcpTrailerLen;
+  return true;
+}
+
+bool SrtpCmProtector::unprotect_rtcp(uint8_t *p, size_t *len) {
+  size_t n = *len;
+  if (!impl_ || n < 8 + kRtcpTrailerLen) return false;
+  size_t body = n - kTagLen;  // through the E flag and index
+  uint8_t tag[kTagLen];
+  Impl::tag(impl_->rtcp, p, body, nullptr, tag);
+  if (CRYPTO_memcmp(tag, p + body, kTagLen) != 0) return false;
+  const uint8_t *t = p + body - 4;
+  uint32_t e = (uint32_t(t[0]) << 24) | (uint32_t(t[1]) << 16) | (uint32_t(t[2]) << 8) | t[3];
+  uint32_t index = e & 0x7fffffff;
+  uint32_t ssrc = (uint32_t(p[4]) << 24) | (uint32_t(p[5]) << 16) | (uint32_t(p[6]) << 8) | p[7];
+  Stream &st = impl_->stream(ssrc);  // after the tag: no stream for what is not the peer's
+  uint32_t behind = st.rtcp_index - index;
+  if (st.rtcp_seen && index <= st.rtcp_index && (behind >= 64 || (st.rtcp_seen >> behind) & 1)) return false;
+  if ((e & 0x80000000u) && !Impl::encrypt(impl_->rtcp, ssrc, index, p + 8, body - 4 - 8)) return false;
+  if (!st.rtcp_seen || index > st.rtcp_index) {
+    uint32_t ahead = st.rtcp_seen ? index - st.rtcp_index : 64;
+    st.rtcp_seen = (ahead >= 64 ? 0 : st.rtcp_seen << ahead) | 1;
+    st.rtcp_index = index;
+  } else {
+    st.rtcp_seen |= uint64_t(1) << behind;
+  }
+  *len = body - 4;
   return true;
 }
 

@@ -5,7 +5,8 @@
 // some browsers negotiate, and holds no libsrtp2 context (some 17 kB a viewer). The output is
 // libsrtp2's, byte for byte (tests/protocol/test_dtls_srtp.cpp), including its guess of the
 // rollover counter and its SRTCP index (from 1 for each SSRC); unlike libsrtp2 it never refuses
-// an RTP packet more than its replay window behind (a late retransmission).
+// an RTP packet more than its replay window behind (a late retransmission). It also unprotects
+// the SRTCP a viewer sends (receiver reports, NACK, PLI).
 // Not thread-safe: one caller at a time (the viewer's send lock).
 #pragma once
 
@@ -32,6 +33,9 @@ public:
   // The same for an RTCP compound: *len grows by kRtcpTrailerLen (E flag and index, then tag).
   static constexpr size_t kRtcpTrailerLen = 4 + kTagLen;
   bool protect_rtcp(uint8_t *packet, size_t *len, size_t capacity);
+  // With the peer's master key: an SRTCP packet in place (*len shrinks). False when its tag
+  // is wrong or its index was seen (or is more than 64 behind the highest seen of its SSRC).
+  bool unprotect_rtcp(uint8_t *packet, size_t *len);
 
 private:
   struct Impl;
