@@ -2,9 +2,10 @@
 // packet, rewrite its SSRC and sequence number, SRTP-protect it (libsrtp2) and send it (UDP
 // on 127.0.0.1 to a socket nobody reads: the kernel drops what overflows, as a slow viewer's
 // would be). Prints CPU nanoseconds per packet for protect only and for protect + send, for both
-// SRTP profiles. Usage: viewer_send [VIEWERS (50)] [PACKETS PER VIEWER (2000)] [SIZE (1200)]
-// With --memory N: the memory (RSS) that N connected DTLS sessions with their SRTP sessions
-// hold, per session (the handshakes run in memory, both sides in this process).
+// SRTP profiles, AES-CM by libsrtp2 and by our own protect (transport/srtp_cm.h). Usage: viewer_send [VIEWERS (50)] [PACKETS PER VIEWER (2000)] [SIZE (1200)]
+// With --memory N [cm]: the memory (RSS) that N connected DTLS sessions with their SRTP sessions
+// hold, per session (the handshakes run in memory, both sides in this process); AES-GCM, or
+// with cm SRTP_AES128_CM_SHA1_80 (outbound by srtp_cm.h).
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -23,7 +24,8 @@
 
 using namespace wish;
 
-static double run(SrtpProfile profile, int viewers, int packets, size_t size, int fd, const sockaddr_in *to) {
+static double run(SrtpProfile profile, bool own_cm, int viewers, int packets, size_t size, int fd,
+                  const sockaddr_in *to) {
   std::mt19937 rng(1);
   size_t key_len = profile == SrtpProfile::AeadAes128Gcm ? 28 : 30;
   std::vector<std::unique_ptr<SrtpSession>> sessions;
@@ -33,7 +35,7 @@ static double run(SrtpProfile profile, int viewers, int packets, size_t size, in
     for (auto &b : keys.remote) b = static_cast<uint8_t>(rng());
     sessions.push_back(std::make_unique<SrtpSession>());
     std::string error;
-    if (!sessions.back()->init(keys, &error)) {
+    if (!sessions.back()->init(keys, &error, own_cm)) {
       fprintf(stderr, "%s\n", error.c_str());
       exit(1);
     }
@@ -77,10 +79,12 @@ struct Peer {
   std::vector<std::vector<uint8_t>> inbox;
 };
 
-static int memory(int n) {
+static int memory(int n, bool cm_only) {
   std::string error;
-  auto ca = DtlsContext::create(make_ecdsa_certificate_pem(), {SrtpProfile::AeadAes128Gcm, SrtpProfile::Aes128CmSha1_80}, &error);
-  auto cb = DtlsContext::create(make_ecdsa_certificate_pem(), {SrtpProfile::AeadAes128Gcm, SrtpProfile::Aes128CmSha1_80}, &error);
+  std::vector<SrtpProfile> profiles = {SrtpProfile::AeadAes128Gcm, SrtpProfile::Aes128CmSha1_80};
+  if (cm_only) profiles = {SrtpProfile::Aes128CmSha1_80};
+  auto ca = DtlsContext::create(make_ecdsa_certificate_pem(), profiles, &error);
+  auto cb = DtlsContext::create(make_ecdsa_certificate_pem(), profiles, &error);
   if (!ca || !cb) return fprintf(stderr, "%s\n", error.c_str()), 1;
   std::vector<std::unique_ptr<Peer>> peers;
   auto handshake = [&] {
@@ -122,12 +126,12 @@ static int memory(int n) {
     if (!srtp.back()->init(p->dtls->keys(), &error)) return 1;
   }
   after = rss_kb();
-  printf("of which SRTP (two libsrtp2 sessions each): %.1f kB per session\n", double(after - before) / double(srtp.size()));
+  printf("of which SRTP (two libsrtp2 contexts; with AES-CM none until the peer sends RTP): %.1f kB per session\n", double(after - before) / double(srtp.size()));
   return 0;
 }
 
 int main(int argc, char **argv) {
-  if (argc > 2 && std::string(argv[1]) == "--memory") return memory(atoi(argv[2]));
+  if (argc > 2 && std::string(argv[1]) == "--memory") return memory(atoi(argv[2]), argc > 3 && std::string(argv[3]) == "cm");
   int viewers = argc > 1 ? atoi(argv[1]) : 50, packets = argc > 2 ? atoi(argv[2]) : 2000;
   size_t size = argc > 3 ? static_cast<size_t>(atoi(argv[3])) : 1200;
   int sink = socket(AF_INET, SOCK_DGRAM, 0), out = socket(AF_INET, SOCK_DGRAM, 0);
@@ -140,12 +144,18 @@ int main(int argc, char **argv) {
     perror("socket");
     return 1;
   }
-  run(SrtpProfile::Aes128CmSha1_80, viewers, packets / 4 + 1, size, -1, &addr);  // warm-up
-  for (SrtpProfile p : {SrtpProfile::Aes128CmSha1_80, SrtpProfile::AeadAes128Gcm}) {
-    double protect = run(p, viewers, packets, size, -1, &addr);
-    double send = run(p, viewers, packets, size, out, &addr);
-    printf("%s, %zu-byte packets, %d viewers: rewrite+protect %.0f ns, rewrite+protect+sendto %.0f ns per packet\n",
-           srtp_profile_name(p), size, viewers, protect, send);
+  run(SrtpProfile::Aes128CmSha1_80, true, viewers, packets / 4 + 1, size, -1, &addr);  // warm-up
+  struct Variant {
+    SrtpProfile profile;
+    bool own_cm;
+    const char *by;
+  };
+  for (Variant v : {Variant{SrtpProfile::Aes128CmSha1_80, false, "libsrtp2"}, Variant{SrtpProfile::Aes128CmSha1_80, true, "srtp_cm.h"},
+                    Variant{SrtpProfile::AeadAes128Gcm, false, "libsrtp2"}}) {
+    double protect = run(v.profile, v.own_cm, viewers, packets, size, -1, &addr);
+    double send = run(v.profile, v.own_cm, viewers, packets, size, out, &addr);
+    printf("%s (%s), %zu-byte packets, %d viewers: rewrite+protect %.0f ns, rewrite+protect+sendto %.0f ns per packet\n",
+           srtp_profile_name(v.profile), v.by, size, viewers, protect, send);
   }
   close(sink);
   close(out);

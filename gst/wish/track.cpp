@@ -234,8 +234,10 @@ GstPadProbeReturn Track::on_source(GstPad *, GstPadProbeInfo *info, gpointer dat
     GstBufferList *list = GST_PAD_PROBE_INFO_BUFFER_LIST(info);
     guint n = gst_buffer_list_length(list);
     for (guint i = 0; i < n; i++) self->watch_keyframe(gst_buffer_list_get(list, i));
-    for (const auto &sink : *sinks)
-      for (guint i = 0; i < n; i++) sink->deliver(self, gst_buffer_ref(gst_buffer_list_get(list, i)));
+    // Packet by packet to every sink, not sink by sink: a sink that shares one copy of a
+    // packet among its peers (shared_viewers.cpp) sees the same packet in a row.
+    for (guint i = 0; i < n; i++)
+      for (const auto &sink : *sinks) sink->deliver(self, gst_buffer_ref(gst_buffer_list_get(list, i)));
   }
   gst_mini_object_unref(GST_MINI_OBJECT_CAST(info->data));
   info->data = nullptr;

@@ -1,7 +1,8 @@
 // DTLS-SRTP of the viewer transport: two sessions (client and server) handshake over
 // in-memory queues, derive each other's keys, and protect what the other unprotects; a
 // certificate that is not the announced one fails; a lost flight comes again through the
-// timer path; many handshakes in a row (run under scripts/sanitize.sh for leaks).
+// timer path; many handshakes in a row (run under scripts/sanitize.sh for leaks); our own
+// AES-CM protect against libsrtp2's.
 #include <gst/check/gstcheck.h>
 
 #include <chrono>
@@ -311,6 +312,102 @@ GST_START_TEST(test_garbage_and_misuse) {
 }
 GST_END_TEST;
 
+// Our AES-CM protect (srtp_cm.h) writes what libsrtp2 writes, byte for byte, and libsrtp2
+// unprotects it: SSRCs of their own, sequence numbers that wrap (twice), that start high, a
+// packet sent again, one far behind, CSRCs, a header extension, padding, an empty payload;
+// and sender reports (SRTCP), which our unprotect takes back, refusing replays and changes.
+GST_START_TEST(test_own_aes_cm_matches_libsrtp) {
+  std::vector<uint8_t> local(30), remote(30);
+  for (size_t i = 0; i < local.size(); i++) {
+    local[i] = static_cast<uint8_t>(i * 37 + 11);
+    remote[i] = static_cast<uint8_t>(i * 53 + 5);
+  }
+  SrtpKeys keys{SrtpProfile::Aes128CmSha1_80, local, remote};
+  SrtpKeys peer_keys{SrtpProfile::Aes128CmSha1_80, remote, local};
+  SrtpSession ours, libsrtp, peer, peer_libsrtp;
+  std::string error;
+  fail_unless(ours.init(keys, &error, true), "%s", error.c_str());
+  fail_unless(libsrtp.init(keys, &error, false), "%s", error.c_str());
+  fail_unless(peer.init(peer_keys, &error), "%s", error.c_str());
+  fail_unless(peer_libsrtp.init(peer_keys, &error, false), "%s", error.c_str());
+  auto packet = [](uint32_t ssrc, uint16_t seq, int kind, size_t payload) {
+    std::vector<uint8_t> p = {0x80, 96, uint8_t(seq >> 8), uint8_t(seq), 0, 1, 2, 3,
+                              uint8_t(ssrc >> 24), uint8_t(ssrc >> 16), uint8_t(ssrc >> 8), uint8_t(ssrc)};
+    if (kind == 1) {  // two CSRCs
+      p[0] |= 2;
+      for (int i = 0; i < 8; i++) p.push_back(uint8_t(0xc0 + i));
+    } else if (kind == 2) {  // a one-byte header extension of two words
+      p[0] |= 0x10;
+      for (uint8_t b : {0xbe, 0xde, 0x00, 0x02, 0x10, 0xaa, 0x21, 0xbb, 0xcc, 0x00, 0x00, 0x00}) p.push_back(b);
+    }
+    for (size_t i = 0; i < payload; i++) p.push_back(static_cast<uint8_t>(seq * 31 + i));
+    if (kind == 3) {  // four bytes of padding
+      p[0] |= 0x20;
+      p.insert(p.end(), {0, 0, 0, 4});
+    }
+    return p;
+  };
+  struct Step {
+    uint32_t ssrc;
+    uint16_t seq;
+  };
+  std::vector<Step> steps;
+  for (int i = 0; i < 70000; i += 7) steps.push_back({0x11111111, static_cast<uint16_t>(100 + i)});  // wraps once
+  for (int i = 0; i < 140000; i += 13) steps.push_back({0x22222222, static_cast<uint16_t>(65000 + i)});  // twice
+  steps.push_back({0x11111111, static_cast<uint16_t>(100 + 69993)});                // the last one again
+  steps.push_back({0x11111111, static_cast<uint16_t>(100 + 69993 - 300)});          // a late retransmission
+  steps.push_back({0x33333333, 5});
+  int n = 0;
+  for (const Step &s : steps) {
+    int kind = n % 5;
+    size_t payload = kind == 4 ? 0 : 1 + (n * 97) % 1200;
+    std::vector<uint8_t> plain = packet(s.ssrc, s.seq, kind, payload), a = plain, b = plain;
+    fail_unless(ours.protect_rtp(&a), "ours, packet %d: %s", n, ours.last_error().c_str());
+    fail_unless(libsrtp.protect_rtp(&b), "libsrtp2, packet %d: %s", n, libsrtp.last_error().c_str());
+    fail_unless(a == b, "packet %d (ssrc %08x seq %u kind %d): ours differs from libsrtp2's", n, s.ssrc, s.seq, kind);
+    // The last two are repeats: libsrtp2's receiver would call them replays.
+    if (n < static_cast<int>(steps.size()) - 3) {
+      fail_unless(peer.unprotect_rtp(&a), "packet %d not unprotected: %s", n, peer.last_error().c_str());
+      fail_unless(a == plain, "packet %d unprotected to other bytes", n);
+    }
+    n++;
+  }
+  // RTCP: sender reports of two SSRCs, interleaved, and a compound of two packets.
+  for (int i = 0; i < 300; i++) {
+    rtcp::SenderReport sr;
+    sr.ssrc = i % 3 ? 0x11111111 : 0x22222222;
+    sr.ntp_time = 0x0102030405060708ull + i;
+    sr.rtp_time = 1000u * i;
+    sr.packet_count = i;
+    sr.octet_count = 1200u * i;
+    std::vector<uint8_t> plain = rtcp::build_sender_compound(sr, i % 2 ? "wish" : "a longer cname"), a = plain, b = plain;
+    fail_unless(ours.protect_rtcp(&a), "ours, RTCP %d: %s", i, ours.last_error().c_str());
+    fail_unless(libsrtp.protect_rtcp(&b), "libsrtp2, RTCP %d: %s", i, libsrtp.last_error().c_str());
+    fail_unless(a == b, "RTCP %d: ours differs from libsrtp2's", i);
+    // Unprotected by ours (the peer's SrtpCmProtector) and by libsrtp2's; a replay and a
+    // changed byte are refused.
+    std::vector<uint8_t> again = a, changed = a;
+    changed[8 + i % (changed.size() - 8)] ^= 0x01;
+    fail_if(peer.unprotect_rtcp(&changed), "RTCP %d: a changed byte passed", i);
+    fail_unless(peer.unprotect_rtcp(&a) && a == plain, "RTCP %d not unprotected to its bytes", i);
+    fail_if(peer.unprotect_rtcp(&again), "RTCP %d: a replay passed", i);
+    fail_unless(peer_libsrtp.unprotect_rtcp(&b) && b == plain, "RTCP %d: libsrtp2 did not unprotect it", i);
+  }
+  // Not RTP, or no room: refused, untouched.
+  std::vector<uint8_t> short_one = {0x80, 96, 0, 1};
+  fail_if(ours.protect_rtp(&short_one));
+  fail_unless(short_one.size() == 4);
+  SrtpCmProtector cm;
+  fail_if(cm.init(std::vector<uint8_t>(28)), "a key of the wrong length");
+  uint8_t buf[40] = {0x80, 96};
+  size_t len = 12;
+  fail_if(cm.protect_rtp(buf, &len, sizeof buf), "protected before init");
+  fail_unless(cm.init(local));
+  fail_if(cm.protect_rtp(buf, &len, 12 + SrtpCmProtector::kTagLen - 1), "no room for the tag");
+  fail_unless(cm.protect_rtp(buf, &len, sizeof buf) && len == 12 + SrtpCmProtector::kTagLen);
+}
+GST_END_TEST;
+
 static Suite *dtls_srtp_suite(void) {
   Suite *s = suite_create("dtls-srtp");
   TCase *tc = tcase_create("general");
@@ -318,6 +415,7 @@ static Suite *dtls_srtp_suite(void) {
   tcase_set_timeout(tc, 540);  // 1000 handshakes take about 150 s under ASan on a busy machine
   tcase_add_test(tc, test_handshake_derives_matching_keys);
   tcase_add_test(tc, test_srtp_both_ways);
+  tcase_add_test(tc, test_own_aes_cm_matches_libsrtp);
   tcase_add_test(tc, test_wrong_fingerprint_fails);
   tcase_add_test(tc, test_lost_flight_recovered_by_timer);
   tcase_add_test(tc, test_many_handshakes);

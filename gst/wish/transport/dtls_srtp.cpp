@@ -323,33 +323,55 @@ SrtpSession::~SrtpSession() {
   if (in_) srtp_dealloc(in_);
 }
 
-bool SrtpSession::init(const SrtpKeys &keys, std::string *error) {
+namespace {
+
+// libsrtp2's policy for a profile, keys and SSRC left to the caller; false for none.
+bool policy_for(SrtpProfile profile, srtp_policy_t *policy, size_t *key_len) {
+  if (profile == SrtpProfile::Aes128CmSha1_80) {
+    srtp_crypto_policy_set_aes_cm_128_hmac_sha1_80(&policy->rtp);
+    srtp_crypto_policy_set_aes_cm_128_hmac_sha1_80(&policy->rtcp);
+    *key_len = SRTP_AES_ICM_128_KEY_LEN_WSALT;
+  } else if (profile == SrtpProfile::AeadAes128Gcm) {
+    srtp_crypto_policy_set_aes_gcm_128_16_auth(&policy->rtp);
+    srtp_crypto_policy_set_aes_gcm_128_16_auth(&policy->rtcp);
+    *key_len = SRTP_AES_GCM_128_KEY_LEN_WSALT;
+  } else {
+    return false;
+  }
+  // Large enough for packets reordered or sent again after a NACK.
+  policy->window_size = 1024;
+  return true;
+}
+
+}  // namespace
+
+bool SrtpSession::init(const SrtpKeys &keys, std::string *error, bool own_cm) {
   // Once per process. When another user of libsrtp2 in the process (GStreamer's srtp plugin)
   // initialised it first, srtp_init() runs the self-tests again and Debian's NSS-backed build
   // fails one of them (bad_param): the kernel is usable all the same, so only srtp_create()
   // below decides.
   static std::once_flag once;
   std::call_once(once, [] { srtp_init(); });
-  if (out_ || in_) return *error = "already initialised", false;
+  if (out_ || in_ || cm_) return *error = "already initialised", false;
 
   srtp_policy_t policy{};
   size_t key_len;
-  if (keys.profile == SrtpProfile::Aes128CmSha1_80) {
-    srtp_crypto_policy_set_aes_cm_128_hmac_sha1_80(&policy.rtp);
-    srtp_crypto_policy_set_aes_cm_128_hmac_sha1_80(&policy.rtcp);
-    key_len = SRTP_AES_ICM_128_KEY_LEN_WSALT;
-  } else if (keys.profile == SrtpProfile::AeadAes128Gcm) {
-    srtp_crypto_policy_set_aes_gcm_128_16_auth(&policy.rtp);
-    srtp_crypto_policy_set_aes_gcm_128_16_auth(&policy.rtcp);
-    key_len = SRTP_AES_GCM_128_KEY_LEN_WSALT;
-  } else {
-    return *error = "no SRTP profile", false;
-  }
+  if (!policy_for(keys.profile, &policy, &key_len)) return *error = "no SRTP profile", false;
   if (keys.local.size() != key_len || keys.remote.size() != key_len) return *error = "SRTP key of the wrong length", false;
-  // Large enough for packets reordered or sent again after a NACK.
-  policy.window_size = 1024;
+  profile_ = keys.profile;
+  remote_ = keys.remote;
+  if (keys.profile == SrtpProfile::Aes128CmSha1_80 && own_cm) {
+    cm_ = std::make_unique<SrtpCmProtector>();
+    cm_in_ = std::make_unique<SrtpCmProtector>();
+    if (!cm_->init(keys.local) || !cm_in_->init(keys.remote)) {
+      cm_.reset();
+      cm_in_.reset();
+      return *error = "AES-CM key derivation failed", false;
+    }
+    return true;  // libsrtp2's inbound context once the peer sends RTP (most never do)
+  }
   // libsrtp copies the keys in srtp_create(); it only takes them as non-const.
-  std::vector<uint8_t> local = keys.local, remote = keys.remote;
+  std::vector<uint8_t> local = keys.local;
   policy.ssrc.type = ssrc_any_outbound;
   policy.key = local.data();
   // A packet sent again (NACK without RTX) keeps its index: not a replay on our side.
@@ -359,10 +381,17 @@ bool SrtpSession::init(const SrtpKeys &keys, std::string *error) {
     out_ = nullptr;
     return *error = "srtp_create (outbound) failed (" + std::to_string(st) + ")", false;
   }
+  return create_in(error);
+}
+
+bool SrtpSession::create_in(std::string *error) {
+  srtp_policy_t policy{};
+  size_t key_len;
+  if (!policy_for(profile_, &policy, &key_len)) return *error = "no SRTP profile", false;
+  std::vector<uint8_t> remote = remote_;
   policy.ssrc.type = ssrc_any_inbound;
   policy.key = remote.data();
-  policy.allow_repeat_tx = 0;
-  st = srtp_create(&in_, &policy);
+  srtp_err_status_t st = srtp_create(&in_, &policy);
   if (st != srtp_err_status_ok) {
     in_ = nullptr;
     return *error = "srtp_create (inbound) failed (" + std::to_string(st) + ")", false;
@@ -385,20 +414,23 @@ bool checked(srtp_err_status_t st, int len, size_t *out, std::string *error, con
 }  // namespace
 
 bool SrtpSession::protect_rtp(uint8_t *packet, size_t *len, size_t capacity) {
-  if (!out_ || capacity < *len + kMaxTrailer) return last_error_ = "no room or no keys", false;
+  if (!(out_ || cm_) || capacity < *len + kMaxTrailer) return last_error_ = "no room or no keys", false;
+  if (cm_) return cm_->protect_rtp(packet, len, capacity) || (last_error_ = "not an RTP packet", false);
   int n = static_cast<int>(*len);
   srtp_err_status_t st = srtp_protect(out_, packet, &n);
   return checked(st, n, len, &last_error_, "srtp_protect");
 }
 
 bool SrtpSession::protect_rtcp(uint8_t *packet, size_t *len, size_t capacity) {
-  if (!out_ || capacity < *len + kMaxTrailer) return last_error_ = "no room or no keys", false;
+  if (!(out_ || cm_) || capacity < *len + kMaxTrailer) return last_error_ = "no room or no keys", false;
+  if (cm_) return cm_->protect_rtcp(packet, len, capacity) || (last_error_ = "not an RTCP packet", false);
   int n = static_cast<int>(*len);
   srtp_err_status_t st = srtp_protect_rtcp(out_, packet, &n);
   return checked(st, n, len, &last_error_, "srtp_protect_rtcp");
 }
 
 bool SrtpSession::unprotect_rtp(uint8_t *packet, size_t *len) {
+  if (!in_ && cm_in_ && !create_in(&last_error_)) return false;
   if (!in_) return last_error_ = "no keys", false;
   int n = static_cast<int>(*len);
   srtp_err_status_t st = srtp_unprotect(in_, packet, &n);
@@ -406,6 +438,7 @@ bool SrtpSession::unprotect_rtp(uint8_t *packet, size_t *len) {
 }
 
 bool SrtpSession::unprotect_rtcp(uint8_t *packet, size_t *len) {
+  if (cm_in_) return cm_in_->unprotect_rtcp(packet, len) || (last_error_ = "SRTCP not authentic, or a replay", false);
   if (!in_) return last_error_ = "no keys", false;
   int n = static_cast<int>(*len);
   srtp_err_status_t st = srtp_unprotect_rtcp(in_, packet, &n);

@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "transport/srtp_cm.h"
+
 typedef struct ssl_ctx_st SSL_CTX;
 typedef struct ssl_st SSL;
 typedef struct srtp_ctx_t_ srtp_ctx_t;
@@ -104,7 +106,9 @@ private:
 };
 
 // SRTP/SRTCP for one viewer: our SSRCs outbound, the peer's inbound, both by wildcard. Two
-// srtp_t inside: libsrtp2 takes one wildcard (template) stream per srtp_t.
+// srtp_t inside: libsrtp2 takes one wildcard (template) stream per srtp_t; with AES-CM the
+// outbound one is an SrtpCmProtector instead, and so is the inbound one for SRTCP (libsrtp2's
+// is made when the peer first sends RTP).
 class SrtpSession {
 public:
   // Room the protected packet needs after the plain one (tag, SRTCP index).
@@ -115,7 +119,9 @@ public:
   SrtpSession(const SrtpSession &) = delete;
   SrtpSession &operator=(const SrtpSession &) = delete;
 
-  bool init(const SrtpKeys &keys, std::string *error);
+  // own_cm: with SRTP_AES128_CM_SHA1_80, outgoing RTP and RTCP and incoming RTCP by
+  // SrtpCmProtector (srtp_cm.h) rather than libsrtp2 (false: libsrtp2 for everything).
+  bool init(const SrtpKeys &keys, std::string *error, bool own_cm = true);
 
   // In place: *len grows by the trailer; capacity is the buffer's size (at least
   // *len + kMaxTrailer). Retransmissions of a packet already sent are allowed.
@@ -135,7 +141,13 @@ public:
   const std::string &last_error() const { return last_error_; }
 
 private:
+  bool create_in(std::string *error);
+
   srtp_ctx_t *out_ = nullptr, *in_ = nullptr;
+  // With AES-CM: outgoing RTP and RTCP (no out_), incoming RTCP (in_ made for incoming RTP only).
+  std::unique_ptr<SrtpCmProtector> cm_, cm_in_;
+  SrtpProfile profile_ = SrtpProfile::None;
+  std::vector<uint8_t> remote_;  // the peer's master key and salt, for create_in()
   std::string last_error_;
 };
 
