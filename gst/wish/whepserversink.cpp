@@ -679,7 +679,7 @@ static void gst_whep_server_sink_class_init(GstWhepServerSinkClass *klass) {
                            "Serve plain WHEP viewers on one ICE agent and thread for all of them (DTLS-SRTP, "
                            "RTX, PLI/FIR, trickle and ICE restart) instead of a webrtcbin each. Offers it cannot "
                            "serve (counter-offers, transcoding, video-layers, simulcast) still get a webrtcbin. "
-                           "Its viewers are not in the stats property nor in WHEP events or OMA yet",
+                           "Its viewers are reported as the others are: stats, metrics, messages, WHEP events",
                            FALSE, flags));
   g_object_class_install_property(gobject_class, PROP_STATS,
       g_param_spec_boxed("stats", "Statistics",

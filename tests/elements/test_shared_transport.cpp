@@ -1,18 +1,25 @@
 // whepserversink with shared-transport=true: viewers on one shared ICE agent instead of a
 // webrtcbin each, checked in decoded pixels and tones; two at once; DELETE and a viewer that
 // vanishes free their place (max-viewers); an offer the shared path cannot serve still plays
-// on a webrtcbin.
+// on a webrtcbin. What the element reports of its viewers (stats, metrics, messages) counts
+// these viewers too; NACK/RTX through the element.
 #include <gst/gst.h>
 
+#include <map>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <vector>
 
 #include <signal.h>
 
+#include "protocol/sdpfrag.h"
+#include "rtx_counters.h"
+
 #include "child_pipeline.h"
 #include "fixtures.h"
 #include "http_client.h"
+#include "prometheus.h"
 #include "test_player.h"
 #include "whepsrc_player.h"
 
@@ -121,6 +128,172 @@ GST_START_TEST(test_offer_it_cannot_serve_goes_to_webrtcbin) {
 }
 GST_END_TEST;
 
+// The element's metrics, as Prometheus reads them.
+static std::map<std::string, double> read_metrics(HttpClient &http, const std::string &url, std::string *text) {
+  HttpResult m = http.request("GET", url);
+  fail_unless_equals_int(m.status, 200);
+  bool parsed = false;
+  auto samples = parse_prometheus(m.body, &parsed);
+  fail_unless(parsed, "prometheus_client could not read:\n%s", m.body.c_str());
+  *text = m.body;
+  return samples;
+}
+
+static double sample(const std::map<std::string, double> &samples, const std::string &key) {
+  auto it = samples.find(key);
+  return it == samples.end() ? -1 : it->second;
+}
+
+// The viewers of the stats property, each as its structure's text.
+static std::vector<std::string> stats_viewers(GstElement *sink, guint *count) {
+  GstStructure *st = nullptr;
+  g_object_get(sink, "stats", &st, nullptr);
+  fail_unless(st != nullptr);
+  fail_unless(gst_structure_get_uint(st, "viewer-count", count));
+  const GValue *list = gst_structure_get_value(st, "viewers");
+  std::vector<std::string> out;
+  for (guint i = 0; list && i < gst_value_list_get_size(list); i++) {
+    gchar *text = gst_structure_to_string(gst_value_get_structure(gst_value_list_get_value(list, i)));
+    out.push_back(text);
+    g_free(text);
+  }
+  gst_structure_free(st);
+  return out;
+}
+
+// The stats property and the metrics count shared viewers as webrtcbin ones: each viewer
+// connected with what it was sent, viewers per stream, packets and bytes sent (also after one
+// left), sessions created and ended, loss from their receiver reports.
+GST_START_TEST(test_stats_and_metrics_count_shared_viewers) {
+  SharedServer s("metrics-path=/metrics");
+  HttpClient http;
+  Player a(s.url("/cam")), b(s.url("/cam"));
+  fail_unless(a.wait_video(30, 10000) && b.wait_video(30, 10000));
+  fail_unless_equals_int(count_elements(s.sink, "webrtcbin"), 0);
+  guint count = 0;
+  std::vector<std::string> viewers = stats_viewers(s.sink, &count);
+  fail_unless_equals_int(count, 2);
+  fail_unless_equals_int(viewers.size(), 2);
+  for (const auto &v : viewers) {
+    assert_contains(v, "connection-state=(string)connected");
+    assert_contains(v, "stream=(string)cam");
+    fail_if(v.find("packets-sent=(guint64)0,") != std::string::npos, "nothing sent: %s", v.c_str());
+  }
+  assert_contains(viewers[0] + viewers[1], a.session_url().substr(a.session_url().rfind('/') + 1));
+
+  std::string text;
+  std::map<std::string, double> m;
+  // Receiver reports come every few seconds from webrtcbin players.
+  bool reported = wait_until(15000, [&] {
+    m = read_metrics(http, s.url("/metrics"), &text);
+    return sample(m, "wish_viewers{stream=\"cam\"}") == 2 && sample(m, "wish_viewer_fraction_lost{stream=\"cam\"}") >= 0;
+  });
+  fail_unless(reported, "no viewers or no loss figures in\n%s", text.c_str());
+  fail_unless(sample(m, "wish_sent_packets_total{stream=\"cam\"}") > 30, "%s", text.c_str());
+  fail_unless(sample(m, "wish_sent_bytes_total{stream=\"cam\"}") > 10000, "%s", text.c_str());
+  fail_unless_equals_int(sample(m, "wish_sessions_created_total{endpoint=\"/cam\"}"), 2);
+  fail_unless(sample(m, "wish_viewer_fraction_lost{stream=\"cam\"}") < 0.05, "%s", text.c_str());
+  fail_unless(sample(m, "wish_keyframe_requests_total{stream=\"cam\"}") >= 0, "%s", text.c_str());
+  double rtt = sample(m, "wish_viewer_rtt_seconds{stream=\"cam\"}");
+  fail_unless(rtt < 1, "round trip %f s on 127.0.0.1", rtt);  // -1: the players echoed no sender report
+  double sent = sample(m, "wish_sent_packets_total{stream=\"cam\"}");
+
+  fail_unless_equals_int(http.request("DELETE", a.session_url()).status, 200);
+  fail_unless(wait_until(5000, [&] {
+    m = read_metrics(http, s.url("/metrics"), &text);
+    return sample(m, "wish_viewers{stream=\"cam\"}") == 1;
+  }), "%s", text.c_str());
+  fail_unless_equals_int(sample(m, "wish_sessions_ended_total{endpoint=\"/cam\",reason=\"closed\"}"), 1);
+  fail_unless(sample(m, "wish_sent_packets_total{stream=\"cam\"}") >= sent, "the packets of the viewer that left vanished");
+  stats_viewers(s.sink, &count);
+  fail_unless_equals_int(count, 1);
+}
+GST_END_TEST;
+
+// wish-viewer-joined and wish-viewer-left, with the session and the count, as for webrtcbin viewers.
+GST_START_TEST(test_viewer_messages) {
+  SharedServer s;
+  TestPlayer player(h264());
+  HttpClient http;
+  HttpResult r = negotiate(http, player, s.url("/cam"));
+  std::string location = r.header("Location"), id = location.substr(location.rfind('/') + 1);
+  std::string joined = wait_bus_message(s.pipeline, "wish-viewer-joined", 5000);
+  assert_contains(joined, "session-id=(string)" + id);
+  assert_contains(joined, "viewers=(uint)1");
+  fail_unless(player.wait_video_frames(10, 10000));
+  fail_unless_equals_int(count_elements(s.sink, "webrtcbin"), 0);
+  fail_unless_equals_int(http.request("DELETE", s.url(location)).status, 200);
+  std::string left = wait_bus_message(s.pipeline, "wish-viewer-left", 5000);
+  assert_contains(left, "session-id=(string)" + id);
+  assert_contains(left, "reason=(string)closed");
+  assert_contains(left, "viewers=(uint)0");
+}
+GST_END_TEST;
+
+// The offer with a fingerprint no certificate has: DTLS fails with it.
+static std::string with_wrong_fingerprint(std::string offer) {
+  std::string wrong = "a=fingerprint:sha-256 ";
+  for (int i = 0; i < 32; i++) wrong += std::string(i ? ":" : "") + "AB";
+  for (size_t at = offer.find("a=fingerprint:"); at != std::string::npos; at = offer.find("a=fingerprint:", at + 1))
+    offer.replace(at, offer.find_first_of("\r\n", at) - at, wrong);
+  return offer;
+}
+
+// A viewer whose DTLS handshake fails (its offer names another certificate) ends as a
+// webrtcbin viewer would: wish-viewer-left and the metrics say connection-lost.
+GST_START_TEST(test_failed_viewer_ends_as_connection_lost) {
+  SharedServer s("metrics-path=/metrics");
+  TestPlayer player(h264());
+  HttpClient http;
+  std::string offer = with_wrong_fingerprint(player.create_offer());
+  HttpResult r;
+  fail_unless(wait_until(10000, [&] {
+    r = http.request("POST", s.url("/cam"), {{"Content-Type", "application/sdp"}}, offer);
+    return r.status == 201;
+  }), "POST: %u %s", r.status, r.body.c_str());
+  fail_unless(player.set_remote_answer(r.body));
+  std::string left = wait_bus_message(s.pipeline, "wish-viewer-left", 15000);
+  assert_contains(left, "reason=(string)connection-lost");
+  fail_unless_equals_int(count_elements(s.sink, "webrtcbin"), 0);
+  std::string text;
+  std::map<std::string, double> m = read_metrics(http, s.url("/metrics"), &text);
+  fail_unless_equals_int(sample(m, "wish_sessions_ended_total{endpoint=\"/cam\",reason=\"connection-lost\"}"), 1);
+  fail_unless_equals_int(player.video_frames(), 0);
+}
+GST_END_TEST;
+
+// A player loses every 10th video packet: it asks for them (NACK), the shared transport sends
+// them again on the rtx payload type, nearly every frame decodes, and the metrics say so.
+GST_START_TEST(test_rtx_answers_nack) {
+  SharedServer s("metrics-path=/metrics");
+  Player player(s.url("/cam"), "video-codecs=h264 audio-codecs=none latency=200");
+  wish_test::RtpDropper dropper(player.pipeline, {102}, 10);  // whepsrc offers H.264 as 102
+  fail_unless(player.wait_video(15, 15000), "no video");
+  guint64 before = player.video;
+  g_usleep(6 * G_USEC_PER_SEC);
+  guint64 frames = player.video - before;
+  wish_test::RtxCounters got = wish_test::rtx_counters(GST_BIN(player.pipeline));
+  g_printerr("shared: frames %" G_GUINT64_FORMAT "/180, dropped %" G_GUINT64_FORMAT "/%" G_GUINT64_FORMAT ", player: %s\n",
+             frames, dropper.dropped(), dropper.seen(), got.text().c_str());
+  fail_unless_equals_int(count_elements(s.sink, "webrtcbin"), 0);
+  fail_unless(dropper.dropped() >= 10, "only %" G_GUINT64_FORMAT " packets dropped", dropper.dropped());
+  fail_unless(got.nacks_sent > 0, "whepsrc sent no NACK: %s", got.text().c_str());
+  fail_unless(got.rtx_received > 0, "whepsrc received no retransmission: %s", got.text().c_str());
+  fail_unless(got.rtx_recovered * 10 >= dropper.dropped() * 8, "recovered %" G_GUINT64_FORMAT " of %" G_GUINT64_FORMAT,
+              got.rtx_recovered, dropper.dropped());
+  fail_unless(frames * 100 >= 180 * 95, "decoded %" G_GUINT64_FORMAT " of 180 frames", frames);
+  HttpClient http;
+  std::string text;
+  std::map<std::string, double> m;
+  fail_unless(wait_until(3000, [&] {
+    m = read_metrics(http, s.url("/metrics"), &text);
+    return sample(m, "wish_retransmitted_packets_total{stream=\"cam\"}") > 0;
+  }), "no retransmission in the metrics:\n%s", text.c_str());
+  fail_unless(sample(m, "wish_nacks_received_total{stream=\"cam\"}") >= sample(m, "wish_retransmitted_packets_total{stream=\"cam\"}"),
+              "%s", text.c_str());
+}
+GST_END_TEST;
+
 static Suite *shared_transport_suite(void) {
   Suite *s = suite_create("shared-transport");
   TCase *tc = tcase_create("shared-transport");
@@ -131,6 +304,10 @@ static Suite *shared_transport_suite(void) {
   tcase_add_test(tc, test_two_viewers_at_once);
   tcase_add_test(tc, test_delete_and_vanished_viewer_free_their_place);
   tcase_add_test(tc, test_offer_it_cannot_serve_goes_to_webrtcbin);
+  tcase_add_test(tc, test_stats_and_metrics_count_shared_viewers);
+  tcase_add_test(tc, test_viewer_messages);
+  tcase_add_test(tc, test_failed_viewer_ends_as_connection_lost);
+  tcase_add_test(tc, test_rtx_answers_nack);
   return s;
 }
 
