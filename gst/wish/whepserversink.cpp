@@ -169,6 +169,9 @@ void WhepServer::on_serving() {
 
 void WhepServer::on_stop() {
   redirect_probe_.reset();
+  // The shared transport posts to this worker: the next start makes one of its own (with the
+  // ICE settings of then). Its viewers are released by now.
+  if (worker()) worker()->invoke_sync([this] { shared_.reset(); });
   if (stream_ && registry()) registry()->remove(stream_);
   stream_.reset();
 }

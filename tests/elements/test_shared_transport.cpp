@@ -2,7 +2,7 @@
 // webrtcbin each, checked in decoded pixels and tones; two at once; DELETE and a viewer that
 // vanishes free their place (max-viewers); an offer the shared path cannot serve still plays
 // on a webrtcbin. What the element reports of its viewers (stats, metrics, messages) counts
-// these viewers too; NACK/RTX through the element.
+// these viewers too; NACK/RTX through the element; a restart of the element.
 #include <gst/gst.h>
 
 #include <map>
@@ -262,6 +262,31 @@ GST_START_TEST(test_failed_viewer_ends_as_connection_lost) {
 }
 GST_END_TEST;
 
+// Stopped and started again, the element serves shared viewers as at first: one plays, and
+// one whose DTLS fails is told apart from one that never connected.
+GST_START_TEST(test_restarted_element_serves_anew) {
+  SharedServer s;
+  {
+    Player first(s.url("/cam"));
+    fail_unless(first.wait_video(30, 10000));
+  }
+  fail_unless(gst_element_set_state(s.pipeline, GST_STATE_NULL) == GST_STATE_CHANGE_SUCCESS);
+  fail_unless(gst_element_set_state(s.pipeline, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
+  Player again(s.url("/cam"));
+  fail_unless(again.wait_video(30, 10000), "no video after the restart");
+  fail_unless_equals_int(count_elements(s.sink, "webrtcbin"), 0);
+  TestPlayer player(h264());
+  HttpClient http;
+  std::string offer = with_wrong_fingerprint(player.create_offer());
+  HttpResult r = http.request("POST", s.url("/cam"), {{"Content-Type", "application/sdp"}}, offer);
+  fail_unless_equals_int(r.status, 201);
+  fail_unless(player.set_remote_answer(r.body));
+  // Before viewer-timeout (10 s) would end it as not-connected.
+  std::string left = wait_bus_message(s.pipeline, "wish-viewer-left", 8000);
+  assert_contains(left, "reason=(string)connection-lost");
+}
+GST_END_TEST;
+
 // A player loses every 10th video packet: it asks for them (NACK), the shared transport sends
 // them again on the rtx payload type, nearly every frame decodes, and the metrics say so.
 GST_START_TEST(test_rtx_answers_nack) {
@@ -307,6 +332,7 @@ static Suite *shared_transport_suite(void) {
   tcase_add_test(tc, test_stats_and_metrics_count_shared_viewers);
   tcase_add_test(tc, test_viewer_messages);
   tcase_add_test(tc, test_failed_viewer_ends_as_connection_lost);
+  tcase_add_test(tc, test_restarted_element_serves_anew);
   tcase_add_test(tc, test_rtx_answers_nack);
   return s;
 }
