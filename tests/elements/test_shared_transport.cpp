@@ -1,8 +1,8 @@
 // whepserversink with shared-transport=true: viewers on one shared ICE agent instead of a
 // webrtcbin each, checked in decoded pixels and tones; two at once; DELETE and a viewer that
 // vanishes free their place (max-viewers); an offer the shared path cannot serve still plays
-// on a webrtcbin. What the element reports of its viewers (stats, metrics, messages) counts
-// these viewers too; NACK/RTX through the element; a restart of the element.
+// on a webrtcbin. What the element reports of its viewers (stats, metrics, messages, WHEP
+// events) counts these viewers too; trickle, ICE restart and NACK/RTX through the element.
 #include <gst/gst.h>
 
 #include <map>
@@ -17,6 +17,7 @@
 #include "rtx_counters.h"
 
 #include "child_pipeline.h"
+#include "event_log.h"
 #include "fixtures.h"
 #include "http_client.h"
 #include "prometheus.h"
@@ -125,6 +126,21 @@ GST_START_TEST(test_offer_it_cannot_serve_goes_to_webrtcbin) {
   Player fallback(s.url("/cam"), "video-codecs=vp9");
   fail_unless(fallback.wait_video(30, 10000), "the webrtcbin viewer decoded no video");
   fail_unless_equals_int(count_elements(s.sink, "webrtcbin"), 1);
+}
+GST_END_TEST;
+
+// The decoded picture is the red test pattern and the audio the 440 Hz tone.
+GST_START_TEST(test_decoded_colour_and_tone) {
+  SharedServer s;
+  TestPlayer player(h264());
+  HttpClient http;
+  negotiate(http, player, s.url("/cam"));
+  bool red = player.wait_color(15000, is_red);
+  TestPlayer::Rgb c = player.center_color();
+  fail_unless(red, "the centre pixel is r=%d g=%d b=%d after %" G_GUINT64_FORMAT " frames", c.r, c.g, c.b,
+              player.video_frames());
+  fail_unless(wait_until(5000, [&] { return player.tone_level(440) > 0.1; }), "no 440 Hz tone");
+  fail_unless_equals_int(count_elements(s.sink, "webrtcbin"), 0);
 }
 GST_END_TEST;
 
@@ -287,6 +303,124 @@ GST_START_TEST(test_restarted_element_serves_anew) {
 }
 GST_END_TEST;
 
+// WHEP server-sent events: active, the viewer count as shared viewers come and go, and
+// reconnect (reconnect-viewers) moving the player to a new shared session.
+GST_START_TEST(test_server_sent_events) {
+  SharedServer s;
+  Player a(s.url("/cam"));
+  EventLog log(a);
+  fail_unless(a.wait_video(30, 10000));
+  fail_unless(log.wait("active", 5000), "no active event: %zu messages", log.seen.size());
+  fail_unless(log.wait("viewercount", 5000, "viewercount=(gint64)1"));
+  {
+    Player b(s.url("/cam"), "events=viewercount");
+    fail_unless(b.wait_video(10, 10000));
+    fail_unless(log.wait("viewercount", 5000, "viewercount=(gint64)2"), "a never heard of b");
+  }
+  size_t mark = log.seen.size();
+  fail_unless(log.wait("viewercount", 5000, "viewercount=(gint64)1", mark), "a never heard b leave");
+  std::string before = a.session_url();
+  guint told = 0;
+  g_signal_emit_by_name(s.sink, "reconnect-viewers", nullptr, &told);
+  fail_unless_equals_int(told, 1);
+  mark = log.seen.size();
+  fail_unless(log.wait("reconnect", 5000, "url=(string)/cam", mark));
+  fail_unless(wait_until(5000, [&] { return !a.session_url().empty() && a.session_url() != before; }));
+  guint64 frames = a.video;
+  fail_unless(a.wait_video(frames + 30, 10000), "no video after the reconnect");
+  fail_unless_equals_int(count_elements(s.sink, "webrtcbin"), 0);
+  fail_unless(log.error.empty(), "%s", log.error.c_str());
+}
+GST_END_TEST;
+
+// The SDP without its candidates, and the candidates ("candidate:...").
+static std::string without_candidates(const std::string &sdp) {
+  std::string out;
+  size_t at = 0;
+  while (at < sdp.size()) {
+    size_t end = sdp.find('\n', at);
+    end = end == std::string::npos ? sdp.size() : end + 1;
+    std::string line = sdp.substr(at, end - at);
+    if (line.rfind("a=candidate:", 0) != 0 && line.rfind("a=end-of-candidates", 0) != 0) out += line;
+    at = end;
+  }
+  return out;
+}
+static std::vector<std::string> candidates_of(const std::string &sdp) {
+  std::vector<std::string> out;
+  for (size_t at = sdp.find("a=candidate:"); at != std::string::npos; at = sdp.find("a=candidate:", at + 1))
+    out.push_back(sdp.substr(at + 2, sdp.find_first_of("\r\n", at) - at - 2));
+  return out;
+}
+
+// Neither side's description has candidates: ICE starts only with those the player trickles
+// in a PATCH (then the server's checks reach the player, which answers them).
+GST_START_TEST(test_trickle_patch) {
+  SharedServer s;
+  TestPlayer player(h264());
+  HttpClient http;
+  std::string offer = player.create_offer();
+  std::vector<std::string> candidates = candidates_of(offer);
+  fail_if(candidates.empty(), "the player gathered nothing:\n%s", offer.c_str());
+  HttpResult r;
+  fail_unless(wait_until(10000, [&] {
+    r = http.request("POST", s.url("/cam"), {{"Content-Type", "application/sdp"}}, without_candidates(offer));
+    return r.status == 201;
+  }), "POST: %u %s", r.status, r.body.c_str());
+  fail_unless(player.set_remote_answer(without_candidates(r.body)));
+  fail_if(player.wait_video_frames(1, 1500), "media without any candidate exchanged");
+  size_t mid = offer.find("a=mid:");
+  wish::SdpFrag frag;
+  frag.media.push_back({offer.substr(mid + 6, offer.find_first_of("\r\n", mid) - mid - 6), candidates, true});
+  frag.end_of_candidates = true;
+  HttpResult patched = http.request("PATCH", s.url(r.header("Location")),
+                                    {{"Content-Type", "application/trickle-ice-sdpfrag"}, {"If-Match", r.header("ETag")}},
+                                    wish::build_sdpfrag(frag));
+  fail_unless_equals_int(patched.status, 204);
+  fail_unless(player.wait_video_frames(30, 15000), "no video after the trickled candidates");
+  fail_unless(player.wait_color(5000, is_red));
+}
+GST_END_TEST;
+
+// ICE restart (PATCH with the player's new credentials): new server credentials in the
+// answer fragment, a new ETag, and the media goes on over the new ICE session.
+GST_START_TEST(test_ice_restart) {
+  SharedServer s;
+  TestPlayer player(h264());
+  HttpClient http;
+  HttpResult r = negotiate(http, player, s.url("/cam"));
+  fail_unless(player.wait_video_frames(30, 15000));
+  std::string location = s.url(r.header("Location")), etag = r.header("ETag");
+  size_t at = r.body.find("a=ice-ufrag:");
+  std::string old_ufrag = r.body.substr(at + 12, r.body.find_first_of("\r\n", at) - at - 12);
+  std::string ufrag, pwd;
+  std::vector<std::string> cands;
+  fail_unless(player.restart_ice(&ufrag, &pwd, &cands));
+  wish::SdpFrag frag;
+  frag.ice_ufrag = ufrag;
+  frag.ice_pwd = pwd;
+  frag.media.push_back({"0", cands, true});
+  HttpResult rs = http.request("PATCH", location, {{"Content-Type", "application/trickle-ice-sdpfrag"}, {"If-Match", "*"}},
+                               wish::build_sdpfrag(frag));
+  fail_unless_equals_int(rs.status, 200);
+  assert_str(rs.header("Content-Type"), "application/trickle-ice-sdpfrag");
+  fail_if(rs.header("ETag").empty() || rs.header("ETag") == etag);
+  std::string err;
+  auto answer = wish::parse_sdpfrag(rs.body, &err);
+  fail_unless(answer.has_value(), "%s", err.c_str());
+  fail_if(answer->ice_ufrag.empty() || answer->ice_pwd.empty());
+  fail_if(answer->ice_ufrag == old_ufrag, "the same ICE credentials after the restart");
+  fail_unless(answer->candidate_count() > 0);
+  fail_unless(player.apply_remote_ice(answer->ice_ufrag, answer->ice_pwd, answer->media[0].candidates));
+  guint64 before = player.video_frames();
+  fail_unless(player.wait_video_frames(before + 60, 15000), "media stopped after the ICE restart");
+  std::string ice = player.ice_connection_state();
+  fail_unless(ice == "connected" || ice == "completed", "ICE %s after the restart", ice.c_str());
+  fail_unless_equals_int(http.request("PATCH", location, {{"Content-Type", "application/trickle-ice-sdpfrag"}, {"If-Match", etag}},
+                                      "a=end-of-candidates\r\n").status, 412);
+}
+GST_END_TEST;
+
 // A player loses every 10th video packet: it asks for them (NACK), the shared transport sends
 // them again on the rtx payload type, nearly every frame decodes, and the metrics say so.
 GST_START_TEST(test_rtx_answers_nack) {
@@ -329,10 +463,14 @@ static Suite *shared_transport_suite(void) {
   tcase_add_test(tc, test_two_viewers_at_once);
   tcase_add_test(tc, test_delete_and_vanished_viewer_free_their_place);
   tcase_add_test(tc, test_offer_it_cannot_serve_goes_to_webrtcbin);
+  tcase_add_test(tc, test_decoded_colour_and_tone);
   tcase_add_test(tc, test_stats_and_metrics_count_shared_viewers);
   tcase_add_test(tc, test_viewer_messages);
   tcase_add_test(tc, test_failed_viewer_ends_as_connection_lost);
   tcase_add_test(tc, test_restarted_element_serves_anew);
+  tcase_add_test(tc, test_server_sent_events);
+  tcase_add_test(tc, test_trickle_patch);
+  tcase_add_test(tc, test_ice_restart);
   tcase_add_test(tc, test_rtx_answers_nack);
   return s;
 }
