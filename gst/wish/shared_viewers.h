@@ -6,7 +6,7 @@
 // Not yet on this path (such offers go to webrtcbin): counter-offers, transcoding, video
 // layers and simulcast. The element lists these viewers with its webrtcbin ones once they are
 // answered (WhepServer::serve_shared, ServerElement::adopt_session), so its stats, metrics
-// and messages count them, reading figures(); WHEP events and max-viewers see them as
+// and messages count them, reading figures(); WHEP events, OMA and max-viewers see them as
 // sessions of the endpoint.
 //
 // Threads: serve() runs on the element's worker; packets come on the tracks' streaming

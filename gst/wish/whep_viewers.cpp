@@ -378,27 +378,24 @@ bool WhepServer::serve_shared(const SessionRequest &request, const std::shared_p
   }
   if (planned.empty()) return false;
   // Answered, the viewer is listed with the webrtcbin ones (stats, metrics, messages).
-  MediaResult result;
-  std::unique_ptr<MediaSession> media;
-  SessionCallback answered = [&](MediaResult r, std::unique_ptr<MediaSession> m) {
-    result = std::move(r);
-    media = std::move(m);
+  std::string id = request.id, requested = request.stream;
+  SessionCallback answered = [this, id, requested, events, done](MediaResult result,
+                                                                 std::unique_ptr<MediaSession> media) {
+    auto viewer = std::make_shared<Viewer>();
+    viewer->shared = result.ok && media && shared_ ? shared_->find(id) : nullptr;
+    if (!viewer->shared) {
+      done(std::move(result), std::move(media));
+      return;
+    }
+    viewer->id = id;
+    viewer->stream = requested;
+    viewer->events = events;
+    viewer->created_us = g_get_real_time();
+    viewer->slot = SharedViewers::slot(*viewer->shared);
+    done(std::move(result), adopt_session(viewer, std::move(media)));
+    on_answered(*viewer);
   };
-  if (!shared_->serve(request, stream, planned, registry(), events, answered)) return false;
-  auto viewer = std::make_shared<Viewer>();
-  viewer->shared = result.ok && media ? shared_->find(request.id) : nullptr;
-  if (!viewer->shared) {
-    done(std::move(result), std::move(media));
-    return true;
-  }
-  viewer->id = request.id;
-  viewer->stream = request.stream;
-  viewer->events = events;
-  viewer->created_us = g_get_real_time();
-  viewer->slot = SharedViewers::slot(*viewer->shared);
-  done(std::move(result), adopt_session(viewer, std::move(media)));
-  on_answered(*viewer);
-  return true;
+  return shared_->serve(request, stream, planned, registry(), events, answered);
 }
 
 }  // namespace wish
