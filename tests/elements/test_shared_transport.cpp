@@ -52,7 +52,7 @@ struct SharedServer : ServerPipeline {
   explicit SharedServer(const std::string &sink_props = "") {
     start("whepserversink name=cam path=/cam shared-transport=true" + props + " " + sink_props +
           " videotestsrc is-live=true pattern=red ! video/x-raw,width=320,height=240,framerate=30/1 ! cam."
-          " audiotestsrc is-live=true freq=440 ! cam.");
+          " audiotestsrc name=asrc is-live=true freq=440 ! cam.");
     sink = element("cam");
   }
   ~SharedServer() { gst_object_unref(sink); }
@@ -284,6 +284,28 @@ GST_START_TEST(test_failed_viewer_ends_as_connection_lost) {
 }
 GST_END_TEST;
 
+// Releasing an input pad ends the shared viewers it fed, as it ends webrtcbin ones.
+GST_START_TEST(test_input_removed_ends_viewer) {
+  SharedServer s;
+  TestPlayer player(h264());
+  HttpClient http;
+  negotiate(http, player, s.url("/cam"));
+  fail_unless(player.wait_audio_buffers(10, 10000));
+  GstElement *asrc = s.element("asrc");
+  gst_element_set_locked_state(asrc, TRUE);
+  gst_element_set_state(asrc, GST_STATE_NULL);
+  GstPad *src = gst_element_get_static_pad(asrc, "src");
+  GstPad *input = gst_pad_get_peer(src);
+  gst_pad_unlink(src, input);
+  gst_element_release_request_pad(s.sink, input);
+  gst_object_unref(input);
+  gst_object_unref(src);
+  gst_object_unref(asrc);
+  std::string left = wait_bus_message(s.pipeline, "wish-viewer-left", 5000);
+  assert_contains(left, "reason=(string)input-removed");
+}
+GST_END_TEST;
+
 // Stopped and started again, the element serves shared viewers as at first: one plays, and
 // one whose DTLS fails is told apart from one that never connected.
 GST_START_TEST(test_restarted_element_serves_anew) {
@@ -473,6 +495,7 @@ static Suite *shared_transport_suite(void) {
   tcase_add_test(tc, test_stats_and_metrics_count_shared_viewers);
   tcase_add_test(tc, test_viewer_messages);
   tcase_add_test(tc, test_failed_viewer_ends_as_connection_lost);
+  tcase_add_test(tc, test_input_removed_ends_viewer);
   tcase_add_test(tc, test_restarted_element_serves_anew);
   tcase_add_test(tc, test_server_sent_events);
   tcase_add_test(tc, test_trickle_patch);
