@@ -284,6 +284,36 @@ GST_START_TEST(test_failed_viewer_ends_as_connection_lost) {
 }
 GST_END_TEST;
 
+// switch-stream re-points a shared viewer: it sees the other stream on its one SSRC, and the
+// stats say what it is shown.
+GST_START_TEST(test_switch_stream) {
+  ServerPipeline p;
+  std::string src = " ! video/x-raw,width=320,height=240,framerate=30/1 ! ";
+  p.start("whepserversink name=red path=/red shared-transport=true" + p.props + " whepserversink name=blue path=/blue" +
+          p.props + " videotestsrc is-live=true pattern=red" + src + "red. audiotestsrc is-live=true ! red."
+          " videotestsrc is-live=true pattern=blue" + src + "blue. audiotestsrc is-live=true ! blue.");
+  GstElement *red = p.element("red");
+  TestPlayer viewer(h264());
+  HttpClient http;
+  negotiate(http, viewer, p.url("/red"));
+  fail_unless(viewer.wait_color(10000, is_red), "never red");
+  fail_unless_equals_int(count_elements(red, "webrtcbin"), 0);
+  gboolean ok = FALSE;
+  g_signal_emit_by_name(red, "switch-stream", "red", "blue", &ok);
+  fail_unless(ok);
+  fail_unless(viewer.wait_color(3000, wish_test::is_blue), "not blue 3 s after switch-stream");
+  guint count = 0;
+  std::vector<std::string> viewers = stats_viewers(red, &count);
+  fail_unless_equals_int(count, 1);
+  assert_contains(viewers[0], "showing=(string)blue");
+  g_signal_emit_by_name(red, "switch-stream", "red", nullptr, &ok);
+  fail_unless(ok);
+  fail_unless(viewer.wait_color(3000, is_red), "not red again 3 s after switching back");
+  fail_unless_equals_int(viewer.video_ssrcs().size(), 1);
+  gst_object_unref(red);
+}
+GST_END_TEST;
+
 // Releasing an input pad ends the shared viewers it fed, as it ends webrtcbin ones.
 GST_START_TEST(test_input_removed_ends_viewer) {
   SharedServer s;
@@ -495,6 +525,7 @@ static Suite *shared_transport_suite(void) {
   tcase_add_test(tc, test_stats_and_metrics_count_shared_viewers);
   tcase_add_test(tc, test_viewer_messages);
   tcase_add_test(tc, test_failed_viewer_ends_as_connection_lost);
+  tcase_add_test(tc, test_switch_stream);
   tcase_add_test(tc, test_input_removed_ends_viewer);
   tcase_add_test(tc, test_restarted_element_serves_anew);
   tcase_add_test(tc, test_server_sent_events);
