@@ -104,6 +104,46 @@ private:
   std::string id_;
 };
 
+// The endpoint's handle of an adopted session: the session's own media does the work; the
+// session is released on the worker once that media is dropped.
+class ServerElement::Adopted : public MediaSession {
+public:
+  Adopted(ServerElement *owner, std::string id, std::unique_ptr<MediaSession> media)
+      : owner_(owner), dispatch_(owner->dispatch_), id_(std::move(id)), media_(std::move(media)) {}
+  ~Adopted() override {
+    media_->end_reason = end_reason;
+    media_.reset();
+    ServerElement *owner = owner_;
+    std::string id = id_, reason = end_reason;
+    dispatch_->post([owner, id, reason] { owner->release(id, reason); });
+  }
+  void add_candidates(const SdpFrag &frag) override { media_->add_candidates(frag); }
+  void restart_ice(const SdpFrag &frag, MediaCallback done) override { media_->restart_ice(frag, std::move(done)); }
+  void apply_answer(const std::string &answer, MediaCallback done) override {
+    media_->apply_answer(answer, std::move(done));
+  }
+  std::string ice_connection_state() const override { return media_->ice_connection_state(); }
+  std::vector<VideoLayer> layers() const override { return media_->layers(); }
+  void select_layer(int layer, MediaCallback done) override { media_->select_layer(layer, std::move(done)); }
+
+private:
+  ServerElement *owner_;
+  std::shared_ptr<Dispatcher> dispatch_;
+  std::string id_;
+  std::unique_ptr<MediaSession> media_;
+};
+
+std::unique_ptr<MediaSession> ServerElement::adopt_session(std::shared_ptr<ServerSession> session,
+                                                           std::unique_ptr<MediaSession> media) {
+  std::string id = session->id;
+  session->answered = true;
+  {
+    std::lock_guard<std::mutex> lock(sessions_mutex_);
+    sessions_[id] = std::move(session);
+  }
+  return std::make_unique<Adopted>(this, id, std::move(media));
+}
+
 ServerElement::ServerElement(GstElement *element, const char *default_path) : element_(element) {
   http.path = default_path;
 }
@@ -545,7 +585,7 @@ void ServerElement::check_liveness() {
   gint64 timeout_us = static_cast<gint64>(silence_timeout_s()) * G_USEC_PER_SEC;
   gint64 now = g_get_monotonic_time();
   for (const auto &s : sessions()) {
-    if (s->ending || !s->peer->watching() || now - s->peer->last_rx() <= timeout_us) continue;
+    if (s->ending || !s->peer || !s->peer->watching() || now - s->peer->last_rx() <= timeout_us) continue;
     GST_INFO_OBJECT(element_, "nothing heard from session %s for %u s", s->id.c_str(), silence_timeout_s());
     end_session(*s, "timeout");
   }
@@ -561,7 +601,7 @@ void ServerElement::release(const std::string &id, const std::string &reason) {
     sessions_.erase(it);
   }
   stop_feeding(*s);
-  s->peer->close([this, s](GstElement *webrtc) { detach_media(*s, webrtc); });
+  if (s->peer) s->peer->close([this, s](GstElement *webrtc) { detach_media(*s, webrtc); });
   GST_INFO_OBJECT(element_, "session %s ended (%s)", id.c_str(), reason.c_str());
   if (s->pending) {
     SessionCallback pending = std::move(s->pending);

@@ -92,7 +92,7 @@ struct ServerSession {
   virtual ~ServerSession() = default;
   std::string id;
   std::string stream;  // as requested: "" for the element's own
-  std::unique_ptr<Peer> peer;
+  std::unique_ptr<Peer> peer;  // null for a session adopted with its own media (adopt_session)
   std::shared_ptr<SessionEvents> events;
   SessionCallback pending;  // creation under way
   gint64 created_us = 0;
@@ -188,9 +188,15 @@ protected:
   // The media side ends a session (replaced, input removed): the endpoint drops it, and the
   // media goes when the endpoint lets go of it, or at once with release_now.
   void end_session(ServerSession &session, const std::string &reason, bool release_now = false);
+  // Worker. A session answered without a Peer (whepserversink's shared transport): listed
+  // with the others (stats, metrics, messages) until the endpoint drops the handle returned,
+  // which wraps `media` and releases the session as the others are released.
+  std::unique_ptr<MediaSession> adopt_session(std::shared_ptr<ServerSession> session,
+                                              std::unique_ptr<MediaSession> media);
 
 private:
   class Handle;
+  class Adopted;
   void on_peer_state(const std::string &id);
   void check_liveness();
   void release(const std::string &id, const std::string &reason);

@@ -119,9 +119,47 @@ struct SharedViewers::Viewer {
   SsrcLease ssrcs;
   std::atomic<gint64> heard_us{0};  // last SRTCP from the viewer (agent's thread)
   std::atomic<bool> connected{false}, ended{false};
+  // What its RTCP said, for the element's stats and metrics: written on the agent's thread.
+  std::vector<uint32_t> media_ssrcs;  // by connection track; set before the connection exists
+  std::atomic<guint64> keyframe_requests{0};
+  struct Report {
+    double fraction_lost = -1, rtt_s = -1;
+    gint64 packets_lost = 0;
+  };
+  mutable std::mutex reports_mutex;  // guards reports; taken alone
+  std::vector<Report> reports;       // by connection track
 };
 
 namespace {
+
+// Agent's thread: the viewer's receiver reports (loss, and the round trip when they echo one
+// of our sender reports, RFC 3550 6.4.1) and its keyframe requests, about its own SSRCs only.
+void note_rtcp(SharedViewers::Viewer &v, const rtcp::Compound &c) {
+  auto ours = [&](uint32_t ssrc) {
+    return std::find(v.media_ssrcs.begin(), v.media_ssrcs.end(), ssrc) != v.media_ssrcs.end();
+  };
+  guint64 keyframes = 0;
+  for (const auto &pli : c.plis) keyframes += ours(pli.media_ssrc);
+  for (const auto &fir : c.firs)
+    for (const auto &e : fir.entries) keyframes += ours(e.ssrc);
+  v.keyframe_requests += keyframes;
+  // The middle 32 bits of the NTP time, the clock of our sender reports (viewer_transport.cpp).
+  uint32_t now = static_cast<uint32_t>(rtcp::ntp_from_unix_us(g_get_real_time()) >> 16);
+  std::lock_guard<std::mutex> lock(v.reports_mutex);
+  auto note = [&](const std::vector<rtcp::ReportBlock> &blocks) {
+    for (const auto &b : blocks)
+      for (size_t i = 0; i < v.media_ssrcs.size() && i < v.reports.size(); i++) {
+        if (b.ssrc != v.media_ssrcs[i]) continue;
+        SharedViewers::Viewer::Report &r = v.reports[i];
+        r.fraction_lost = b.fraction_lost / 256.0;
+        r.packets_lost = b.cumulative_lost;
+        uint32_t rtt = now - b.last_sr - b.delay_since_sr;
+        if (b.last_sr && rtt < 60u * 65536u) r.rtt_s = rtt / 65536.0;  // else a clock step or a bogus echo
+      }
+  };
+  for (const auto &rr : c.receiver_reports) note(rr.blocks);
+  for (const auto &sr : c.sender_reports) note(sr.blocks);
+}
 
 void take_down(const std::shared_ptr<SharedViewers::Viewer> &v) {
   if (v->registry) v->registry->leave(v->slot.get());
@@ -259,6 +297,8 @@ bool SharedViewers::serve(const SessionRequest &request, const std::string &stre
     used.emplace_back(static_cast<size_t>(m.track), &m);
   }
   if (used.empty()) return false;
+  for (const auto &t : config.tracks) v->media_ssrcs.push_back(t.ssrc);
+  v->reports.resize(config.tracks.size());
   v->slot = std::make_shared<Slot>(stream);
   for (size_t i = 0; i < used.size(); i++) {
     const Planned &p = planned[used[i].first];
@@ -278,14 +318,19 @@ bool SharedViewers::serve(const SessionRequest &request, const std::string &stre
     if (s == ViewerCallbacks::State::DtlsConnected && !v->connected.exchange(true)) {
       v->heard_us = g_get_monotonic_time();
       v->events->connected();
-    } else if (s == ViewerCallbacks::State::Failed && !v->ended.exchange(true)) {
-      // Not here: ending drops the handle, whose close() waits for this thread.
+    } else if ((s == ViewerCallbacks::State::Failed || s == ViewerCallbacks::State::Closed) &&
+               !v->ended.exchange(true)) {
+      // ICE or DTLS failed, or the peer closed DTLS: named as for a webrtcbin viewer. Not
+      // here: ending drops the handle, whose close() waits for this thread.
       auto events = v->events;
-      dispatch->post([events] { events->ended("failed"); });
+      dispatch->post([events] { events->ended("connection-lost"); });
     }
   };
-  cb.on_rtcp = [weak](const rtcp::Compound &) {
-    if (auto v = weak.lock()) v->heard_us = g_get_monotonic_time();
+  cb.on_rtcp = [weak](const rtcp::Compound &c) {
+    auto v = weak.lock();
+    if (!v) return;
+    v->heard_us = g_get_monotonic_time();
+    note_rtcp(*v, c);
   };
   cb.on_keyframe_request = [weak](size_t track) {
     auto v = weak.lock();
@@ -337,6 +382,55 @@ void SharedViewers::check_silence(guint timeout_s) {
   for (const auto &v : live)
     if (timeout_s && v->connected && now - v->heard_us > gint64(timeout_s) * G_USEC_PER_SEC && !v->ended.exchange(true))
       v->events->ended("timeout");
+}
+
+std::shared_ptr<SharedViewers::Viewer> SharedViewers::find(const std::string &id) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (const auto &w : viewers_)
+    if (auto v = w.lock())
+      if (v->id == id) return v;
+  return nullptr;
+}
+
+const std::shared_ptr<Slot> &SharedViewers::slot(const Viewer &v) { return v.slot; }
+
+SharedViewers::Figures SharedViewers::figures(const Viewer &v) {
+  Figures f;
+  for (const auto &o : v.outputs) {
+    f.packets += o->packets_;
+    f.bytes += o->bytes_;
+  }
+  f.keyframe_requests = v.keyframe_requests;
+  if (v.conn) {
+    ViewerConnection::Stats s = v.conn->stats();
+    f.rtcp.nacks = s.nacked;
+    f.rtcp.retransmitted = s.retransmitted;
+    switch (v.conn->state()) {
+      case ViewerConnection::State::New:
+      case ViewerConnection::State::IceConnected: f.state = "connecting"; break;
+      case ViewerConnection::State::DtlsConnected: f.state = "connected"; break;
+      case ViewerConnection::State::Failed: f.state = "failed"; break;
+      case ViewerConnection::State::Closed: f.state = "closed"; break;
+    }
+  }
+  // Means over its tracks, as send_stats() gives them for a webrtcbin.
+  double rtt = 0, lost = 0;
+  unsigned timed = 0, reporting = 0;
+  std::lock_guard<std::mutex> lock(v.reports_mutex);
+  for (const auto &r : v.reports) {
+    if (r.rtt_s >= 0) {
+      rtt += r.rtt_s;
+      timed++;
+    }
+    if (r.fraction_lost >= 0) {
+      lost += r.fraction_lost;
+      f.rtcp.packets_lost += r.packets_lost;
+      reporting++;
+    }
+  }
+  if (timed) f.rtcp.rtt_s = rtt / timed;
+  if (reporting) f.rtcp.fraction_lost = lost / reporting;
+  return f;
 }
 
 size_t SharedViewers::viewer_count() const { return agent_ ? agent_->viewer_count() : 0; }

@@ -4,8 +4,10 @@
 // ViewerConnection, which rewrites the header, protects and sends them.
 //
 // Not yet on this path (such offers go to webrtcbin): counter-offers, transcoding, video
-// layers and simulcast. WHEP events and OMA do not see these viewers, nor do the element's
-// stats and viewer metrics; max-viewers does (the endpoint counts its sessions).
+// layers and simulcast. The element lists these viewers with its webrtcbin ones once they are
+// answered (WhepServer::serve_shared, ServerElement::adopt_session), so its stats, metrics
+// and messages count them, reading figures(); WHEP events, OMA and max-viewers see them as
+// sessions of the endpoint.
 //
 // Threads: serve() runs on the element's worker; packets come on the tracks' streaming
 // threads (ViewerConnection::send never waits for the agent's thread); the agent's thread
@@ -23,6 +25,7 @@
 #include "protocol/endpoint.h"
 #include "stream_registry.h"
 #include "transport/viewer_transport.h"
+#include "webrtc_utils.h"
 
 namespace wish {
 
@@ -53,6 +56,17 @@ public:
   size_t viewer_count() const;
 
   struct Viewer;  // shared_viewers.cpp
+  // Worker. The viewer of session `id` once serve() answered it; null when none.
+  std::shared_ptr<Viewer> find(const std::string &id) const;
+  // Any thread: what a viewer was sent and what its RTCP said, as the element reports it for
+  // webrtcbin viewers (their connection-state names).
+  struct Figures {
+    guint64 packets = 0, bytes = 0, keyframe_requests = 0;
+    SendStats rtcp;  // NACKs, retransmissions, RTT and loss from its receiver reports
+    const char *state = "new";
+  };
+  static Figures figures(const Viewer &viewer);
+  static const std::shared_ptr<Slot> &slot(const Viewer &viewer);
 
 private:
   SharedViewers() = default;

@@ -82,6 +82,8 @@ struct RtxSsrcs {
 
 struct Viewer : ServerSession {
   std::shared_ptr<Slot> slot;
+  // Set for a viewer on the shared transport (no peer): its figures come from there.
+  std::shared_ptr<SharedViewers::Viewer> shared;
   SsrcLease ssrcs;  // its outputs' SSRCs, back to the pool when it is gone (ssrc_pool.h)
   std::shared_ptr<RtxSsrcs> rtx = std::make_shared<RtxSsrcs>();
   SendStats stats;  // sampled on the worker about once a second
@@ -95,7 +97,12 @@ struct Viewer : ServerSession {
   // What its outputs sent and were asked for (any thread).
   SentCounts output_counts() const {
     SentCounts n;
-    if (slot)
+    if (shared) {
+      SharedViewers::Figures f = SharedViewers::figures(*shared);
+      n.packets = f.packets;
+      n.bytes = f.bytes;
+      n.keyframe_requests = f.keyframe_requests;
+    } else if (slot)
       for (const auto &target : slot->outputs())
         if (auto o = std::dynamic_pointer_cast<SlotOutput>(target)) {
           n.packets += o->packets();
@@ -117,6 +124,10 @@ struct Viewer : ServerSession {
     return n;
   }
   void sample_stats() {
+    if (shared) {
+      stats = SharedViewers::figures(*shared).rtcp;
+      return;
+    }
     if (!peer || !peer->webrtcbin() || !slot) return;
     std::vector<uint32_t> ssrcs;
     for (const auto &target : slot->outputs())

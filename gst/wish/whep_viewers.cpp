@@ -306,7 +306,7 @@ GstStructure *WhepServer::stats() {
     auto v = std::static_pointer_cast<Viewer>(s);
     auto [packets, bytes] = v->sent();
     std::string showing = v->slot ? v->slot->showing() : "";
-    std::string state = v->state;
+    std::string state = v->shared ? SharedViewers::figures(*v->shared).state : v->state;
     GstStructure *st = gst_structure_new(
         "viewer", "session-id", G_TYPE_STRING, v->id.c_str(), "connection-state", G_TYPE_STRING, state.c_str(),
         "stream", G_TYPE_STRING, v->slot ? v->slot->requested().c_str() : "", "showing", G_TYPE_STRING,
@@ -377,7 +377,25 @@ bool WhepServer::serve_shared(const SessionRequest &request, const std::shared_p
     planned.push_back({p.track, p.index});
   }
   if (planned.empty()) return false;
-  return shared_->serve(request, stream, planned, registry(), events, done);
+  // Answered, the viewer is listed with the webrtcbin ones (stats, metrics, messages).
+  std::string id = request.id, requested = request.stream;
+  SessionCallback answered = [this, id, requested, events, done](MediaResult result,
+                                                                 std::unique_ptr<MediaSession> media) {
+    auto viewer = std::make_shared<Viewer>();
+    viewer->shared = result.ok && media && shared_ ? shared_->find(id) : nullptr;
+    if (!viewer->shared) {
+      done(std::move(result), std::move(media));
+      return;
+    }
+    viewer->id = id;
+    viewer->stream = requested;
+    viewer->events = events;
+    viewer->created_us = g_get_real_time();
+    viewer->slot = SharedViewers::slot(*viewer->shared);
+    done(std::move(result), adopt_session(viewer, std::move(media)));
+    on_answered(*viewer);
+  };
+  return shared_->serve(request, stream, planned, registry(), events, answered);
 }
 
 }  // namespace wish

@@ -169,6 +169,9 @@ void WhepServer::on_serving() {
 
 void WhepServer::on_stop() {
   redirect_probe_.reset();
+  // The shared transport posts to this worker: the next start makes one of its own (with the
+  // ICE settings of then). Its viewers are released by now.
+  if (worker()) worker()->invoke_sync([this] { shared_.reset(); });
   if (stream_ && registry()) registry()->remove(stream_);
   stream_.reset();
 }
@@ -679,7 +682,7 @@ static void gst_whep_server_sink_class_init(GstWhepServerSinkClass *klass) {
                            "Serve plain WHEP viewers on one ICE agent and thread for all of them (DTLS-SRTP, "
                            "RTX, PLI/FIR, trickle and ICE restart) instead of a webrtcbin each. Offers it cannot "
                            "serve (counter-offers, transcoding, video-layers, simulcast) still get a webrtcbin. "
-                           "Its viewers are not in the stats property nor in WHEP events or OMA yet",
+                           "Its viewers are reported as the others are: stats, metrics, messages, WHEP events",
                            FALSE, flags));
   g_object_class_install_property(gobject_class, PROP_STATS,
       g_param_spec_boxed("stats", "Statistics",

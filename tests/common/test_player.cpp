@@ -7,6 +7,7 @@
 #include <cmath>
 #include <set>
 
+#include "dtls_certificate.h"
 #include "protocol/sdp.h"
 #include "teardown.h"
 #include "webrtc_utils.h"
@@ -276,6 +277,35 @@ std::string TestPlayer::local_description_with_candidates(int timeout_ms) {
   return wish::finish_local_sdp(sdp, cands);
 }
 
+// webrtcbin 1.22 may describe its certificate with a fingerprint that is not the
+// certificate's (dtls_certificate.h), which peers that check it refuse (the shared viewer
+// transport, browsers): the fingerprint of the certificate its DTLS transport uses goes in
+// instead, as whepsrc does it.
+static std::string with_own_fingerprint(GstElement *webrtc, const std::string &sdp) {
+  GstWebRTCRTPTransceiver *trans = nullptr;
+  g_signal_emit_by_name(webrtc, "get-transceiver", 0, &trans);
+  GstWebRTCRTPReceiver *receiver = nullptr;
+  if (trans) g_object_get(trans, "receiver", &receiver, nullptr);
+  GstWebRTCDTLSTransport *dtls = nullptr;
+  if (receiver) g_object_get(receiver, "transport", &dtls, nullptr);
+  gchar *pem = nullptr;
+  if (dtls) g_object_get(dtls, "certificate", &pem, nullptr);
+  std::string fingerprint = pem ? wish::certificate_fingerprint(pem) : "";
+  g_free(pem);
+  if (dtls) gst_object_unref(dtls);
+  if (receiver) gst_object_unref(receiver);
+  if (trans) gst_object_unref(trans);
+  if (fingerprint.empty()) return sdp;
+  const std::string key = "a=fingerprint:";
+  std::string out = sdp;
+  for (size_t at = out.find(key); at != std::string::npos; at = out.find(key, at + key.size())) {
+    size_t end = out.find_first_of("\r\n", at);
+    out.replace(at + key.size(), (end == std::string::npos ? out.size() : end) - at - key.size(),
+                "sha-256 " + fingerprint);
+  }
+  return out;
+}
+
 std::string TestPlayer::create_offer() {
   GstPromise *p = gst_promise_new();
   g_signal_emit_by_name(webrtc_, "create-offer", nullptr, p);
@@ -291,7 +321,7 @@ std::string TestPlayer::create_offer() {
   gst_promise_wait(p);
   gst_promise_unref(p);
   gst_webrtc_session_description_free(offer);
-  return local_description_with_candidates(5000);
+  return with_own_fingerprint(webrtc_, local_description_with_candidates(5000));
 }
 
 static bool set_remote(GstElement *webrtc, GstWebRTCSDPType type, const std::string &sdp) {

@@ -197,8 +197,24 @@ static bool ice_up(HttpClient &http, const std::string &session) {
   });
 }
 
-GST_START_TEST(test_oma_play_restart_and_delete) {
-  OmaServer s;
+// Elements of the server bin made by this factory.
+static int count_elements(GstElement *bin, const char *factory) {
+  int n = 0;
+  GstIterator *it = gst_bin_iterate_recurse(GST_BIN(bin));
+  GValue item = G_VALUE_INIT;
+  while (gst_iterator_next(it, &item) == GST_ITERATOR_OK) {
+    GstElementFactory *f = gst_element_get_factory(GST_ELEMENT(g_value_get_object(&item)));
+    if (f && g_str_equal(GST_OBJECT_NAME(f), factory)) n++;
+    g_value_reset(&item);
+  }
+  g_value_unset(&item);
+  gst_iterator_free(it);
+  return n;
+}
+
+// With shared=true the viewer is served by the shared transport (no webrtcbin of its own).
+static void play_restart_and_delete(bool shared) {
+  OmaServer s(shared ? "shared-transport=true" : "");
   CallbackServer callbacks;
   HttpClient http;
   // Two subscriptions of the user, one in each format.
@@ -225,6 +241,8 @@ GST_START_TEST(test_oma_play_restart_and_delete) {
   fail_unless(player.set_remote_answer(answer));
   fail_unless(player.wait_color(10000, is_red), "no red picture through the OMA session");
   fail_unless(player.wait_audio_buffers(10, 5000));
+  fail_unless_equals_int(count_elements(s.cam, "webrtcbin"), shared ? 0 : 1);
+  fail_unless_equals_int(s.viewers(), 1);
   g_print("oma: red %" G_GINT64_FORMAT " ms after the POST\n", (g_get_monotonic_time() - t0) / 1000);
   // The answer again, and the status.
   assert_str(*body_of(http.request("GET", location + "/answer")).value("sdp"), answer);
@@ -293,6 +311,12 @@ GST_START_TEST(test_oma_play_restart_and_delete) {
   fail_unless(wait_until(5000, [&] { return s.viewers() == 0; }));
   fail_unless_equals_int(http.request("GET", location).status, 404);
 }
+
+GST_START_TEST(test_oma_play_restart_and_delete) { play_restart_and_delete(false); }
+GST_END_TEST;
+
+// The same through the shared viewer transport.
+GST_START_TEST(test_oma_on_shared_transport) { play_restart_and_delete(true); }
 GST_END_TEST;
 
 GST_START_TEST(test_oma_publish_then_whep_plays) {
@@ -444,6 +468,7 @@ static Suite *oma_elements_suite(void) {
   tcase_add_checked_fixture(tc, nullptr, wish_test::stop_leftovers);
   suite_add_tcase(s, tc);
   tcase_add_test(tc, test_oma_play_restart_and_delete);
+  tcase_add_test(tc, test_oma_on_shared_transport);
   tcase_add_test(tc, test_oma_publish_then_whep_plays);
   tcase_add_test(tc, test_oma_session_ended_and_subscriptions);
   tcase_add_test(tc, test_oma_sessions_the_server_ends);
