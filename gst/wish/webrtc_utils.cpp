@@ -1,13 +1,9 @@
 #include "webrtc_utils.h"
 
 #include "dtls_certificate.h"
-#include "library_preload.h"
 
 #include <algorithm>
 #include <memory>
-#include <set>
-#include <string>
-#include <vector>
 
 #include <gio/gio.h>
 #include <nice/agent.h>
@@ -254,59 +250,38 @@ void warm_up_webrtc() {
   g_once_init_leave(&once, 1);
 }
 
-// What warm_up_decoders() loads: the depayloaders, parsers and converters of a player's
-// chain, and the decoder decodebin would choose for each codec (the highest ranked for its caps).
-static std::vector<GstElementFactory *> decoding_factories() {
-  std::vector<GstElementFactory *> factories;
-  for (const char *name : {"decodebin", "rtph264depay", "h264parse", "rtpvp8depay", "rtpvp9depay", "rtpopusdepay",
-                           "videoconvert", "audioconvert", "audioresample"})
-    if (GstElementFactory *f = gst_element_factory_find(name)) factories.push_back(f);
-  GList *decoders = gst_element_factory_list_get_elements(GST_ELEMENT_FACTORY_TYPE_DECODER, GST_RANK_MARGINAL);
-  decoders = g_list_sort(decoders, gst_plugin_feature_rank_compare_func);
-  for (const char *caps_str : {"video/x-h264, stream-format=byte-stream, alignment=au", "video/x-vp8", "video/x-vp9",
-                               "audio/x-opus"}) {
-    GstCaps *caps = gst_caps_from_string(caps_str);
-    GList *usable = gst_element_factory_list_filter(decoders, caps, GST_PAD_SINK, FALSE);
-    if (usable) factories.push_back(GST_ELEMENT_FACTORY(gst_object_ref(usable->data)));
-    gst_plugin_feature_list_free(usable);
-    gst_caps_unref(caps);
-  }
-  gst_plugin_feature_list_free(decoders);
-  return factories;
-}
-
 void warm_up_decoders() {
   static gsize once = 0;
   if (!g_once_init_enter(&once)) return;
   init_warm_up_debug();
   GThread *thread = g_thread_new("wish-warm-up-decoders", [](gpointer) -> gpointer {
-    // After what the offer needs: GStreamer loads one plugin at a time, and the dynamic
-    // loader one library at a time.
+    // After what the offer needs: GStreamer loads one plugin at a time, and the decoders'
+    // (libav's above all, tens of ms) would hold up webrtcbin's ICE and DTLS plugins.
     gint64 until = g_get_monotonic_time() + 2 * G_TIME_SPAN_SECOND;
     g_mutex_lock(&warm_mutex);
     while (!webrtc_warm && g_cond_wait_until(&warm_cond, &warm_mutex, until)) {
     }
     g_mutex_unlock(&warm_mutex);
-    std::vector<GstElementFactory *> factories = decoding_factories();
-    // The libraries their plugins need first, one at a time (see library_preload.h): loading
-    // gst-libav's at once would keep webrtcbin from starting its ICE and DTLS threads for the
-    // ~100 ms they take.
-    std::set<std::string> plugin_files;
-    for (GstElementFactory *f : factories) {
-      const gchar *plugin_name = gst_plugin_feature_get_plugin_name(GST_PLUGIN_FEATURE(f));
-      GstPlugin *plugin = plugin_name ? gst_registry_find_plugin(gst_registry_get(), plugin_name) : nullptr;
-      if (!plugin) continue;
-      if (!gst_plugin_is_loaded(plugin) && gst_plugin_get_filename(plugin)) plugin_files.insert(gst_plugin_get_filename(plugin));
-      gst_object_unref(plugin);
-    }
-    size_t libraries = 0;
-    for (const std::string &file : plugin_files) libraries += preload_libraries_of(file);
-    GST_DEBUG("warm-up: %zu libraries of %zu decoding plugins preloaded", libraries, plugin_files.size());
-    for (GstElementFactory *f : factories) {
-      GstElement *e = gst_element_factory_create(f, nullptr);
+    for (const char *factory : {"decodebin", "rtph264depay", "h264parse", "rtpvp8depay", "rtpvp9depay",
+                                "rtpopusdepay", "videoconvert", "audioconvert", "audioresample"}) {
+      GstElement *e = gst_element_factory_make(factory, nullptr);
       if (e) gst_object_unref(gst_object_ref_sink(e));
-      gst_object_unref(f);
     }
+    // The decoder decodebin would choose for each: the highest ranked one for the caps.
+    GList *decoders = gst_element_factory_list_get_elements(GST_ELEMENT_FACTORY_TYPE_DECODER, GST_RANK_MARGINAL);
+    decoders = g_list_sort(decoders, gst_plugin_feature_rank_compare_func);
+    for (const char *caps_str : {"video/x-h264, stream-format=byte-stream, alignment=au", "video/x-vp8",
+                                 "video/x-vp9", "audio/x-opus"}) {
+      GstCaps *caps = gst_caps_from_string(caps_str);
+      GList *usable = gst_element_factory_list_filter(decoders, caps, GST_PAD_SINK, FALSE);
+      if (usable) {
+        GstElement *e = gst_element_factory_create(GST_ELEMENT_FACTORY(usable->data), nullptr);
+        if (e) gst_object_unref(gst_object_ref_sink(e));
+      }
+      gst_plugin_feature_list_free(usable);
+      gst_caps_unref(caps);
+    }
+    gst_plugin_feature_list_free(decoders);
     GST_DEBUG("warm-up: decoders loaded");
     return nullptr;
   }, nullptr);
