@@ -245,6 +245,35 @@ struct CountingSinks {
   bool wait_audio(guint64 n, int ms) { return wait_until(ms, [&] { return audio >= n; }); }
 };
 
+// Elements of a bin, at any depth, made by this factory (webrtcbins, encoders per codec...).
+inline int count_elements(GstElement *bin, const char *factory) {
+  int n = 0;
+  GstIterator *it = gst_bin_iterate_recurse(GST_BIN(bin));
+  GValue item = G_VALUE_INIT;
+  while (gst_iterator_next(it, &item) == GST_ITERATOR_OK) {
+    GstElementFactory *f = gst_element_get_factory(GST_ELEMENT(g_value_get_object(&item)));
+    if (f && g_str_equal(GST_OBJECT_NAME(f), factory)) n++;
+    g_value_reset(&item);
+  }
+  g_value_unset(&item);
+  gst_iterator_free(it);
+  return n;
+}
+
+// Takes an input away from a server element as an application would: `source` (linked to one
+// of `sink`'s request pads) stopped and unlinked, and that pad released. Unrefs `source`.
+inline void release_input(GstElement *sink, GstElement *source) {
+  gst_element_set_locked_state(source, TRUE);
+  gst_element_set_state(source, GST_STATE_NULL);
+  GstPad *src = gst_element_get_static_pad(source, "src");
+  GstPad *input = gst_pad_get_peer(src);
+  gst_pad_unlink(src, input);
+  gst_element_release_request_pad(sink, input);
+  gst_object_unref(input);
+  gst_object_unref(src);
+  gst_object_unref(source);
+}
+
 // Waits for an element message of that name on the pipeline's bus and returns its structure
 // as text; errors seen meanwhile go to *error, and name "error" waits for one.
 inline std::string wait_bus_message(GstElement *pipeline, const char *name, int ms, std::string *error = nullptr) {

@@ -28,22 +28,6 @@ static PlayerOptions video_only(std::vector<std::string> codecs, std::vector<std
   return o;
 }
 
-// Elements of the server bin made by this factory (encoders per codec, decoders).
-static int count_elements(GstElement *bin, const char *factory) {
-  int n = 0;
-  GstIterator *it = gst_bin_iterate_recurse(GST_BIN(bin));
-  GValue item = G_VALUE_INIT;
-  while (gst_iterator_next(it, &item) == GST_ITERATOR_OK) {
-    GstElement *e = GST_ELEMENT(g_value_get_object(&item));
-    GstElementFactory *f = gst_element_get_factory(e);
-    if (f && g_str_equal(GST_OBJECT_NAME(f), factory)) n++;
-    g_value_reset(&item);
-  }
-  g_value_unset(&item);
-  gst_iterator_free(it);
-  return n;
-}
-
 // A red 440 Hz stream on /cam; `upstream` encodes before the sink ("" : raw input).
 struct CodecServer : ServerPipeline {
   GstElement *sink = nullptr;

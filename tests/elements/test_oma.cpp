@@ -197,21 +197,6 @@ static bool ice_up(HttpClient &http, const std::string &session) {
   });
 }
 
-// Elements of the server bin made by this factory.
-static int count_elements(GstElement *bin, const char *factory) {
-  int n = 0;
-  GstIterator *it = gst_bin_iterate_recurse(GST_BIN(bin));
-  GValue item = G_VALUE_INIT;
-  while (gst_iterator_next(it, &item) == GST_ITERATOR_OK) {
-    GstElementFactory *f = gst_element_get_factory(GST_ELEMENT(g_value_get_object(&item)));
-    if (f && g_str_equal(GST_OBJECT_NAME(f), factory)) n++;
-    g_value_reset(&item);
-  }
-  g_value_unset(&item);
-  gst_iterator_free(it);
-  return n;
-}
-
 // With shared=true the viewer is served by the shared transport (no webrtcbin of its own).
 static void play_restart_and_delete(bool shared) {
   OmaServer s(shared ? "shared-transport=true" : "");
@@ -435,16 +420,7 @@ GST_START_TEST(test_oma_sessions_the_server_ends) {
   // The stream loses its audio input.
   TestPlayer player;
   std::string location = play(player);
-  GstElement *asrc = s.element("asrc");
-  gst_element_set_locked_state(asrc, TRUE);
-  gst_element_set_state(asrc, GST_STATE_NULL);
-  GstPad *src = gst_element_get_static_pad(asrc, "src");
-  GstPad *input = gst_pad_get_peer(src);
-  gst_pad_unlink(src, input);
-  gst_element_release_request_pad(s.cam, input);
-  gst_object_unref(input);
-  gst_object_unref(src);
-  gst_object_unref(asrc);
+  release_input(s.cam, s.element("asrc"));
   assert_contains(ended_event(location, 5000), "input-removed");
 
   // ICE fails: every check to the offer's candidate goes unanswered.

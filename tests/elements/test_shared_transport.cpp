@@ -31,21 +31,6 @@ using wish_test::PlayerOptions;
 using wish_test::TestPlayer;
 using wish_test::is_red;
 
-// Elements of the server bin made by this factory.
-static int count_elements(GstElement *bin, const char *factory) {
-  int n = 0;
-  GstIterator *it = gst_bin_iterate_recurse(GST_BIN(bin));
-  GValue item = G_VALUE_INIT;
-  while (gst_iterator_next(it, &item) == GST_ITERATOR_OK) {
-    GstElementFactory *f = gst_element_get_factory(GST_ELEMENT(g_value_get_object(&item)));
-    if (f && g_str_equal(GST_OBJECT_NAME(f), factory)) n++;
-    g_value_reset(&item);
-  }
-  g_value_unset(&item);
-  gst_iterator_free(it);
-  return n;
-}
-
 // A red 440 Hz stream on /cam, raw input.
 struct SharedServer : ServerPipeline {
   GstElement *sink = nullptr;
@@ -321,16 +306,7 @@ GST_START_TEST(test_input_removed_ends_viewer) {
   HttpClient http;
   negotiate(http, player, s.url("/cam"));
   fail_unless(player.wait_audio_buffers(10, 10000));
-  GstElement *asrc = s.element("asrc");
-  gst_element_set_locked_state(asrc, TRUE);
-  gst_element_set_state(asrc, GST_STATE_NULL);
-  GstPad *src = gst_element_get_static_pad(asrc, "src");
-  GstPad *input = gst_pad_get_peer(src);
-  gst_pad_unlink(src, input);
-  gst_element_release_request_pad(s.sink, input);
-  gst_object_unref(input);
-  gst_object_unref(src);
-  gst_object_unref(asrc);
+  release_input(s.sink, s.element("asrc"));
   std::string left = wait_bus_message(s.pipeline, "wish-viewer-left", 5000);
   assert_contains(left, "reason=(string)input-removed");
 }
