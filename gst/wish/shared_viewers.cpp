@@ -257,8 +257,8 @@ bool SharedViewers::can_serve(const SessionRequest &request, std::string *why) {
 }
 
 bool SharedViewers::serve(const SessionRequest &request, const std::string &stream, const std::vector<Planned> &planned,
-                          const std::shared_ptr<StreamRegistry> &registry, std::shared_ptr<SessionEvents> events,
-                          SessionCallback &done) {
+                          bool retransmission, const std::shared_ptr<StreamRegistry> &registry,
+                          std::shared_ptr<SessionEvents> events, SessionCallback &done) {
   auto v = std::make_shared<Viewer>();
   v->agent = agent_;
   v->id = request.id;
@@ -269,7 +269,8 @@ bool SharedViewers::serve(const SessionRequest &request, const std::string &stre
     AnswerTrack t;
     t.codec = p.track->codec();
     t.ssrc = v->ssrcs.take();
-    t.rtx_ssrc = t.codec.kind == "video" ? v->ssrcs.take() : 0;
+    t.rtx_ssrc = retransmission && t.codec.kind == "video" ? v->ssrcs.take() : 0;
+    t.nack = retransmission;
     tracks.push_back(t);
   }
   std::string error;
@@ -280,6 +281,7 @@ bool SharedViewers::serve(const SessionRequest &request, const std::string &stre
   }
   ViewerConfig config;
   config.peer_fingerprint = offer_attribute(request.offer, "fingerprint");
+  if (!retransmission) config.history = 0;
   GST_LOG_OBJECT(element_, "viewer %s offer:\n%s", request.id.c_str(), request.offer.c_str());
   std::vector<std::pair<size_t, const AnsweredMedia *>> used;  // planned index, its m-line
   for (const auto &m : *chosen) {

@@ -47,10 +47,11 @@ public:
   // Worker. Whether the shared path can serve this offer (else webrtcbin does).
   static bool can_serve(const SessionRequest &request, std::string *why);
   // Worker. Answers the viewer (done called) and returns true, or returns false without
-  // calling done when the offer is not one it can serve after all.
+  // calling done when the offer is not one it can serve after all. retransmission is
+  // do-retransmission: false answers no nack and no rtx, and NACKs go unanswered.
   bool serve(const SessionRequest &request, const std::string &stream, const std::vector<Planned> &planned,
-             const std::shared_ptr<StreamRegistry> &registry, std::shared_ptr<SessionEvents> events,
-             SessionCallback &done);
+             bool retransmission, const std::shared_ptr<StreamRegistry> &registry,
+             std::shared_ptr<SessionEvents> events, SessionCallback &done);
   // Worker, every tick: viewers silent for longer than timeout_s end.
   void check_silence(guint timeout_s);
   size_t viewer_count() const;

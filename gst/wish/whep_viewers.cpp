@@ -330,9 +330,12 @@ void WhepServer::create_session(const SessionRequest &request, std::shared_ptr<S
                                 SessionCallback done) {
   GST_OBJECT_LOCK(element());
   bool shared = settings.shared_transport;
+  bool ice_servers = !http.stun_server.empty() || !http.turn_servers.empty();
   GST_OBJECT_UNLOCK(element());
   std::string why;
-  if (!shared || !layers_.empty() || !SharedViewers::can_serve(request, &why)) {
+  if (ice_servers) why = "stun-server or turn-servers is set (the shared transport gathers host candidates only)";
+  else if (!layers_.empty()) why = "video-layers is set";
+  if (!shared || !why.empty() || !SharedViewers::can_serve(request, &why)) {
     if (shared) GST_INFO_OBJECT(element(), "viewer %s goes to webrtcbin: %s", request.id.c_str(), why.c_str());
     ServerElement::create_session(request, std::move(events), std::move(done));
     return;
@@ -364,6 +367,9 @@ bool WhepServer::serve_shared(const SessionRequest &request, const std::shared_p
       return false;
     }
   }
+  GST_OBJECT_LOCK(element());
+  bool retransmission = http.do_retransmission;
+  GST_OBJECT_UNLOCK(element());
   std::string stream = request.stream.empty() ? own_name() : request.stream;
   if (auto video = stream_for(request.stream, "video"))
     if (video->simulcast()) return false;  // layers switch on webrtcbin only
@@ -395,7 +401,7 @@ bool WhepServer::serve_shared(const SessionRequest &request, const std::shared_p
     done(std::move(result), adopt_session(viewer, std::move(media)));
     on_answered(*viewer);
   };
-  return shared_->serve(request, stream, planned, registry(), events, answered);
+  return shared_->serve(request, stream, planned, retransmission, registry(), events, answered);
 }
 
 }  // namespace wish

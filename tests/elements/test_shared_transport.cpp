@@ -487,6 +487,32 @@ GST_START_TEST(test_rtx_answers_nack) {
 }
 GST_END_TEST;
 
+// do-retransmission=false: the answer has neither nack nor rtx, as a webrtcbin viewer's,
+// and the viewer still plays on the shared transport.
+GST_START_TEST(test_without_retransmission) {
+  SharedServer s("do-retransmission=false");
+  TestPlayer player(h264());
+  HttpClient http;
+  HttpResult r = negotiate(http, player, s.url("/cam"));
+  fail_unless_equals_int(r.status, 201);
+  fail_unless(r.body.find("rtcp-fb:") != std::string::npos, "%s", r.body.c_str());
+  fail_unless(r.body.find(" nack\r\n") == std::string::npos, "nack answered:\n%s", r.body.c_str());
+  fail_unless(r.body.find("rtx/") == std::string::npos, "rtx answered:\n%s", r.body.c_str());
+  fail_unless(player.wait_video_frames(10, 10000), "no video");
+  fail_unless_equals_int(count_elements(s.sink, "webrtcbin"), 0);
+}
+GST_END_TEST;
+
+// The shared agent gathers host candidates only: with a STUN (or TURN) server set, viewers
+// get a webrtcbin, which gathers through it.
+GST_START_TEST(test_ice_servers_go_to_webrtcbin) {
+  SharedServer s("stun-server=stun://127.0.0.1:9");
+  Player viewer(s.url("/cam"));
+  fail_unless(viewer.wait_video(30, 15000), "the webrtcbin viewer decoded no video");
+  fail_unless_equals_int(count_elements(s.sink, "webrtcbin"), 1);
+}
+GST_END_TEST;
+
 static Suite *shared_transport_suite(void) {
   Suite *s = suite_create("shared-transport");
   TCase *tc = tcase_create("shared-transport");
@@ -508,6 +534,8 @@ static Suite *shared_transport_suite(void) {
   tcase_add_test(tc, test_trickle_patch);
   tcase_add_test(tc, test_ice_restart);
   tcase_add_test(tc, test_rtx_answers_nack);
+  tcase_add_test(tc, test_without_retransmission);
+  tcase_add_test(tc, test_ice_servers_go_to_webrtcbin);
   return s;
 }
 

@@ -89,6 +89,24 @@ GST_START_TEST(test_chromium_vp8_opus) {
 }
 GST_END_TEST;
 
+// do-retransmission=false: neither rtx nor a=rtcp-fb nack, though the offer has both; the
+// keyframe requests (PLI, FIR) stay.
+GST_START_TEST(test_without_retransmission) {
+  std::string error;
+  AnswerTrack video = track("video", "VP8", 90000, 1111);
+  video.nack = false;
+  auto a = write_answer(chromium_offer(), {video, track("audio", "OPUS", 48000, 3333)}, transport(), &error);
+  fail_unless(a.has_value(), "%s", error.c_str());
+  fail_unless_equals_int(a->media[0].payload_type, 96);
+  fail_unless_equals_int(a->media[0].rtx_payload_type, -1);
+  const std::string &s = a->sdp;
+  fail_unless(has_line(s, "m=video 9 UDP/TLS/RTP/SAVPF 96"), "%s", s.c_str());
+  fail_if(has_line(s, "a=rtcp-fb:96 nack"), "%s", s.c_str());
+  fail_if(s.find("rtx/") != std::string::npos || s.find("FID") != std::string::npos, "%s", s.c_str());
+  fail_unless(has_line(s, "a=rtcp-fb:96 nack pli") && has_line(s, "a=rtcp-fb:96 ccm fir"), "%s", s.c_str());
+}
+GST_END_TEST;
+
 GST_START_TEST(test_chromium_h264_profile) {
   std::string error;
   AnswerTrack h264 = track("video", "H264", 90000, 1111);
@@ -148,6 +166,7 @@ static Suite *answer_suite(void) {
   TCase *tc = tcase_create("general");
   suite_add_tcase(s, tc);
   tcase_add_test(tc, test_chromium_vp8_opus);
+  tcase_add_test(tc, test_without_retransmission);
   tcase_add_test(tc, test_chromium_h264_profile);
   tcase_add_test(tc, test_webrtcbin_offer);
   tcase_add_test(tc, test_unusable_offers);

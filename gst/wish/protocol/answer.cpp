@@ -116,7 +116,8 @@ std::optional<Answer> write_answer(std::string_view offer_text, const std::vecto
     const RtpMap &r = m.rtpmap.at(a.payload_type);
     s += rtpmap_line(a.payload_type, r);
     if (!r.fmtp.empty()) s += "a=fmtp:" + pt + " " + r.fmtp + "\r\n";
-    if (a.video) s += "a=rtcp-fb:" + pt + " nack\r\na=rtcp-fb:" + pt + " nack pli\r\na=rtcp-fb:" + pt + " ccm fir\r\n";
+    if (a.video && t.nack) s += "a=rtcp-fb:" + pt + " nack\r\n";
+    if (a.video) s += "a=rtcp-fb:" + pt + " nack pli\r\na=rtcp-fb:" + pt + " ccm fir\r\n";
     if (a.rtx_payload_type >= 0) {
       s += rtpmap_line(a.rtx_payload_type, m.rtpmap.at(a.rtx_payload_type));
       s += "a=fmtp:" + rtx + " apt=" + pt + "\r\n";

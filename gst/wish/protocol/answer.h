@@ -18,6 +18,7 @@ struct AnswerTrack {
   SendCodec codec;          // kind, encoding ("H264", "VP8", "VP9", "OPUS", "PCMU", "PCMA"), clock rate
   uint32_t ssrc = 0;
   uint32_t rtx_ssrc = 0;    // 0: no retransmission stream even when the offer has rtx
+  bool nack = true;         // false: no a=rtcp-fb nack (do-retransmission=false); pli and fir stay
   std::string msid_stream = "wish", msid_track;  // msid_track "" : "<kind><index>"
 };
 

@@ -217,7 +217,7 @@ struct ViewerConnection::TrackState {
 
 ViewerConnection::ViewerConnection(SharedIceAgent *shared, const ViewerConfig &config, ViewerCallbacks callbacks)
     : shared_(shared), config_(config), callbacks_(std::move(callbacks)) {
-  for (const ViewerTrack &t : config.tracks) tracks_.emplace_back(t, std::max(1u, config.history));
+  for (const ViewerTrack &t : config.tracks) tracks_.emplace_back(t, config.history);
   scratch_.resize(1500 + SrtpSession::kMaxTrailer);
 }
 

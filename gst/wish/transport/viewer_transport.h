@@ -54,7 +54,7 @@ struct ViewerConfig {
   std::string peer_fingerprint;                             // "sha-256 AB:CD:..."
   std::string cname = "wish";
   std::vector<ViewerTrack> tracks;
-  unsigned history = 512;          // packets kept per video track to answer NACKs
+  unsigned history = 512;          // packets kept per video track to answer NACKs (0: NACKs go unanswered)
   int64_t sr_interval_us = 1000000;
 };
 
