@@ -48,14 +48,20 @@ public:
   }
   void set_source(const std::shared_ptr<Track> &track) override {
     std::shared_ptr<Track> old;
+    std::shared_ptr<ViewerConnection> conn;
     {
       std::lock_guard<std::mutex> lock(mutex_);
       if (closed_) return;
       old = source_.lock();
       source_ = track;
+      conn = conn_.lock();
     }
     if (old != track) Track::move_sink(old, track, shared_from_this());
-    if (track && old != track) track->request_keyframe();
+    // A connected viewer re-pointed (switch-stream) needs a key frame of its new source now.
+    // Not before DTLS is up: that key frame could not be sent, and the one asked for when
+    // DTLS connects would wait out the pacing interval behind it.
+    bool connected = conn && conn->state() == ViewerConnection::State::DtlsConnected;
+    if (track && old != track && connected) track->request_keyframe();
   }
   std::shared_ptr<Track> source() const override {
     std::lock_guard<std::mutex> lock(mutex_);

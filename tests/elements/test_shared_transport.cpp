@@ -6,6 +6,7 @@
 #include <gst/gst.h>
 #include <gst/video/video.h>
 
+#include <atomic>
 #include <map>
 #include <memory>
 #include <sstream>
@@ -513,6 +514,67 @@ GST_START_TEST(test_ice_servers_go_to_webrtcbin) {
 }
 GST_END_TEST;
 
+// A stream without audio, a viewer that offers audio too: the answer rejects its audio
+// m-line in a form webrtcbin takes (it wants ICE credentials and a fingerprint on every
+// m-line), and the video plays.
+GST_START_TEST(test_rejected_mline_answer_plays) {
+  ServerPipeline p;
+  p.start("whepserversink name=cam path=/cam" + p.props +
+          " videotestsrc is-live=true pattern=red ! video/x-raw,width=320,height=240,framerate=30/1 ! cam.");
+  GstElement *sink = p.element("cam");
+  Player viewer(p.url("/cam"));
+  fail_unless(viewer.wait_video(30, 10000), "whepsrc decoded no video: %s", viewer.wait_message("error", 1).c_str());
+  fail_unless_equals_int(count_elements(sink, "webrtcbin"), 0);
+  gst_object_unref(sink);
+}
+GST_END_TEST;
+
+// The first element of a bin, at any depth, made by this factory (a reference; null when none).
+static GstElement *find_element(GstElement *bin, const char *factory) {
+  GstElement *found = nullptr;
+  GstIterator *it = gst_bin_iterate_recurse(GST_BIN(bin));
+  GValue item = G_VALUE_INIT;
+  while (!found && gst_iterator_next(it, &item) == GST_ITERATOR_OK) {
+    GstElement *e = GST_ELEMENT(g_value_get_object(&item));
+    GstElementFactory *f = gst_element_get_factory(e);
+    if (f && g_str_equal(GST_OBJECT_NAME(f), factory)) found = GST_ELEMENT(gst_object_ref(e));
+    g_value_reset(&item);
+  }
+  g_value_unset(&item);
+  gst_iterator_free(it);
+  return found;
+}
+
+static GstPadProbeReturn count_force_key_unit(GstPad *, GstPadProbeInfo *info, gpointer data) {
+  if (gst_video_event_is_force_key_unit(GST_PAD_PROBE_INFO_EVENT(info)))
+    static_cast<std::atomic<int> *>(data)->fetch_add(1);
+  return GST_PAD_PROBE_OK;
+}
+
+// A joining viewer costs the encoder one key frame, asked for once DTLS is up: one asked for
+// before (when its outputs were attached) could not reach it and held the one that could
+// behind the key frame pacing (500 ms), so the first picture came late.
+GST_START_TEST(test_joining_viewer_asks_one_keyframe) {
+  SharedServer s("key-int-max=600");  // no key frame of the encoder's own in the test's time
+  GstElement *encoder = nullptr;
+  fail_unless(wait_until(5000, [&] { return (encoder = find_element(s.sink, "x264enc")) != nullptr; }),
+              "no x264enc in the server");
+  static std::atomic<int> requests;  // outlives the pad, should the test fail with the probe on
+  requests = 0;
+  GstPad *src = gst_element_get_static_pad(encoder, "src");
+  gulong probe = gst_pad_add_probe(src, GST_PAD_PROBE_TYPE_EVENT_UPSTREAM, count_force_key_unit, &requests, nullptr);
+  {
+    Player viewer(s.url("/cam"), "audio-codecs=none");
+    fail_unless(viewer.wait_video(1, 10000), "no video");
+    fail_unless_equals_int(requests.load(), 1);
+    fail_unless_equals_int(count_elements(s.sink, "webrtcbin"), 0);
+  }
+  gst_pad_remove_probe(src, probe);
+  gst_object_unref(src);
+  gst_object_unref(encoder);
+}
+GST_END_TEST;
+
 static Suite *shared_transport_suite(void) {
   Suite *s = suite_create("shared-transport");
   TCase *tc = tcase_create("shared-transport");
@@ -536,6 +598,8 @@ static Suite *shared_transport_suite(void) {
   tcase_add_test(tc, test_rtx_answers_nack);
   tcase_add_test(tc, test_without_retransmission);
   tcase_add_test(tc, test_ice_servers_go_to_webrtcbin);
+  tcase_add_test(tc, test_joining_viewer_asks_one_keyframe);
+  tcase_add_test(tc, test_rejected_mline_answer_plays);
   return s;
 }
 

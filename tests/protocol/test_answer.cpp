@@ -138,6 +138,19 @@ GST_START_TEST(test_webrtcbin_offer) {
   fail_unless_equals_int(a->media[1].track, -1);
   fail_unless(a->sdp.find("m=audio 0 UDP/TLS/RTP/SAVPF 8") != std::string::npos, "%s", a->sdp.c_str());
   fail_unless(has_line(a->sdp, "a=group:BUNDLE video0"));
+  // Every m-line has the ICE credentials and fingerprint, the rejected one too: webrtcbin 1.22
+  // rejects an answer with any m-line without them.
+  auto parsed = parse_sdp(a->sdp, &error);
+  fail_unless(parsed.has_value(), "%s", error.c_str());
+  size_t from = 0;
+  for (size_t k = 0; k < parsed->media.size(); k++) {
+    size_t m = a->sdp.find("\nm=", from), next = a->sdp.find("\nm=", m + 3);
+    std::string section = a->sdp.substr(m, next == std::string::npos ? std::string::npos : next - m);
+    fail_unless(has_line(section, "a=fingerprint:sha-256 AA:BB") && has_line(section, "a=ice-ufrag:wish") &&
+                    has_line(section, "a=ice-pwd:abcdefghijklmnopqrstuvwx"),
+                "m-line %zu without ICE credentials or fingerprint:\n%s", k, a->sdp.c_str());
+    from = m + 3;
+  }
   // With PCMA to send, it is taken.
   a = write_answer(kWebrtcbinOffer, {track("audio", "PCMA", 8000, 3333)}, transport(), &error);
   fail_unless(a.has_value(), "%s", error.c_str());

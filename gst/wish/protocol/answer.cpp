@@ -97,9 +97,12 @@ std::optional<Answer> write_answer(std::string_view offer_text, const std::vecto
     const MediaSection &m = offer->media[k];
     const AnsweredMedia &a = answer.media[k];
     if (a.track < 0) {
-      // Rejected: the offer's first format keeps the m-line well-formed.
+      // Rejected: the offer's first format keeps the m-line well-formed. The ICE credentials
+      // and fingerprint too: webrtcbin (1.22) rejects an answer with any m-line without them.
       std::string fmt = m.formats.empty() ? "0" : std::to_string(m.formats.front());
       s += "m=" + m.kind + " 0 " + m.proto + " " + fmt + "\r\nc=IN IP4 0.0.0.0\r\n";
+      s += "a=ice-ufrag:" + transport.ice_ufrag + "\r\na=ice-pwd:" + transport.ice_pwd + "\r\n";
+      s += "a=fingerprint:sha-256 " + transport.fingerprint + "\r\na=setup:passive\r\n";
       if (!m.mid.empty()) s += "a=mid:" + m.mid + "\r\n";
       s += "a=inactive\r\n";
       continue;
