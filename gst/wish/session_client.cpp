@@ -327,10 +327,12 @@ void SessionClient::on_post_response(unsigned gen, std::string url, Response res
   }
   PostDecision d = decide_post(url, resp, unix_now());
   GST_INFO_OBJECT(element_, "POST %s -> %u", url.c_str(), resp.status);
-  // A server coming back behind a proxy or load balancer answers 500/502/504 for a while:
-  // while reconnecting that is one more server that is not there yet.
+  // A server coming back behind a proxy or load balancer answers 500/502/504 for a while,
+  // and one whose HTTP server is up before (or still, while it stops) its endpoint is
+  // mounted answers 404: while reconnecting to an endpoint that played, that is one more
+  // server that is not there yet.
   if (attempts_ > 0 && d.outcome == PostOutcome::Fail &&
-      (resp.status == 500 || resp.status == 502 || resp.status == 504)) {
+      (resp.status == 404 || resp.status == 500 || resp.status == 502 || resp.status == 504)) {
     reconnect("server answered " + std::to_string(resp.status), attempt_began_);
     return;
   }

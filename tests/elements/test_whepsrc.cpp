@@ -190,6 +190,32 @@ GST_START_TEST(test_server_restart) {
 }
 GST_END_TEST;
 
+// While whepsrc reconnects, an endpoint answering 404 is one more server not back yet: the
+// port's HTTP server is up (another element keeps it, or the server is stopping or starting)
+// without the endpoint. whepsrc goes on trying and plays once the endpoint is back.
+GST_START_TEST(test_reconnect_through_404) {
+  unsigned port = free_port();
+  std::string props = "port=" + std::to_string(port);
+  Server other(props + " path=/other");  // keeps the HTTP server of the port up
+  auto server = std::make_unique<Server>(props);
+  fail_unless(server->wait_ready());
+  Player player(server->url(), "max-reconnects=-1");
+  fail_unless(player.wait_video(30, 15000));
+  server.reset();
+  fail_if(player.wait_message("wish-reconnecting", 15000).empty());
+  wish_test::HttpClient http;
+  fail_unless_equals_int(http.request("POST", other.url("/whep"), {{"Content-Type", "application/sdp"}}, kStaticOffer).status,
+                         404);
+  g_usleep(2 * G_USEC_PER_SEC);  // attempts meet the 404
+  std::string error;
+  fail_unless(player.wait_message("error", 1000, &error).empty(), "whepsrc gave up: %s", error.c_str());
+  server = std::make_unique<Server>(props);
+  fail_unless(server->wait_ready());
+  guint64 before = player.video;
+  fail_unless(player.wait_video(before + 30, 30000), "no video after the endpoint came back");
+}
+GST_END_TEST;
+
 // A server process of its own on `port`; returns its pid once it answers HTTP.
 static GPid start_server_process(unsigned port, gint64 *answering_us) {
   std::string port_prop = "port=" + std::to_string(port);
@@ -716,6 +742,7 @@ static Suite *whepsrc_suite(void) {
   tcase_add_test(tc, test_eos_does_not_block);
   tcase_add_test(tc, test_ice_restart);
   tcase_add_test(tc, test_server_restart);
+  tcase_add_test(tc, test_reconnect_through_404);
   tcase_add_test(tc, test_server_killed);
   tcase_add_test(tc, test_delete_on_stop);
   tcase_add_test(tc, test_encoded_output);
