@@ -580,12 +580,15 @@ void ServerElement::end_session(ServerSession &session, const std::string &reaso
   if (release_now || !session.answered) release(id, reason);
 }
 
+gint64 ServerSession::last_heard_us() const { return peer && peer->watching() ? peer->last_rx() : -1; }
+
 // Peers send RTCP every second or so: one that vanished without DELETE goes silent.
 void ServerElement::check_liveness() {
   gint64 timeout_us = static_cast<gint64>(silence_timeout_s()) * G_USEC_PER_SEC;
   gint64 now = g_get_monotonic_time();
   for (const auto &s : sessions()) {
-    if (s->ending || !s->peer || !s->peer->watching() || now - s->peer->last_rx() <= timeout_us) continue;
+    gint64 heard = s->ending ? -1 : s->last_heard_us();
+    if (heard < 0 || now - heard <= timeout_us) continue;
     GST_INFO_OBJECT(element_, "nothing heard from session %s for %u s", s->id.c_str(), silence_timeout_s());
     end_session(*s, "timeout");
   }

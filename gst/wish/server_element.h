@@ -101,6 +101,9 @@ struct ServerSession {
   bool ending = false;      // reported ended, waiting for the endpoint to drop it
   std::string state = "new";  // connection state; written under sessions_mutex_
   std::string ice_state = "new";  // ICE connection state (W3C names); written under sessions_mutex_
+  // Worker. Monotonic time (us) of the last packet from the peer once it is watched
+  // (connected), -1 before: check_liveness ends sessions silent for longer than the timeout.
+  virtual gint64 last_heard_us() const;
 };
 
 class ServerElement : public MediaBackend {

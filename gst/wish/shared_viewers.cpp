@@ -379,17 +379,9 @@ bool SharedViewers::serve(const SessionRequest &request, const std::string &stre
   return true;
 }
 
-void SharedViewers::check_silence(guint timeout_s) {
-  std::vector<std::shared_ptr<Viewer>> live;
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    for (const auto &w : viewers_)
-      if (auto v = w.lock()) live.push_back(v);
-  }
-  gint64 now = g_get_monotonic_time();
-  for (const auto &v : live)
-    if (timeout_s && v->connected && now - v->heard_us > gint64(timeout_s) * G_USEC_PER_SEC && !v->ended.exchange(true))
-      v->events->ended("timeout");
+gint64 SharedViewers::last_heard_us(const Viewer &v) {
+  gint64 heard = v.heard_us.load();  // 0 for a moment after connected is set
+  return v.connected && !v.ended && heard > 0 ? heard : -1;
 }
 
 std::shared_ptr<SharedViewers::Viewer> SharedViewers::find(const std::string &id) const {

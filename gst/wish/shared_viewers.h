@@ -52,13 +52,14 @@ public:
   bool serve(const SessionRequest &request, const std::string &stream, const std::vector<Planned> &planned,
              bool retransmission, const std::shared_ptr<StreamRegistry> &registry,
              std::shared_ptr<SessionEvents> events, SessionCallback &done);
-  // Worker, every tick: viewers silent for longer than timeout_s end.
-  void check_silence(guint timeout_s);
   size_t viewer_count() const;
 
   struct Viewer;  // shared_viewers.cpp
   // Worker. The viewer of session `id` once serve() answered it; null when none.
   std::shared_ptr<Viewer> find(const std::string &id) const;
+  // Any thread: when the viewer's last SRTCP came, once DTLS connected; -1 before, or once it
+  // ended (the element's liveness check ends the silent ones, as it does webrtcbin viewers).
+  static gint64 last_heard_us(const Viewer &v);
   // Any thread: what a viewer was sent and what its RTCP said, as the element reports it for
   // webrtcbin viewers (their connection-state names).
   struct Figures {

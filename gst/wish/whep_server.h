@@ -36,7 +36,7 @@ struct Settings {
   EncoderSettings encoder;
   guint viewer_timeout = 10;  // seconds without a packet from a connected viewer
   std::string video_layers;   // lower layers of the video ladder, as parse_video_layers() reads them
-  bool shared_transport = false;  // viewers on one shared ICE agent where they can be (shared_viewers.h)
+  bool shared_transport = true;   // viewers on one shared ICE agent where they can be (shared_viewers.h)
 };
 
 // The rid of the stream's own video, the top of a ladder.
@@ -122,6 +122,9 @@ struct Viewer : ServerSession {
     n.retransmitted = stats.retransmitted;
     n.layer_switches = layer_switches;
     return n;
+  }
+  gint64 last_heard_us() const override {
+    return shared ? SharedViewers::last_heard_us(*shared) : ServerSession::last_heard_us();
   }
   void sample_stats() {
     if (shared) {

@@ -202,12 +202,6 @@ void WhepServer::on_released(ServerSession &session, const std::string &reason) 
 // Worker: what the metrics show, read where sessions are set up (their slots are written on
 // this thread), kept for the HTTP thread that serves the metrics.
 void WhepServer::tick() {
-  if (shared_) {
-    GST_OBJECT_LOCK(element());
-    guint timeout = settings.viewer_timeout;
-    GST_OBJECT_UNLOCK(element());
-    shared_->check_silence(timeout);
-  }
   Metrics m;
   {
     std::lock_guard<std::mutex> lock(sent_mutex_);
