@@ -3,7 +3,10 @@
 // process of its own on 127.0.0.1; prints how many play within 5 s and their join times (from
 // PLAYING to the first video buffer), and the server's threads and RSS before and after.
 //
-//   bench/burst [--shared-transport] [viewers]      (default 100)
+//   bench/burst [--webrtcbin] [viewers]      (default 100)
+//
+// --webrtcbin: the server gives every viewer a webrtcbin (shared-transport=false) instead of
+// the shared transport of its default.
 #include <gst/gst.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -45,8 +48,8 @@ struct Viewer {
 
 int main(int argc, char **argv) {
   gst_init(&argc, &argv);
-  bool shared = argc > 1 && std::string(argv[1]) == "--shared-transport";
-  if (shared) {
+  bool webrtcbin = argc > 1 && std::string(argv[1]) == "--webrtcbin";
+  if (webrtcbin) {
     argv++;
     argc--;
   }
@@ -60,7 +63,7 @@ int main(int argc, char **argv) {
                                    "http-max-requests-per-client=0", "http-max-connections-per-client=0",
                                    "videotestsrc", "is-live=true", "!", "video/x-raw,width=640,height=360,framerate=30/1",
                                    "!", "s.", "audiotestsrc", "is-live=true", "!", "s."};
-  if (shared) args.insert(args.begin() + 3, "shared-transport=true");
+  args.insert(args.begin() + 3, webrtcbin ? "shared-transport=false" : "shared-transport=true");
   pid_t server = fork();
   if (server == 0) {
     std::vector<char *> argv_c;

@@ -14,6 +14,8 @@
 //                              the first viewer of a server: every run a fresh server process
 //                              whose stream just became ready (its first webrtcbin, its DTLS
 //                              certificate) and a cold player; traced as above
+//   --webrtcbin (with any of the above): the server gives every viewer a webrtcbin
+//                              (shared-transport=false) instead of its shared transport
 #include <gst/gst.h>
 #include <unistd.h>
 #include <poll.h>
@@ -93,12 +95,17 @@ static const char *kServer =
     "whepserversink name=s address=127.0.0.1 port=0 ice-local-addresses=127.0.0.1 key-int-max=60 "
     "videotestsrc is-live=true ! video/x-raw,width=640,height=360,framerate=30/1 ! s. "
     "audiotestsrc is-live=true ! s.";
+// --webrtcbin; the fresh server processes of --first-viewer learn it from the environment.
+static const char *kWebrtcbinEnv = "WISH_TTFF_WEBRTCBIN";
+static bool webrtcbin_viewers = false;
 
 // 30 fps, keyframe every 60 frames: a player joining at a random time would wait up to 2 s
 // for a keyframe without the element's key unit request.
 static GstElement *start_server(guint *port) {
   GError *err = nullptr;
-  GstElement *server = gst_parse_launch(kServer, &err);
+  std::string desc = kServer;
+  if (webrtcbin_viewers) desc.insert(desc.find("key-int-max"), "shared-transport=false ");
+  GstElement *server = gst_parse_launch(desc.c_str(), &err);
   if (!server) {
     fprintf(stderr, "%s\n", err->message);
     g_clear_error(&err);
@@ -229,6 +236,7 @@ static void print_answer_times(const std::vector<std::vector<ttff_trace::Event>>
 
 int main(int argc, char **argv) {
   gint64 process_start = g_get_monotonic_time();
+  webrtcbin_viewers = g_getenv(kWebrtcbinEnv) != nullptr;
   // A cold player: this process plays once and prints "<ms from PLAYING> <ms from start>",
   // then its milestones when traced.
   if (argc > 2 && std::string(argv[1]) == "--player") {
@@ -267,6 +275,10 @@ int main(int argc, char **argv) {
     if (a == "--cold") cold = true;
     else if (a == "--trace") tracing = true;
     else if (a == "--first-viewer") first_viewer = tracing = true;
+    else if (a == "--webrtcbin") {
+      webrtcbin_viewers = true;
+      g_setenv(kWebrtcbinEnv, "1", TRUE);
+    }
     else runs = atoi(argv[i]);
   }
   gst_init(nullptr, nullptr);

@@ -681,9 +681,10 @@ static void gst_whep_server_sink_class_init(GstWhepServerSinkClass *klass) {
       g_param_spec_boolean("shared-transport", "Shared transport",
                            "Serve plain WHEP viewers on one ICE agent and thread for all of them (DTLS-SRTP, "
                            "RTX, PLI/FIR, trickle and ICE restart) instead of a webrtcbin each. Offers it cannot "
-                           "serve (counter-offers, transcoding, video-layers, simulcast) still get a webrtcbin. "
-                           "Its viewers are reported as the others are: stats, metrics, messages, WHEP events",
-                           FALSE, flags));
+                           "serve (counter-offers, transcoding, video-layers, simulcast, a=setup:passive, "
+                           "stun-server or turn-servers set) still get a webrtcbin. Its viewers are reported as "
+                           "the others are: stats, metrics, messages, WHEP events. false: a webrtcbin per viewer",
+                           TRUE, flags));
   g_object_class_install_property(gobject_class, PROP_STATS,
       g_param_spec_boxed("stats", "Statistics",
                          "viewer-count, inputs-ready (inputs whose stream can be served) and viewers, a list "

@@ -302,7 +302,8 @@ static int count_webrtcbins(GstElement *bin) {
 
 // Without the token nothing is set up: not one webrtcbin, whatever the request carries.
 GST_START_TEST(test_unauthenticated_post_creates_nothing) {
-  Server server("auth-token=secret http-max-requests-per-client=0");
+  // A webrtcbin per viewer: the count of webrtcbins made tells what a request set up.
+  Server server("auth-token=secret http-max-requests-per-client=0 shared-transport=false");
   fail_unless(server.wait_ready());
   std::atomic<int> created{0};
   g_signal_connect(server.pipeline, "deep-element-added", G_CALLBACK(+[](GstBin *, GstBin *, GstElement *e, gpointer d) {
@@ -508,9 +509,28 @@ static std::vector<unsigned> candidate_ports(GstElement *bin) {
   return ports;
 }
 
-// ice-port-range keeps the candidates of servers and clients in their range.
+// The UDP candidates' ports of the answer to a POST of kStaticOffer (TCP active ones name none).
+static std::vector<unsigned> answer_ports(const std::string &url) {
+  HttpClient http;
+  HttpResult r = http.request("POST", url, {{"Content-Type", "application/sdp"}}, kStaticOffer);
+  fail_unless_equals_int(r.status, 201);
+  std::vector<unsigned> ports;
+  GRegex *re = g_regex_new("a=candidate:\\S+ \\d+ (?i:udp) \\d+ \\S+ (\\d+) typ", GRegexCompileFlags(0), GRegexMatchFlags(0), nullptr);
+  GMatchInfo *m = nullptr;
+  for (g_regex_match(re, r.body.c_str(), GRegexMatchFlags(0), &m); g_match_info_matches(m); g_match_info_next(m, nullptr)) {
+    gchar *port = g_match_info_fetch(m, 1);
+    ports.push_back(static_cast<unsigned>(atoi(port)));
+    g_free(port);
+  }
+  g_match_info_free(m);
+  g_regex_unref(re);
+  return ports;
+}
+
+// ice-port-range keeps the candidates of servers and clients in their range: a webrtcbin
+// viewer's and the shared transport's.
 GST_START_TEST(test_ice_port_range) {
-  Server server("ice-port-range=41000-41009");
+  Server server("ice-port-range=41000-41009 shared-transport=false");
   fail_unless(server.wait_ready());
   Player player(server.url(), "ice-port-range=41100-41109");
   fail_unless(player.wait_video(10, 15000));
@@ -519,23 +539,19 @@ GST_START_TEST(test_ice_port_range) {
   for (unsigned p : server_ports) fail_unless(p >= 41000 && p <= 41009, "server candidate on port %u", p);
   for (unsigned p : client_ports) fail_unless(p >= 41100 && p <= 41109, "client candidate on port %u", p);
   g_print("candidate ports: server %u, client %u\n", server_ports[0], client_ports[0]);
-  // The answer says the same (of its UDP candidates: TCP active ones name no port).
-  HttpClient http;
-  HttpResult r = http.request("POST", server.url(), {{"Content-Type", "application/sdp"}}, kStaticOffer);
-  fail_unless_equals_int(r.status, 201);
-  GRegex *re = g_regex_new("a=candidate:\\S+ \\d+ (?i:udp) \\d+ \\S+ (\\d+) typ", GRegexCompileFlags(0), GRegexMatchFlags(0), nullptr);
-  GMatchInfo *m = nullptr;
-  int seen = 0;
-  for (g_regex_match(re, r.body.c_str(), GRegexMatchFlags(0), &m); g_match_info_matches(m); g_match_info_next(m, nullptr)) {
-    gchar *port = g_match_info_fetch(m, 1);
-    unsigned p = static_cast<unsigned>(atoi(port));
-    g_free(port);
-    fail_unless(p >= 41000 && p <= 41009, "answer candidate on port %u", p);
-    seen++;
-  }
-  g_match_info_free(m);
-  g_regex_unref(re);
-  fail_unless(seen > 0);
+  // The answer says the same.
+  std::vector<unsigned> answered = answer_ports(server.url());
+  fail_if(answered.empty());
+  for (unsigned p : answered) fail_unless(p >= 41000 && p <= 41009, "answer candidate on port %u", p);
+  // The shared transport's one agent gathers in the range too, and its viewer plays.
+  Server shared("ice-port-range=41010-41019");
+  fail_unless(shared.wait_ready());
+  Player shared_player(shared.url(), "ice-port-range=41110-41119");
+  fail_unless(shared_player.wait_video(10, 15000));
+  fail_unless_equals_int(count_webrtcbins(shared.sink), 0);
+  answered = answer_ports(shared.url());
+  fail_if(answered.empty());
+  for (unsigned p : answered) fail_unless(p >= 41010 && p <= 41019, "shared answer candidate on port %u", p);
   // A range that is none stops the element from starting.
   GstElement *bad = gst_element_factory_make("whepserversink", nullptr);
   g_object_set(bad, "port", 0u, "address", "127.0.0.1", "ice-port-range", "9-3", nullptr);

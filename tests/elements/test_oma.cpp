@@ -199,7 +199,7 @@ static bool ice_up(HttpClient &http, const std::string &session) {
 
 // With shared=true the viewer is served by the shared transport (no webrtcbin of its own).
 static void play_restart_and_delete(bool shared) {
-  OmaServer s(shared ? "shared-transport=true" : "");
+  OmaServer s(shared ? "shared-transport=true" : "shared-transport=false");
   CallbackServer callbacks;
   HttpClient http;
   // Two subscriptions of the user, one in each format.

@@ -3,7 +3,9 @@
 // sender retransmits them on the rtx payload type, and nearly every frame still decodes.
 // whepserversink -> whepsrc and whipsink -> whipserversrc; and with do-retransmission=false
 // nothing is retransmitted. Packets lost before the first one a receiver gets cannot be asked
-// for: a relay that lost its publisher's first keyframe asks for a new one.
+// for: a relay that lost its publisher's first keyframe asks for a new one. Where the server's
+// own counters (its viewer's rtprtxsend) are read, it gives every viewer a webrtcbin
+// (shared-transport=false); test_shared_transport checks NACK/RTX on the shared transport.
 #include <gst/rtp/gstrtpbuffer.h>
 #include <gst/webrtc/webrtc.h>
 
@@ -112,7 +114,7 @@ static double metric(const std::string &text, const std::string &sample) {
 }
 
 GST_START_TEST(test_whep_retransmits_lost_packets) {
-  Server server("metrics-path=/metrics", "videotestsrc is-live=true ! video/x-raw,width=320,height=240,framerate=30/1 ! s.");
+  Server server("metrics-path=/metrics shared-transport=false", "videotestsrc is-live=true ! video/x-raw,width=320,height=240,framerate=30/1 ! s.");
   fail_unless(server.wait_ready(1));
   // whepsrc offers H.264 first as payload type 102; whepserversink sends it on that one.
   Player player(server.url(), "video-codecs=h264 audio-codecs=none latency=200");
@@ -204,7 +206,8 @@ GST_END_TEST;
 // The answers carry rtx for the codec chosen; whepsrc's offer has one for every codec
 // (webrtcbin 1.22 makes one for the first codec only).
 GST_START_TEST(test_offer_and_answer_carry_rtx) {
-  Server server("", "videotestsrc is-live=true ! video/x-raw,width=320,height=240,framerate=30/1 ! vp8enc deadline=1 ! s.");
+  Server server("shared-transport=false",
+                "videotestsrc is-live=true ! video/x-raw,width=320,height=240,framerate=30/1 ! vp8enc deadline=1 ! s.");
   fail_unless(server.wait_ready(1));
   // VP8 is second in whepsrc's offer (payload type 96).
   Player player(server.url(), "video-codecs=h264,vp8 audio-codecs=none latency=200");

@@ -46,8 +46,9 @@ if (!(codec in CODECS)) {
   console.error(`usage: node ${path.basename(process.argv[1])} <h264|vp8>`);
   process.exit(2);
 }
-// "shared": the server runs with shared-transport=true, and the viewer must be served by the
-// shared transport (its log says when an offer goes to a webrtcbin instead).
+// "shared": the server runs with shared-transport=true (the default), and the viewer must be
+// served by the shared transport (its log says when an offer goes to a webrtcbin instead);
+// without it, shared-transport=false: a webrtcbin per viewer.
 const shared = process.argv[3] === 'shared';
 const TAG = `chromium-whep ${codec}${shared ? ' shared' : ''}`;
 const { log, check, failed: anyFailed } = reporter(TAG);
@@ -64,7 +65,7 @@ function startGst(port) {
   const args = [
     '-e',
     'whepserversink', 'name=s', `port=${port}`, `address=${HOST}`, `ice-local-addresses=${HOST}`,
-    `video-codec=${codec}`, ...(shared ? ['shared-transport=true'] : []),
+    `video-codec=${codec}`, `shared-transport=${shared}`,
     'videotestsrc', 'is-live=true', '!', 'video/x-raw,width=320,height=240,framerate=30/1', '!', 's.',
     'audiotestsrc', 'is-live=true', '!', 's.',
   ];
