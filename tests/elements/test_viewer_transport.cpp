@@ -418,6 +418,7 @@ int entries(const char *dir) {
 struct Pair {
   std::shared_ptr<ViewerConnection> server, peer;
   std::atomic<int> received{0};
+  std::atomic<gint64> peer_ice_us{0}, peer_dtls_us{0};  // when the peer's ICE, then DTLS, connected
 };
 
 ViewerTrack audio_track(uint32_t ssrc) {
@@ -443,6 +444,10 @@ void connect_pair(SharedIceAgent &server, SharedIceAgent &peers, Pair *p, const 
   pc.dtls_role = DtlsSession::Role::Client;
   pc.peer_fingerprint = fp;
   ViewerCallbacks pcb;
+  pcb.on_state = [p](ViewerCallbacks::State s) {
+    if (s == ViewerCallbacks::State::IceConnected) p->peer_ice_us = g_get_monotonic_time();
+    if (s == ViewerCallbacks::State::DtlsConnected) p->peer_dtls_us = g_get_monotonic_time();
+  };
   pcb.on_rtp = [p, peer_rtp](const uint8_t *d, size_t n) {
     if (peer_rtp) peer_rtp(d, n);
     p->received++;
@@ -497,6 +502,13 @@ GST_START_TEST(test_viewers_come_and_go_leave_nothing) {
       fail_unless(all, "round %d: server %d (%s), peer %d (%s), %d received", round, static_cast<int>(p->server->state()),
                   p->server->error().c_str(), static_cast<int>(p->peer->state()), p->peer->error().c_str(),
                   p->received.load());
+    // The peer (DTLS client) sends its ClientHello as it starts, before ICE has a pair to
+    // send on: held, it goes once ICE connects, and the handshake takes milliseconds. Lost,
+    // it went again at the DTLS retransmission timer, a second later.
+    for (auto &p : pairs) {
+      gint64 ms = (p->peer_dtls_us - p->peer_ice_us) / 1000;
+      fail_unless(p->peer_ice_us > 0 && ms < 900, "round %d: DTLS connected %" G_GINT64_FORMAT " ms after ICE", round, ms);
+    }
     for (auto &p : pairs) {
       p->server->close();
       p->peer->close();

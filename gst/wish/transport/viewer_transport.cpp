@@ -177,8 +177,11 @@ std::shared_ptr<ViewerConnection> SharedIceAgent::add_viewer(const ViewerConfig 
     ViewerConnection *raw = conn.get();
     conn->dtls_ = std::make_unique<DtlsSession>(dtls_, config.dtls_role, config.peer_fingerprint,
                                                 [this, raw](const uint8_t *d, size_t n) {
-                                                  nice_agent_send(agent_, raw->stream_, 1, static_cast<guint>(n),
-                                                                  reinterpret_cast<const gchar *>(d));
+                                                  if (nice_agent_send(agent_, raw->stream_, 1, static_cast<guint>(n),
+                                                                      reinterpret_cast<const gchar *>(d)) < 0 &&
+                                                      raw->state() == ViewerConnection::State::New &&
+                                                      raw->unsent_dtls_.size() < 16)
+                                                    raw->unsent_dtls_.emplace_back(d, d + n);
                                                 });
     {
       std::lock_guard<std::mutex> lock(streams_mutex_);
@@ -302,7 +305,12 @@ void ViewerConnection::set_state(State s, const std::string &error) {
 }
 
 void ViewerConnection::on_ice_state(unsigned state) {
-  if (state == NICE_COMPONENT_STATE_READY && this->state() == State::New) set_state(State::IceConnected);
+  if (state == NICE_COMPONENT_STATE_READY && this->state() == State::New) {
+    set_state(State::IceConnected);
+    for (const auto &d : unsent_dtls_)
+      nice_agent_send(shared_->agent_, stream_, 1, static_cast<guint>(d.size()), reinterpret_cast<const gchar *>(d.data()));
+    unsent_dtls_.clear();
+  }
   // A failed check list may still recover with candidates trickled later: DTLS decides.
   else if (state == NICE_COMPONENT_STATE_FAILED && this->state() == State::New)
     set_state(State::Failed, "ICE failed");

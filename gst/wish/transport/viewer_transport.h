@@ -184,6 +184,10 @@ private:
   // Agent's thread only: the DTLS session, SRTCP unprotect (libsrtp's inbound context).
   std::unique_ptr<DtlsSession> dtls_;
   std::vector<uint8_t> in_buf_;
+  // Agent's thread only: DTLS datagrams libnice could not send yet (no pair selected on our
+  // side while the peer, whose checks succeeded first, already sent its ClientHello), sent
+  // when ICE connects instead of at the DTLS retransmission timer a second later.
+  std::vector<std::vector<uint8_t>> unsent_dtls_;
 
   // Lock order: send_mutex_ before error_mutex_; streams_mutex_ is never held with either.
   // Guards the outbound side: SrtpSession (its outbound context; init), tracks_, scratch_,
