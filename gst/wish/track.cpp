@@ -37,11 +37,13 @@ std::vector<std::shared_ptr<Track>> KeyframeRequests::tracks_locked(const std::v
   return out;
 }
 
-void KeyframeRequests::want(int index) {
+void KeyframeRequests::want(int index, bool own_encoder) {
+  constexpr gint64 kOwnEncoderIntervalUs = 200 * 1000;
   std::vector<std::shared_ptr<Track>> send;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     gint64 now = g_get_monotonic_time();
+    pacer_.set_min_interval_us(own_encoder ? kOwnEncoderIntervalUs : KeyframePacer::Config().min_interval_us);
     send = tracks_locked(pacer_.want(index, now));
     if (send.empty()) GST_DEBUG("key frame of encoding %d: asked for, waits", index);
     schedule_locked(now);
@@ -282,7 +284,7 @@ void Track::request_keyframe() {
     share_keyframe_requests(std::make_shared<KeyframeRequests>());
     requests = keyframe_requests(&index);
   }
-  requests->want(index);
+  requests->want(index, static_cast<bool>(raw_source().get()));
 }
 
 void Track::send_keyframe_request() {

@@ -29,7 +29,10 @@ public:
   KeyframeRequests &operator=(const KeyframeRequests &) = delete;
   // A track of the sender: its index for the calls below.
   int join(const std::shared_ptr<Track> &track);
-  void want(int index);
+  // own_encoder: the track is encoded here (raw input), by an encoder that honours every
+  // request; its requests are paced only to bound what a burst of joins costs (200 ms, not
+  // the 500 ms a publisher's encoder needs).
+  void want(int index, bool own_encoder = false);
   // Called for each packet of the track: true while it should look for a key frame.
   bool wanted(int index) const;
   void keyframe(int index);

@@ -50,6 +50,27 @@ GST_START_TEST(test_requests_within_the_interval_coalesce) {
 }
 GST_END_TEST;
 
+// An encoder of our own honours every request: its pacing is shorter, and a request made
+// 300 ms after the last goes at once where a publisher's waits for the 500 ms.
+GST_START_TEST(test_shorter_interval_for_own_encoder) {
+  KeyframePacer p;
+  int e = p.add_encoding();
+  fail_unless_equals_int(p.want(e, 0).size(), 1);
+  p.keyframe(e);
+  fail_unless(p.want(e, 300 * 1000).empty(), "a publisher's request went within 500 ms");
+  p.keyframe(e);
+  KeyframePacer own;
+  own.set_min_interval_us(200 * 1000);
+  e = own.add_encoding();
+  fail_unless_equals_int(own.want(e, 0).size(), 1);
+  own.keyframe(e);
+  fail_unless(own.want(e, 100 * 1000).empty(), "a request went within 200 ms");
+  fail_unless_equals_int(own.poll(200 * 1000).size(), 1);
+  own.keyframe(e);
+  fail_unless_equals_int(own.want(e, 500 * 1000).size(), 1);
+}
+GST_END_TEST;
+
 GST_START_TEST(test_keyframe_meanwhile_answers_waiting_request) {
   KeyframePacer p(config());
   int v = p.add_encoding();
@@ -104,6 +125,7 @@ static Suite *keyframe_pacer_suite(void) {
   suite_add_tcase(s, tc);
   tcase_add_test(tc, test_first_request_goes_at_once);
   tcase_add_test(tc, test_requests_within_the_interval_coalesce);
+  tcase_add_test(tc, test_shorter_interval_for_own_encoder);
   tcase_add_test(tc, test_keyframe_meanwhile_answers_waiting_request);
   tcase_add_test(tc, test_unanswered_request_goes_again);
   tcase_add_test(tc, test_encodings_of_a_sender_paced_together);

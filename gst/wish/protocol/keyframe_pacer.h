@@ -30,6 +30,8 @@ public:
 
   // A new encoding of the sender; returns its index.
   int add_encoding();
+  // The sender's pacing from now on (Config::min_interval_us).
+  void set_min_interval_us(int64_t us) { config_.min_interval_us = us; }
   // Someone needs a key frame of `encoding` starting after now_us. Returns the encodings to
   // ask for now (empty when the request waits or one under way covers it).
   std::vector<int> want(int encoding, int64_t now_us);
