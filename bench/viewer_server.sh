@@ -1,7 +1,8 @@
 # Sourced by viewer_cost.sh and viewer_threads.sh. start_viewer_server <relay 0|1> <port> starts
 # the server measured (whepserversink encoding 640x360@30 H.264 + Opus, or with relay the
 # WHIP->WHEP relay fed by a whipsink), sets $server to its PID and adds every PID to pids.
-# SINK_PROPS adds properties to the whepserversink (e.g. SINK_PROPS=shared-transport=true).
+# SINK_PROPS adds properties to the whepserversink (e.g. SINK_PROPS=shared-transport=false: a
+# webrtcbin per viewer, what the figures of README.md's viewer_cost and viewer_threads lines are).
 start_viewer_server() {
   local relay="$1" port="$2"
   if ((relay)); then
