@@ -16,6 +16,11 @@ void on_fatal_signal(int sig) {
 
 struct Install {
   Install() {
+    // backtrace() loads libgcc on its first call, which allocates: done in the handler after
+    // malloc found its heap corrupted (it aborts holding its lock), that waited forever and
+    // the crash became a test timeout.
+    void *warm[1];
+    backtrace(warm, 1);
     signal(SIGSEGV, on_fatal_signal);
     signal(SIGABRT, on_fatal_signal);
     signal(SIGBUS, on_fatal_signal);
