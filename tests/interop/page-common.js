@@ -71,7 +71,8 @@ async function postOfferRetrying(endpoint, sdp, maxTries, res, maxWaitMs) {
     const retryAfter = resp.headers.get('Retry-After');
     res.posts.push({ attempt, status: resp.status, retryAfter });
     plog('[post] attempt', attempt, 'status', resp.status, 'Retry-After', retryAfter);
-    if (resp.status !== 409 && resp.status !== 503) break;
+    // The last response goes back unread: the caller reports its status and body.
+    if ((resp.status !== 409 && resp.status !== 503) || attempt === maxTries) break;
     await resp.text().catch(() => '');
     let waitMs = maxWaitMs / 3;
     const secs = Number.parseFloat(retryAfter);
